@@ -1,0 +1,3 @@
+module github.com/shmmon/shmmon
+
+go 1.26
