@@ -1,0 +1,192 @@
+package monitor
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/shmmon/shmmon/shmobj"
+)
+
+// Result is the outcome of one check, with the values of the Boost C++ checker.
+type Result int
+
+// The check results.
+const (
+	OK       Result = 0  // progress, startup grace, restart, or a late (unjudged) check
+	Stalled  Result = -1 // no progress, below the threshold
+	Abnormal Result = -2 // the threshold was reached: the worker is hung
+)
+
+// String returns "ok", "stalled" or "abnormal".
+func (r Result) String() string {
+	switch r {
+	case OK:
+		return "ok"
+	case Stalled:
+		return "stalled"
+	case Abnormal:
+		return "abnormal"
+	}
+	return fmt.Sprintf("result(%d)", int(r))
+}
+
+// Defaults of [Config].
+const (
+	DefaultInterval = time.Second
+	DefaultStalls   = 3
+	// MinGrace is the shortest default startup grace, so that a worker that retries its
+	// open once a second is not judged before it could have beaten.
+	MinGrace = 3 * time.Second
+)
+
+// Config holds the parameters of the check rules. The zero value means the defaults.
+type Config struct {
+	Interval time.Duration // time between checks; 0 means DefaultInterval
+	Stalls   int           // consecutive stalls that make a worker abnormal; 0 means DefaultStalls
+	Grace    time.Duration // startup grace; 0 means 10 intervals, but at least MinGrace
+}
+
+// WithDefaults returns c with its zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Interval == 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.Stalls == 0 {
+		c.Stalls = DefaultStalls
+	}
+	if c.Grace == 0 {
+		c.Grace = max(10*c.Interval, MinGrace)
+	}
+	return c
+}
+
+// Validate reports the first field of c (after defaults) that is out of range.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	switch {
+	case c.Interval < time.Millisecond:
+		return fmt.Errorf("monitor: interval %v: want at least 1ms", c.Interval)
+	case c.Stalls < 1 || c.Stalls > 1<<20:
+		return fmt.Errorf("monitor: stalls %d: want 1 to %d", c.Stalls, 1<<20)
+	case c.Grace < 0:
+		return fmt.Errorf("monitor: grace %v: want 0 (default) or more", c.Grace)
+	}
+	return nil
+}
+
+// clockBase is the origin of the checker's monotonic readings.
+var clockBase = time.Now()
+
+// Checker applies the check rules to a stream of sequence readings. It does no I/O and is
+// not safe for concurrent use. Create it with [NewChecker].
+//
+// Times are kept as monotonic readings (durations since clockBase): only the monotonic
+// clock decides lateness and the grace, and integer arithmetic keeps Observe cheap.
+type Checker struct {
+	cfg          Config
+	last         uint64
+	beaten       bool // a beat (s > 0) was seen since the rules started
+	stalls       int
+	started      time.Duration // when the rules started: the grace runs from here
+	prev         time.Duration // previous check, or started
+	lastProgress time.Duration // valid when beaten
+	progressWall int64         // Unix ns of lastProgress, for the status record
+	state        shmobj.State
+}
+
+// NewChecker returns a Checker whose rules start at now (the object was just published). cfg
+// must be valid; its zero fields take their defaults.
+func NewChecker(cfg Config, now time.Time) *Checker {
+	c := &Checker{cfg: cfg.WithDefaults()}
+	c.Reset(now)
+	return c
+}
+
+// Reset starts the rules over at now, as for a freshly published object: last = 0, no stalls,
+// a new grace period.
+func (c *Checker) Reset(now time.Time) {
+	m := now.Sub(clockBase)
+	*c = Checker{cfg: c.cfg, started: m, prev: m, state: shmobj.StateWaiting}
+}
+
+// Observe judges the sequence seq read at now. now must carry a monotonic clock reading
+// (time.Now does): only the monotonic clock decides lateness and the grace. It makes no
+// system call and no allocation.
+func (c *Checker) Observe(seq uint64, now time.Time) Result {
+	return c.observe(seq, now.Sub(clockBase), now.UnixNano())
+}
+
+// observe is Observe with now as a monotonic reading and Unix ns.
+func (c *Checker) observe(seq uint64, mono time.Duration, wall int64) Result {
+	late := mono-c.prev > 2*c.cfg.Interval
+	c.prev = mono
+	if late {
+		// The monitor was stopped, starved or the machine slept: what happened in between
+		// is unknown, so this check judges nothing. It only follows the sequence.
+		if seq != 0 && seq != c.last {
+			c.progress(seq, mono, wall)
+			if c.state == shmobj.StateWaiting {
+				c.state = shmobj.StateOK
+			}
+		}
+		return OK
+	}
+	switch {
+	case seq > c.last, seq != 0 && seq < c.last:
+		// Progress, or a restarted worker whose counter began again: rebase either way.
+		c.progress(seq, mono, wall)
+		c.stalls = 0
+		c.state = shmobj.StateOK
+		return OK
+	case seq == 0 && !c.beaten && mono-c.started < c.cfg.Grace:
+		return OK // still waiting for the first beat
+	}
+	// No progress: s == last (> 0), a 0 after a beat, or no beat by the end of the grace.
+	c.stalls++
+	if c.stalls >= c.cfg.Stalls {
+		c.state = shmobj.StateAbnormal
+		return Abnormal
+	}
+	c.state = shmobj.StateStalled
+	return Stalled
+}
+
+func (c *Checker) progress(seq uint64, mono time.Duration, wall int64) {
+	c.last, c.beaten, c.lastProgress, c.progressWall = seq, true, mono, wall
+}
+
+// Config returns the checker's configuration, with defaults applied.
+func (c *Checker) Config() Config { return c.cfg }
+
+// Stalls returns the current count of consecutive stalls.
+func (c *Checker) Stalls() int { return c.stalls }
+
+// Last returns the last sequence seen (0 before the first beat).
+func (c *Checker) Last() uint64 { return c.last }
+
+// Beaten reports whether a beat was seen since the rules (re)started.
+func (c *Checker) Beaten() bool { return c.beaten }
+
+// State returns the worker's state after the last check: [shmobj.StateWaiting] before the
+// first beat, then [shmobj.StateOK], [shmobj.StateStalled] or [shmobj.StateAbnormal].
+func (c *Checker) State() shmobj.State { return c.state }
+
+// StalledFor returns how long the sequence has not moved at now: since the last progress, or
+// since the rules started when no beat was seen.
+func (c *Checker) StalledFor(now time.Time) time.Duration {
+	if c.beaten {
+		return now.Sub(clockBase) - c.lastProgress
+	}
+	return now.Sub(clockBase) - c.started
+}
+
+// status is the status record after the last check, made at wall (Unix ns).
+func (c *Checker) status(wall int64) shmobj.Status {
+	return shmobj.Status{
+		LastSeq:      c.last,
+		LastProgress: c.progressWall,
+		LastCheck:    wall,
+		Stalls:       uint32(c.stalls),
+		State:        c.state,
+	}
+}

@@ -1,0 +1,120 @@
+package monitor
+
+import (
+	"testing"
+	"time"
+
+	"github.com/shmmon/shmmon/shmobj"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	tests := []struct {
+		in, want Config
+	}{
+		{Config{}, Config{Interval: time.Second, Stalls: 3, Grace: 10 * time.Second}},
+		{Config{Interval: 50 * time.Millisecond}, Config{Interval: 50 * time.Millisecond, Stalls: 3, Grace: 3 * time.Second}},
+		{Config{Interval: time.Second, Stalls: 5, Grace: time.Second}, Config{Interval: time.Second, Stalls: 5, Grace: time.Second}},
+	}
+	for _, tt := range tests {
+		if have := tt.in.WithDefaults(); have != tt.want {
+			t.Errorf("%+v.WithDefaults() = %+v, want %+v", tt.in, have, tt.want)
+		}
+	}
+	for _, bad := range []Config{{Interval: -1}, {Interval: time.Microsecond}, {Stalls: -1}, {Grace: -time.Second}} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%+v.Validate() = nil, want an error", bad)
+		}
+	}
+}
+
+// step is one check: dt after the previous check (or after the start), the sequence read,
+// and the expected result and stall count.
+type step struct {
+	dt     time.Duration
+	seq    uint64
+	want   Result
+	stalls int
+}
+
+func TestCheckRules(t *testing.T) {
+	const iv = time.Second
+	cfg := Config{Interval: iv, Stalls: 3, Grace: 3 * iv}
+	tests := []struct {
+		name  string
+		steps []step
+		state shmobj.State // after the last step
+	}{
+		{"progress", []step{{iv, 1, OK, 0}, {iv, 2, OK, 0}, {iv, 10, OK, 0}}, shmobj.StateOK},
+		{"stall counts to abnormal", []step{{iv, 5, OK, 0}, {iv, 5, Stalled, 1}, {iv, 5, Stalled, 2}, {iv, 5, Abnormal, 3}, {iv, 5, Abnormal, 4}}, shmobj.StateAbnormal},
+		{"progress resets the count", []step{{iv, 1, OK, 0}, {iv, 1, Stalled, 1}, {iv, 1, Stalled, 2}, {iv, 2, OK, 0}, {iv, 2, Stalled, 1}, {iv, 3, OK, 0}}, shmobj.StateOK},
+		{"resumed after abnormal", []step{{iv, 1, OK, 0}, {iv, 1, Stalled, 1}, {iv, 1, Stalled, 2}, {iv, 1, Abnormal, 3}, {iv, 2, OK, 0}}, shmobj.StateOK},
+		{"zero during grace", []step{{iv, 0, OK, 0}, {iv, 0, OK, 0}, {iv / 2, 1, OK, 0}}, shmobj.StateOK},
+		{"waiting", []step{{iv, 0, OK, 0}}, shmobj.StateWaiting},
+		{"zero after grace is a stall", []step{{iv, 0, OK, 0}, {iv, 0, OK, 0}, {iv, 0, Stalled, 1}, {iv, 0, Stalled, 2}, {iv, 0, Abnormal, 3}}, shmobj.StateAbnormal},
+		{"zero after a beat is a stall, not a rebase", []step{{iv, 7, OK, 0}, {iv, 0, Stalled, 1}, {iv, 7, Stalled, 2}, {iv, 8, OK, 0}}, shmobj.StateOK},
+		{"restart rebases", []step{{iv, 100, OK, 0}, {iv, 1, OK, 0}, {iv, 2, OK, 0}, {iv, 2, Stalled, 1}}, shmobj.StateStalled},
+		{"restart resets the count", []step{{iv, 100, OK, 0}, {iv, 100, Stalled, 1}, {iv, 100, Stalled, 2}, {iv, 1, OK, 0}, {iv, 1, Stalled, 1}}, shmobj.StateStalled},
+		{"late check not judged", []step{{iv, 5, OK, 0}, {iv, 5, Stalled, 1}, {5 * iv, 5, OK, 1}, {iv, 5, Stalled, 2}}, shmobj.StateStalled},
+		{"late check follows the sequence", []step{{iv, 5, OK, 0}, {3 * iv, 9, OK, 0}, {iv, 9, Stalled, 1}, {iv, 10, OK, 0}}, shmobj.StateOK},
+		{"late check keeps the count", []step{{iv, 5, OK, 0}, {iv, 5, Stalled, 1}, {iv, 5, Stalled, 2}, {3 * iv, 6, OK, 2}, {iv, 6, Abnormal, 3}}, shmobj.StateAbnormal},
+		{"exactly two intervals is judged", []step{{iv, 5, OK, 0}, {2 * iv, 5, Stalled, 1}}, shmobj.StateStalled},
+		{"late first check in grace", []step{{5 * iv, 0, OK, 0}}, shmobj.StateWaiting},
+		{"late first beat", []step{{5 * iv, 3, OK, 0}, {iv, 3, Stalled, 1}}, shmobj.StateStalled},
+		{"huge sequence", []step{{iv, 1<<64 - 2, OK, 0}, {iv, 1<<64 - 1, OK, 0}, {iv, 1<<64 - 1, Stalled, 1}}, shmobj.StateStalled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			c := NewChecker(cfg, start)
+			now := start
+			for i, s := range tt.steps {
+				now = now.Add(s.dt)
+				if have := c.Observe(s.seq, now); have != s.want {
+					t.Fatalf("step %d (seq %d after %v): result %v, want %v", i, s.seq, s.dt, have, s.want)
+				}
+				if have := c.Stalls(); have != s.stalls {
+					t.Fatalf("step %d (seq %d): stalls %d, want %d", i, s.seq, have, s.stalls)
+				}
+			}
+			if c.State() != tt.state {
+				t.Errorf("state %v, want %v", c.State(), tt.state)
+			}
+		})
+	}
+}
+
+func TestCheckThresholdOne(t *testing.T) {
+	start := time.Now()
+	c := NewChecker(Config{Interval: time.Second, Stalls: 1}, start)
+	if r := c.Observe(1, start.Add(time.Second)); r != OK {
+		t.Fatalf("first beat: %v", r)
+	}
+	if r := c.Observe(1, start.Add(2*time.Second)); r != Abnormal {
+		t.Fatalf("first stall with threshold 1: %v, want abnormal", r)
+	}
+}
+
+func TestCheckReset(t *testing.T) {
+	start := time.Now()
+	c := NewChecker(Config{Interval: time.Second, Stalls: 3, Grace: 3 * time.Second}, start)
+	now := start
+	for _, seq := range []uint64{50, 50, 50} {
+		now = now.Add(time.Second)
+		c.Observe(seq, now)
+	}
+	if c.Stalls() != 2 || c.Last() != 50 {
+		t.Fatalf("before reset: stalls %d last %d", c.Stalls(), c.Last())
+	}
+	c.Reset(now)
+	if c.Stalls() != 0 || c.Last() != 0 || c.State() != shmobj.StateWaiting || c.Beaten() {
+		t.Fatalf("after reset: stalls %d last %d state %v", c.Stalls(), c.Last(), c.State())
+	}
+	// A new grace: zeros are fine again.
+	now = now.Add(time.Second)
+	if r := c.Observe(0, now); r != OK {
+		t.Errorf("zero right after reset: %v", r)
+	}
+	if d := c.StalledFor(now); d != time.Second {
+		t.Errorf("StalledFor = %v, want 1s since the reset", d)
+	}
+}

@@ -1,0 +1,22 @@
+// Package monitor judges heartbeats: it checks a worker's sequence, counts consecutive
+// stalls, keeps the status record of the object up to date, and runs the watch loop that
+// kills a hung worker.
+//
+// # Check results
+//
+// [Checker.Observe] and [Heartbeat.Check] return the codes of the Boost C++
+// SharedMemoryChecker:
+//
+//   - [OK] (0): the sequence moved (s > last); or the worker restarted and its counter
+//     began again (0 < s < last: last is rebased, stalls reset); or no beat was seen yet and
+//     the startup grace is running; or the check came late (more than 2 intervals after the
+//     previous one, by the monotonic clock: the monitor itself was stopped or starved), which
+//     is not judged — the stall count stays and last follows the sequence.
+//   - [Stalled] (-1): no progress (s == last, or s == 0 after a beat was seen, or s == 0 after
+//     the grace), below the threshold.
+//   - [Abnormal] (-2): the consecutive stall count reached the threshold: the worker is hung
+//     and must be killed. Progress resets the count, so it is never reached by scattered
+//     hiccups.
+//
+// A freshly published object starts the rules over: last = 0, no stalls, a new grace.
+package monitor

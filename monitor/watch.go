@@ -1,0 +1,191 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"syscall"
+	"time"
+
+	"github.com/shmmon/shmmon/proc"
+	"github.com/shmmon/shmmon/shmobj"
+)
+
+// Outcome tells why [Watch.Run] returned.
+type Outcome int
+
+// The outcomes of [Watch.Run].
+const (
+	Stopped Outcome = iota // the context was cancelled
+	Exited                 // the watched process ended by itself
+	Killed                 // the watched process was hung and was killed
+)
+
+// String returns "stopped", "exited" or "killed".
+func (o Outcome) String() string {
+	switch o {
+	case Stopped:
+		return "stopped"
+	case Exited:
+		return "exited"
+	case Killed:
+		return "killed"
+	}
+	return fmt.Sprintf("outcome(%d)", int(o))
+}
+
+// Watch is the watch loop of one object, the engine of `shmmon watch`. Set its fields, then
+// call [Watch.Run] once.
+type Watch struct {
+	Name    string  // object name
+	Options Options // object and check parameters
+
+	// Process, when not nil, is the watched worker: it is killed when the verdict is
+	// [Abnormal], and Run returns when it exits. Without it, Run only reports.
+	Process *proc.Process
+	// Signal is the first signal of the kill escalation; 0 means SIGTERM.
+	Signal syscall.Signal
+	// KillAfter is how long to wait after Signal before SIGKILL; 0 means proc.DefaultKillAfter.
+	KillAfter time.Duration
+	// Keep leaves the object in place when Run returns; by default it is removed.
+	Keep bool
+	// Logger receives one line per state change and per kill step; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Run publishes the object and checks it every interval until ctx is done ([Stopped]), the
+// watched process exits by itself ([Exited]) or is killed after an [Abnormal] verdict
+// ([Killed]). An object deleted, truncated or replaced under it is logged and re-published
+// (its workers follow), and its rules start over. Run returns an error only when the object
+// cannot be published at the start, or the kill failed. Unless Keep is set, the object is
+// removed when Run returns.
+func (w *Watch) Run(ctx context.Context) (Outcome, error) {
+	log := w.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	opts := w.Options
+	opts.Config = opts.WithDefaults()
+	if w.Process != nil {
+		opts.WatchedPid = int64(w.Process.Pid())
+	}
+	h, err := Publish(w.Name, opts, time.Now())
+	if err != nil {
+		return Stopped, err
+	}
+	defer func() {
+		if err := h.Close(!w.Keep); err != nil {
+			log.Error("closing object", "worker", w.Name, "err", err)
+		}
+	}()
+	log.Info("watching", "worker", w.Name, "pid", opts.WatchedPid, "size", h.Segment().Size(),
+		"interval", opts.Interval, "stalls", opts.Stalls, "grace", opts.Grace)
+
+	ticker := time.NewTicker(opts.Interval)
+	defer ticker.Stop()
+	prev := h.Checker().State()
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("stopped", "worker", w.Name)
+			return Stopped, nil
+		case <-ticker.C:
+		}
+		if w.Process != nil && w.Process.Exited() {
+			h.Segment().SetState(shmobj.StateExited)
+			log.Info("state change", "worker", w.Name, "pid", w.Process.Pid(), "seq", h.Checker().Last(),
+				"state", shmobj.StateExited, "event", "exited")
+			return Exited, nil
+		}
+		now := time.Now()
+		r, err := OK, h.Verify()
+		if err == nil {
+			r, err = h.Check(now)
+		}
+		if err != nil {
+			w.republish(h, log, err, now)
+			prev = h.Checker().State()
+			continue
+		}
+		if st := h.Checker().State(); st != prev {
+			w.logState(h, log, prev, r, now)
+			prev = st
+		}
+		if r == Abnormal && w.Process != nil {
+			return w.kill(ctx, h, log, now)
+		}
+	}
+}
+
+// republish replaces an object that went missing, shrank or was replaced, after logging why.
+func (w *Watch) republish(h *Heartbeat, log *slog.Logger, why error, now time.Time) {
+	event := "object-lost"
+	switch {
+	case errors.Is(why, shmobj.ErrGone):
+		event = "object-removed"
+	case errors.Is(why, shmobj.ErrReplaced):
+		event = "object-replaced"
+	case errors.Is(why, shmobj.ErrTruncated), errors.Is(why, shmobj.ErrFault):
+		event = "object-truncated"
+	}
+	if err := h.Republish(now); err != nil {
+		log.Error("cannot re-publish object; will retry", "worker", w.Name, "event", event, "why", why, "err", err)
+		return
+	}
+	log.Warn("object re-published; stall count reset", "worker", w.Name, "event", event, "why", why)
+}
+
+// logState writes the line of a state change.
+func (w *Watch) logState(h *Heartbeat, log *slog.Logger, from shmobj.State, r Result, now time.Time) {
+	c := h.Checker()
+	st := c.State()
+	attrs := []any{"worker", w.Name, "pid", w.pid(h), "seq", c.Last(),
+		"stalls", fmt.Sprintf("%d/%d", c.Stalls(), c.Config().Stalls), "state", st, "from", from, "verdict", int(r)}
+	switch st {
+	case shmobj.StateOK:
+		log.Info("state change", attrs...)
+	case shmobj.StateStalled:
+		log.Warn("state change", append(attrs, "stalled_for", c.StalledFor(now).Round(time.Millisecond))...)
+	default:
+		log.Error("state change", append(attrs, "stalled_for", c.StalledFor(now).Round(time.Millisecond))...)
+	}
+}
+
+// pid returns the pid to show for the worker: the watched one, else the one a Go worker
+// wrote into the object (0 for Boost workers).
+func (w *Watch) pid(h *Heartbeat) int64 {
+	if w.Process != nil {
+		return int64(w.Process.Pid())
+	}
+	if snap, err := h.Segment().Snapshot(); err == nil {
+		return snap.WorkerPid
+	}
+	return 0
+}
+
+// kill runs the escalation on the hung worker and records it.
+func (w *Watch) kill(ctx context.Context, h *Heartbeat, log *slog.Logger, now time.Time) (Outcome, error) {
+	c := h.Checker()
+	base := []any{"worker", w.Name, "seq", c.Last(), "stalled_for", c.StalledFor(now).Round(time.Millisecond)}
+	term, err := w.Process.Terminate(ctx, proc.TerminateOptions{
+		Signal:    w.Signal,
+		KillAfter: w.KillAfter,
+		Log: func(step string, attrs ...any) {
+			log.Warn("kill step", append(append(base, "event", step), attrs...)...)
+		},
+	})
+	if !term.Signalled && term.Exited {
+		// It ended by itself between the verdict and the signal.
+		h.Segment().SetState(shmobj.StateExited)
+		return Exited, nil
+	}
+	if err != nil {
+		return Stopped, fmt.Errorf("monitor: killing pid %d: %w", w.Process.Pid(), err)
+	}
+	h.Segment().AddKill()
+	h.Segment().SetState(shmobj.StateKilled)
+	log.Warn("state change", append(base, "pid", w.Process.Pid(), "state", shmobj.StateKilled,
+		"event", "killed", "sigkill", term.Killed, "took", term.Took.Round(time.Millisecond))...)
+	return Killed, nil
+}

@@ -1,0 +1,210 @@
+// Package proc controls processes through pidfds. It is the only package in
+// shmmon that sends signals, so the rules of SPEC §4 (Killing) live here:
+//
+//   - A process is signalled only through a [Process], which holds a pidfd
+//     taken by [Open] while the pid still names the intended process. Once
+//     that process has exited, every signal through the handle fails with an
+//     error matching [os.ErrProcessDone]; a pid reused by another process is
+//     never hit.
+//   - Pids ≤ 1 and the caller's own pid are refused by [Open], and the
+//     caller's own process group by [Process.SignalGroup], all with
+//     [ErrRefused].
+//   - [Process.Terminate] is the kill escalation: a signal (SIGTERM unless
+//     told otherwise), a wait of up to [TerminateOptions.KillAfter] for the
+//     process to exit, then SIGKILL and a wait of up to [KillWait].
+//
+// A Process never reaps. A child started with os/exec is still reaped by its
+// cmd.Wait; a process that is not the caller's child is reaped by its own
+// parent. Exit is observed through the pidfd, which becomes readable when the
+// process exits, whether or not it has been reaped yet.
+//
+// [StartTime] reads when a process started, so a caller that kept only a pid
+// can tell whether the pid now names another process.
+//
+// All of this needs Linux 5.10 or later. On other platforms [Open] and
+// [StartTime] return an error matching [errors.ErrUnsupported].
+package proc
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+	"time"
+)
+
+var (
+	// ErrRefused is returned, wrapped with the pid or group, for a process
+	// shmmon must never signal: pid ≤ 1 (0 and negative pids address groups,
+	// 1 is init), the caller's own pid, or, for a group signal, the caller's
+	// own process group.
+	ErrRefused = errors.New("proc: refused to signal")
+
+	// ErrNotExist is returned, wrapped with the pid, when there is no such
+	// process. errors.Is reports true for it against [fs.ErrNotExist] too.
+	ErrNotExist error = notExistError{}
+
+	// ErrNotLeader is returned, wrapped with the pid, by
+	// [Process.SignalGroup] when the process does not lead its own process
+	// group.
+	ErrNotLeader = errors.New("proc: not a process group leader")
+)
+
+// notExistError is the type of [ErrNotExist]: a sentinel that also matches
+// [fs.ErrNotExist], so callers can treat a missing process like a missing
+// file.
+type notExistError struct{}
+
+func (notExistError) Error() string { return "proc: no such process" }
+
+func (notExistError) Is(target error) bool { return target == fs.ErrNotExist }
+
+const (
+	// DefaultKillAfter is how long [Process.Terminate] waits after the first
+	// signal before sending SIGKILL when [TerminateOptions.KillAfter] is not
+	// set; it is the default of --kill-after in SPEC §4.
+	DefaultKillAfter = 5 * time.Second
+
+	// KillWait is how long [Process.Terminate] waits for the process to exit
+	// after SIGKILL before it gives up.
+	KillWait = 5 * time.Second
+)
+
+// TerminateOptions configures [Process.Terminate]. The zero value sends
+// SIGTERM to the process alone, waits [DefaultKillAfter], and logs nothing.
+type TerminateOptions struct {
+	// Signal is sent first. Zero means SIGTERM.
+	Signal syscall.Signal
+
+	// KillAfter is how long to wait for the process to exit after Signal
+	// before sending SIGKILL. Zero or negative means [DefaultKillAfter].
+	KillAfter time.Duration
+
+	// Group sends both signals to the process's group, through
+	// [Process.SignalGroup], instead of to the process alone. The process
+	// must lead its group; the escalation follows the leader's exit, so group
+	// members that outlive the leader are not waited for.
+	Group bool
+
+	// Log, if not nil, is called for each step as it happens, with attributes
+	// as alternating keys and values in the style of log/slog:
+	//
+	//   - "signal": the first signal was sent; "pid", "signal" (a name such
+	//     as "SIGTERM"), "group" (bool).
+	//   - "kill": SIGKILL was sent; "pid", "group", "waited" (time since the
+	//     first signal).
+	//   - "exited": the process has exited; "pid", "took" (time since
+	//     Terminate began), "killed" (bool).
+	//
+	// The caller adds what only it knows (name, last sequence, how long the
+	// process was stalled) by closing over it.
+	Log func(step string, attrs ...any)
+}
+
+// Termination reports what [Process.Terminate] did.
+type Termination struct {
+	// Signalled is true if the first signal was sent; it is false when the
+	// process had already exited.
+	Signalled bool
+
+	// Killed is true if the process outlived KillAfter and SIGKILL was sent.
+	Killed bool
+
+	// Exited is true if the process was seen to exit.
+	Exited bool
+
+	// Took is the time from the start of Terminate until it returned.
+	Took time.Duration
+}
+
+// Terminate runs the kill escalation of SPEC §4 on p: send opts.Signal
+// (SIGTERM by default; to the group if opts.Group), wait up to opts.KillAfter
+// for the process to exit, then send SIGKILL and wait up to [KillWait]. It
+// does not reap the process. Outcomes:
+//
+//   - The process exits after the first signal: Signalled and Exited, nil.
+//   - It outlives KillAfter and exits after SIGKILL: Signalled, Killed and
+//     Exited, nil.
+//   - It had already exited (reaped or not), or exits just before a signal:
+//     Exited without the step that found it gone, nil.
+//   - It is still running [KillWait] after SIGKILL (for example stuck in an
+//     uninterruptible sleep): Signalled and Killed, not Exited, and an error.
+//   - ctx is done while waiting: what happened so far, and an error wrapping
+//     the context's cause. No further signal is sent.
+//   - A signal cannot be sent: what happened so far, and the error of
+//     [Process.Signal] or [Process.SignalGroup] (for example [ErrRefused],
+//     [ErrNotLeader], or one matching [os.ErrClosed] after [Process.Close]).
+func (p *Process) Terminate(ctx context.Context, opts TerminateOptions) (Termination, error) {
+	start := time.Now()
+	sig := cmp.Or(opts.Signal, syscall.SIGTERM)
+	killAfter := opts.KillAfter
+	if killAfter <= 0 {
+		killAfter = DefaultKillAfter
+	}
+	log := opts.Log
+	if log == nil {
+		log = func(string, ...any) {}
+	}
+	send := p.Signal
+	if opts.Group {
+		send = p.SignalGroup
+	}
+
+	var t Termination
+	finish := func(err error) (Termination, error) {
+		t.Took = time.Since(start)
+		if t.Exited {
+			log("exited", "pid", p.Pid(), "took", t.Took, "killed", t.Killed)
+		}
+		return t, err
+	}
+	// wait waits for exit, then tells why it stopped if the process did not exit.
+	wait := func(timeout time.Duration) (bool, error) {
+		if p.WaitExit(ctx, timeout) {
+			return true, nil
+		}
+		if ctx.Err() != nil {
+			return false, fmt.Errorf("proc: terminate pid %d: %w", p.Pid(), context.Cause(ctx))
+		}
+		return false, nil
+	}
+
+	if err := send(sig); err != nil {
+		t.Exited = errors.Is(err, os.ErrProcessDone)
+		if t.Exited {
+			err = nil
+		}
+		return finish(err)
+	}
+	t.Signalled = true
+	signalled := time.Now()
+	log("signal", "pid", p.Pid(), "signal", signalName(sig), "group", opts.Group)
+
+	exited, err := wait(killAfter)
+	if exited || err != nil {
+		t.Exited = exited
+		return finish(err)
+	}
+
+	// The process outlived KillAfter, or the handle was closed, in which
+	// case sending SIGKILL reports it.
+	if err := send(syscall.SIGKILL); err != nil {
+		t.Exited = errors.Is(err, os.ErrProcessDone)
+		if t.Exited {
+			err = nil
+		}
+		return finish(err)
+	}
+	t.Killed = true
+	log("kill", "pid", p.Pid(), "group", opts.Group, "waited", time.Since(signalled))
+
+	exited, err = wait(KillWait)
+	t.Exited = exited
+	if !exited && err == nil {
+		err = fmt.Errorf("proc: terminate pid %d: still running %v after SIGKILL", p.Pid(), KillWait)
+	}
+	return finish(err)
+}

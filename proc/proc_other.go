@@ -1,0 +1,49 @@
+//go:build !linux
+
+package proc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"syscall"
+	"time"
+)
+
+// errUnsupported is what every call returns on this platform: pidfds are
+// Linux only, and shmmon signals processes through nothing else.
+var errUnsupported = fmt.Errorf("proc: process control needs Linux pidfds, not %s: %w",
+	runtime.GOOS, errors.ErrUnsupported)
+
+// Process is a handle on one process. None can be opened on this platform;
+// see [Open].
+type Process struct{}
+
+// Open returns nil and an error matching [errors.ErrUnsupported]: on this
+// platform there are no pidfds.
+func Open(pid int) (*Process, error) { return nil, errUnsupported }
+
+// Pid returns 0: no Process exists on this platform.
+func (p *Process) Pid() int { return 0 }
+
+// Signal returns an error matching [errors.ErrUnsupported].
+func (p *Process) Signal(sig syscall.Signal) error { return errUnsupported }
+
+// SignalGroup returns an error matching [errors.ErrUnsupported].
+func (p *Process) SignalGroup(sig syscall.Signal) error { return errUnsupported }
+
+// Exited reports false.
+func (p *Process) Exited() bool { return false }
+
+// WaitExit reports false at once.
+func (p *Process) WaitExit(ctx context.Context, timeout time.Duration) bool { return false }
+
+// Close returns nil.
+func (p *Process) Close() error { return nil }
+
+// StartTime returns the zero time and an error matching
+// [errors.ErrUnsupported].
+func StartTime(pid int) (time.Time, error) { return time.Time{}, errUnsupported }
+
+func signalName(sig syscall.Signal) string { return sig.String() }

@@ -1,0 +1,657 @@
+//go:build linux
+
+package proc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// helperEnv selects a helper mode: the test binary started with it set
+// impersonates a process to be signalled instead of running the tests.
+const helperEnv = "SHMMON_PROC_TEST_HELPER"
+
+// long bounds waits for things that should happen quickly, generously so a
+// loaded machine does not fail the tests; no test waits this long when it
+// passes.
+const long = 30 * time.Second
+
+func TestMain(m *testing.M) {
+	if mode, ok := os.LookupEnv(helperEnv); ok {
+		os.Exit(helper(mode))
+	}
+	// Grandchildren orphaned by a killed helper are reparented to the test,
+	// which can then reap them (see startGroup) rather than leaving zombies
+	// to an init that may not reap.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "proc test: PR_SET_CHILD_SUBREAPER:", err)
+	}
+	os.Exit(m.Run())
+}
+
+// helper runs one helper mode and returns the exit code. Blocking modes
+// print one line when ready to be signalled, then block for at most
+// helperLife, so a helper left behind by a crashed test still goes away.
+//
+//   - "sleep": print "ready", block.
+//   - "ignore-sigterm": ignore SIGTERM, print "ready", block.
+//   - "exit N": exit with code N at once.
+//   - "comm NAME": set its command name to NAME, print "ready", block.
+//   - "fork-sleep": start a grandchild in "sleep" mode, in its own process
+//     group, print the grandchild's pid, block.
+//   - "signal-group PID": open PID and send signal 0 to its group; print
+//     "refused" if that was refused with ErrRefused, else what happened.
+func helper(mode string) int {
+	const helperLife = 5 * time.Minute
+	mode, arg, _ := strings.Cut(mode, " ")
+	block := func(ready string) int {
+		fmt.Println(ready)
+		time.Sleep(helperLife)
+		return 2
+	}
+	switch mode {
+	case "sleep":
+		return block("ready")
+	case "ignore-sigterm":
+		signal.Ignore(syscall.SIGTERM)
+		return block("ready")
+	case "exit":
+		code, err := strconv.Atoi(arg)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper exit:", err)
+			return 2
+		}
+		return code
+	case "comm":
+		if err := os.WriteFile("/proc/self/comm", []byte(arg), 0); err != nil {
+			fmt.Fprintln(os.Stderr, "helper comm:", err)
+			return 2
+		}
+		return block("ready")
+	case "fork-sleep":
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), helperEnv+"=sleep")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "helper fork-sleep:", err)
+			return 2
+		}
+		return block(strconv.Itoa(cmd.Process.Pid))
+	case "signal-group":
+		pid, err := strconv.Atoi(arg)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper signal-group:", err)
+			return 2
+		}
+		p, err := Open(pid)
+		if err == nil {
+			err = p.SignalGroup(0)
+			p.Close()
+		}
+		if errors.Is(err, ErrRefused) {
+			fmt.Println("refused")
+		} else {
+			fmt.Printf("not refused: %v\n", err)
+		}
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "unknown helper mode %q\n", mode)
+	return 2
+}
+
+// child is a helper process started by a test.
+type child struct {
+	cmd *exec.Cmd
+	out *os.File // read end of its stdout
+	r   *bufio.Reader
+}
+
+// startHelper starts the test binary in helper mode with attr, and makes
+// sure it is killed and reaped when the test ends.
+func startHelper(t *testing.T, mode string, attr *syscall.SysProcAttr) *child {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0])
+	// The race detector otherwise holds every exit for a second.
+	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode, "GORACE="+gorace)
+	cmd.Stdout = w
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = attr
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		t.Fatalf("start helper %q: %v", mode, err)
+	}
+	t.Cleanup(func() {
+		r.Close()
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return &child{cmd: cmd, out: r, r: bufio.NewReader(r)}
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// line returns the next line the helper prints.
+func (c *child) line(t *testing.T) string {
+	t.Helper()
+	c.out.SetReadDeadline(time.Now().Add(long))
+	s, err := c.r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("helper %d: read stdout: %v", c.pid(), err)
+	}
+	return strings.TrimSuffix(s, "\n")
+}
+
+// ready waits for the helper's "ready" line.
+func (c *child) ready(t *testing.T) {
+	t.Helper()
+	if have := c.line(t); have != "ready" {
+		t.Fatalf("helper %d printed %q, want %q", c.pid(), have, "ready")
+	}
+}
+
+// wait reaps the helper and returns the signal that ended it, or -1 if it
+// exited normally.
+func (c *child) wait(t *testing.T) syscall.Signal {
+	t.Helper()
+	err := c.cmd.Wait()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("wait helper %d: %v", c.pid(), err)
+	}
+	ws := c.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ws.Signaled() {
+		return -1
+	}
+	return ws.Signal()
+}
+
+// open opens pid and closes the handle when the test ends.
+func open(t *testing.T, pid int) *Process {
+	t.Helper()
+	p, err := Open(pid)
+	if err != nil {
+		t.Fatalf("Open(%d): %v", pid, err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// gonePid returns the pid of a helper that has exited and been reaped. The
+// kernel hands out pids in increasing order, so it is not reused during a
+// test short of a wrap-around.
+func gonePid(t *testing.T) int {
+	t.Helper()
+	c := startHelper(t, "exit 0", nil)
+	if sig := c.wait(t); sig != -1 {
+		t.Fatalf("helper killed by %v", sig)
+	}
+	return c.pid()
+}
+
+// alive reports whether p is still running after a short grace period in
+// which a process just sent SIGKILL would be gone. It cannot wrongly report
+// a dead process alive.
+func alive(p *Process) bool {
+	return !p.WaitExit(context.Background(), 200*time.Millisecond)
+}
+
+func TestOpen(t *testing.T) {
+	t.Run("refused", func(t *testing.T) {
+		for _, pid := range []int{0, 1, -5, os.Getpid()} {
+			p, err := Open(pid)
+			if !errors.Is(err, ErrRefused) {
+				t.Errorf("Open(%d) = %v, %v; want ErrRefused", pid, p, err)
+				continue
+			}
+			if !strings.Contains(err.Error(), strconv.Itoa(pid)) {
+				t.Errorf("Open(%d) error %q does not name the pid", pid, err)
+			}
+		}
+	})
+	t.Run("no such process", func(t *testing.T) {
+		pid := gonePid(t)
+		p, err := Open(pid)
+		if !errors.Is(err, ErrNotExist) || !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("Open(%d) = %v, %v; want ErrNotExist matching fs.ErrNotExist", pid, p, err)
+		}
+	})
+	t.Run("ok", func(t *testing.T) {
+		c := startHelper(t, "sleep", nil)
+		p := open(t, c.pid())
+		if have := p.Pid(); have != c.pid() {
+			t.Errorf("Pid() = %d, want %d", have, c.pid())
+		}
+		if p.Exited() {
+			t.Error("Exited() = true for a running process")
+		}
+		if err := p.Signal(0); err != nil {
+			t.Errorf("Signal(0) = %v, want nil", err)
+		}
+	})
+}
+
+func TestTerminate(t *testing.T) {
+	tests := []struct {
+		name      string
+		mode      string
+		opts      TerminateOptions
+		want      Termination // Took is not compared
+		wantSteps []string
+		wantSig   syscall.Signal // the signal the helper died of
+	}{
+		{
+			name:      "exits on SIGTERM",
+			mode:      "sleep",
+			opts:      TerminateOptions{KillAfter: long},
+			want:      Termination{Signalled: true, Exited: true},
+			wantSteps: []string{"signal", "exited"},
+			wantSig:   syscall.SIGTERM,
+		},
+		{
+			name:      "exits on SIGINT",
+			mode:      "sleep",
+			opts:      TerminateOptions{Signal: syscall.SIGINT, KillAfter: long},
+			want:      Termination{Signalled: true, Exited: true},
+			wantSteps: []string{"signal", "exited"},
+			wantSig:   syscall.SIGINT,
+		},
+		{
+			name:      "ignores SIGTERM",
+			mode:      "ignore-sigterm",
+			opts:      TerminateOptions{KillAfter: 100 * time.Millisecond},
+			want:      Termination{Signalled: true, Killed: true, Exited: true},
+			wantSteps: []string{"signal", "kill", "exited"},
+			wantSig:   syscall.SIGKILL,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := startHelper(t, tt.mode, nil)
+			c.ready(t)
+			p := open(t, c.pid())
+			var steps []string
+			tt.opts.Log = func(step string, attrs ...any) {
+				steps = append(steps, step)
+				if len(attrs) < 2 || attrs[0] != "pid" || attrs[1] != c.pid() {
+					t.Errorf("step %q attrs %v do not start with pid %d", step, attrs, c.pid())
+				}
+			}
+			have, err := p.Terminate(context.Background(), tt.opts)
+			if err != nil {
+				t.Fatalf("Terminate: %v", err)
+			}
+			have.Took = 0
+			if have != tt.want {
+				t.Errorf("Terminate = %+v, want %+v", have, tt.want)
+			}
+			if !slices.Equal(steps, tt.wantSteps) {
+				t.Errorf("logged steps %q, want %q", steps, tt.wantSteps)
+			}
+			if sig := c.wait(t); sig != tt.wantSig {
+				t.Errorf("helper ended by %v, want %v", sig, tt.wantSig)
+			}
+		})
+	}
+}
+
+func TestTerminateExited(t *testing.T) {
+	c := startHelper(t, "exit 3", nil)
+	p := open(t, c.pid())
+	if !p.WaitExit(context.Background(), long) {
+		t.Fatal("helper did not exit")
+	}
+	// Exited but not reaped: a zombie, which Terminate must not count as
+	// signalled.
+	have, err := p.Terminate(context.Background(), TerminateOptions{})
+	have.Took = 0
+	if want := (Termination{Exited: true}); err != nil || have != want {
+		t.Errorf("Terminate = %+v, %v; want %+v, nil", have, err, want)
+	}
+	if sig := c.wait(t); sig != -1 || c.cmd.ProcessState.ExitCode() != 3 {
+		t.Errorf("helper ended with %v, want exit code 3", c.cmd.ProcessState)
+	}
+}
+
+func TestTerminateCancel(t *testing.T) {
+	c := startHelper(t, "ignore-sigterm", nil)
+	c.ready(t)
+	p := open(t, c.pid())
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	have, err := p.Terminate(ctx, TerminateOptions{KillAfter: long})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Terminate error = %v, want context.DeadlineExceeded", err)
+	}
+	have.Took = 0
+	if want := (Termination{Signalled: true}); have != want {
+		t.Errorf("Terminate = %+v, want %+v", have, want)
+	}
+	if !alive(p) {
+		t.Error("helper died though only SIGTERM, which it ignores, was sent")
+	}
+}
+
+func TestSignalAfterReap(t *testing.T) {
+	c := startHelper(t, "exit 0", nil)
+	pid := c.pid()
+	p := open(t, pid)
+	c.wait(t)
+	if !p.Exited() {
+		t.Fatal("Exited() = false after the helper was reaped")
+	}
+	check := func(t *testing.T) {
+		t.Helper()
+		for _, sig := range []syscall.Signal{0, syscall.SIGKILL} {
+			if err := p.Signal(sig); !errors.Is(err, os.ErrProcessDone) {
+				t.Errorf("Signal(%v) = %v, want os.ErrProcessDone", sig, err)
+			}
+			if err := p.SignalGroup(sig); !errors.Is(err, os.ErrProcessDone) {
+				t.Errorf("SignalGroup(%v) = %v, want os.ErrProcessDone", sig, err)
+			}
+		}
+	}
+	check(t)
+
+	// Make the kernel give the pid to a new process, and check that the old
+	// handle still does not reach it.
+	reuser := reusePid(t, pid)
+	if reuser == nil {
+		t.Logf("could not make the kernel reuse pid %d; checked only the errors", pid)
+		return
+	}
+	reuser.ready(t)
+	t.Logf("pid %d reused by a new helper", pid)
+	check(t)
+	if !alive(open(t, pid)) {
+		t.Error("the process that reused the pid was killed through the old handle")
+	}
+}
+
+// reusePid starts a "sleep" helper with pid, by setting the pid namespace's
+// last allocated pid just below it, or returns nil if that is not allowed
+// or other processes keep taking the pid first.
+func reusePid(t *testing.T, pid int) *child {
+	t.Helper()
+	const lastPid = "/proc/sys/kernel/ns_last_pid"
+	for range 20 {
+		if err := os.WriteFile(lastPid, []byte(strconv.Itoa(pid-1)), 0); err != nil {
+			t.Logf("write %s: %v", lastPid, err)
+			return nil
+		}
+		c := startHelper(t, "sleep", nil)
+		if c.pid() == pid {
+			return c
+		}
+		c.cmd.Process.Kill()
+		c.wait(t)
+	}
+	return nil
+}
+
+func TestSignalGroup(t *testing.T) {
+	t.Run("kills leader and grandchild", func(t *testing.T) {
+		leader, lp, gp := startGroup(t)
+		if err := lp.SignalGroup(syscall.SIGKILL); err != nil {
+			t.Fatalf("SignalGroup: %v", err)
+		}
+		if sig := leader.wait(t); sig != syscall.SIGKILL {
+			t.Errorf("leader ended by %v, want SIGKILL", sig)
+		}
+		if !gp.WaitExit(context.Background(), long) {
+			t.Error("grandchild still running")
+		}
+	})
+	t.Run("terminate group", func(t *testing.T) {
+		leader, lp, gp := startGroup(t)
+		have, err := lp.Terminate(context.Background(), TerminateOptions{KillAfter: long, Group: true})
+		have.Took = 0
+		if want := (Termination{Signalled: true, Exited: true}); err != nil || have != want {
+			t.Errorf("Terminate = %+v, %v; want %+v, nil", have, err, want)
+		}
+		if sig := leader.wait(t); sig != syscall.SIGTERM {
+			t.Errorf("leader ended by %v, want SIGTERM", sig)
+		}
+		if !gp.WaitExit(context.Background(), long) {
+			t.Error("grandchild still running")
+		}
+	})
+	t.Run("not leader", func(t *testing.T) {
+		// In the test's own group, led by another process. Signal 0, so a
+		// broken check harms nothing.
+		c := startHelper(t, "sleep", nil)
+		p := open(t, c.pid())
+		if err := p.SignalGroup(0); !errors.Is(err, ErrNotLeader) {
+			t.Errorf("SignalGroup = %v, want ErrNotLeader", err)
+		}
+	})
+	t.Run("own group", func(t *testing.T) {
+		// a leads a new group; b joins it and asks to signal it.
+		a := startHelper(t, "sleep", &syscall.SysProcAttr{Setpgid: true})
+		a.ready(t)
+		if err := open(t, a.pid()).SignalGroup(0); err != nil {
+			t.Fatalf("SignalGroup(0) from outside the group = %v, want nil", err)
+		}
+		b := startHelper(t, "signal-group "+strconv.Itoa(a.pid()), &syscall.SysProcAttr{Setpgid: true, Pgid: a.pid()})
+		if have := b.line(t); have != "refused" {
+			t.Errorf("SignalGroup from inside the group: %s", have)
+		}
+		if sig := b.wait(t); sig != -1 {
+			t.Errorf("helper ended by %v", sig)
+		}
+	})
+}
+
+// startGroup starts a "fork-sleep" helper leading its own process group and
+// returns it, a handle on it, and a handle on its grandchild in the same
+// group. When the test ends both are killed and reaped.
+func startGroup(t *testing.T) (*child, *Process, *Process) {
+	t.Helper()
+	leader := startHelper(t, "fork-sleep", &syscall.SysProcAttr{Setpgid: true})
+	gpid, err := strconv.Atoi(leader.line(t))
+	if err != nil {
+		t.Fatalf("helper printed no grandchild pid: %v", err)
+	}
+	// The grandchild is running (the helper blocks until killed), so its pid
+	// is still its own.
+	gp := open(t, gpid)
+	t.Cleanup(func() {
+		gp.Signal(syscall.SIGKILL)
+		if leader.cmd.ProcessState == nil {
+			leader.cmd.Process.Kill()
+			leader.cmd.Wait()
+		}
+		// With the leader reaped, the grandchild is the test's child
+		// (TestMain made the test a subreaper); ECHILD if it is not.
+		if gp.WaitExit(context.Background(), long) {
+			var ws unix.WaitStatus
+			unix.Wait4(gpid, &ws, 0, nil)
+		}
+	})
+	if have, err := unix.Getpgid(gpid); err != nil || have != leader.pid() {
+		t.Fatalf("grandchild group = %d, %v; want %d", have, err, leader.pid())
+	}
+	return leader, open(t, leader.pid()), gp
+}
+
+func TestWaitExit(t *testing.T) {
+	c := startHelper(t, "sleep", nil)
+	c.ready(t)
+	p := open(t, c.pid())
+	if p.WaitExit(context.Background(), 50*time.Millisecond) {
+		t.Error("WaitExit = true on timeout")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if p.WaitExit(ctx, long) {
+		t.Error("WaitExit = true with a cancelled context")
+	}
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if !p.WaitExit(context.Background(), 0) {
+		t.Fatal("WaitExit = false after the helper was killed")
+	}
+	if !p.Exited() {
+		t.Error("Exited() = false after WaitExit = true")
+	}
+	// WaitExit saw the exit without reaping: the parent still reaps.
+	if sig := c.wait(t); sig != syscall.SIGKILL {
+		t.Errorf("helper ended by %v, want SIGKILL", sig)
+	}
+}
+
+func TestClose(t *testing.T) {
+	t.Run("running", func(t *testing.T) {
+		c := startHelper(t, "sleep", nil)
+		c.ready(t)
+		p, err := Open(c.pid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		waited := make(chan bool)
+		go func() { waited <- p.WaitExit(context.Background(), 0) }()
+		for i := range 2 {
+			if err := p.Close(); err != nil {
+				t.Errorf("Close #%d = %v", i+1, err)
+			}
+		}
+		select {
+		case exited := <-waited:
+			if exited {
+				t.Error("WaitExit = true, interrupted by Close")
+			}
+		case <-time.After(long):
+			t.Fatal("WaitExit still waiting after Close")
+		}
+		if err := p.Signal(syscall.SIGKILL); !errors.Is(err, os.ErrClosed) {
+			t.Errorf("Signal after Close = %v, want os.ErrClosed", err)
+		}
+		if err := p.SignalGroup(syscall.SIGKILL); !errors.Is(err, os.ErrClosed) {
+			t.Errorf("SignalGroup after Close = %v, want os.ErrClosed", err)
+		}
+		if _, err := p.Terminate(context.Background(), TerminateOptions{}); !errors.Is(err, os.ErrClosed) {
+			t.Errorf("Terminate after Close = %v, want os.ErrClosed", err)
+		}
+		if p.Exited() || p.WaitExit(context.Background(), 0) {
+			t.Error("closed handle reports an exit it never saw")
+		}
+		if err := c.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+			t.Errorf("helper no longer running: %v", err)
+		}
+	})
+	t.Run("exited", func(t *testing.T) {
+		c := startHelper(t, "exit 0", nil)
+		p, err := Open(c.pid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.WaitExit(context.Background(), long) {
+			t.Fatal("helper did not exit")
+		}
+		if err := p.Close(); err != nil {
+			t.Errorf("Close = %v", err)
+		}
+		if !p.Exited() || !p.WaitExit(context.Background(), 0) {
+			t.Error("closed handle forgot the exit it saw")
+		}
+	})
+}
+
+func TestStartTime(t *testing.T) {
+	boot, err := bootTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("self", func(t *testing.T) {
+		now := time.Now()
+		have, err := StartTime(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Generous: the test binary may have run other tests for a while.
+		if have.Before(boot) || have.Before(now.Add(-10*time.Minute)) || have.After(now.Add(time.Second)) {
+			t.Errorf("StartTime(self) = %v, want between boot %v and now %v, within minutes of now", have, boot, now)
+		}
+		again, err := StartTime(os.Getpid())
+		if err != nil || !again.Equal(have) {
+			t.Errorf("StartTime(self) again = %v, %v; want %v, nil", again, err, have)
+		}
+	})
+	t.Run("command name with parentheses", func(t *testing.T) {
+		const name = "a) b (c) d"
+		before := time.Now()
+		c := startHelper(t, "comm "+name, nil)
+		c.ready(t)
+		after := time.Now()
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c.pid()))
+		if err != nil || strings.TrimSpace(string(comm)) != name {
+			t.Fatalf("helper command name = %q, %v; want %q", comm, err, name)
+		}
+		have, err := StartTime(c.pid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Boot time is whole seconds, so allow a second and some more early.
+		if have.Before(before.Add(-2*time.Second)) || have.After(after.Add(time.Second)) {
+			t.Errorf("StartTime = %v, want between %v and %v", have, before, after)
+		}
+	})
+	t.Run("no such process", func(t *testing.T) {
+		for _, pid := range []int{0, -5, gonePid(t)} {
+			if _, err := StartTime(pid); !errors.Is(err, ErrNotExist) || !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("StartTime(%d) error = %v, want ErrNotExist matching fs.ErrNotExist", pid, err)
+			}
+		}
+	})
+}
+
+func TestParseStartTicks(t *testing.T) {
+	// Fields 3 to 21 of a real line; 22, the start time, is appended.
+	const mid = " S 1 2 3 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 "
+	const tail = " 1000 200 18446744073709551615 0 0"
+	tests := []struct {
+		name    string
+		stat    string
+		want    uint64
+		wantErr bool
+	}{
+		{name: "plain", stat: "42 (sleep)" + mid + "12345" + tail, want: 12345},
+		{name: "spaces and parentheses in name", stat: "42 (a) b (c) d)" + mid + "777" + tail, want: 777},
+		{name: "empty name", stat: "42 ()" + mid + "9" + tail, want: 9},
+		{name: "start time last", stat: "42 (x)" + mid + "5\n", want: 5},
+		{name: "no parenthesis", stat: "42 sleep" + mid + "1" + tail, wantErr: true},
+		{name: "too few fields", stat: "42 (sleep) S 1 2 3", wantErr: true},
+		{name: "not a number", stat: "42 (sleep)" + mid + "x" + tail, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			have, err := parseStartTicks([]byte(tt.stat))
+			if (err != nil) != tt.wantErr || have != tt.want {
+				t.Errorf("parseStartTicks = %d, %v; want %d, error %v", have, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,160 @@
+package shmobj
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// MinSize is the smallest object shmmon accepts: a sequence in each half.
+	MinSize = 16
+	// DefaultSize is the size the monitor gives a new object: one page.
+	DefaultSize = 4096
+	// RecordLen is the length of the status record in the monitor half.
+	RecordLen = 128
+	// RecordVersion is the version of the status record this package writes.
+	RecordVersion = 1
+	// Magic marks a monitor half that holds a status record.
+	Magic = "SHMMON01"
+)
+
+// Offsets in the worker half.
+const (
+	OffSequence  = 0 // uint64 heartbeat sequence
+	OffWorkerPid = 8 // int64 worker pid (0 = unknown)
+)
+
+// Offsets of the status record's fields, counted from the start of the monitor half.
+const (
+	RecMagic        = 0
+	RecVersion      = 8
+	RecLength       = 12
+	RecMonitorPid   = 16
+	RecWatchedPid   = 24
+	RecLastSeq      = 32
+	RecLastProgress = 40
+	RecLastCheck    = 48
+	RecInterval     = 56
+	RecStalls       = 64
+	RecThreshold    = 68
+	RecState        = 72
+	RecRetired      = 76
+	RecKills        = 80
+	RecRestarts     = 88
+)
+
+// State is the verdict a monitor last recorded for its worker.
+type State uint32
+
+// The states of the status record.
+const (
+	StateUnknown  State = iota // no monitor has judged the worker
+	StateWaiting               // waiting for the first beat
+	StateOK                    // the sequence is moving
+	StateStalled               // the sequence stopped, below the threshold
+	StateAbnormal              // the threshold was reached: the worker is hung
+	StateKilled                // the monitor killed the hung worker
+	StateExited                // the watched process ended by itself
+)
+
+var stateNames = [...]string{"unknown", "waiting", "ok", "stalled", "abnormal", "killed", "exited"}
+
+// String returns the lower-case name of s, e.g. "ok", or "state(9)" for an unknown value.
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("state(%d)", uint32(s))
+}
+
+// record overlays the monitor half of a mapping. Its field offsets are the Rec* constants
+// (checked by a test); atomic types keep every access a single atomic load or store.
+type record struct {
+	magic        [8]byte
+	version      atomic.Uint32
+	length       atomic.Uint32
+	monitorPid   atomic.Int64
+	watchedPid   atomic.Int64
+	lastSeq      atomic.Uint64
+	lastProgress atomic.Int64
+	lastCheck    atomic.Int64
+	interval     atomic.Int64
+	stalls       atomic.Uint32
+	threshold    atomic.Uint32
+	state        atomic.Uint32
+	retired      atomic.Uint32
+	kills        atomic.Uint64
+	restarts     atomic.Uint64
+	_            [32]byte
+}
+
+// Record is a decoded status record.
+type Record struct {
+	Version      uint32
+	MonitorPid   int64
+	WatchedPid   int64         // 0 = unknown
+	LastSeq      uint64        // last sequence the monitor saw
+	LastProgress int64         // Unix ns of the last progress; 0 = none yet
+	LastCheck    int64         // Unix ns of the last check; 0 = none yet
+	Interval     time.Duration // check interval
+	Stalls       uint32        // consecutive stalls
+	Threshold    uint32        // stalls that make the worker abnormal
+	State        State
+	Retired      bool // the monitor replaced this object; workers must reopen by name
+	Kills        uint64
+	Restarts     uint64
+}
+
+// Snapshot is a decoded view of a whole object.
+type Snapshot struct {
+	Size      int64
+	Seq       uint64 // heartbeat sequence; 0 = no beat yet
+	WorkerPid int64  // 0 = unknown (always 0 for Boost workers)
+	HasRecord bool   // the monitor half holds a shmmon status record
+	Record    Record // valid when HasRecord
+}
+
+// Decode decodes the bytes of a whole object, as read from its file. It never panics: input
+// shorter than [MinSize] or a record of an unknown version is an error. A monitor half without
+// the magic decodes as a plain Boost heartbeat (HasRecord false).
+func Decode(b []byte) (Snapshot, error) {
+	if len(b) < MinSize {
+		return Snapshot{}, fmt.Errorf("%w: %d bytes, want at least %d", ErrTooSmall, len(b), MinSize)
+	}
+	le := binary.NativeEndian
+	half := len(b) / 2
+	s := Snapshot{Size: int64(len(b)), Seq: le.Uint64(b[OffSequence:])}
+	if half >= OffWorkerPid+8 {
+		s.WorkerPid = int64(le.Uint64(b[OffWorkerPid:]))
+	}
+	if half < RecordLen {
+		return s, nil
+	}
+	r := b[half : half+RecordLen]
+	if !bytes.Equal(r[RecMagic:RecMagic+8], []byte(Magic)) {
+		return s, nil
+	}
+	if v := le.Uint32(r[RecVersion:]); v != RecordVersion {
+		return s, fmt.Errorf("shmobj: status record version %d, want %d", v, RecordVersion)
+	}
+	s.HasRecord = true
+	s.Record = Record{
+		Version:      le.Uint32(r[RecVersion:]),
+		MonitorPid:   int64(le.Uint64(r[RecMonitorPid:])),
+		WatchedPid:   int64(le.Uint64(r[RecWatchedPid:])),
+		LastSeq:      le.Uint64(r[RecLastSeq:]),
+		LastProgress: int64(le.Uint64(r[RecLastProgress:])),
+		LastCheck:    int64(le.Uint64(r[RecLastCheck:])),
+		Interval:     time.Duration(le.Uint64(r[RecInterval:])),
+		Stalls:       le.Uint32(r[RecStalls:]),
+		Threshold:    le.Uint32(r[RecThreshold:]),
+		State:        State(le.Uint32(r[RecState:])),
+		Retired:      le.Uint32(r[RecRetired:]) != 0,
+		Kills:        le.Uint64(r[RecKills:]),
+		Restarts:     le.Uint64(r[RecRestarts:]),
+	}
+	return s, nil
+}

@@ -1,0 +1,267 @@
+package shmobj
+
+import (
+	"bytes"
+	"fmt"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Segment is a mapped shared-memory object: the whole object, mapped once, read-write.
+//
+// Every accessor is safe for concurrent use and recovers the memory fault of an object
+// truncated under the mapping, returning [ErrFault]. No method may be called after, or
+// concurrently with, [Segment.Close]: once unmapped, the addresses may be reused.
+type Segment struct {
+	name   string
+	mem    []byte
+	id     FileID
+	seq    *atomic.Uint64 // worker half, offset 0
+	pid    *atomic.Int64  // worker half, offset 8; nil when the half is too small
+	rec    *record        // monitor half; nil when it is smaller than RecordLen
+	closed atomic.Bool
+}
+
+func newSegment(name string, mem []byte, id FileID) *Segment {
+	s := &Segment{name: name, mem: mem, id: id}
+	half := len(mem) / 2
+	s.seq = (*atomic.Uint64)(unsafe.Pointer(&mem[OffSequence]))
+	if half >= OffWorkerPid+8 {
+		s.pid = (*atomic.Int64)(unsafe.Pointer(&mem[OffWorkerPid]))
+	}
+	// A mapping starts page-aligned, so half (a multiple of 8 whenever the record fits
+	// at size/2 >= 128 and size is even) keeps the record 8-byte aligned. An odd or
+	// unaligned half gets no record rather than misaligned atomics.
+	if half >= RecordLen && half%8 == 0 {
+		s.rec = (*record)(unsafe.Pointer(&mem[half]))
+	}
+	return s
+}
+
+// Name returns the object's name.
+func (s *Segment) Name() string { return s.name }
+
+// Size returns the size of the mapping, the object's size when it was mapped.
+func (s *Segment) Size() int { return len(s.mem) }
+
+// ID returns the identity of the mapped object.
+func (s *Segment) ID() FileID { return s.id }
+
+// HasRecord reports whether the monitor half is large enough for a status record. Record
+// setters are no-ops on a segment without one.
+func (s *Segment) HasRecord() bool { return s.rec != nil }
+
+// Seq atomically loads the heartbeat sequence. It makes no system call and no allocation.
+func (s *Segment) Seq() (seq uint64, err error) {
+	defer Unguard(Guard(), &err)
+	return s.seq.Load(), nil
+}
+
+// Beat atomically adds one to the heartbeat sequence. It makes no system call and no
+// allocation.
+func (s *Segment) Beat() (err error) {
+	defer Unguard(Guard(), &err)
+	s.seq.Add(1)
+	return nil
+}
+
+// ResetWorker starts the worker half over, as a worker does when it opens the object: the
+// sequence becomes 0, the rest of the half is cleared, and pid (when there is room for it)
+// is written at offset 8.
+func (s *Segment) ResetWorker(pid int64) (err error) {
+	defer Unguard(Guard(), &err)
+	s.seq.Store(0)
+	if s.pid != nil {
+		clear(s.mem[OffWorkerPid+8 : len(s.mem)/2])
+		s.pid.Store(pid)
+	}
+	return nil
+}
+
+// Retired reports whether the object's monitor marked it retired (replaced by a new object
+// under the same name).
+func (s *Segment) Retired() (retired bool, err error) {
+	if s.rec == nil {
+		return false, nil
+	}
+	defer Unguard(Guard(), &err)
+	return s.rec.retired.Load() != 0, nil
+}
+
+// Verify reports whether the mapped object is still the one its name shows and still as large
+// as the mapping. It returns [ErrGone] when the name was removed, [ErrReplaced] when the name
+// now shows another object (or file), [ErrTruncated] when the object shrank below the mapping,
+// nil otherwise. It makes one stat system call and never touches the mapping.
+func (s *Segment) Verify() error {
+	size, id, err := sysStat(Path(s.name))
+	switch {
+	case err != nil && isNotExist(err):
+		return fmt.Errorf("shmobj: %q: %w", s.name, ErrGone)
+	case err != nil:
+		return fmt.Errorf("shmobj: stat %q: %w", s.name, err)
+	case id != s.id:
+		return fmt.Errorf("shmobj: %q: %w", s.name, ErrReplaced)
+	case size < int64(len(s.mem)):
+		return fmt.Errorf("shmobj: %q is %d bytes, mapped %d: %w", s.name, size, len(s.mem), ErrTruncated)
+	}
+	return nil
+}
+
+// Status is what a monitor writes into the status record after each check.
+type Status struct {
+	LastSeq      uint64
+	LastProgress int64 // Unix ns; 0 = none yet
+	LastCheck    int64 // Unix ns
+	Stalls       uint32
+	State        State
+}
+
+// StoreStatus writes st into the status record. Only fields whose value changed are stored.
+// It makes no system call and no allocation.
+func (s *Segment) StoreStatus(st Status) (err error) {
+	if s.rec == nil {
+		return nil
+	}
+	defer Unguard(Guard(), &err)
+	s.rec.store(st)
+	return nil
+}
+
+// RawSeq loads the sequence atomically, without a fault guard of its own: call it only
+// between [Guard] and [Unguard]. It makes no system call and no allocation.
+func (s *Segment) RawSeq() uint64 { return s.seq.Load() }
+
+// RawStoreStatus is [Segment.StoreStatus] without a fault guard of its own: call it only
+// between [Guard] and [Unguard].
+func (s *Segment) RawStoreStatus(st Status) {
+	if s.rec != nil {
+		s.rec.store(st)
+	}
+}
+
+// store writes st, skipping the fields that did not change.
+func (r *record) store(st Status) {
+	if r.lastSeq.Load() != st.LastSeq {
+		storeRel64(&r.lastSeq, st.LastSeq)
+	}
+	if r.lastProgress.Load() != st.LastProgress {
+		storeRelI64(&r.lastProgress, st.LastProgress)
+	}
+	storeRelI64(&r.lastCheck, st.LastCheck)
+	if r.stalls.Load() != st.Stalls {
+		storeRel32(&r.stalls, st.Stalls)
+	}
+	if r.state.Load() != uint32(st.State) {
+		storeRel32(&r.state, uint32(st.State))
+	}
+}
+
+// SetState stores the worker's state in the status record.
+func (s *Segment) SetState(st State) (err error) {
+	if s.rec == nil {
+		return nil
+	}
+	defer Unguard(Guard(), &err)
+	s.rec.state.Store(uint32(st))
+	return nil
+}
+
+// SetWatchedPid stores the watched worker's pid in the status record.
+func (s *Segment) SetWatchedPid(pid int64) (err error) {
+	if s.rec == nil {
+		return nil
+	}
+	defer Unguard(Guard(), &err)
+	s.rec.watchedPid.Store(pid)
+	return nil
+}
+
+// AddKill counts one kill in the status record.
+func (s *Segment) AddKill() (err error) {
+	if s.rec == nil {
+		return nil
+	}
+	defer Unguard(Guard(), &err)
+	s.rec.kills.Add(1)
+	return nil
+}
+
+// AddRestart counts one restart in the status record.
+func (s *Segment) AddRestart() (err error) {
+	if s.rec == nil {
+		return nil
+	}
+	defer Unguard(Guard(), &err)
+	s.rec.restarts.Add(1)
+	return nil
+}
+
+// SetCounts stores the kill and restart counts, e.g. to carry them over to a re-published
+// object.
+func (s *Segment) SetCounts(kills, restarts uint64) (err error) {
+	if s.rec == nil {
+		return nil
+	}
+	defer Unguard(Guard(), &err)
+	s.rec.kills.Store(kills)
+	s.rec.restarts.Store(restarts)
+	return nil
+}
+
+// MarkRetired sets the retired flag, telling workers to reopen the object by name. Only an
+// object that holds a shmmon status record (magic present) is marked: the monitor half of
+// anything else is left untouched.
+func (s *Segment) MarkRetired() (err error) {
+	if s.rec == nil {
+		return nil
+	}
+	defer Unguard(Guard(), &err)
+	if !bytes.Equal(s.rec.magic[:], []byte(Magic)) {
+		return nil
+	}
+	s.rec.retired.Store(1)
+	return nil
+}
+
+// Snapshot reads the whole object with atomic loads and decodes it.
+func (s *Segment) Snapshot() (snap Snapshot, err error) {
+	defer Unguard(Guard(), &err)
+	snap = Snapshot{Size: int64(len(s.mem)), Seq: s.seq.Load()}
+	if s.pid != nil {
+		snap.WorkerPid = s.pid.Load()
+	}
+	r := s.rec
+	if r == nil || !bytes.Equal(r.magic[:], []byte(Magic)) {
+		return snap, nil
+	}
+	snap.HasRecord = true
+	snap.Record = Record{
+		Version:      r.version.Load(),
+		MonitorPid:   r.monitorPid.Load(),
+		WatchedPid:   r.watchedPid.Load(),
+		LastSeq:      r.lastSeq.Load(),
+		LastProgress: r.lastProgress.Load(),
+		LastCheck:    r.lastCheck.Load(),
+		Interval:     time.Duration(r.interval.Load()),
+		Stalls:       r.stalls.Load(),
+		Threshold:    r.threshold.Load(),
+		State:        State(r.state.Load()),
+		Retired:      r.retired.Load() != 0,
+		Kills:        r.kills.Load(),
+		Restarts:     r.restarts.Load(),
+	}
+	return snap, nil
+}
+
+// Close unmaps the segment. It is safe to call more than once; see [Segment] for what is
+// unsafe after it.
+func (s *Segment) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	if err := sysMunmap(s.mem); err != nil {
+		return fmt.Errorf("shmobj: unmap %q: %w", s.name, err)
+	}
+	return nil
+}

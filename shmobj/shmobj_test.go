@@ -1,0 +1,447 @@
+package shmobj
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// testName returns an object name unique to this test and removes the object when the test
+// ends.
+func testName(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("shmmon-test-%d-%s", os.Getpid(), strings.NewReplacer("/", "-", " ", "_").Replace(t.Name()))
+	if len(name) > MaxNameLen {
+		name = name[:MaxNameLen]
+	}
+	t.Cleanup(func() { _, _ = Remove(name) })
+	return name
+}
+
+// noTempLeft fails the test if a temporary object of this process is left in /dev/shm.
+func noTempLeft(t *testing.T) {
+	t.Helper()
+	left, _ := filepath.Glob(filepath.Join(Dir, fmt.Sprintf(".shmmon-%d-*", os.Getpid())))
+	if len(left) > 0 {
+		t.Errorf("temporary objects left behind: %v", left)
+	}
+}
+
+func TestValidateName(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"abcd", true},
+		{"a", true},
+		{strings.Repeat("x", 255), true},
+		{".hidden", true},
+		{"", false},
+		{strings.Repeat("x", 256), false},
+		{"a/b", false},
+		{"/abcd", false},
+		{"a\x00b", false},
+		{".", false},
+		{"..", false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%.20q", tt.name), func(t *testing.T) {
+			err := ValidateName(tt.name)
+			if (err == nil) != tt.ok {
+				t.Fatalf("ValidateName(%q) = %v, want ok=%v", tt.name, err, tt.ok)
+			}
+			if err != nil {
+				if !errors.Is(err, ErrInvalidName) {
+					t.Errorf("error %v does not wrap ErrInvalidName", err)
+				}
+				if strings.Contains(err.Error(), "\n") {
+					t.Errorf("error is not one line: %q", err)
+				}
+			}
+		})
+	}
+}
+
+func TestRecordLayout(t *testing.T) {
+	var r record
+	if got := unsafe.Sizeof(r); got != RecordLen {
+		t.Fatalf("sizeof(record) = %d, want %d", got, RecordLen)
+	}
+	offsets := []struct {
+		field      string
+		have, want uintptr
+	}{
+		{"magic", unsafe.Offsetof(r.magic), RecMagic},
+		{"version", unsafe.Offsetof(r.version), RecVersion},
+		{"length", unsafe.Offsetof(r.length), RecLength},
+		{"monitorPid", unsafe.Offsetof(r.monitorPid), RecMonitorPid},
+		{"watchedPid", unsafe.Offsetof(r.watchedPid), RecWatchedPid},
+		{"lastSeq", unsafe.Offsetof(r.lastSeq), RecLastSeq},
+		{"lastProgress", unsafe.Offsetof(r.lastProgress), RecLastProgress},
+		{"lastCheck", unsafe.Offsetof(r.lastCheck), RecLastCheck},
+		{"interval", unsafe.Offsetof(r.interval), RecInterval},
+		{"stalls", unsafe.Offsetof(r.stalls), RecStalls},
+		{"threshold", unsafe.Offsetof(r.threshold), RecThreshold},
+		{"state", unsafe.Offsetof(r.state), RecState},
+		{"retired", unsafe.Offsetof(r.retired), RecRetired},
+		{"kills", unsafe.Offsetof(r.kills), RecKills},
+		{"restarts", unsafe.Offsetof(r.restarts), RecRestarts},
+	}
+	for _, o := range offsets {
+		if o.have != o.want {
+			t.Errorf("offset of %s = %d, want %d", o.field, o.have, o.want)
+		}
+	}
+}
+
+func TestOpenFlags(t *testing.T) {
+	name := testName(t)
+	if _, err := Open(name, OpenOnly, 0); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("OpenOnly of a missing object: %v, want fs.ErrNotExist", err)
+	}
+	o, err := Open(name, CreateOnly, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	fi, err := os.Stat(Path(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode = %v, want 0640 whatever the umask", fi.Mode().Perm())
+	}
+	if _, err := Open(name, CreateOnly, 0o600); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("CreateOnly of an existing object: %v, want fs.ErrExist", err)
+	}
+	o2, err := Open(name, OpenOrCreate, 0o600)
+	if err != nil {
+		t.Fatalf("OpenOrCreate of an existing object: %v", err)
+	}
+	o2.Close()
+	if err := o.Truncate(64); err != nil {
+		t.Fatal(err)
+	}
+	if size, err := o.Size(); err != nil || size != 64 {
+		t.Errorf("Size = %d, %v, want 64", size, err)
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if removed, err := Remove(name); !removed || err != nil {
+		t.Errorf("Remove = %v, %v, want true, nil", removed, err)
+	}
+	if removed, err := Remove(name); removed || err != nil {
+		t.Errorf("Remove of a missing object = %v, %v, want false, nil", removed, err)
+	}
+	o3, err := Open(name, OpenOrCreate, 0o600)
+	if err != nil {
+		t.Fatalf("OpenOrCreate of a missing object: %v", err)
+	}
+	o3.Close()
+	if _, err := Open("a/b", OpenOrCreate, 0); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("Open(a/b) = %v, want ErrInvalidName", err)
+	}
+}
+
+func TestMapTooSmall(t *testing.T) {
+	name := testName(t)
+	o, err := Open(name, CreateOnly, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if _, err := o.Map(); !errors.Is(err, ErrTooSmall) {
+		t.Errorf("Map of an empty object: %v, want ErrTooSmall", err)
+	}
+	if _, err := Attach(name); !errors.Is(err, ErrTooSmall) {
+		t.Errorf("Attach of an empty object: %v, want ErrTooSmall", err)
+	}
+}
+
+func TestPublish(t *testing.T) {
+	name := testName(t)
+	seg, err := Publish(name, PublishOptions{WatchedPid: 1234, Interval: time.Second, Threshold: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seg.Close()
+	noTempLeft(t)
+	fi, err := os.Stat(Path(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != DefaultSize || fi.Mode().Perm() != DefaultMode {
+		t.Errorf("published %d bytes mode %v, want %d bytes mode %v", fi.Size(), fi.Mode().Perm(), DefaultSize, DefaultMode)
+	}
+	b, err := os.ReadFile(Path(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Record{Version: 1, MonitorPid: int64(os.Getpid()), WatchedPid: 1234, Interval: time.Second, Threshold: 3, State: StateWaiting}
+	if !snap.HasRecord || snap.Record != want {
+		t.Errorf("record = %+v (has %v), want %+v", snap.Record, snap.HasRecord, want)
+	}
+	if string(b[DefaultSize/2:DefaultSize/2+8]) != Magic {
+		t.Errorf("magic at size/2 = %q", b[DefaultSize/2:DefaultSize/2+8])
+	}
+
+	// The worker side: a beat through another mapping is seen through the monitor's.
+	w, err := Attach(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.ResetWorker(4321); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := w.Beat(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seq, err := seg.Seq(); seq != 3 || err != nil {
+		t.Errorf("Seq = %d, %v, want 3", seq, err)
+	}
+	st := Status{LastSeq: 3, LastProgress: 11, LastCheck: 12, Stalls: 2, State: StateStalled}
+	if err := seg.StoreStatus(st); err != nil {
+		t.Fatal(err)
+	}
+	seg.AddKill()
+	seg.AddRestart()
+	seg.AddRestart()
+	snap, err = w.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.LastSeq, want.LastProgress, want.LastCheck, want.Stalls, want.State = 3, 11, 12, 2, StateStalled
+	want.Kills, want.Restarts = 1, 2
+	if snap.Seq != 3 || snap.WorkerPid != 4321 || snap.Record != want {
+		t.Errorf("snapshot = %+v, want seq 3, pid 4321, record %+v", snap, want)
+	}
+	if retired, _ := w.Retired(); retired {
+		t.Error("fresh object reads retired")
+	}
+
+	// Publishing again replaces the object and retires the old one.
+	seg2, err := Publish(name, PublishOptions{Size: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seg2.Close()
+	noTempLeft(t)
+	if retired, err := w.Retired(); !retired || err != nil {
+		t.Errorf("replaced object: Retired = %v, %v, want true", retired, err)
+	}
+	if err := seg.Verify(); !errors.Is(err, ErrReplaced) {
+		t.Errorf("Verify of the replaced object = %v, want ErrReplaced", err)
+	}
+	if err := seg2.Verify(); err != nil {
+		t.Errorf("Verify of the new object = %v", err)
+	}
+	if seq, _ := seg2.Seq(); seq != 0 {
+		t.Errorf("new object seq = %d, want 0", seq)
+	}
+}
+
+func TestPublishLeavesForeignObjectsAlone(t *testing.T) {
+	name := testName(t)
+	// A Boost checker's object: no magic in its monitor half.
+	o, err := Open(name, CreateOnly, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if err := o.Truncate(1024); err != nil {
+		t.Fatal(err)
+	}
+	old, err := o.Map()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	seg, err := Publish(name, PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seg.Close()
+	for i, c := range old.mem[512:] {
+		if c != 0 {
+			t.Fatalf("foreign object's monitor half written at %d", 512+i)
+		}
+	}
+}
+
+func TestPublishErrors(t *testing.T) {
+	name := testName(t)
+	tests := []struct {
+		name string
+		opts PublishOptions
+		want error
+	}{
+		{"", PublishOptions{}, ErrInvalidName},
+		{"x/y", PublishOptions{}, ErrInvalidName},
+		{name, PublishOptions{Size: 15}, ErrTooSmall},
+		{name, PublishOptions{Size: -1}, ErrTooSmall},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%q/%d", tt.name, tt.opts.Size), func(t *testing.T) {
+			if _, err := Publish(tt.name, tt.opts); !errors.Is(err, tt.want) {
+				t.Errorf("Publish = %v, want %v", err, tt.want)
+			}
+			noTempLeft(t)
+		})
+	}
+	// A name that cannot be renamed to: a directory in the way.
+	dir := testName(t) + "-dir"
+	if err := os.Mkdir(Path(dir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(Path(dir))
+	if _, err := Publish(dir, PublishOptions{}); err == nil {
+		t.Error("Publish over a directory succeeded")
+	}
+	noTempLeft(t)
+}
+
+func TestSmallObjects(t *testing.T) {
+	for _, size := range []int64{16, 17, 200, 255} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			name := testName(t)
+			seg, err := Publish(name, PublishOptions{Size: size})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer seg.Close()
+			if seg.HasRecord() {
+				t.Errorf("size %d has a record", size)
+			}
+			if err := seg.ResetWorker(7); err != nil {
+				t.Fatal(err)
+			}
+			if err := seg.Beat(); err != nil {
+				t.Fatal(err)
+			}
+			if err := seg.StoreStatus(Status{State: StateOK}); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(Path(name))
+			snap, err := Decode(b)
+			if err != nil || snap.Seq != 1 || snap.HasRecord {
+				t.Errorf("Decode = %+v, %v, want seq 1 and no record", snap, err)
+			}
+		})
+	}
+}
+
+func TestFaults(t *testing.T) {
+	name := testName(t)
+	seg, err := Publish(name, PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seg.Close()
+	if err := seg.Beat(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A third party truncates the object to 0 under the mapping.
+	o, err := Open(name, OpenOnly, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Truncate(0); err != nil {
+		t.Fatal(err)
+	}
+	o.Close()
+	if err := seg.Verify(); !errors.Is(err, ErrTruncated) {
+		t.Errorf("Verify = %v, want ErrTruncated", err)
+	}
+	checks := map[string]func() error{
+		"Seq":         func() error { _, err := seg.Seq(); return err },
+		"Beat":        seg.Beat,
+		"ResetWorker": func() error { return seg.ResetWorker(1) },
+		"StoreStatus": func() error { return seg.StoreStatus(Status{LastCheck: 1}) },
+		"Snapshot":    func() error { _, err := seg.Snapshot(); return err },
+		"Retired":     func() error { _, err := seg.Retired(); return err },
+		"AddKill":     seg.AddKill,
+	}
+	for what, f := range checks {
+		if err := f(); !errors.Is(err, ErrFault) {
+			t.Errorf("%s on a truncated object = %v, want ErrFault", what, err)
+		}
+	}
+
+	// Removed.
+	if _, err := Remove(name); err != nil {
+		t.Fatal(err)
+	}
+	if err := seg.Verify(); !errors.Is(err, ErrGone) || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Verify = %v, want ErrGone matching fs.ErrNotExist", err)
+	}
+	// Replaced by a regular file.
+	if err := os.WriteFile(Path(name), make([]byte, 100), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := seg.Verify(); !errors.Is(err, ErrReplaced) {
+		t.Errorf("Verify = %v, want ErrReplaced", err)
+	}
+}
+
+func TestFaultIsNotOtherPanics(t *testing.T) {
+	defer func() {
+		if v := recover(); v == nil {
+			t.Error("a non-fault panic was swallowed")
+		}
+	}()
+	func() (err error) {
+		defer Unguard(Guard(), &err)
+		panic("bug")
+	}()
+}
+
+func TestDecode(t *testing.T) {
+	if _, err := Decode(make([]byte, 15)); !errors.Is(err, ErrTooSmall) {
+		t.Errorf("Decode(15 bytes) = %v, want ErrTooSmall", err)
+	}
+	b := make([]byte, 512)
+	copy(b[256:], Magic)
+	b[256+RecVersion] = 2
+	if _, err := Decode(b); err == nil || !strings.Contains(err.Error(), "version 2") {
+		t.Errorf("Decode of version 2 = %v, want a version error", err)
+	}
+	if s := State(3).String(); s != "stalled" {
+		t.Errorf("State(3) = %q", s)
+	}
+	if s := State(42).String(); s != "state(42)" {
+		t.Errorf("State(42) = %q", s)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(make([]byte, 16))
+	rec := make([]byte, 4096)
+	copy(rec[2048:], Magic)
+	rec[2048+RecVersion] = 1
+	f.Add(rec)
+	f.Add([]byte("SHMMON01SHMMON01SHMMON01"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := Decode(b)
+		if err == nil && s.Size != int64(len(b)) {
+			t.Errorf("size %d for %d bytes", s.Size, len(b))
+		}
+	})
+}

@@ -1,0 +1,267 @@
+package worker_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shmmon/shmmon/shmobj"
+	"github.com/shmmon/shmmon/worker"
+)
+
+// TestMain lets the test binary act as a worker process: with SHMMON_TEST_BEATS=N it calls
+// the package-level worker.Beat N times and exits.
+func TestMain(m *testing.M) {
+	if n := os.Getenv("SHMMON_TEST_BEATS"); n != "" {
+		count, _ := strconv.Atoi(n)
+		for range count {
+			worker.Beat()
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func testName(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("shmmon-test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-"))
+	t.Cleanup(func() { shmobj.Remove(name) })
+	return name
+}
+
+func publish(t testing.TB, name string) *shmobj.Segment {
+	t.Helper()
+	seg, err := shmobj.Publish(name, shmobj.PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seg.Close() })
+	return seg
+}
+
+func open(t testing.TB, name string) *worker.Worker {
+	t.Helper()
+	w, err := worker.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+// eventually polls cond every 10ms for up to 5 s (the worker follows within about 1 s).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func seq(seg *shmobj.Segment) uint64 {
+	s, _ := seg.Seq()
+	return s
+}
+
+func TestOpenInvalidName(t *testing.T) {
+	for _, name := range []string{"", "a/b", strings.Repeat("x", 256)} {
+		if _, err := worker.Open(name); !errors.Is(err, shmobj.ErrInvalidName) {
+			t.Errorf("Open(%.20q) = %v, want ErrInvalidName", name, err)
+		}
+	}
+}
+
+func TestBeat(t *testing.T) {
+	name := testName(t)
+	seg := publish(t, name)
+	w := open(t, name)
+	if !w.Attached() || w.Err() != nil {
+		t.Fatalf("Attached = %v, Err = %v", w.Attached(), w.Err())
+	}
+	const goroutines, beats = 8, 1000
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for range beats {
+				w.Beat()
+			}
+		})
+	}
+	wg.Wait()
+	snap, err := seg.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Seq != goroutines*beats || snap.WorkerPid != int64(os.Getpid()) {
+		t.Errorf("seq %d pid %d, want %d and %d", snap.Seq, snap.WorkerPid, goroutines*beats, os.Getpid())
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestMissingObjectThenMonitor(t *testing.T) {
+	name := testName(t)
+	w := open(t, name)
+	if w.Attached() || !errors.Is(w.Err(), os.ErrNotExist) {
+		t.Fatalf("no object: Attached = %v, Err = %v, want false and ErrNotExist", w.Attached(), w.Err())
+	}
+	for range 100 {
+		w.Beat() // no-op, no crash
+	}
+	seg := publish(t, name)
+	eventually(t, "worker attaches to the new object", func() bool {
+		w.Beat()
+		return seq(seg) > 0
+	})
+	if w.Err() != nil {
+		t.Errorf("Err after attaching = %v", w.Err())
+	}
+}
+
+func TestFollowsRepublish(t *testing.T) {
+	name := testName(t)
+	old := publish(t, name)
+	w := open(t, name)
+	w.Beat()
+	if seq(old) != 1 {
+		t.Fatalf("old seq %d", seq(old))
+	}
+	fresh := publish(t, name) // marks old retired
+	eventually(t, "worker follows the re-published object", func() bool {
+		w.Beat()
+		return seq(fresh) > 0
+	})
+	before := seq(old)
+	w.Beat()
+	if seq(old) != before {
+		t.Error("beats still reach the retired object")
+	}
+}
+
+// A Boost checker replaces the object by remove + create + truncate: no retired flag, only
+// a new inode.
+func TestFollowsBoostStyleReplace(t *testing.T) {
+	name := testName(t)
+	publish(t, name)
+	w := open(t, name)
+	w.Beat()
+	shmobj.Remove(name)
+	o, err := shmobj.Open(name, shmobj.CreateOnly, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if err := o.Truncate(1024); err != nil {
+		t.Fatal(err)
+	}
+	seg, err := o.Map()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seg.Close()
+	eventually(t, "worker follows the new inode", func() bool {
+		w.Beat()
+		return seq(seg) > 0
+	})
+}
+
+func TestSurvivesTruncation(t *testing.T) {
+	name := testName(t)
+	publish(t, name)
+	w := open(t, name)
+	o, err := shmobj.Open(name, shmobj.OpenOnly, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if err := o.Truncate(0); err != nil {
+		t.Fatal(err)
+	}
+	for range 1000 {
+		w.Beat() // faults, recovered
+	}
+	eventually(t, "worker drops the truncated object", func() bool { return !w.Attached() })
+	if !errors.Is(w.Err(), shmobj.ErrTooSmall) {
+		t.Errorf("Err = %v, want ErrTooSmall", w.Err())
+	}
+	// The object grows back (a monitor re-sized it): the worker resumes.
+	if err := o.Truncate(4096); err != nil {
+		t.Fatal(err)
+	}
+	seg, err := o.Map()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seg.Close()
+	eventually(t, "worker resumes", func() bool {
+		w.Beat()
+		return seq(seg) > 0
+	})
+}
+
+// TestPackageBeat runs the test binary as a worker that uses SHMMON_NAME.
+func TestPackageBeat(t *testing.T) {
+	name := testName(t)
+	seg := publish(t, name)
+	run := func(env ...string) {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("worker process: %v\n%s", err, out)
+		}
+	}
+	run("SHMMON_TEST_BEATS=5", worker.EnvName+"="+name)
+	if s := seq(seg); s != 5 {
+		t.Errorf("seq after 5 package-level beats = %d", s)
+	}
+	// Without the variable, or with a bad name, Beat does nothing and does not crash.
+	run("SHMMON_TEST_BEATS=5", worker.EnvName+"=")
+	run("SHMMON_TEST_BEATS=5", worker.EnvName+"=a/b")
+	if s := seq(seg); s != 5 {
+		t.Errorf("seq changed to %d by workers without a valid name", s)
+	}
+}
+
+func BenchmarkBeat(b *testing.B) {
+	name := testName(b)
+	publish(b, name)
+	w := open(b, name)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w.Beat()
+	}
+}
+
+func BenchmarkBeatParallel(b *testing.B) {
+	name := testName(b)
+	publish(b, name)
+	w := open(b, name)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			w.Beat()
+		}
+	})
+}
+
+func BenchmarkBeatNoObject(b *testing.B) {
+	w := open(b, testName(b))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		w.Beat()
+	}
+}
