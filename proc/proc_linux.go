@@ -363,3 +363,14 @@ var bootTime = sync.OnceValues(func() (time.Time, error) {
 	}
 	return time.Time{}, errors.New("boot time: no btime in /proc/stat")
 })
+
+// Alive reports whether a process with this pid exists. It sends no signal (kill with signal
+// 0 only checks). A pid <= 0 is never alive. A pid can be reused, so the answer is only a
+// hint for display; use [Open] to hold on to a process.
+func Alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := unix.Kill(pid, 0)
+	return err == nil || err == unix.EPERM
+}

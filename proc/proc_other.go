@@ -47,3 +47,6 @@ func (p *Process) Close() error { return nil }
 func StartTime(pid int) (time.Time, error) { return time.Time{}, errUnsupported }
 
 func signalName(sig syscall.Signal) string { return sig.String() }
+
+// Alive always reports false on this platform.
+func Alive(pid int) bool { return false }

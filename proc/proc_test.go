@@ -655,3 +655,14 @@ func TestParseStartTicks(t *testing.T) {
 		})
 	}
 }
+
+func TestAlive(t *testing.T) {
+	if !Alive(os.Getpid()) {
+		t.Error("Alive(own pid) = false")
+	}
+	for _, pid := range []int{0, -1} {
+		if Alive(pid) {
+			t.Errorf("Alive(%d) = true", pid)
+		}
+	}
+}

@@ -121,20 +121,27 @@ type Snapshot struct {
 // shorter than [MinSize] or a record of an unknown version is an error. A monitor half without
 // the magic decodes as a plain Boost heartbeat (HasRecord false).
 func Decode(b []byte) (Snapshot, error) {
-	if len(b) < MinSize {
-		return Snapshot{}, fmt.Errorf("%w: %d bytes, want at least %d", ErrTooSmall, len(b), MinSize)
+	size := int64(len(b))
+	if size < MinSize {
+		return Snapshot{}, fmt.Errorf("%w: %d bytes, want at least %d", ErrTooSmall, size, MinSize)
 	}
+	head := b[:min(len(b)/2, OffWorkerPid+8)]
+	var rec []byte
+	if half := len(b) / 2; half >= RecordLen {
+		rec = b[half : half+RecordLen]
+	}
+	return decodeParts(size, head, rec)
+}
+
+// decodeParts decodes an object of the given size from the start of its worker half (8 or 16
+// bytes) and its status record (nil when the monitor half has no room for one).
+func decodeParts(size int64, head, r []byte) (Snapshot, error) {
 	le := binary.NativeEndian
-	half := len(b) / 2
-	s := Snapshot{Size: int64(len(b)), Seq: le.Uint64(b[OffSequence:])}
-	if half >= OffWorkerPid+8 {
-		s.WorkerPid = int64(le.Uint64(b[OffWorkerPid:]))
+	s := Snapshot{Size: size, Seq: le.Uint64(head[OffSequence:])}
+	if len(head) >= OffWorkerPid+8 {
+		s.WorkerPid = int64(le.Uint64(head[OffWorkerPid:]))
 	}
-	if half < RecordLen {
-		return s, nil
-	}
-	r := b[half : half+RecordLen]
-	if !bytes.Equal(r[RecMagic:RecMagic+8], []byte(Magic)) {
+	if len(r) < RecordLen || !bytes.Equal(r[RecMagic:RecMagic+8], []byte(Magic)) {
 		return s, nil
 	}
 	if v := le.Uint32(r[RecVersion:]); v != RecordVersion {

@@ -25,6 +25,9 @@ const (
 // 0644; workers of another user need e.g. 0660 and a shared group.
 const DefaultMode os.FileMode = 0o600
 
+// tempPrefix starts the names of objects being published.
+const tempPrefix = ".shmmon-"
+
 // FileID identifies an object independently of its name.
 type FileID struct{ Dev, Ino uint64 }
 
@@ -194,7 +197,7 @@ func Publish(name string, opts PublishOptions) (*Segment, error) {
 	var tmp *Object
 	var err error
 	for range 10 {
-		tmpName := fmt.Sprintf(".shmmon-%d-%08x", os.Getpid(), rand.Uint32())
+		tmpName := fmt.Sprintf("%s%d-%08x", tempPrefix, os.Getpid(), rand.Uint32())
 		tmp, err = Open(tmpName, CreateOnly, opts.Mode)
 		if err == nil || !errors.Is(err, fs.ErrExist) {
 			break

@@ -195,6 +195,20 @@ func TestPublish(t *testing.T) {
 	if !snap.HasRecord || snap.Record != want {
 		t.Errorf("record = %+v (has %v), want %+v", snap.Record, snap.HasRecord, want)
 	}
+	if read, err := Read(name); err != nil || read != snap {
+		t.Errorf("Read = %+v, %v, want %+v", read, err, snap)
+	}
+	list, err := List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range list {
+		found = found || (e.Name == name && e.Snapshot == snap)
+	}
+	if !found {
+		t.Errorf("List does not show %s as %+v", name, snap)
+	}
 	if string(b[DefaultSize/2:DefaultSize/2+8]) != Magic {
 		t.Errorf("magic at size/2 = %q", b[DefaultSize/2:DefaultSize/2+8])
 	}

@@ -1,0 +1,84 @@
+# shmmon: build, test, lint, bench, demo and the C++ compatibility peers.
+#
+#   make deps     install libboost-dev / g++ (apt, as root) and staticcheck
+#   make compat   build the Boost.Interprocess peers in compat/bin/
+#   make build    build bin/shmmon
+#   make test     run all Go tests (with -race) against the C++ peers
+#   make lint     go vet, staticcheck, gofmt
+#   make bench    Go benchmarks, then the Boost reference figures -> bench.out
+#   make demo     run ./demo.sh
+#   make clean    remove build outputs
+
+SHELL := /bin/bash
+
+GO       ?= go
+GOFMT    ?= gofmt
+CXX      ?= g++
+CXXFLAGS ?= -O2 -std=c++17 -Wall -Wextra
+LDLIBS   ?= -lrt -pthread
+
+BOOST_HEADER := /usr/include/boost/interprocess/shared_memory_object.hpp
+COMPAT_BINS  := compat/bin/boost_worker compat/bin/boost_checker compat/bin/boost_bench
+
+# Where `go install` puts staticcheck: $GOBIN if set, else the first GOPATH entry's bin/.
+GO_BIN_DIR   = $(shell d="$$($(GO) env GOBIN)"; [ -n "$$d" ] || d="$$($(GO) env GOPATH | cut -d: -f1)/bin"; echo "$$d")
+STATICCHECK  = $(GO_BIN_DIR)/staticcheck
+
+.PHONY: all deps compat build test lint bench demo clean
+
+all: build
+
+deps:
+	@missing=""; \
+	[ -f "$(BOOST_HEADER)" ] || missing="$$missing libboost-dev"; \
+	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "missing$$missing: run 'sudo apt-get install$$missing' (or 'sudo make deps')" >&2; \
+			exit 1; \
+		fi; \
+		echo "installing$$missing"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing || exit 1; \
+	fi
+	@if [ ! -x "$(STATICCHECK)" ]; then \
+		echo "$(GO) install honnef.co/go/tools/cmd/staticcheck@latest"; \
+		$(GO) install honnef.co/go/tools/cmd/staticcheck@latest || \
+			echo "warning: could not install staticcheck; 'make lint' needs it" >&2; \
+	fi
+
+compat: $(COMPAT_BINS)
+
+# deps and the directory are order-only: they must exist, but they never
+# make an up-to-date binary rebuild.
+compat/bin/%: compat/%.cpp | deps compat/bin
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
+
+compat/bin:
+	mkdir -p $@
+
+build: compat
+	$(GO) build -o bin/shmmon ./cmd/shmmon
+
+test: compat
+	$(GO) test -race -count=1 ./...
+
+lint:
+	$(GO) vet ./...
+	@[ -x "$(STATICCHECK)" ] || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
+	"$(STATICCHECK)" ./...
+	@files="$$($(GOFMT) -l .)"; \
+	if ! test -z "$$files"; then echo "gofmt -l: these files need formatting:"; echo "$$files"; exit 1; fi
+
+# The Go part may fail (for example while a package is still missing); the
+# Boost figures are still produced, and the Go failure is reported at the end.
+bench: compat
+	set -o pipefail; rc=0; \
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./shmobj ./monitor ./worker | tee bench.out || rc=$$?; \
+	compat/bin/boost_bench | tee -a bench.out || exit $$?; \
+	exit $$rc
+
+demo: build
+	./demo.sh
+
+clean:
+	rm -rf bin/ compat/bin/

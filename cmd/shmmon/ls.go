@@ -1,0 +1,208 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/shmmon/shmmon/proc"
+	"github.com/shmmon/shmmon/shmobj"
+)
+
+func lsCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "ls",
+		Usage:     "list the heartbeat objects on this host and their state",
+		UsageText: "shmmon ls [--json] [--all]",
+		Description: "Lists the objects in /dev/shm published by shmmon (they carry a status record).\n" +
+			"--all adds every other object, read as a plain Boost heartbeat (sequence only).",
+		OnUsageError: usageError,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
+			&cli.BoolFlag{Name: "all", Usage: "include objects not published by shmmon"},
+		},
+		Action: func(c *cli.Context) error {
+			entries, err := shmobj.List()
+			if err != nil {
+				return failf(c, "%s", stripPkg(err))
+			}
+			now := time.Now()
+			var views []objectView
+			for _, e := range entries {
+				if e.Snapshot.HasRecord || c.Bool("all") {
+					views = append(views, newView(e.Name, e.Snapshot, e.Err, now))
+				}
+			}
+			if c.Bool("json") {
+				return writeJSON(c.App.Writer, views)
+			}
+			writeTable(c.App.Writer, views)
+			return nil
+		},
+	}
+}
+
+func inspectCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "inspect",
+		Usage:        "show the decoded contents of one object",
+		UsageText:    "shmmon inspect --name NAME [--json]",
+		OnUsageError: usageError,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "name", Usage: "object `NAME`", Required: true},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			name := c.String("name")
+			if err := shmobj.ValidateName(name); err != nil {
+				return usagef(c, "--name: %s", stripPkg(err))
+			}
+			snap, err := shmobj.Read(name)
+			if err != nil {
+				return failf(c, "%s", stripPkg(err))
+			}
+			v := newView(name, snap, nil, time.Now())
+			if c.Bool("json") {
+				return writeJSON(c.App.Writer, v)
+			}
+			writeDetail(c.App.Writer, v)
+			return nil
+		},
+	}
+}
+
+// objectView is one object as ls and inspect show it. Its JSON form is stable: fields are
+// only added.
+type objectView struct {
+	Name          string  `json:"name"`
+	Size          int64   `json:"size"`
+	Seq           uint64  `json:"seq"`
+	WorkerPid     int64   `json:"worker_pid"`
+	Shmmon        bool    `json:"shmmon"`
+	State         string  `json:"state"`
+	MonitorPid    int64   `json:"monitor_pid,omitempty"`
+	MonitorAlive  bool    `json:"monitor_alive"`
+	WatchedPid    int64   `json:"watched_pid,omitempty"`
+	LastSeq       uint64  `json:"last_seq,omitempty"`
+	Stalls        uint32  `json:"stalls"`
+	Threshold     uint32  `json:"threshold,omitempty"`
+	IntervalSec   float64 `json:"interval_seconds,omitempty"`
+	LastProgress  string  `json:"last_progress,omitempty"` // RFC 3339, empty before the first beat
+	LastCheck     string  `json:"last_check,omitempty"`
+	ProgressAgeS  float64 `json:"last_progress_age_seconds,omitempty"`
+	Retired       bool    `json:"retired"`
+	Kills         uint64  `json:"kills"`
+	Restarts      uint64  `json:"restarts"`
+	Error         string  `json:"error,omitempty"`
+	progressAge   time.Duration
+	hasProgressAt bool
+}
+
+func newView(name string, s shmobj.Snapshot, err error, now time.Time) objectView {
+	v := objectView{Name: name, Size: s.Size, Seq: s.Seq, WorkerPid: s.WorkerPid, Shmmon: s.HasRecord, State: "-"}
+	if err != nil {
+		v.Error = stripPkg(err)
+	}
+	if !s.HasRecord {
+		return v
+	}
+	r := s.Record
+	v.State = r.State.String()
+	v.MonitorPid, v.WatchedPid = r.MonitorPid, r.WatchedPid
+	v.MonitorAlive = proc.Alive(int(r.MonitorPid))
+	if !v.MonitorAlive {
+		v.State += " (monitor gone)"
+	}
+	v.LastSeq, v.Stalls, v.Threshold = r.LastSeq, r.Stalls, r.Threshold
+	v.IntervalSec = r.Interval.Seconds()
+	v.Retired, v.Kills, v.Restarts = r.Retired, r.Kills, r.Restarts
+	if r.LastProgress != 0 {
+		at := time.Unix(0, r.LastProgress)
+		v.LastProgress = at.Format(time.RFC3339Nano)
+		v.progressAge, v.hasProgressAt = now.Sub(at), true
+		v.ProgressAgeS = v.progressAge.Seconds()
+	}
+	if r.LastCheck != 0 {
+		v.LastCheck = time.Unix(0, r.LastCheck).Format(time.RFC3339Nano)
+	}
+	return v
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func writeTable(w io.Writer, views []objectView) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tSEQ\tPID\tSTALLS\tPROGRESS\tKILLS\tMONITOR")
+	for _, v := range views {
+		pid := v.WatchedPid
+		if pid == 0 {
+			pid = v.WorkerPid
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n", v.Name, v.State, v.Seq, dash(pid),
+			stallsText(v), ageText(v), v.Kills, dash(v.MonitorPid))
+	}
+	tw.Flush()
+}
+
+func writeDetail(w io.Writer, v objectView) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, val string) { fmt.Fprintf(tw, "%s:\t%s\n", k, val) }
+	row("name", v.Name)
+	row("size", strconv.FormatInt(v.Size, 10))
+	row("sequence", strconv.FormatUint(v.Seq, 10))
+	row("worker pid", dash(v.WorkerPid))
+	if !v.Shmmon {
+		row("record", "none (a plain Boost heartbeat object)")
+		tw.Flush()
+		return
+	}
+	row("state", v.State)
+	row("monitor pid", dash(v.MonitorPid))
+	row("watched pid", dash(v.WatchedPid))
+	row("last sequence seen", strconv.FormatUint(v.LastSeq, 10))
+	row("stalls", stallsText(v))
+	row("interval", time.Duration(v.IntervalSec*float64(time.Second)).String())
+	row("last progress", ageText(v))
+	row("last check", cmpOr(v.LastCheck, "-"))
+	row("retired", strconv.FormatBool(v.Retired))
+	row("kills", strconv.FormatUint(v.Kills, 10))
+	row("restarts", strconv.FormatUint(v.Restarts, 10))
+	tw.Flush()
+}
+
+func stallsText(v objectView) string {
+	if !v.Shmmon {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d", v.Stalls, v.Threshold)
+}
+
+func ageText(v objectView) string {
+	if !v.hasProgressAt {
+		return "-"
+	}
+	return v.progressAge.Round(time.Millisecond).String() + " ago"
+}
+
+func dash(n int64) string {
+	if n == 0 {
+		return "-"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

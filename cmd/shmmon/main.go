@@ -1,0 +1,128 @@
+// Command shmmon keeps service programs from silently hanging: it watches the heartbeat
+// sequence a worker bumps in a POSIX shared-memory object (/dev/shm/NAME) and kills the
+// worker when the sequence stops moving.
+//
+// It is a thin layer over the packages shmobj, monitor, worker and proc: it parses flags,
+// calls them, and maps their errors to exit codes (0 ok, 1 error, 2 bad usage, 3 a hung
+// worker was killed).
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitError  = 1
+	exitUsage  = 2
+	exitKilled = 3
+)
+
+// version is set at build time with -ldflags "-X main.version=..."; otherwise it comes from
+// the module's build information.
+var version = ""
+
+func main() { os.Exit(run(os.Args, os.Stdout, os.Stderr)) }
+
+// run runs the command line args and returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	err := app.Run(args)
+	if err == nil {
+		return exitOK
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := ec.Error(); msg != "" {
+			fmt.Fprintln(stderr, msg)
+		}
+		return ec.ExitCode()
+	}
+	// Errors urfave/cli returns itself are about the command line.
+	fmt.Fprintf(stderr, "shmmon: %v (see 'shmmon --help')\n", err)
+	return exitUsage
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:  "shmmon",
+		Usage: "catch hung workers through a heartbeat in shared memory",
+		Description: "A worker proves it is alive by bumping a 64-bit sequence in /dev/shm/NAME\n" +
+			"(Go: worker.Beat(); C++: Boost.Interprocess, sequence in the first 8 bytes).\n" +
+			"'shmmon watch' polls it and kills the worker when it stops moving for\n" +
+			"--stalls consecutive checks (SIGTERM, then SIGKILL after --kill-after).",
+		Writer:         stdout,
+		ErrWriter:      stderr,
+		ExitErrHandler: func(*cli.Context, error) {}, // run maps errors to exit codes
+		OnUsageError:   usageError,
+		Commands: []*cli.Command{
+			watchCommand(),
+			lsCommand(),
+			inspectCommand(),
+			beatCommand(),
+			{
+				Name:  "version",
+				Usage: "print the version",
+				Action: func(c *cli.Context) error {
+					fmt.Fprintf(c.App.Writer, "shmmon %s\n", buildVersion())
+					return nil
+				},
+			},
+		},
+	}
+}
+
+// usageError turns a flag parsing error into a one-line error with exit code 2.
+func usageError(c *cli.Context, err error, _ bool) error {
+	cmd := "shmmon"
+	if name := c.Command.Name; name != "" {
+		cmd += " " + name
+	}
+	return cli.Exit(fmt.Sprintf("%s: %v (see '%s --help')", cmd, err, cmd), exitUsage)
+}
+
+// usagef returns a one-line usage error (exit code 2) for the command of c.
+func usagef(c *cli.Context, format string, args ...any) error {
+	return cli.Exit(fmt.Sprintf("shmmon %s: %s", c.Command.Name, fmt.Sprintf(format, args...)), exitUsage)
+}
+
+// failf returns a one-line runtime error (exit code 1) for the command of c.
+func failf(c *cli.Context, format string, args ...any) error {
+	return cli.Exit(fmt.Sprintf("shmmon %s: %s", c.Command.Name, fmt.Sprintf(format, args...)), exitError)
+}
+
+// stripPkg removes a Go package prefix ("shmobj: ") from an error message for the CLI.
+func stripPkg(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"shmobj: ", "monitor: ", "proc: ", "worker: "} {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	return msg
+}
+
+// newLogger returns the logger of the long-running commands: text lines on stderr.
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v := bi.Main.Version; v != "" && v != "(devel)" {
+			return v + " " + bi.GoVersion
+		}
+		return "dev " + bi.GoVersion
+	}
+	return "dev"
+}
