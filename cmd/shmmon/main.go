@@ -42,7 +42,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
-		if msg := ec.Error(); msg != "" {
+		msg := ec.Error()
+		if strings.HasPrefix(msg, "No help topic for") {
+			// urfave/cli's help command exits 3 for an unknown topic; 3 is ours.
+			fmt.Fprintf(stderr, "shmmon: %s (see 'shmmon --help')\n", msg)
+			return exitUsage
+		}
+		if msg != "" {
 			fmt.Fprintln(stderr, msg)
 		}
 		return ec.ExitCode()
@@ -64,6 +70,14 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:      stderr,
 		ExitErrHandler: func(*cli.Context, error) {}, // run maps errors to exit codes
 		OnUsageError:   usageError,
+		// Without this, urfave/cli answers an unknown command with its help command's exit
+		// code 3, which is shmmon's "killed a hung worker".
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return cli.Exit(fmt.Sprintf("shmmon: unknown command %q (see 'shmmon --help')", c.Args().First()), exitUsage)
+			}
+			return cli.ShowAppHelp(c)
+		},
 		Commands: []*cli.Command{
 			watchCommand(),
 			lsCommand(),

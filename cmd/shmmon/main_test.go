@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/shmmon/shmmon/shmobj"
+)
+
+func runCLI(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = run(append([]string{"shmmon"}, args...), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// goneProcess returns the pid of a process that has exited and been reaped.
+func goneProcess(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
+}
+
+func TestBadInput(t *testing.T) {
+	gone := fmt.Sprint(goneProcess(t))
+	long := strings.Repeat("x", 256)
+	tests := []struct {
+		name string
+		args []string
+		want string // in the one-line error
+	}{
+		{"slash in name", []string{"watch", "--name", "a/b"}, `"a/b"`},
+		{"empty name", []string{"watch", "--name", ""}, `""`},
+		{"256-byte name", []string{"watch", "--name", long}, "256 bytes"},
+		{"dot name", []string{"watch", "--name", ".."}, `".."`},
+		{"no name", []string{"watch"}, "name"},
+		{"size below 16", []string{"watch", "--name", "t", "--size", "15"}, "--size 15"},
+		{"interval 0", []string{"watch", "--name", "t", "--interval", "0"}, "--interval 0s"},
+		{"negative interval", []string{"watch", "--name", "t", "--interval", "-1s"}, "--interval -1s"},
+		{"stalls 0", []string{"watch", "--name", "t", "--stalls", "0"}, "--stalls 0"},
+		{"pid 0", []string{"watch", "--name", "t", "--pid", "0"}, "--pid 0"},
+		{"pid 1", []string{"watch", "--name", "t", "--pid", "1"}, "--pid 1"},
+		{"negative pid", []string{"watch", "--name", "t", "--pid", "-7"}, "--pid -7"},
+		{"own pid", []string{"watch", "--name", "t", "--pid", fmt.Sprint(os.Getpid())}, "shmmon itself"},
+		{"pid that does not exist", []string{"watch", "--name", "t", "--pid", gone}, "--pid " + gone + ": no such process"},
+		{"non-numeric pid", []string{"watch", "--name", "t", "--pid", "abc"}, `"abc"`},
+		{"non-numeric interval", []string{"watch", "--name", "t", "--interval", "soon"}, `"soon"`},
+		{"non-numeric stalls", []string{"watch", "--name", "t", "--stalls", "3x"}, `"3x"`},
+		{"non-numeric size", []string{"watch", "--name", "t", "--size", "big"}, `"big"`},
+		{"bad signal", []string{"watch", "--name", "t", "--signal", "NOPE"}, `"NOPE"`},
+		{"bad mode", []string{"watch", "--name", "t", "--mode", "0999"}, `"0999"`},
+		{"kill-after 0", []string{"watch", "--name", "t", "--kill-after", "0"}, "--kill-after 0s"},
+		{"negative grace", []string{"watch", "--name", "t", "--grace", "-1s"}, "--grace -1s"},
+		{"unknown flag", []string{"watch", "--name", "t", "--bogus"}, "bogus"},
+		{"unknown command", []string{"frobnicate"}, "frobnicate"},
+		{"unknown help topic", []string{"help", "frobnicate"}, "frobnicate"},
+		{"inspect bad name", []string{"inspect", "--name", "a/b"}, `"a/b"`},
+		{"beat bad name", []string{"beat", "--name", ""}, `""`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCLI(tt.args...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d; stderr: %s", code, exitUsage, stderr)
+			}
+			msg := strings.TrimSuffix(stderr, "\n")
+			if msg == "" || strings.Contains(msg, "\n") {
+				t.Errorf("want a one-line error, got %q", stderr)
+			}
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("error %q does not name %q", msg, tt.want)
+			}
+			if strings.Contains(msg, "panic") {
+				t.Errorf("panic: %s", msg)
+			}
+		})
+	}
+	// Nothing was published by any of them.
+	if _, err := os.Stat(shmobj.Path("t")); err == nil {
+		t.Error("/dev/shm/t was created by a rejected command")
+	}
+}
+
+func TestLsInspectBeat(t *testing.T) {
+	name := fmt.Sprintf("shmmon-cli-test-%d", os.Getpid())
+	seg, err := shmobj.Publish(name, shmobj.PublishOptions{WatchedPid: 4242, Threshold: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seg.Close(); shmobj.Remove(name) })
+
+	for range 3 {
+		if code, _, stderr := runCLI("beat", "--name", name); code != exitOK {
+			t.Fatalf("beat: exit %d: %s", code, stderr)
+		}
+	}
+	if seq, _ := seg.Seq(); seq != 3 {
+		t.Errorf("seq after 3 beats = %d, want 3 (beat must not reset the worker half)", seq)
+	}
+
+	code, stdout, stderr := runCLI("ls", "--json")
+	if code != exitOK {
+		t.Fatalf("ls --json: exit %d: %s", code, stderr)
+	}
+	var views []map[string]any
+	if err := json.Unmarshal([]byte(stdout), &views); err != nil {
+		t.Fatalf("ls --json output is not JSON: %v\n%s", err, stdout)
+	}
+	var found map[string]any
+	for _, v := range views {
+		if v["name"] == name {
+			found = v
+		}
+	}
+	if found == nil {
+		t.Fatalf("ls --json does not list %s:\n%s", name, stdout)
+	}
+	if found["seq"] != 3.0 || found["state"] != "waiting" || found["watched_pid"] != 4242.0 || found["monitor_alive"] != true {
+		t.Errorf("ls --json entry = %v", found)
+	}
+
+	code, stdout, _ = runCLI("ls")
+	if code != exitOK || !strings.Contains(stdout, name) || !strings.HasPrefix(stdout, "NAME") {
+		t.Errorf("ls: exit %d:\n%s", code, stdout)
+	}
+
+	code, stdout, _ = runCLI("inspect", "--name", name)
+	if code != exitOK || !strings.Contains(stdout, "sequence:") || !strings.Contains(stdout, "4242") {
+		t.Errorf("inspect: exit %d:\n%s", code, stdout)
+	}
+
+	missing := name + "-missing"
+	if code, _, stderr := runCLI("inspect", "--name", missing); code != exitError || !strings.Contains(stderr, missing) {
+		t.Errorf("inspect of a missing object: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := runCLI("beat", "--name", missing); code != exitError || !strings.Contains(stderr, "monitor running") {
+		t.Errorf("beat of a missing object: exit %d: %s", code, stderr)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, stdout, _ := runCLI("version")
+	if code != exitOK || !strings.HasPrefix(stdout, "shmmon ") {
+		t.Errorf("version: exit %d: %q", code, stdout)
+	}
+}
+
+func TestParseSignal(t *testing.T) {
+	for in, want := range map[string]int{"TERM": 15, "sigterm": 15, "SIGKILL": 9, "int": 2, "HUP": 1, "10": 10} {
+		sig, err := parseSignal(in)
+		if err != nil || int(sig) != want {
+			t.Errorf("parseSignal(%q) = %d, %v, want %d", in, sig, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0", "65", "TERMX", "-1"} {
+		if _, err := parseSignal(bad); err == nil {
+			t.Errorf("parseSignal(%q) succeeded", bad)
+		}
+	}
+}

@@ -1,0 +1,223 @@
+package monitor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shmmon/shmmon/proc"
+	"github.com/shmmon/shmmon/shmobj"
+)
+
+// TestMain lets the test binary act as a watched process: SHMMON_TEST_MODE=sleep blocks
+// until killed (a hung worker), exit-soon exits 0 after 300ms.
+func TestMain(m *testing.M) {
+	switch os.Getenv("SHMMON_TEST_MODE") {
+	case "sleep":
+		select {}
+	case "exit-soon":
+		time.Sleep(300 * time.Millisecond)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// logBuffer collects log lines safely from the watch goroutine.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func newLog() (*logBuffer, *slog.Logger) {
+	b := &logBuffer{}
+	return b, slog.New(slog.NewTextHandler(b, nil))
+}
+
+func watchName(t *testing.T) string {
+	name := fmt.Sprintf("shmmon-watch-test-%d-%s", os.Getpid(), t.Name())
+	t.Cleanup(func() { shmobj.Remove(name) })
+	return name
+}
+
+// startChild starts the test binary in mode and takes hold of it through a pidfd.
+func startChild(t *testing.T, mode string) (*exec.Cmd, *proc.Process) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "SHMMON_TEST_MODE="+mode)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan struct{})
+	go func() { cmd.Wait(); close(waited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-waited })
+	p, err := proc.Open(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return cmd, p
+}
+
+var fast = Config{Interval: 50 * time.Millisecond, Stalls: 3, Grace: 200 * time.Millisecond}
+
+func TestWatchKillsHungProcess(t *testing.T) {
+	name := watchName(t)
+	_, p := startChild(t, "sleep")
+	logs, log := newLog()
+	w := &Watch{Name: name, Options: Options{Config: fast}, Process: p, KillAfter: 200 * time.Millisecond, Logger: log}
+	start := time.Now()
+	out, err := w.Run(context.Background())
+	if err != nil || out != Killed {
+		t.Fatalf("Run = %v, %v, want killed; log:\n%s", out, err, logs)
+	}
+	// Never beat: judged after the grace, then 3 stalls. Generous upper bound for a loaded machine.
+	if took := time.Since(start); took < fast.Grace || took > 10*time.Second {
+		t.Errorf("killed after %v", took)
+	}
+	if !p.Exited() {
+		t.Error("process still running after Killed")
+	}
+	for _, want := range []string{"state=abnormal", "event=signal", "signal=SIGTERM", "state=killed"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+	if _, err := os.Stat(shmobj.Path(name)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("object left behind after Run: %v", err)
+	}
+}
+
+func TestWatchProcessExits(t *testing.T) {
+	name := watchName(t)
+	_, p := startChild(t, "exit-soon")
+	logs, log := newLog()
+	w := &Watch{Name: name, Options: Options{Config: Config{Interval: 50 * time.Millisecond, Grace: 10 * time.Second}}, Process: p, Logger: log}
+	out, err := w.Run(context.Background())
+	if err != nil || out != Exited {
+		t.Fatalf("Run = %v, %v, want exited; log:\n%s", out, err, logs)
+	}
+	if !strings.Contains(logs.String(), "state=exited") {
+		t.Errorf("log lacks state=exited:\n%s", logs)
+	}
+}
+
+// waitFor polls cond every 10ms for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestWatchWithoutPid reports a hang, sees the worker resume, follows a removed object and
+// keeps the object with Keep.
+func TestWatchWithoutPid(t *testing.T) {
+	name := watchName(t)
+	logs, log := newLog()
+	w := &Watch{Name: name, Options: Options{Config: fast}, Keep: true, Logger: log}
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		out Outcome
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := w.Run(ctx)
+		done <- result{out, err}
+	}()
+	defer func() { cancel(); <-done }()
+
+	// An in-process worker: beats every 10ms while beating is set.
+	var beating sync.Mutex // held = paused
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		var seg *shmobj.Segment
+		defer func() {
+			if seg != nil {
+				seg.Close()
+			}
+		}()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			beating.Lock()
+			if seg == nil || seg.Verify() != nil {
+				if seg != nil {
+					seg.Close()
+				}
+				seg, _ = shmobj.Attach(name)
+			}
+			if seg != nil {
+				seg.Beat()
+			}
+			beating.Unlock()
+		}
+	}()
+
+	waitFor(t, "state=ok", func() bool { return strings.Contains(logs.String(), "state=ok") })
+	beating.Lock() // hang
+	waitFor(t, "state=abnormal", func() bool { return strings.Contains(logs.String(), "state=abnormal") })
+	beating.Unlock() // resume
+	waitFor(t, "back to ok", func() bool {
+		s := logs.String()
+		return strings.Contains(s[strings.LastIndex(s, "state=abnormal"):], "state=ok")
+	})
+
+	shmobj.Remove(name)
+	waitFor(t, "object-removed", func() bool { return strings.Contains(logs.String(), "event=object-removed") })
+	waitFor(t, "re-published object", func() bool { _, err := os.Stat(shmobj.Path(name)); return err == nil })
+
+	cancel()
+	r := <-done
+	done <- r
+	if r.err != nil || r.out != Stopped {
+		t.Fatalf("Run = %v, %v, want stopped", r.out, r.err)
+	}
+	if _, err := os.Stat(shmobj.Path(name)); err != nil {
+		t.Errorf("Keep: object gone after Run: %v", err)
+	}
+	if strings.Contains(logs.String(), "level=ERROR msg=\"cannot") {
+		t.Errorf("unexpected error in log:\n%s", logs)
+	}
+}
+
+func TestWatchPublishError(t *testing.T) {
+	w := &Watch{Name: "a/b", Logger: slog.New(slog.DiscardHandler)}
+	if _, err := w.Run(context.Background()); !errors.Is(err, shmobj.ErrInvalidName) {
+		t.Errorf("Run with a bad name = %v, want ErrInvalidName", err)
+	}
+	w = &Watch{Name: "x", Options: Options{Config: Config{Stalls: -1}}, Logger: slog.New(slog.DiscardHandler)}
+	if _, err := w.Run(context.Background()); err == nil {
+		t.Error("Run with stalls -1 succeeded")
+	}
+}
+
