@@ -220,4 +220,3 @@ func TestWatchPublishError(t *testing.T) {
 		t.Error("Run with stalls -1 succeeded")
 	}
 }
-
