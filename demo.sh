@@ -2,7 +2,7 @@
 # shmmon's live demo (run it with `make demo`): a Go worker and a C++ Boost.Interprocess
 # worker beat into /dev/shm, each watched by `shmmon watch`. Then each hangs in its own way —
 # the Go worker deadlocks, the C++ worker is frozen with SIGSTOP — and shmmon catches and
-# kills both. It ends by itself in about 15 seconds.
+# kills both. It ends by itself in under 10 seconds.
 set -euo pipefail
 cd "$(dirname "$0")"
 

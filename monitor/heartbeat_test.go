@@ -1,0 +1,115 @@
+package monitor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/shmmon/shmmon/shmobj"
+)
+
+// TestCheckWritesRecord follows the status record through progress, stalls and a verdict.
+func TestCheckWritesRecord(t *testing.T) {
+	name := fmt.Sprintf("shmmon-hb-test-%d", os.Getpid())
+	defer shmobj.Remove(name)
+	start := time.Now()
+	h, err := Publish(name, Options{Config: Config{Interval: time.Second, Stalls: 2}, WatchedPid: 77}, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(true)
+	w, err := shmobj.Attach(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+
+	read := func() shmobj.Record {
+		t.Helper()
+		snap, err := shmobj.Read(name)
+		if err != nil || !snap.HasRecord {
+			t.Fatalf("Read = %+v, %v", snap, err)
+		}
+		return snap.Record
+	}
+	if r := read(); r.State != shmobj.StateWaiting || r.WatchedPid != 77 || r.Threshold != 2 || r.Interval != time.Second {
+		t.Fatalf("fresh record %+v", r)
+	}
+
+	steps := []struct {
+		beats  int
+		want   Result
+		state  shmobj.State
+		stalls uint32
+		seq    uint64
+	}{
+		{2, OK, shmobj.StateOK, 0, 2},
+		{0, Stalled, shmobj.StateStalled, 1, 2},
+		{0, Abnormal, shmobj.StateAbnormal, 2, 2},
+		{1, OK, shmobj.StateOK, 0, 3},
+	}
+	now := start
+	for i, s := range steps {
+		for range s.beats {
+			w.Beat()
+		}
+		now = now.Add(time.Second)
+		r, err := h.Check(now)
+		if err != nil || r != s.want {
+			t.Fatalf("step %d: Check = %v, %v, want %v", i, r, err, s.want)
+		}
+		rec := read()
+		if rec.State != s.state || rec.Stalls != s.stalls || rec.LastSeq != s.seq || rec.LastCheck != now.UnixNano() {
+			t.Fatalf("step %d: record %+v, want state %v stalls %d seq %d check %d", i, rec, s.state, s.stalls, s.seq, now.UnixNano())
+		}
+		if s.want == OK && rec.LastProgress != now.UnixNano() {
+			t.Fatalf("step %d: last progress %d, want %d", i, rec.LastProgress, now.UnixNano())
+		}
+	}
+
+	// Counters survive a re-publication; the rules start over.
+	h.Segment().AddKill()
+	if err := h.Republish(now); err != nil {
+		t.Fatal(err)
+	}
+	if rec := read(); rec.Kills != 1 || rec.State != shmobj.StateWaiting || rec.LastSeq != 0 {
+		t.Errorf("after Republish: %+v", rec)
+	}
+	if retired, _ := w.Retired(); !retired {
+		t.Error("the replaced object is not marked retired")
+	}
+	if h.Checker().Stalls() != 0 || h.Checker().Beaten() {
+		t.Error("rules did not start over")
+	}
+}
+
+func TestCheckFault(t *testing.T) {
+	name := fmt.Sprintf("shmmon-hb-fault-%d", os.Getpid())
+	defer shmobj.Remove(name)
+	h, err := Publish(name, Options{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(true)
+	o, err := shmobj.Open(name, shmobj.OpenOnly, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Truncate(0)
+	o.Close()
+	r, err := h.Check(time.Now())
+	if !errors.Is(err, shmobj.ErrFault) || r != OK {
+		t.Fatalf("Check of a truncated object = %v, %v, want OK and ErrFault", r, err)
+	}
+	if err := h.Verify(); !errors.Is(err, shmobj.ErrTruncated) {
+		t.Errorf("Verify = %v, want ErrTruncated", err)
+	}
+	if err := h.Republish(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Check(time.Now()); err != nil {
+		t.Errorf("Check after Republish: %v", err)
+	}
+}
