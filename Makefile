@@ -5,7 +5,7 @@
 #   make build    build bin/shmmon
 #   make test     run all Go tests (with -race) against the C++ peers
 #   make lint     go vet, staticcheck, gofmt
-#   make bench    Go benchmarks, then the Boost reference figures -> bench.out
+#   make bench    Go benchmarks and the Boost reference figures -> bench.out, BENCHMARKS.md
 #   make demo     run ./demo.sh
 #   make clean    remove build outputs
 
@@ -50,7 +50,7 @@ compat: $(COMPAT_BINS)
 
 # deps and the directory are order-only: they must exist, but they never
 # make an up-to-date binary rebuild.
-compat/bin/%: compat/%.cpp | deps compat/bin
+compat/bin/%: compat/cpp/%.cpp | deps compat/bin
 	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
 
 compat/bin:
@@ -75,6 +75,7 @@ bench: compat
 	set -o pipefail; rc=0; \
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./shmobj ./monitor ./worker | tee bench.out || rc=$$?; \
 	compat/bin/boost_bench | tee -a bench.out || exit $$?; \
+	[ $$rc = 0 ] && scripts/benchreport.sh bench.out > BENCHMARKS.md && echo "wrote BENCHMARKS.md"; \
 	exit $$rc
 
 demo: build

@@ -97,13 +97,13 @@ func (s *Segment) Verify() error {
 	size, id, err := sysStat(Path(s.name))
 	switch {
 	case err != nil && isNotExist(err):
-		return fmt.Errorf("shmobj: %q: %w", s.name, ErrGone)
+		return fmt.Errorf("%w: %q", ErrGone, s.name)
 	case err != nil:
 		return fmt.Errorf("shmobj: stat %q: %w", s.name, err)
 	case id != s.id:
-		return fmt.Errorf("shmobj: %q: %w", s.name, ErrReplaced)
+		return fmt.Errorf("%w: %q", ErrReplaced, s.name)
 	case size < int64(len(s.mem)):
-		return fmt.Errorf("shmobj: %q is %d bytes, mapped %d: %w", s.name, size, len(s.mem), ErrTruncated)
+		return fmt.Errorf("%w: %q is %d bytes, mapped %d", ErrTruncated, s.name, size, len(s.mem))
 	}
 	return nil
 }

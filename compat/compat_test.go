@@ -1,0 +1,771 @@
+package compat_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmmon/shmmon/shmobj"
+	"github.com/shmmon/shmmon/worker"
+)
+
+// The parameters of every scenario. Workers beat five times per check interval, so a loaded
+// machine (2 cores, other test packages, -race) does not produce false stalls.
+const (
+	interval   = 100 * time.Millisecond
+	stalls     = 3
+	killAfter  = 500 * time.Millisecond
+	beatPeriod = 20 * time.Millisecond
+
+	// healthyFor is how long a pairing must stay healthy: at least 20 intervals.
+	healthyFor = 25 * interval
+	// healthyChecks is how many checks in a row a C++ checker must pass.
+	healthyChecks = 20
+	// startTimeout bounds waiting for a process to start, publish, or see the first beat.
+	startTimeout = 10 * time.Second
+	// killMargin bounds the time from SIGSTOP to the end of `shmmon watch --pid`: the
+	// threshold plus one interval, the kill escalation, and 3 s for a loaded machine.
+	killMargin = (stalls+1)*interval + killAfter + 3*time.Second
+)
+
+// Environment of the test binary's worker mode (see TestMain).
+const (
+	envWorker = "SHMMON_TEST_WORKER" // "open" (worker.Open) or "pkg" (package-level worker.Beat)
+	envPeriod = "SHMMON_TEST_PERIOD" // beat period in ms
+)
+
+// TestMain lets the test binary be the Go worker of the scenarios: with SHMMON_TEST_WORKER set
+// it beats until it is killed instead of running the tests.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(envWorker); mode != "" {
+		os.Exit(workerMain(mode))
+	}
+	code := m.Run()
+	if build.dir != "" {
+		os.RemoveAll(build.dir)
+	}
+	os.Exit(code)
+}
+
+// workerMain beats every SHMMON_TEST_PERIOD ms, through worker.Open(SHMMON_NAME) in mode
+// "open" or the package-level worker.Beat in mode "pkg", and prints "ready" once it started.
+// It never returns on success: the test kills it.
+func workerMain(mode string) int {
+	ms, err := strconv.Atoi(os.Getenv(envPeriod))
+	if err != nil || ms <= 0 {
+		fmt.Fprintf(os.Stderr, "compat worker: bad %s=%q: want milliseconds > 0\n", envPeriod, os.Getenv(envPeriod))
+		return 2
+	}
+	var beat func()
+	switch mode {
+	case "open":
+		w, err := worker.Open(os.Getenv(worker.EnvName))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "compat worker: %v\n", err)
+			return 1
+		}
+		beat = w.Beat
+	case "pkg":
+		beat = worker.Beat
+	default:
+		fmt.Fprintf(os.Stderr, "compat worker: bad %s=%q: want open or pkg\n", envWorker, mode)
+		return 2
+	}
+	fmt.Println("ready")
+	tick := time.NewTicker(time.Duration(ms) * time.Millisecond)
+	for range tick.C {
+		beat()
+	}
+	return 0
+}
+
+// build holds the programs the scenarios run, built once per test binary.
+var build struct {
+	once         sync.Once
+	dir          string // temporary directory of the shmmon binary
+	shmmon       string
+	shmmonErr    error
+	boostWorker  string
+	boostChecker string
+	boostMissing string // why the C++ peers cannot be built here; "" when they can
+	boostErr     error
+}
+
+func buildAll() {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		build.shmmonErr, build.boostErr = err, err
+		return
+	}
+	build.dir, build.shmmonErr = os.MkdirTemp("", "shmmon-compat-")
+	if build.shmmonErr == nil {
+		build.shmmon = filepath.Join(build.dir, "shmmon")
+		cmd := exec.Command("go", "build", "-o", build.shmmon, "github.com/shmmon/shmmon/cmd/shmmon")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			build.shmmonErr = fmt.Errorf("go build ./cmd/shmmon: %v\n%s", err, out)
+		}
+	}
+
+	const header = "/usr/include/boost/interprocess/shared_memory_object.hpp"
+	if _, err := exec.LookPath("g++"); err != nil {
+		build.boostMissing = "g++ is not installed (apt-get install g++ libboost-dev, or make deps)"
+		return
+	}
+	if _, err := os.Stat(header); err != nil {
+		build.boostMissing = "the Boost headers are not installed (" + header +
+			" missing; apt-get install libboost-dev, or make deps)"
+		return
+	}
+	if out, err := exec.Command("make", "-C", root, "compat").CombinedOutput(); err != nil {
+		build.boostErr = fmt.Errorf("make compat: %v\n%s", err, out)
+		return
+	}
+	build.boostWorker = filepath.Join(root, "compat", "bin", "boost_worker")
+	build.boostChecker = filepath.Join(root, "compat", "bin", "boost_checker")
+}
+
+// needShmmon returns the path of the shmmon command, built for this test binary.
+func needShmmon(t *testing.T) string {
+	t.Helper()
+	build.once.Do(buildAll)
+	if build.shmmonErr != nil {
+		t.Fatal(build.shmmonErr)
+	}
+	return build.shmmon
+}
+
+// boost are the paths of the C++ peers.
+type boost struct{ worker, checker string }
+
+// needBoost returns the C++ peers, built by `make compat`. Without g++ or Boost the test is
+// skipped on a developer's machine and fails under CI=true (CI installs them).
+func needBoost(t *testing.T) boost {
+	t.Helper()
+	build.once.Do(buildAll)
+	if build.boostMissing != "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("compat: %s; CI=true, so this is a failure (CI must install them)", build.boostMissing)
+		}
+		t.Skipf("compat: %s", build.boostMissing)
+	}
+	if build.boostErr != nil {
+		t.Fatal(build.boostErr)
+	}
+	return boost{worker: build.boostWorker, checker: build.boostChecker}
+}
+
+// objectName returns the object name of the test, unique per test binary and test, and
+// removes the object when the test ends (after its processes are killed: cleanups run last
+// in, first out, and this one is registered before any process is started).
+func objectName(t *testing.T) string {
+	t.Helper()
+	name := fmt.Sprintf("shmmon-compat-%d-%s", os.Getpid(), strings.NewReplacer("/", "-", " ", "_").Replace(t.Name()))
+	if err := shmobj.ValidateName(name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := shmobj.Remove(name); err != nil {
+			t.Errorf("removing %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// lineBuffer collects a process's output; it is safe for concurrent use.
+type lineBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lineBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lineBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Lines returns the complete lines written so far.
+func (b *lineBuffer) Lines() []string {
+	s := b.String()
+	i := strings.LastIndexByte(s, '\n')
+	if i < 0 {
+		return nil
+	}
+	return strings.Split(s[:i], "\n")
+}
+
+// process is a program started by a test. It is killed (SIGKILL, then SIGCONT in case it was
+// stopped) and reaped when the test ends.
+type process struct {
+	label  string
+	cmd    *exec.Cmd
+	stdout lineBuffer
+	stderr lineBuffer
+	done   chan struct{} // closed once Wait returned
+}
+
+// start starts path with args and env added to the test's environment.
+func start(t *testing.T, label string, env []string, path string, args ...string) *process {
+	t.Helper()
+	p := &process{label: label, cmd: exec.Command(path, args...), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	// Should the test binary itself die (a timeout panic), take the processes with it.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", label, err)
+	}
+	p.label = fmt.Sprintf("%s (pid %d)", label, p.cmd.Process.Pid)
+	go func() {
+		p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		p.cmd.Process.Signal(syscall.SIGCONT)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s did not die 10 s after SIGKILL", p.label)
+		}
+		// A watch killed while publishing may leave its temporary object.
+		if tmp, _ := filepath.Glob(fmt.Sprintf("%s/.shmmon-%d-*", shmobj.Dir, p.cmd.Process.Pid)); len(tmp) > 0 {
+			for _, f := range tmp {
+				os.Remove(f)
+			}
+		}
+		if t.Failed() {
+			t.Logf("%s %s\n--- stdout:\n%s--- stderr:\n%s", p.label, strings.Join(p.cmd.Args, " "), p.stdout.String(), p.stderr.String())
+		}
+	})
+	return p
+}
+
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+// running reports whether the process has not exited yet.
+func (p *process) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (p *process) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("sending %v to %s: %v", sig, p.label, err)
+	}
+}
+
+// wait waits up to timeout for the process to exit and returns how it ended.
+func (p *process) wait(t *testing.T, timeout time.Duration) *os.ProcessState {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState
+	case <-time.After(timeout):
+		t.Fatalf("%s still running after %v", p.label, timeout)
+		return nil
+	}
+}
+
+// waitFor polls cond every 10 ms until it holds, and fails the test after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitLine waits for a line of b that contains want and returns it.
+func waitLine(t *testing.T, b *lineBuffer, timeout time.Duration, want string) string {
+	t.Helper()
+	var found string
+	waitFor(t, timeout, fmt.Sprintf("a line containing %q", want), func() bool {
+		for _, l := range b.Lines() {
+			if strings.Contains(l, want) {
+				found = l
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// linesWith returns the lines that contain every one of words.
+func linesWith(lines []string, words ...string) []string {
+	var out []string
+next:
+	for _, l := range lines {
+		for _, w := range words {
+			if !strings.Contains(l, w) {
+				continue next
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// startGoWorker starts the test binary as a Go worker of name ("open" or "pkg" mode) and
+// waits for its "ready".
+func startGoWorker(t *testing.T, name, mode string) *process {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, "go worker", []string{
+		envWorker + "=" + mode,
+		worker.EnvName + "=" + name,
+		envPeriod + "=" + strconv.Itoa(int(beatPeriod/time.Millisecond)),
+	}, exe)
+	waitLine(t, &p.stdout, startTimeout, "ready")
+	return p
+}
+
+// startBoostWorker starts the C++ worker of name.
+func startBoostWorker(t *testing.T, name string) *process {
+	t.Helper()
+	return start(t, "boost_worker", nil, needBoost(t).worker, name, strconv.Itoa(int(beatPeriod/time.Millisecond)))
+}
+
+// startWatch starts `shmmon watch` on name with the test parameters and extra flags, and waits
+// until it has published the object.
+func startWatch(t *testing.T, name string, extra ...string) *process {
+	t.Helper()
+	args := append([]string{"watch", "--name", name, "--interval", interval.String(),
+		"--stalls", strconv.Itoa(stalls), "--kill-after", killAfter.String()}, extra...)
+	p := start(t, "shmmon watch", nil, needShmmon(t), args...)
+	waitLine(t, &p.stderr, startTimeout, "msg=watching")
+	return p
+}
+
+// startChecker starts the C++ checker on name (4096 bytes, checks forever) and waits for its
+// "ready".
+func startChecker(t *testing.T, name string) *process {
+	t.Helper()
+	p := start(t, "boost_checker", nil, needBoost(t).checker, name, "4096", strconv.Itoa(int(interval/time.Millisecond)))
+	waitLine(t, &p.stdout, startTimeout, fmt.Sprintf("boost_checker %s ready size 4096", name))
+	return p
+}
+
+// check is one line of boost_checker: "check K result R seq S".
+type check struct {
+	K      int64
+	Result int
+	Seq    uint64
+}
+
+func checks(p *process) []check {
+	var cs []check
+	for _, l := range p.stdout.Lines() {
+		var c check
+		if n, _ := fmt.Sscanf(l, "check %d result %d seq %d", &c.K, &c.Result, &c.Seq); n == 3 {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
+// firstBeat returns the index of the first check that saw a beat (seq > 0), or -1.
+func firstBeat(cs []check) int {
+	for i, c := range cs {
+		if c.Seq > 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// workerKind is one kind of worker process.
+type workerKind struct {
+	name  string
+	start func(t *testing.T, name string) *process
+	// zeroReads: the worker clears its half before it stores the sequence, so a check may
+	// read 0 in between (a Boost worker; the original checker takes it as a pass).
+	zeroReads bool
+}
+
+var workers = []workerKind{
+	{name: "boost_worker", start: startBoostWorker, zeroReads: true},
+	{name: "go_worker", start: func(t *testing.T, name string) *process { return startGoWorker(t, name, "open") }},
+}
+
+// TestHang runs every pairing of monitor (Go `shmmon watch --pid`, C++ boost_checker) and
+// worker (C++ boost_worker, Go worker) through a healthy phase and then a hang (SIGSTOP).
+// boost_checker + boost_worker is the reference.
+func TestHang(t *testing.T) {
+	monitors := []struct {
+		name string
+		run  func(t *testing.T, w workerKind)
+	}{
+		{"watch", hangUnderWatch},
+		{"boost_checker", hangUnderChecker},
+	}
+	for _, m := range monitors {
+		for _, w := range workers {
+			t.Run(m.name+"+"+w.name, func(t *testing.T) { m.run(t, w) })
+		}
+	}
+}
+
+// hangUnderWatch: `shmmon watch --pid` keeps a healthy worker in state ok, then kills it
+// after it is stopped and exits 3.
+func hangUnderWatch(t *testing.T, wk workerKind) {
+	name := objectName(t)
+	w := wk.start(t, name)
+	watch := startWatch(t, name, "--pid", strconv.Itoa(w.pid()))
+	waitLine(t, &watch.stderr, startTimeout, "state=ok")
+
+	time.Sleep(healthyFor)
+	assertHealthyWatch(t, watch.stderr.Lines())
+	if !watch.running() || !w.running() {
+		t.Fatalf("healthy phase: watch running %v, worker running %v; want both", watch.running(), w.running())
+	}
+
+	stopped := time.Now()
+	w.signal(t, syscall.SIGSTOP)
+	st := watch.wait(t, killMargin)
+	took := time.Since(stopped)
+	if st.ExitCode() != 3 {
+		t.Errorf("watch ended with %v %s after SIGSTOP of the worker; want exit status 3", st, took.Round(time.Millisecond))
+	}
+	t.Logf("watch killed the stopped %s and exited %d in %v (margin %v)", wk.name, st.ExitCode(), took.Round(time.Millisecond), killMargin)
+
+	ws := w.wait(t, 5*time.Second)
+	if status, ok := ws.Sys().(syscall.WaitStatus); !ok || !status.Signaled() {
+		t.Errorf("worker ended with %v; want killed by a signal", ws)
+	}
+	log := watch.stderr.Lines()
+	if len(linesWith(log, "state=abnormal", "verdict=-2")) == 0 {
+		t.Error("watch log has no state=abnormal verdict=-2 line")
+	}
+	for _, ev := range []string{"event=signal", "event=kill", "event=exited"} {
+		if len(linesWith(log, `msg="kill step"`, ev)) == 0 {
+			t.Errorf("watch log has no kill step with %s", ev)
+		}
+	}
+	if len(linesWith(log, "state=killed")) == 0 {
+		t.Error("watch log has no state=killed line")
+	}
+}
+
+// assertHealthyWatch checks that no line after the first state=ok reports a stall.
+func assertHealthyWatch(t *testing.T, log []string) {
+	t.Helper()
+	seenOK := false
+	for _, l := range log {
+		if !seenOK {
+			seenOK = strings.Contains(l, "state=ok")
+			continue
+		}
+		if strings.Contains(l, "state=stalled") || strings.Contains(l, "verdict=-1") || strings.Contains(l, "abnormal") {
+			t.Errorf("healthy worker: watch logged a stall: %s", l)
+		}
+	}
+	if !seenOK {
+		t.Error("watch log has no state=ok line")
+	}
+}
+
+// hangUnderChecker: the C++ checker passes a healthy worker's checks, and returns -2 within
+// 10 checks once the worker is stopped.
+func hangUnderChecker(t *testing.T, wk workerKind) {
+	name := objectName(t)
+	c := startChecker(t, name)
+	w := wk.start(t, name)
+
+	var cs []check
+	waitFor(t, startTimeout+healthyChecks*interval, fmt.Sprintf("%d checks after the first beat", healthyChecks), func() bool {
+		cs = checks(c)
+		i := firstBeat(cs)
+		return i >= 0 && len(cs) > i+healthyChecks
+	})
+	cs = checks(c) // every check before the stop
+	assertHealthyChecks(t, cs[firstBeat(cs):], wk.zeroReads)
+	if !w.running() {
+		t.Fatal("worker exited during the healthy phase")
+	}
+
+	last := cs[len(cs)-1].K
+	w.signal(t, syscall.SIGSTOP)
+	var abnormal check
+	waitFor(t, 10*interval+5*time.Second, "a check with result -2", func() bool {
+		for _, c := range checks(c) {
+			if c.K > last && c.Result == -2 {
+				abnormal = c
+				return true
+			}
+		}
+		return false
+	})
+	if abnormal.K > last+10 {
+		t.Errorf("first -2 at check %d, %d checks after the SIGSTOP; want within 10", abnormal.K, abnormal.K-last)
+	}
+	t.Logf("boost_checker: -2 at check %d, %d checks after the SIGSTOP of %s", abnormal.K, abnormal.K-last, wk.name)
+}
+
+// assertHealthyChecks checks that cs (starting at the first beat) are consecutive checks that
+// all passed with increasing sequences. With zeroReads a 0 read between a Boost worker's clear
+// and store is allowed (it passes).
+func assertHealthyChecks(t *testing.T, cs []check, zeroReads bool) {
+	t.Helper()
+	var prev uint64
+	for i, c := range cs {
+		if i > 0 && c.K != cs[i-1].K+1 {
+			t.Errorf("check %d follows check %d", c.K, cs[i-1].K)
+		}
+		if c.Result != 0 {
+			t.Errorf("healthy worker: check %d result %d seq %d; want 0", c.K, c.Result, c.Seq)
+		}
+		if c.Seq == 0 && zeroReads {
+			continue
+		}
+		if c.Seq <= prev {
+			t.Errorf("healthy worker: check %d seq %d after seq %d; want increasing", c.K, c.Seq, prev)
+		}
+		prev = c.Seq
+	}
+}
+
+// TestWatchWorkerExits: a watched C++ worker that ends by itself (SIGTERM) ends
+// `shmmon watch --pid` with status 0 and a state=exited line.
+func TestWatchWorkerExits(t *testing.T) {
+	name := objectName(t)
+	w := startBoostWorker(t, name)
+	watch := startWatch(t, name, "--pid", strconv.Itoa(w.pid()))
+	waitLine(t, &watch.stderr, startTimeout, "state=ok")
+
+	w.signal(t, syscall.SIGTERM)
+	if ws := w.wait(t, 5*time.Second); ws.ExitCode() != 0 {
+		t.Errorf("boost_worker ended with %v after SIGTERM; want exit status 0", ws)
+	}
+	if st := watch.wait(t, 2*interval+5*time.Second); st.ExitCode() != 0 {
+		t.Errorf("watch ended with %v after its worker exited; want exit status 0", st)
+	}
+	if len(linesWith(watch.stderr.Lines(), "state=exited")) == 0 {
+		t.Error("watch log has no state=exited line")
+	}
+	if strings.Contains(watch.stderr.String(), "abnormal") {
+		t.Error("watch log of a worker that exited by itself contains \"abnormal\"")
+	}
+}
+
+// TestWatchBoostWorkerRestart: a C++ worker killed and restarted under `shmmon watch` starts
+// its counter over at 1; the watch takes that as a restart, never as a hang.
+func TestWatchBoostWorkerRestart(t *testing.T) {
+	name := objectName(t)
+	watch := startWatch(t, name)
+	w := startBoostWorker(t, name)
+	waitLine(t, &watch.stderr, startTimeout, "state=ok")
+	time.Sleep(healthyFor)
+	assertHealthyWatch(t, watch.stderr.Lines())
+
+	before := readSeq(t, name)
+	w.signal(t, syscall.SIGKILL)
+	w.wait(t, 5*time.Second)
+	startBoostWorker(t, name)
+	time.Sleep(2 * time.Second)
+
+	after := readSeq(t, name)
+	if after == 0 || after >= before {
+		t.Errorf("sequence %d before the restart, %d two seconds after; want 0 < after < before", before, after)
+	}
+	waitFor(t, 5*time.Second, fmt.Sprintf("the sequence to grow past %d", after), func() bool {
+		return readSeq(t, name) > after
+	})
+	if !watch.running() {
+		t.Error("watch exited")
+	}
+	if l := linesWith(watch.stderr.Lines(), "abnormal"); len(l) > 0 {
+		t.Errorf("a restarted worker was judged abnormal: %s", l[0])
+	}
+}
+
+// readSeq reads the object's sequence from its file.
+func readSeq(t *testing.T, name string) uint64 {
+	t.Helper()
+	snap, err := shmobj.Read(name)
+	if err != nil {
+		t.Fatalf("reading %s: %v", name, err)
+	}
+	return snap.Seq
+}
+
+// TestCheckerRestartGoWorkerFollows: a C++ checker restarted on the same name removes and
+// re-creates the object; the Go worker follows it to the new one.
+func TestCheckerRestartGoWorkerFollows(t *testing.T) {
+	name := objectName(t)
+	old := startChecker(t, name)
+	w := startGoWorker(t, name, "open")
+	waitFor(t, startTimeout, "the first checker to see a beat", func() bool { return firstBeat(checks(old)) >= 0 })
+
+	old.signal(t, syscall.SIGTERM)
+	if st := old.wait(t, 5*time.Second); st.ExitCode() != 0 {
+		t.Errorf("boost_checker ended with %v after SIGTERM; want exit status 0", st)
+	}
+	c := startChecker(t, name)
+	restarted := time.Now()
+	waitFor(t, 5*time.Second, "the new checker to see a beat", func() bool { return firstBeat(checks(c)) >= 0 })
+	t.Logf("the Go worker's beats reached the new object %v after the checker restarted", time.Since(restarted).Round(time.Millisecond))
+	waitFor(t, startTimeout, "10 more checks", func() bool { return len(checks(c)) > firstBeat(checks(c))+10 })
+
+	cs := checks(c)
+	for _, ch := range cs {
+		if ch.Result == -2 {
+			t.Errorf("new checker judged the Go worker abnormal: check %d result -2 seq %d", ch.K, ch.Seq)
+		}
+	}
+	assertHealthyChecks(t, cs[firstBeat(cs):], false)
+	if !w.running() {
+		t.Error("Go worker exited")
+	}
+}
+
+// TestGoWorkerBeforeMonitor: a Go worker (package-level worker.Beat) started before any
+// monitor keeps running without an object, and beats the object once `shmmon watch` publishes
+// it.
+func TestGoWorkerBeforeMonitor(t *testing.T) {
+	name := objectName(t)
+	w := startGoWorker(t, name, "pkg")
+	time.Sleep(1500 * time.Millisecond)
+	if !w.running() {
+		t.Fatal("Go worker without an object exited")
+	}
+	if _, err := os.Stat(shmobj.Path(name)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat %s with no monitor: %v; want it not to exist (workers open, never create)", shmobj.Path(name), err)
+	}
+
+	watch := startWatch(t, name)
+	waitLine(t, &watch.stderr, 5*time.Second, "state=ok")
+
+	out, err := exec.Command(needShmmon(t), "ls", "--json").Output()
+	if err != nil {
+		t.Fatalf("shmmon ls --json: %v", err)
+	}
+	var list []struct {
+		Name      string `json:"name"`
+		State     string `json:"state"`
+		Seq       uint64 `json:"seq"`
+		WorkerPid int64  `json:"worker_pid"`
+	}
+	if err := json.Unmarshal(out, &list); err != nil {
+		t.Fatalf("shmmon ls --json: %v\n%s", err, out)
+	}
+	found := false
+	for _, o := range list {
+		if o.Name != name {
+			continue
+		}
+		found = true
+		if o.State != "ok" || o.Seq == 0 || o.WorkerPid != int64(w.pid()) {
+			t.Errorf("shmmon ls: %s state %q seq %d worker pid %d; want state \"ok\", seq > 0, worker pid %d",
+				name, o.State, o.Seq, o.WorkerPid, w.pid())
+		}
+	}
+	if !found {
+		t.Errorf("shmmon ls --json does not list %s:\n%s", name, out)
+	}
+	if strings.Contains(watch.stderr.String(), "abnormal") {
+		t.Errorf("watch log contains \"abnormal\" for a worker that started first")
+	}
+}
+
+// TestWatchObjectLost: `shmmon watch` survives its object being truncated or removed by a third
+// party, re-publishes it, and the Go worker's beats reach the new object.
+func TestWatchObjectLost(t *testing.T) {
+	name := objectName(t)
+	watch := startWatch(t, name)
+	w := startGoWorker(t, name, "open")
+	waitLine(t, &watch.stderr, startTimeout, "state=ok")
+
+	steps := []struct {
+		name  string
+		event string
+		do    func() error
+	}{
+		{"truncated", "event=object-truncated", func() error {
+			o, err := shmobj.Open(name, shmobj.OpenOnly, 0)
+			if err != nil {
+				return err
+			}
+			defer o.Close()
+			return o.Truncate(0)
+		}},
+		{"removed", "event=object-removed", func() error {
+			_, err := shmobj.Remove(name)
+			return err
+		}},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			if len(linesWith(watch.stderr.Lines(), s.event)) > 0 {
+				t.Fatalf("watch logged %s before the object was %s", s.event, s.name)
+			}
+			if err := s.do(); err != nil {
+				t.Fatal(err)
+			}
+			lost := time.Now()
+			waitLine(t, &watch.stderr, 5*time.Second, s.event)
+			waitFor(t, 5*time.Second, "the object to be re-published with 4096 bytes", func() bool {
+				fi, err := os.Stat(shmobj.Path(name))
+				return err == nil && fi.Size() == shmobj.DefaultSize
+			})
+			var first uint64
+			waitFor(t, 5*time.Second, "the Go worker's beats in the new object", func() bool {
+				snap, err := shmobj.Read(name)
+				first = snap.Seq
+				return err == nil && snap.Seq > 0
+			})
+			waitFor(t, 5*time.Second, fmt.Sprintf("the sequence to grow past %d", first), func() bool {
+				return readSeq(t, name) > first
+			})
+			t.Logf("object %s: beats in the new object after %v", s.name, time.Since(lost).Round(time.Millisecond))
+			if !watch.running() || !w.running() {
+				t.Fatalf("watch running %v, Go worker running %v; want both", watch.running(), w.running())
+			}
+		})
+	}
+
+	watch.signal(t, syscall.SIGTERM)
+	if st := watch.wait(t, 5*time.Second); st.ExitCode() != 0 {
+		t.Errorf("watch ended with %v after SIGTERM; want exit status 0", st)
+	}
+	if _, err := os.Stat(shmobj.Path(name)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat %s after watch stopped: %v; want it removed", shmobj.Path(name), err)
+	}
+	all := watch.stdout.String() + watch.stderr.String()
+	if strings.Contains(all, "panic") {
+		t.Error("watch output contains \"panic\"")
+	}
+	if strings.Contains(all, "abnormal") {
+		t.Error("watch log contains \"abnormal\" for a worker that kept beating")
+	}
+	if !w.running() {
+		t.Error("Go worker exited")
+	}
+}
