@@ -26,7 +26,8 @@ publish=$(ns BenchmarkPublish)
 breopen=$(ns BenchmarkBoostReopenBeat)
 bmap=$(ns BenchmarkBoostMapCheck)
 bscan=$(ns BenchmarkBoostScan/objects=10000)
-checkonly=$(awk -v p="$progress" -v b="$beat" 'BEGIN { printf "%.1f", p - b }')
+segbeat=$(ns BenchmarkSegmentBeat)
+checkonly=$(awk -v p="$progress" -v b="$segbeat" 'BEGIN { printf "%.1f", p - b }')
 
 cat <<MD
 # Benchmarks
