@@ -2,6 +2,8 @@ package monitor
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -24,6 +26,7 @@ type Heartbeat struct {
 	opts Options
 	seg  *shmobj.Segment
 	chk  Checker
+	prev shmobj.State // state at the previous Step, for logging changes
 }
 
 // Publish publishes a fresh object name (atomically replacing any stale one, see
@@ -62,7 +65,19 @@ func (h *Heartbeat) Republish(now time.Time) error {
 	}
 	h.seg = seg
 	h.chk.Reset(now)
+	h.prev = h.chk.State()
 	return nil
+}
+
+// NewWorker tells the heartbeat that a new worker process pid (0 = unknown) starts now, as
+// after a restart: the rules start over (a new grace, no stalls) on the same object, whose
+// status record gets the new pid.
+func (h *Heartbeat) NewWorker(pid int64, now time.Time) {
+	h.opts.WatchedPid = pid
+	h.seg.SetWatchedPid(pid)
+	h.chk.Reset(now)
+	h.prev = h.chk.State()
+	h.seg.StoreStatus(h.chk.status(now.UnixNano()))
 }
 
 // Name returns the object's name.
@@ -84,6 +99,72 @@ func (h *Heartbeat) Check(now time.Time) (r Result, err error) {
 	r = h.chk.observe(h.seg.RawSeq(), mono, wall)
 	h.seg.RawStoreStatus(h.chk.status(wall))
 	return r, nil
+}
+
+// Step is one iteration of a watch loop, at now: it verifies the object, re-publishes it when
+// it was removed, truncated or replaced under the monitor (logging why; the rules start over),
+// checks it, and logs the change when the worker's state changed. It returns the check's
+// result (OK when the object was re-published).
+func (h *Heartbeat) Step(now time.Time, log *slog.Logger) Result {
+	r, err := OK, h.Verify()
+	if err == nil {
+		r, err = h.Check(now)
+	}
+	if err != nil {
+		h.republish(log, err, now)
+		return OK
+	}
+	if st := h.chk.State(); st != h.prev {
+		h.logState(log, h.prev, r, now)
+		h.prev = st
+	}
+	return r
+}
+
+// republish replaces an object that went missing, shrank or was replaced, after logging why.
+func (h *Heartbeat) republish(log *slog.Logger, why error, now time.Time) {
+	event := "object-lost"
+	switch {
+	case errors.Is(why, shmobj.ErrGone):
+		event = "object-removed"
+	case errors.Is(why, shmobj.ErrReplaced):
+		event = "object-replaced"
+	case errors.Is(why, shmobj.ErrTruncated), errors.Is(why, shmobj.ErrFault):
+		event = "object-truncated"
+	}
+	if err := h.Republish(now); err != nil {
+		log.Error("cannot re-publish object; will retry", "worker", h.name, "event", event, "why", why, "err", err)
+		return
+	}
+	log.Warn("object re-published; stall count reset", "worker", h.name, "event", event, "why", why)
+}
+
+// logState writes the line of a state change.
+func (h *Heartbeat) logState(log *slog.Logger, from shmobj.State, r Result, now time.Time) {
+	c := &h.chk
+	st := c.State()
+	attrs := []any{"worker", h.name, "pid", h.Pid(), "seq", c.Last(),
+		"stalls", fmt.Sprintf("%d/%d", c.Stalls(), c.Config().Stalls), "state", st, "from", from, "verdict", int(r)}
+	switch st {
+	case shmobj.StateOK, shmobj.StateWaiting:
+		log.Info("state change", attrs...)
+	case shmobj.StateStalled:
+		log.Warn("state change", append(attrs, "stalled_for", c.StalledFor(now).Round(time.Millisecond))...)
+	default:
+		log.Error("state change", append(attrs, "stalled_for", c.StalledFor(now).Round(time.Millisecond))...)
+	}
+}
+
+// Pid returns the pid to show for the worker: the watched one when known, else the one a Go
+// worker wrote into the object (0 for Boost workers).
+func (h *Heartbeat) Pid() int64 {
+	if h.opts.WatchedPid != 0 {
+		return h.opts.WatchedPid
+	}
+	if snap, err := h.seg.Snapshot(); err == nil {
+		return snap.WorkerPid
+	}
+	return 0
 }
 
 // Verify reports whether the object is still in place: nil, or an error wrapping

@@ -2,7 +2,6 @@ package monitor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"syscall"
@@ -84,7 +83,6 @@ func (w *Watch) Run(ctx context.Context) (Outcome, error) {
 
 	ticker := time.NewTicker(opts.Interval)
 	defer ticker.Stop()
-	prev := h.Checker().State()
 	for {
 		select {
 		case <-ctx.Done():
@@ -99,69 +97,10 @@ func (w *Watch) Run(ctx context.Context) (Outcome, error) {
 			return Exited, nil
 		}
 		now := time.Now()
-		r, err := OK, h.Verify()
-		if err == nil {
-			r, err = h.Check(now)
-		}
-		if err != nil {
-			w.republish(h, log, err, now)
-			prev = h.Checker().State()
-			continue
-		}
-		if st := h.Checker().State(); st != prev {
-			w.logState(h, log, prev, r, now)
-			prev = st
-		}
-		if r == Abnormal && w.Process != nil {
+		if r := h.Step(now, log); r == Abnormal && w.Process != nil {
 			return w.kill(ctx, h, log, now)
 		}
 	}
-}
-
-// republish replaces an object that went missing, shrank or was replaced, after logging why.
-func (w *Watch) republish(h *Heartbeat, log *slog.Logger, why error, now time.Time) {
-	event := "object-lost"
-	switch {
-	case errors.Is(why, shmobj.ErrGone):
-		event = "object-removed"
-	case errors.Is(why, shmobj.ErrReplaced):
-		event = "object-replaced"
-	case errors.Is(why, shmobj.ErrTruncated), errors.Is(why, shmobj.ErrFault):
-		event = "object-truncated"
-	}
-	if err := h.Republish(now); err != nil {
-		log.Error("cannot re-publish object; will retry", "worker", w.Name, "event", event, "why", why, "err", err)
-		return
-	}
-	log.Warn("object re-published; stall count reset", "worker", w.Name, "event", event, "why", why)
-}
-
-// logState writes the line of a state change.
-func (w *Watch) logState(h *Heartbeat, log *slog.Logger, from shmobj.State, r Result, now time.Time) {
-	c := h.Checker()
-	st := c.State()
-	attrs := []any{"worker", w.Name, "pid", w.pid(h), "seq", c.Last(),
-		"stalls", fmt.Sprintf("%d/%d", c.Stalls(), c.Config().Stalls), "state", st, "from", from, "verdict", int(r)}
-	switch st {
-	case shmobj.StateOK:
-		log.Info("state change", attrs...)
-	case shmobj.StateStalled:
-		log.Warn("state change", append(attrs, "stalled_for", c.StalledFor(now).Round(time.Millisecond))...)
-	default:
-		log.Error("state change", append(attrs, "stalled_for", c.StalledFor(now).Round(time.Millisecond))...)
-	}
-}
-
-// pid returns the pid to show for the worker: the watched one, else the one a Go worker
-// wrote into the object (0 for Boost workers).
-func (w *Watch) pid(h *Heartbeat) int64 {
-	if w.Process != nil {
-		return int64(w.Process.Pid())
-	}
-	if snap, err := h.Segment().Snapshot(); err == nil {
-		return snap.WorkerPid
-	}
-	return 0
 }
 
 // kill runs the escalation on the hung worker and records it.

@@ -374,3 +374,25 @@ func Alive(pid int) bool {
 	err := unix.Kill(pid, 0)
 	return err == nil || err == unix.EPERM
 }
+
+// KillOrphanedGroup sends SIGKILL to what is left of the process group that p led, after p
+// itself has exited. The caller must be p's parent and must not have reaped p yet: while p is
+// a zombie its pid, and so the group id, cannot be handed out again, which makes the kill
+// safe. It returns nil when the group had no members left. It refuses (ErrRefused) the
+// caller's own group and a process that has not exited (use [Process.SignalGroup] for that).
+func (p *Process) KillOrphanedGroup() error {
+	const op = "kill orphaned group of"
+	exited, err := p.exitedNow(op)
+	switch {
+	case err != nil:
+		return err
+	case !exited:
+		return fmt.Errorf("%w group %d: its leader has not exited", ErrRefused, p.pid)
+	case p.pid == unix.Getpgrp():
+		return fmt.Errorf("%w process group %d: it is this process's own group", ErrRefused, p.pid)
+	}
+	if err := unix.Kill(-p.pid, syscall.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("proc: %s pid %d: %w", op, p.pid, err)
+	}
+	return nil
+}

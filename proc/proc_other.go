@@ -50,3 +50,6 @@ func signalName(sig syscall.Signal) string { return sig.String() }
 
 // Alive always reports false on this platform.
 func Alive(pid int) bool { return false }
+
+// KillOrphanedGroup is unsupported on this platform.
+func (p *Process) KillOrphanedGroup() error { return errUnsupported }

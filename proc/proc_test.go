@@ -666,3 +666,30 @@ func TestAlive(t *testing.T) {
 		}
 	}
 }
+
+func TestKillOrphanedGroup(t *testing.T) {
+	leader, lp, gp := startGroup(t)
+	if err := lp.KillOrphanedGroup(); !errors.Is(err, ErrRefused) {
+		t.Fatalf("KillOrphanedGroup with the leader running = %v, want ErrRefused", err)
+	}
+	if gp.Exited() {
+		t.Fatal("grandchild killed while its leader runs")
+	}
+	// The leader exits (killed alone); it stays a zombie: the test has not reaped it.
+	if err := lp.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if !lp.WaitExit(context.Background(), long) {
+		t.Fatal("leader did not exit")
+	}
+	if err := lp.KillOrphanedGroup(); err != nil {
+		t.Fatalf("KillOrphanedGroup = %v", err)
+	}
+	if !gp.WaitExit(context.Background(), long) {
+		t.Fatal("the grandchild left in the group is still running")
+	}
+	if err := lp.KillOrphanedGroup(); err != nil {
+		t.Errorf("KillOrphanedGroup of an empty group = %v, want nil", err)
+	}
+	leader.cmd.Wait()
+}

@@ -80,6 +80,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 		Commands: []*cli.Command{
 			watchCommand(),
+			runCommand(),
 			lsCommand(),
 			inspectCommand(),
 			beatCommand(),
@@ -117,7 +118,7 @@ func failf(c *cli.Context, format string, args ...any) error {
 // stripPkg removes a Go package prefix ("shmobj: ") from an error message for the CLI.
 func stripPkg(err error) string {
 	msg := err.Error()
-	for _, p := range []string{"shmobj: ", "monitor: ", "proc: ", "worker: "} {
+	for _, p := range []string{"shmobj: ", "monitor: ", "proc: ", "worker: ", "supervise: "} {
 		msg = strings.TrimPrefix(msg, p)
 	}
 	return msg

@@ -61,6 +61,13 @@ func TestBadInput(t *testing.T) {
 		{"unknown flag", []string{"watch", "--name", "t", "--bogus"}, "bogus"},
 		{"unknown command", []string{"frobnicate"}, "frobnicate"},
 		{"unknown help topic", []string{"help", "frobnicate"}, "frobnicate"},
+		{"run without a command", []string{"run", "--name", "t"}, "no command"},
+		{"run bad restart", []string{"run", "--name", "t", "--restart", "sometimes", "--", "true"}, `"sometimes"`},
+		{"run start-limit 0", []string{"run", "--name", "t", "--start-limit", "0", "--", "true"}, "--start-limit 0"},
+		{"run negative every", []string{"run", "--name", "t", "--every", "-1s", "--", "true"}, "--every -1s"},
+		{"run backoff over max", []string{"run", "--name", "t", "--backoff", "1m", "--", "true"}, "--backoff 1m0s"},
+		{"run bad name", []string{"run", "--name", "a/b", "--", "true"}, `"a/b"`},
+		{"run interval 0", []string{"run", "--name", "t", "--interval", "0", "--", "true"}, "--interval 0s"},
 		{"inspect bad name", []string{"inspect", "--name", "a/b"}, `"a/b"`},
 		{"beat bad name", []string{"beat", "--name", ""}, `""`},
 	}

@@ -30,19 +30,25 @@ func watchCommand() *cli.Command {
 			"Exit codes: 0 the watched process ended by itself (or SIGINT/SIGTERM), 1 error,\n" +
 			"2 bad usage (including a --pid that does not exist), 3 a hung worker was killed.",
 		OnUsageError: usageError,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "name", Usage: "object `NAME` (the Boost name; /dev/shm/NAME)", Required: true},
+		Flags: append([]cli.Flag{
 			&cli.IntFlag{Name: "pid", Usage: "`PID` of the worker to kill when it hangs (omit to only report)"},
-			&cli.Int64Flag{Name: "size", Value: shmobj.DefaultSize, Usage: "object size in `BYTES` (at least 16)"},
-			&cli.StringFlag{Name: "mode", Value: "0600", Usage: "object permissions, `OCTAL` (e.g. 0660 for workers of another user)"},
-			&cli.DurationFlag{Name: "interval", Value: monitor.DefaultInterval, Usage: "time between checks; workers should beat at least twice per interval"},
-			&cli.IntFlag{Name: "stalls", Value: monitor.DefaultStalls, Usage: "consecutive checks without progress that make a worker hung"},
-			&cli.DurationFlag{Name: "grace", Usage: "time allowed for the first beat (default 10 intervals, at least 3s)"},
-			&cli.StringFlag{Name: "signal", Value: "TERM", Usage: "first `SIGNAL` sent to a hung worker (name or number)"},
-			&cli.DurationFlag{Name: "kill-after", Value: proc.DefaultKillAfter, Usage: "wait this long after --signal, then SIGKILL"},
-			&cli.BoolFlag{Name: "keep", Usage: "leave the object in place on exit"},
-		},
+		}, monitorFlags()...),
 		Action: watchAction,
+	}
+}
+
+// monitorFlags are the flags of every command that publishes and judges an object.
+func monitorFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "name", Usage: "object `NAME` (the Boost name; /dev/shm/NAME)", Required: true},
+		&cli.Int64Flag{Name: "size", Value: shmobj.DefaultSize, Usage: "object size in `BYTES` (at least 16)"},
+		&cli.StringFlag{Name: "mode", Value: "0600", Usage: "object permissions, `OCTAL` (e.g. 0660 for workers of another user)"},
+		&cli.DurationFlag{Name: "interval", Value: monitor.DefaultInterval, Usage: "time between checks; workers should beat at least twice per interval"},
+		&cli.IntFlag{Name: "stalls", Value: monitor.DefaultStalls, Usage: "consecutive checks without progress that make a worker hung"},
+		&cli.DurationFlag{Name: "grace", Usage: "time allowed for the first beat (default 10 intervals, at least 3s)"},
+		&cli.StringFlag{Name: "signal", Value: "TERM", Usage: "first `SIGNAL` sent to a hung worker (name or number)"},
+		&cli.DurationFlag{Name: "kill-after", Value: proc.DefaultKillAfter, Usage: "wait this long after --signal, then SIGKILL"},
+		&cli.BoolFlag{Name: "keep", Usage: "leave the object in place on exit"},
 	}
 }
 
@@ -73,45 +79,70 @@ func watchAction(c *cli.Context) error {
 
 // watchFromFlags checks the flags of watch and builds the monitor.Watch they describe.
 func watchFromFlags(c *cli.Context) (*monitor.Watch, error) {
+	m, err := monitorFromFlags(c)
+	if err != nil {
+		return nil, err
+	}
+	return &monitor.Watch{
+		Name:      m.name,
+		Options:   m.opts,
+		Signal:    m.signal,
+		KillAfter: m.killAfter,
+		Keep:      m.keep,
+		Logger:    newLogger(c.App.ErrWriter),
+	}, nil
+}
+
+// monitored is what the flags of monitorFlags say.
+type monitored struct {
+	name      string
+	opts      monitor.Options
+	signal    syscall.Signal
+	killAfter time.Duration
+	keep      bool
+}
+
+// monitorFromFlags checks the flags of monitorFlags.
+func monitorFromFlags(c *cli.Context) (monitored, error) {
+	var none monitored
 	name := c.String("name")
 	if err := shmobj.ValidateName(name); err != nil {
-		return nil, usagef(c, "--name: %s", stripPkg(err))
+		return none, usagef(c, "--name: %s", stripPkg(err))
 	}
 	size := c.Int64("size")
 	if size < shmobj.MinSize {
-		return nil, usagef(c, "invalid --size %d: want at least %d bytes", size, shmobj.MinSize)
+		return none, usagef(c, "invalid --size %d: want at least %d bytes", size, shmobj.MinSize)
 	}
 	mode, err := parseMode(c.String("mode"))
 	if err != nil {
-		return nil, usagef(c, "%v", err)
+		return none, usagef(c, "%v", err)
 	}
 	if iv := c.Duration("interval"); iv < time.Millisecond {
-		return nil, usagef(c, "invalid --interval %v: want at least 1ms", iv)
+		return none, usagef(c, "invalid --interval %v: want at least 1ms", iv)
 	}
 	if n := c.Int("stalls"); n < 1 || n > 1<<20 {
-		return nil, usagef(c, "invalid --stalls %d: want 1 to %d", n, 1<<20)
+		return none, usagef(c, "invalid --stalls %d: want 1 to %d", n, 1<<20)
 	}
 	if g := c.Duration("grace"); g < 0 {
-		return nil, usagef(c, "invalid --grace %v: want 0 (the default) or more", g)
+		return none, usagef(c, "invalid --grace %v: want 0 (the default) or more", g)
 	}
 	sig, err := parseSignal(c.String("signal"))
 	if err != nil {
-		return nil, usagef(c, "%v", err)
+		return none, usagef(c, "%v", err)
 	}
 	if ka := c.Duration("kill-after"); ka <= 0 {
-		return nil, usagef(c, "invalid --kill-after %v: want more than 0", ka)
+		return none, usagef(c, "invalid --kill-after %v: want more than 0", ka)
 	}
-	return &monitor.Watch{
-		Name: name,
-		Options: monitor.Options{
+	return monitored{
+		name: name,
+		opts: monitor.Options{
 			Config: monitor.Config{Interval: c.Duration("interval"), Stalls: c.Int("stalls"), Grace: c.Duration("grace")},
 			Size:   size,
 			Mode:   mode,
 		},
-		Signal:    sig,
-		KillAfter: c.Duration("kill-after"),
-		Keep:      c.Bool("keep"),
-		Logger:    newLogger(c.App.ErrWriter),
+		signal:    sig,
+		killAfter: c.Duration("kill-after"),
+		keep:      c.Bool("keep"),
 	}, nil
 }
 

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/shmmon/shmmon/supervise"
+)
+
+// exitGaveUp is run's exit code when the program restarted too often.
+const exitGaveUp = 4
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run a worker program and restart it when it hangs or dies",
+		UsageText: "shmmon run --name NAME [options] -- COMMAND [ARGS...]",
+		Description: "Publishes /dev/shm/NAME, then starts COMMAND in its own process group with\n" +
+			"SHMMON_NAME=NAME and SHMMON_INTERVAL in its environment (Go workers call worker.Beat();\n" +
+			"a C++ Boost worker must open NAME itself). When the heartbeat stops for --stalls checks\n" +
+			"the whole group is killed (--signal, then SIGKILL after --kill-after) and the program\n" +
+			"is restarted per --restart; a program that exits or crashes is restarted the same way.\n" +
+			"The first restart is immediate; repeated failures wait --backoff, doubling up to\n" +
+			"--backoff-max. More than --start-limit starts within --start-window: give up (exit 4).\n" +
+			"With --every the program is a periodic job: run, wait for it to end, wait, run again.\n" +
+			"SIGHUP restarts the program; SIGINT/SIGTERM stop it, remove the object and exit 0.\n\n" +
+			"Exit codes: 0 stopped, or the program finished and is not restarted; 1 error, or the\n" +
+			"program failed and is not restarted; 2 bad usage; 3 the program hung, was killed and\n" +
+			"is not restarted; 4 gave up after too many starts.",
+		OnUsageError: usageError,
+		Flags: append(monitorFlags(),
+			&cli.StringFlag{Name: "restart", Value: "always", Usage: "restart `POLICY`: always, on-failure or never"},
+			&cli.DurationFlag{Name: "every", Usage: "run as a periodic job: start again this long after each run ends"},
+			&cli.DurationFlag{Name: "backoff", Value: supervise.DefaultBackoff, Usage: "wait before the second restart in a row; doubles after"},
+			&cli.DurationFlag{Name: "backoff-max", Value: supervise.DefaultBackoffMax, Usage: "longest wait between restarts"},
+			&cli.DurationFlag{Name: "backoff-reset", Value: supervise.DefaultBackoffReset, Usage: "running this long without failing resets the backoff"},
+			&cli.IntFlag{Name: "start-limit", Value: supervise.DefaultStartLimit, Usage: "give up after more starts than this within --start-window"},
+			&cli.DurationFlag{Name: "start-window", Value: supervise.DefaultStartWindow, Usage: "window of --start-limit"},
+		),
+		Action: runAction,
+	}
+}
+
+func runAction(c *cli.Context) error {
+	m, err := monitorFromFlags(c)
+	if err != nil {
+		return err
+	}
+	if c.NArg() == 0 {
+		return usagef(c, "no command: give it after the flags, e.g. shmmon run --name %s -- ./worker", m.name)
+	}
+	policy, err := supervise.ParsePolicy(c.String("restart"))
+	if err != nil {
+		return usagef(c, "invalid --restart %q: want always, on-failure or never", c.String("restart"))
+	}
+	for _, f := range []string{"every", "backoff", "backoff-max", "backoff-reset", "start-window"} {
+		if d := c.Duration(f); d < 0 || (d == 0 && f != "every" && c.IsSet(f)) {
+			return usagef(c, "invalid --%s %v: want more than 0", f, d)
+		}
+	}
+	if n := c.Int("start-limit"); n < 1 {
+		return usagef(c, "invalid --start-limit %d: want at least 1", n)
+	}
+	if c.Duration("backoff") > c.Duration("backoff-max") {
+		return usagef(c, "invalid --backoff %v: more than --backoff-max %v", c.Duration("backoff"), c.Duration("backoff-max"))
+	}
+	s, err := supervise.New(m.name, supervise.Options{
+		Command:      c.Args().Slice(),
+		Monitor:      m.opts,
+		Signal:       m.signal,
+		KillAfter:    m.killAfter,
+		Keep:         m.keep,
+		Restart:      policy,
+		Every:        c.Duration("every"),
+		Backoff:      c.Duration("backoff"),
+		BackoffMax:   c.Duration("backoff-max"),
+		BackoffReset: c.Duration("backoff-reset"),
+		StartLimit:   c.Int("start-limit"),
+		StartWindow:  c.Duration("start-window"),
+		Logger:       newLogger(c.App.ErrWriter),
+	})
+	if err != nil {
+		return usagef(c, "%s", stripPkg(err))
+	}
+
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				s.Restart()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	out, err := s.Run(ctx)
+	switch {
+	case out == supervise.GaveUp:
+		return cli.Exit("shmmon run: "+stripPkg(err), exitGaveUp)
+	case err != nil:
+		return failf(c, "%s", stripPkg(err))
+	case out == supervise.Failed:
+		return cli.Exit("", exitError)
+	case out == supervise.Hung:
+		return cli.Exit("", exitKilled)
+	}
+	return nil
+}

@@ -1,0 +1,456 @@
+// Package supervise runs a worker program under a heartbeat monitor and keeps it running.
+//
+// A [Supervisor] publishes the worker's object, then starts the program in a process group of
+// its own with SHMMON_NAME (the object) and SHMMON_INTERVAL (the check interval, e.g. "1s")
+// in its environment, so the first beat is never lost. It checks the heartbeat every interval
+// (see package monitor) and, when the verdict is abnormal, signals the whole group
+// (Signal, then SIGKILL after KillAfter). Whenever the program ends — by itself, by a crash,
+// or killed as hung — what is left of its group is killed and the program is reaped, so no
+// zombie and no orphan of the group stays behind. Then the restart policy decides:
+//
+//   - [Always] starts it again, [OnFailure] only when it failed (non-zero exit, a signal, or
+//     hung), [Never] not at all.
+//   - The first restart after a healthy run is immediate; a program that keeps failing waits
+//     Backoff, then twice as long each time up to BackoffMax. Running BackoffReset without
+//     failing counts as healthy again.
+//   - More than StartLimit starts within StartWindow means the program cannot run: the
+//     supervisor gives up ([GaveUp]).
+//
+// With Every set, the program is a periodic job instead (the seeds' procctl): run it, wait for
+// it to end, wait Every, run it again; the heartbeat rules apply while it runs and the start
+// limit does not apply.
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/shmmon/shmmon/monitor"
+	"github.com/shmmon/shmmon/proc"
+	"github.com/shmmon/shmmon/shmobj"
+	"github.com/shmmon/shmmon/worker"
+)
+
+// EnvInterval is the environment variable that tells a supervised program the check
+// interval, in Go's duration syntax ("1s", "250ms"): it should beat at least twice as often.
+const EnvInterval = "SHMMON_INTERVAL"
+
+// Policy says when a program that ended is started again.
+type Policy int
+
+// The restart policies.
+const (
+	Always    Policy = iota // whatever the way it ended
+	OnFailure               // after a non-zero exit, a signal, or a hang
+	Never                   // never
+)
+
+// ParsePolicy parses "always", "on-failure" or "never".
+func ParsePolicy(s string) (Policy, error) {
+	switch s {
+	case "always":
+		return Always, nil
+	case "on-failure":
+		return OnFailure, nil
+	case "never":
+		return Never, nil
+	}
+	return 0, fmt.Errorf("supervise: restart policy %q: want always, on-failure or never", s)
+}
+
+// String returns the policy's name as ParsePolicy takes it.
+func (p Policy) String() string {
+	switch p {
+	case Always:
+		return "always"
+	case OnFailure:
+		return "on-failure"
+	case Never:
+		return "never"
+	}
+	return fmt.Sprintf("policy(%d)", int(p))
+}
+
+// Defaults of [Options].
+const (
+	DefaultBackoff      = time.Second
+	DefaultBackoffMax   = 30 * time.Second
+	DefaultBackoffReset = 60 * time.Second
+	DefaultStartLimit   = 5
+	DefaultStartWindow  = 60 * time.Second
+)
+
+// Options describe the program and how it is supervised. Zero durations and counts mean the
+// defaults.
+type Options struct {
+	Command []string // program and arguments; required
+	Env     []string // extra environment, "KEY=VALUE", on top of shmmon's own
+	Dir     string   // working directory; "" = shmmon's
+	// Credential runs the program as another user (shmmon must be root); nil = shmmon's.
+	Credential *syscall.Credential
+	Stdout     io.Writer // the program's output; nil = os.Stdout
+	Stderr     io.Writer // nil = os.Stderr
+
+	Monitor   monitor.Options // the object and the check rules
+	Signal    syscall.Signal  // first signal to a hung program's group; 0 = SIGTERM
+	KillAfter time.Duration   // then SIGKILL after this; 0 = proc.DefaultKillAfter
+
+	Restart      Policy
+	Backoff      time.Duration // delay before the second restart in a row; doubles after
+	BackoffMax   time.Duration
+	BackoffReset time.Duration // running this long without failing resets the backoff
+	StartLimit   int           // more starts than this within StartWindow: give up
+	StartWindow  time.Duration
+	Every        time.Duration // > 0: a periodic job, run every Every after it ends
+	Keep         bool          // leave the object in place when Run returns
+
+	Logger *slog.Logger // nil = slog.Default()
+}
+
+// Outcome tells why [Supervisor.Run] returned.
+type Outcome int
+
+// The outcomes of Run.
+const (
+	Stopped  Outcome = iota // the context was cancelled; the program was stopped
+	Finished                // the program ended successfully and the policy does not restart it
+	Failed                  // the program failed and the policy does not restart it
+	Hung                    // the program hung, was killed, and the policy does not restart it
+	GaveUp                  // too many starts within the start window
+)
+
+// String returns the outcome's name.
+func (o Outcome) String() string {
+	return [...]string{"stopped", "finished", "failed", "hung", "gave-up"}[o]
+}
+
+// Supervisor supervises one program. Create it with [New]; call Run once.
+type Supervisor struct {
+	name string
+	opts Options
+	log  *slog.Logger
+	hup  chan struct{}
+}
+
+// New checks opts and returns a Supervisor for the object name.
+func New(name string, opts Options) (*Supervisor, error) {
+	if err := shmobj.ValidateName(name); err != nil {
+		return nil, err
+	}
+	if len(opts.Command) == 0 || opts.Command[0] == "" {
+		return nil, errors.New("supervise: no command to run")
+	}
+	if err := opts.Monitor.Validate(); err != nil {
+		return nil, err
+	}
+	opts.Monitor.Config = opts.Monitor.WithDefaults()
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&opts.KillAfter, proc.DefaultKillAfter)
+	def(&opts.Backoff, DefaultBackoff)
+	def(&opts.BackoffMax, DefaultBackoffMax)
+	def(&opts.BackoffReset, DefaultBackoffReset)
+	def(&opts.StartWindow, DefaultStartWindow)
+	if opts.StartLimit == 0 {
+		opts.StartLimit = DefaultStartLimit
+	}
+	for _, c := range []struct {
+		what string
+		d    time.Duration
+	}{{"kill-after", opts.KillAfter}, {"backoff", opts.Backoff}, {"backoff-max", opts.BackoffMax},
+		{"backoff-reset", opts.BackoffReset}, {"start-window", opts.StartWindow}} {
+		if c.d < 0 {
+			return nil, fmt.Errorf("supervise: %s %v: want more than 0", c.what, c.d)
+		}
+	}
+	switch {
+	case opts.Backoff > opts.BackoffMax:
+		return nil, fmt.Errorf("supervise: backoff %v is more than backoff-max %v", opts.Backoff, opts.BackoffMax)
+	case opts.StartLimit < 1:
+		return nil, fmt.Errorf("supervise: start-limit %d: want at least 1", opts.StartLimit)
+	case opts.Every < 0:
+		return nil, fmt.Errorf("supervise: every %v: want 0 (a resident program) or more", opts.Every)
+	case opts.Restart < Always || opts.Restart > Never:
+		return nil, fmt.Errorf("supervise: unknown restart policy %d", opts.Restart)
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Supervisor{name: name, opts: opts, log: log, hup: make(chan struct{}, 1)}, nil
+}
+
+// Restart asks the running supervisor to stop the program (Signal, then SIGKILL) and start it
+// again at once, as on SIGHUP. It does not block; it counts as neither a failure nor a start
+// against the limit.
+func (s *Supervisor) Restart() {
+	select {
+	case s.hup <- struct{}{}:
+	default:
+	}
+}
+
+// ended is how one run of the program ended.
+type ended struct {
+	state *os.ProcessState // nil when it could not be started
+	err   error            // why it could not be started
+	hung  bool             // killed as hung
+	hup   bool             // stopped for a Restart
+	stop  bool             // stopped because the context was cancelled
+	ran   time.Duration
+}
+
+func (e ended) failed() bool { return e.hung || e.state == nil || !e.state.Success() }
+
+// Run publishes the object and supervises the program until ctx is done (the program is
+// stopped, [Stopped]) or the policy ends it ([Finished], [Failed], [Hung], [GaveUp]; GaveUp
+// also returns an error saying why). Unless Keep is set, the object is removed when Run
+// returns. An error other than for GaveUp means the object could not be published.
+func (s *Supervisor) Run(ctx context.Context) (Outcome, error) {
+	h, err := monitor.Publish(s.name, s.opts.Monitor, time.Now())
+	if err != nil {
+		return Stopped, err
+	}
+	defer func() {
+		if err := h.Close(!s.opts.Keep); err != nil {
+			s.log.Error("closing object", "worker", s.name, "err", err)
+		}
+	}()
+	var (
+		starts    []time.Time // recent starts, for the limit
+		failures  int         // failures in a row, for the backoff
+		restarts  int
+		requested bool // this start was asked for with Restart: not counted
+	)
+	for {
+		now := time.Now()
+		if s.opts.Every == 0 && !requested {
+			starts = recent(append(starts, now), now, s.opts.StartWindow)
+			if len(starts) > s.opts.StartLimit {
+				err := fmt.Errorf("supervise: %s: %d starts within %v (limit %d): giving up",
+					s.name, len(starts), s.opts.StartWindow, s.opts.StartLimit)
+				s.log.Error("giving up", "worker", s.name, "event", "give-up", "starts", len(starts),
+					"window", s.opts.StartWindow, "limit", s.opts.StartLimit)
+				return GaveUp, err
+			}
+		}
+		if restarts > 0 {
+			h.Segment().AddRestart()
+		}
+		e := s.runOnce(ctx, h)
+		restarts++
+		requested = e.hup
+		switch {
+		case e.stop:
+			return Stopped, nil
+		case e.hup:
+			failures = 0
+			continue
+		}
+		if e.ran >= s.opts.BackoffReset {
+			failures = 0
+		}
+		var delay time.Duration
+		switch {
+		case s.opts.Every > 0:
+			delay = s.opts.Every
+		case s.opts.Restart == Never, s.opts.Restart == OnFailure && !e.failed():
+			switch {
+			case e.hung:
+				return Hung, nil
+			case e.failed():
+				return Failed, nil
+			}
+			return Finished, nil
+		case e.failed():
+			failures++
+			delay = s.backoff(failures)
+		}
+		s.log.Info("restarting", "worker", s.name, "event", "restart-wait", "in", delay, "failures", failures)
+		if !s.sleep(ctx, delay) {
+			return Stopped, nil
+		}
+	}
+}
+
+// backoff returns the delay before the restart that follows the n-th failure in a row: none
+// for the first, then Backoff, doubling up to BackoffMax.
+func (s *Supervisor) backoff(n int) time.Duration {
+	if n <= 1 {
+		return 0
+	}
+	d := s.opts.Backoff
+	for i := 2; i < n && d < s.opts.BackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, s.opts.BackoffMax)
+}
+
+// sleep waits d; it reports false when ctx ended it, true when d passed or a Restart cut it
+// short.
+func (s *Supervisor) sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-s.hup:
+	}
+	return true
+}
+
+// recent drops the times older than window before now.
+func recent(ts []time.Time, now time.Time, window time.Duration) []time.Time {
+	i := 0
+	for i < len(ts) && now.Sub(ts[i]) >= window {
+		i++
+	}
+	return ts[i:]
+}
+
+// runOnce starts the program, supervises it until it ends, and reports how.
+func (s *Supervisor) runOnce(ctx context.Context, h *monitor.Heartbeat) ended {
+	c, err := s.start()
+	started := time.Now()
+	if err != nil {
+		s.log.Error("cannot start", "worker", s.name, "event", "start-failed", "command", s.opts.Command[0], "err", err)
+		h.Segment().SetState(shmobj.StateExited)
+		return ended{err: err}
+	}
+	defer c.proc.Close()
+	h.NewWorker(int64(c.pid()), started)
+	s.log.Info("started", "worker", s.name, "pid", c.pid(), "event", "start", "command", strings.Join(s.opts.Command, " "))
+
+	ticker := time.NewTicker(s.opts.Monitor.Interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case st := <-c.done:
+			e := ended{state: st, ran: time.Since(started)}
+			s.exited(h, c, e)
+			return e
+		case <-ctx.Done():
+			return s.stop(h, c, ended{stop: true}, "stop")
+		case <-s.hup:
+			return s.stop(h, c, ended{hup: true}, "restart")
+		case <-ticker.C:
+			now := time.Now()
+			if h.Step(now, s.log) == monitor.Abnormal {
+				s.log.Warn("killing hung worker", "worker", s.name, "pid", c.pid(), "event", "kill",
+					"seq", h.Checker().Last(), "stalled_for", h.Checker().StalledFor(now).Round(time.Millisecond))
+				e := s.stop(h, c, ended{hung: true}, "kill")
+				h.Segment().AddKill()
+				h.Segment().SetState(shmobj.StateKilled)
+				return e
+			}
+		}
+	}
+}
+
+// stop ends the program's group (Signal, then SIGKILL) and waits until it is reaped.
+func (s *Supervisor) stop(h *monitor.Heartbeat, c *child, e ended, why string) ended {
+	term, err := c.proc.Terminate(context.Background(), proc.TerminateOptions{
+		Signal:    s.opts.Signal,
+		KillAfter: s.opts.KillAfter,
+		Group:     true,
+		Log: func(step string, attrs ...any) {
+			s.log.Warn("kill step", append([]any{"worker", s.name, "event", step, "reason", why}, attrs...)...)
+		},
+	})
+	if err != nil {
+		s.log.Error("stopping worker", "worker", s.name, "pid", c.pid(), "err", err)
+	}
+	e.state = <-c.done
+	e.ran = time.Since(c.started)
+	s.log.Info("worker ended", "worker", s.name, "pid", c.pid(), "event", "exit", "reason", why,
+		"status", describe(e.state), "sigkill", term.Killed)
+	h.Segment().SetState(shmobj.StateExited)
+	return e
+}
+
+// exited logs a program that ended by itself.
+func (s *Supervisor) exited(h *monitor.Heartbeat, c *child, e ended) {
+	h.Segment().SetState(shmobj.StateExited)
+	lvl := slog.LevelInfo
+	if e.failed() {
+		lvl = slog.LevelWarn
+	}
+	s.log.Log(context.Background(), lvl, "worker ended", "worker", s.name, "pid", c.pid(), "event", "exit",
+		"status", describe(e.state), "ran", e.ran.Round(time.Millisecond))
+}
+
+// describe says how a process ended: "exit 0", "exit 3", "signal killed".
+func describe(st *os.ProcessState) string {
+	if st == nil {
+		return "not started"
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return "signal " + ws.Signal().String()
+	}
+	return fmt.Sprintf("exit %d", st.ExitCode())
+}
+
+// child is one running instance of the program.
+type child struct {
+	cmd     *exec.Cmd
+	proc    *proc.Process
+	started time.Time
+	done    chan *os.ProcessState // receives once the program is reaped
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// start starts the program in a new process group and takes hold of it through a pidfd.
+func (s *Supervisor) start() (*child, error) {
+	argv := s.opts.Command
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), s.opts.Env...)
+	cmd.Env = append(cmd.Env, worker.EnvName+"="+s.name, EnvInterval+"="+s.opts.Monitor.Interval.String())
+	cmd.Dir = s.opts.Dir
+	cmd.Stdout, cmd.Stderr = s.opts.Stdout, s.opts.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: s.opts.Credential}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	// The program is our unreaped child: its pid cannot be reused before we wait for it.
+	p, err := proc.Open(cmd.Process.Pid)
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, err
+	}
+	c := &child{cmd: cmd, proc: p, started: time.Now(), done: make(chan *os.ProcessState, 1)}
+	go func() {
+		// Wait for the exit through the pidfd first, without reaping: while the program is
+		// a zombie its group id cannot be reused, so what is left of its group can be
+		// killed safely. Then reap it.
+		p.WaitExit(context.Background(), 0)
+		if err := p.KillOrphanedGroup(); err != nil {
+			s.log.Error("killing what is left of the worker's group", "worker", s.name, "pid", c.pid(), "err", err)
+		}
+		cmd.Wait()
+		c.done <- cmd.ProcessState
+	}()
+	return c, nil
+}

@@ -1,0 +1,456 @@
+package supervise
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmmon/shmmon/monitor"
+	"github.com/shmmon/shmmon/proc"
+	"github.com/shmmon/shmmon/shmobj"
+	"github.com/shmmon/shmmon/worker"
+)
+
+const modeEnv = "SHMMON_TEST_MODE"
+
+// TestMain lets the test binary be the supervised program. Modes (SHMMON_TEST_MODE):
+//
+//   - beat: worker.Beat() every 10ms, forever.
+//   - beat-ignore-term: the same, ignoring SIGTERM.
+//   - beat-once-ignore-term: ignore SIGTERM, beat once, then block (hangs at once).
+//   - fork-beat: start a grandchild (mode sleep, same process group), write its pid to
+//     $SHMMON_TEST_FILE, then beat.
+//   - sleep: block.
+//   - exit N: exit with status N at once.
+//   - count: append a line to $SHMMON_TEST_FILE, beat a few times, exit 0.
+func TestMain(m *testing.M) {
+	mode, arg, _ := strings.Cut(os.Getenv(modeEnv), " ")
+	beat := func() {
+		for {
+			worker.Beat()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	switch mode {
+	case "":
+		os.Exit(m.Run())
+	case "beat":
+		beat()
+	case "beat-ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+		beat()
+	case "beat-once-ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+		worker.Beat()
+		time.Sleep(5 * time.Minute)
+	case "fork-beat":
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), modeEnv+"=sleep")
+		if err := cmd.Start(); err != nil {
+			os.Exit(5)
+		}
+		os.WriteFile(os.Getenv("SHMMON_TEST_FILE"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
+		beat()
+	case "sleep":
+		time.Sleep(5 * time.Minute) // a leftover goes away by itself
+	case "exit":
+		n, _ := strconv.Atoi(arg)
+		os.Exit(n)
+	case "count":
+		f, err := os.OpenFile(os.Getenv("SHMMON_TEST_FILE"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err == nil {
+			fmt.Fprintln(f, "run")
+			f.Close()
+		}
+		for range 3 {
+			worker.Beat()
+			time.Sleep(10 * time.Millisecond)
+		}
+		os.Exit(0)
+	}
+	os.Exit(7)
+}
+
+// logBuffer collects log lines safely.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *logBuffer) count(sub string) int { return strings.Count(b.String(), sub) }
+
+// running is a supervisor running in the background.
+type running struct {
+	s    *Supervisor
+	name string
+	logs *logBuffer
+	out  Outcome
+	err  error
+	done chan struct{}
+	stop context.CancelFunc
+}
+
+var fast = monitor.Config{Interval: 50 * time.Millisecond, Stalls: 3, Grace: 2 * time.Second}
+
+// supervise starts a supervisor of the test binary in mode, with opts filled in.
+func supervise(t *testing.T, mode string, opts Options) *running {
+	t.Helper()
+	name := fmt.Sprintf("shmmon-sup-test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-"))
+	opts.Command = []string{os.Args[0]}
+	// Under -race a Go program sleeps 1s at exit by default (atexit_sleep_ms), long after
+	// its last beat; a real program does not.
+	opts.Env = append(opts.Env, modeEnv+"="+mode, "GORACE=atexit_sleep_ms=0")
+	if opts.Monitor.Config == (monitor.Config{}) {
+		opts.Monitor.Config = fast
+	}
+	if opts.KillAfter == 0 {
+		opts.KillAfter = 200 * time.Millisecond
+	}
+	logs := &logBuffer{}
+	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	s, err := New(name, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{s: s, name: name, logs: logs, done: make(chan struct{}), stop: cancel}
+	go func() {
+		defer close(r.done)
+		r.out, r.err = s.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+		shmobj.Remove(name)
+		if t.Failed() {
+			t.Logf("supervisor log:\n%s", logs)
+		}
+	})
+	return r
+}
+
+// wait waits for Run to return.
+func (r *running) wait(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	select {
+	case <-r.done:
+	case <-time.After(timeout):
+		t.Fatalf("Run did not return within %v", timeout)
+	}
+}
+
+// waitFor polls cond every 10ms for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// record reads the object's status record.
+func (r *running) record() shmobj.Snapshot {
+	snap, _ := shmobj.Read(r.name)
+	return snap
+}
+
+// beatingPid waits until a worker other than not is watched and has beaten, and returns it.
+func (r *running) beatingPid(t *testing.T, not int64) int64 {
+	t.Helper()
+	var pid int64
+	waitFor(t, "a beating worker", func() bool {
+		s := r.record()
+		pid = s.Record.WatchedPid
+		return pid != 0 && pid != not && s.Seq > 0 && s.Record.State == shmobj.StateOK
+	})
+	return pid
+}
+
+func TestHungWorkerIsKilledAndRestarted(t *testing.T) {
+	for _, mode := range []string{"beat", "beat-ignore-term"} {
+		t.Run(mode, func(t *testing.T) {
+			r := supervise(t, mode, Options{})
+			first := r.beatingPid(t, 0)
+			if err := syscall.Kill(int(first), syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			second := r.beatingPid(t, first)
+			if proc.Alive(int(first)) {
+				t.Errorf("hung worker %d still alive", first)
+			}
+			if got := r.logs.count("event=kill reason=kill"); got != 1 {
+				t.Errorf("%d SIGKILL steps, want 1 (a stopped process cannot act on SIGTERM)", got)
+			}
+			snap := r.record()
+			if snap.Record.Kills != 1 || snap.Record.Restarts != 1 {
+				t.Errorf("kills %d restarts %d, want 1 and 1", snap.Record.Kills, snap.Record.Restarts)
+			}
+			r.stop()
+			r.wait(t, 10*time.Second)
+			if r.out != Stopped || r.err != nil {
+				t.Errorf("Run = %v, %v, want stopped", r.out, r.err)
+			}
+			if proc.Alive(int(second)) {
+				t.Errorf("worker %d still alive after stop", second)
+			}
+			if _, err := os.Stat(shmobj.Path(r.name)); err == nil {
+				t.Error("object left after stop")
+			}
+		})
+	}
+}
+
+func TestIgnoredSigtermIsKilled(t *testing.T) {
+	// A worker that hangs at once (one beat, then nothing) and ignores SIGTERM: it is
+	// SIGKILLed after KillAfter, then restarted.
+	r := supervise(t, "beat-once-ignore-term", Options{})
+	waitFor(t, "the first kill", func() bool { return r.logs.count("event=kill reason=kill") >= 1 })
+	waitFor(t, "a restart", func() bool { return r.logs.count("msg=started") >= 2 })
+	log := r.logs.String()
+	if !strings.Contains(log, "event=signal reason=kill") || !strings.Contains(log, "signal=SIGTERM") {
+		t.Errorf("no SIGTERM step before the SIGKILL")
+	}
+}
+
+func TestCrashedWorkerIsRestarted(t *testing.T) {
+	r := supervise(t, "beat", Options{})
+	first := r.beatingPid(t, 0)
+	syscall.Kill(int(first), syscall.SIGKILL)
+	r.beatingPid(t, first)
+	if !strings.Contains(r.logs.String(), `status="signal killed"`) {
+		t.Errorf("the crash is not logged")
+	}
+}
+
+func TestGrandchildIsKilled(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "grandchild")
+	r := supervise(t, "fork-beat", Options{Env: []string{"SHMMON_TEST_FILE=" + file}})
+	first := r.beatingPid(t, 0)
+	var grandchild int
+	waitFor(t, "the grandchild's pid", func() bool {
+		b, _ := os.ReadFile(file)
+		grandchild, _ = strconv.Atoi(string(b))
+		return grandchild > 0
+	})
+	g, err := proc.Open(grandchild)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	syscall.Kill(int(first), syscall.SIGSTOP)
+	r.beatingPid(t, first)
+	if !g.WaitExit(context.Background(), 5*time.Second) {
+		t.Errorf("grandchild %d survived the kill of its group", grandchild)
+	}
+	// It was our grandchild: reparented to init (or a subreaper), never to us; nothing to reap.
+}
+
+func TestWorkerExitsLeavesNoOrphans(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "grandchild")
+	r := supervise(t, "fork-beat", Options{Env: []string{"SHMMON_TEST_FILE=" + file}, Restart: Never})
+	first := r.beatingPid(t, 0)
+	var grandchild int
+	waitFor(t, "the grandchild's pid", func() bool {
+		b, _ := os.ReadFile(file)
+		grandchild, _ = strconv.Atoi(string(b))
+		return grandchild > 0
+	})
+	g, err := proc.Open(grandchild)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	syscall.Kill(int(first), syscall.SIGKILL) // the leader dies alone
+	r.wait(t, 10*time.Second)
+	if r.out != Failed {
+		t.Errorf("Run = %v, want failed", r.out)
+	}
+	if !g.WaitExit(context.Background(), 5*time.Second) {
+		t.Errorf("grandchild %d left running after its leader died", grandchild)
+	}
+}
+
+func TestBackoffAndGiveUp(t *testing.T) {
+	const backoff = 100 * time.Millisecond
+	r := supervise(t, "exit 1", Options{Backoff: backoff, BackoffMax: 300 * time.Millisecond, StartLimit: 5})
+	r.wait(t, 20*time.Second)
+	if r.out != GaveUp || r.err == nil || !strings.Contains(r.err.Error(), "6 starts") {
+		t.Fatalf("Run = %v, %v, want gave-up after 6 starts", r.out, r.err)
+	}
+	if n := r.logs.count("msg=started"); n != 5 {
+		t.Errorf("%d starts, want 5", n)
+	}
+	// The waits: immediate, then backoff doubling up to the max.
+	want := []string{"in=0s failures=1", "in=100ms failures=2", "in=200ms failures=3", "in=300ms failures=4", "in=300ms failures=5"}
+	for _, w := range want {
+		if !strings.Contains(r.logs.String(), w) {
+			t.Errorf("log lacks %q", w)
+		}
+	}
+	// The starts really are spaced by at least the waits (lower bounds only: a loaded
+	// machine can only make them longer).
+	times := startTimes(t, r.logs.String())
+	// mins[i] is the least gap between start i-1 and start i (0-based).
+	mins := []time.Duration{0, 0, backoff, 2 * backoff, 3 * backoff}
+	for i := 1; i < len(times); i++ {
+		if gap := times[i].Sub(times[i-1]); gap < mins[i] {
+			t.Errorf("start %d came %v after start %d, want at least %v", i+1, gap, i, mins[i])
+		}
+	}
+}
+
+// startTimes returns the times of the "started" log lines.
+func startTimes(t *testing.T, log string) []time.Time {
+	var ts []time.Time
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, "msg=started") {
+			continue
+		}
+		f := strings.Fields(line)[0]
+		tm, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(f, "time="))
+		if err != nil {
+			t.Fatalf("bad time in %q: %v", line, err)
+		}
+		ts = append(ts, tm)
+	}
+	return ts
+}
+
+func TestPolicies(t *testing.T) {
+	tests := []struct {
+		mode   string
+		policy Policy
+		want   Outcome
+		starts int
+	}{
+		{"exit 0", Never, Finished, 1},
+		{"exit 3", Never, Failed, 1},
+		{"exit 0", OnFailure, Finished, 1},
+		{"exit 0", Always, GaveUp, 3},
+		{"exit 3", OnFailure, GaveUp, 3},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/%v", tt.mode, tt.policy), func(t *testing.T) {
+			r := supervise(t, tt.mode, Options{Restart: tt.policy, StartLimit: 3, Backoff: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond})
+			r.wait(t, 20*time.Second)
+			if r.out != tt.want {
+				t.Errorf("Run = %v (%v), want %v", r.out, r.err, tt.want)
+			}
+			if n := r.logs.count("msg=started"); n != tt.starts {
+				t.Errorf("%d starts, want %d", n, tt.starts)
+			}
+		})
+	}
+}
+
+func TestEvery(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "runs")
+	r := supervise(t, "count", Options{Every: 200 * time.Millisecond, Env: []string{"SHMMON_TEST_FILE=" + file}})
+	waitFor(t, "3 runs", func() bool {
+		b, _ := os.ReadFile(file)
+		return bytes.Count(b, []byte("run\n")) >= 3
+	})
+	r.stop()
+	r.wait(t, 10*time.Second)
+	b, _ := os.ReadFile(file)
+	runs := bytes.Count(b, []byte("run\n"))
+	times := startTimes(t, r.logs.String())
+	if len(times) != runs {
+		t.Errorf("%d starts logged, %d runs counted", len(times), runs)
+	}
+	for i := 1; i < len(times); i++ {
+		if gap := times[i].Sub(times[i-1]); gap < 200*time.Millisecond {
+			t.Errorf("run %d started %v after run %d, want at least the period", i+1, gap, i)
+		}
+	}
+	if strings.Contains(r.logs.String(), "state=abnormal") || strings.Contains(r.logs.String(), "giving up") {
+		t.Errorf("a periodic job was judged hung or limited:\n%s", r.logs)
+	}
+}
+
+func TestRestartRequest(t *testing.T) {
+	r := supervise(t, "beat", Options{StartLimit: 1})
+	first := r.beatingPid(t, 0)
+	r.s.Restart()
+	second := r.beatingPid(t, first)
+	r.s.Restart()
+	r.beatingPid(t, second)
+	if strings.Contains(r.logs.String(), "giving up") {
+		t.Error("requested restarts counted against the start limit")
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	ok := Options{Command: []string{"true"}}
+	tests := []struct {
+		name string
+		mod  func(o *Options)
+		obj  string
+	}{
+		{"bad name", func(o *Options) {}, "a/b"},
+		{"no command", func(o *Options) { o.Command = nil }, "x"},
+		{"empty program", func(o *Options) { o.Command = []string{""} }, "x"},
+		{"bad stalls", func(o *Options) { o.Monitor.Stalls = -1 }, "x"},
+		{"backoff over max", func(o *Options) { o.Backoff, o.BackoffMax = time.Minute, time.Second }, "x"},
+		{"negative start limit", func(o *Options) { o.StartLimit = -1 }, "x"},
+		{"negative every", func(o *Options) { o.Every = -time.Second }, "x"},
+		{"bad policy", func(o *Options) { o.Restart = Policy(9) }, "x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := ok
+			tt.mod(&o)
+			if _, err := New(tt.obj, o); err == nil {
+				t.Error("New succeeded")
+			}
+		})
+	}
+	for _, s := range []string{"always", "on-failure", "never"} {
+		if p, err := ParsePolicy(s); err != nil || p.String() != s {
+			t.Errorf("ParsePolicy(%q) = %v, %v", s, p, err)
+		}
+	}
+	if _, err := ParsePolicy("sometimes"); err == nil {
+		t.Error(`ParsePolicy("sometimes") succeeded`)
+	}
+}
+
+func TestCannotStart(t *testing.T) {
+	logs := &logBuffer{}
+	name := fmt.Sprintf("shmmon-sup-test-%d-nostart", os.Getpid())
+	defer shmobj.Remove(name)
+	s, err := New(name, Options{Command: []string{"/nonexistent/program"}, Restart: Never, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Run(context.Background())
+	if out != Failed || err != nil || !strings.Contains(logs.String(), "event=start-failed") {
+		t.Errorf("Run = %v, %v; log:\n%s", out, err, logs)
+	}
+}
