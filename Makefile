@@ -73,7 +73,7 @@ lint:
 # Boost figures are still produced, and the Go failure is reported at the end.
 bench: compat
 	set -o pipefail; rc=0; \
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./shmobj ./monitor ./worker | tee bench.out || rc=$$?; \
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./shmobj ./monitor ./worker ./supervise | tee bench.out || rc=$$?; \
 	compat/bin/boost_bench | tee -a bench.out || exit $$?; \
 	[ $$rc = 0 ] && scripts/benchreport.sh bench.out > BENCHMARKS.md && echo "wrote BENCHMARKS.md"; \
 	exit $$rc

@@ -3,6 +3,7 @@ module github.com/shmmon/shmmon
 go 1.26.0
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/urfave/cli/v2 v2.27.7
 	golang.org/x/sys v0.49.0
 )

@@ -11,6 +11,10 @@ ns() {
 allocs() {
 	awk -v want="$1" '$1 ~ /^Benchmark/ { n = $1; sub(/-[0-9]+$/, "", n); if (n == want) { for (i = 2; i < NF; i++) if ($(i+1) == "allocs/op") { print $i; exit } } }' "$in"
 }
+# metric NAME UNIT: the value a benchmark reported with b.ReportMetric in UNIT.
+metric() {
+	awk -v want="$1" -v unit="$2" '$1 ~ /^Benchmark/ { n = $1; sub(/-[0-9]+$/, "", n); if (n == want) { for (i = 2; i < NF; i++) if ($(i+1) == unit) { printf "%.2f", $i; exit } } }' "$in"
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f×", a / b }'; }
 f1() { awk -v a="$1" 'BEGIN { printf "%.1f", a }'; }
 us() { awk -v a="$1" 'BEGIN { printf "%.0f µs", a / 1000 }'; }
@@ -54,6 +58,16 @@ machine; the ratios below compare figures from this same run.
 | Boost checker pattern: map + read + compare per check | $(f1 "$bmap") | | Check is **$(ratio "$bmap" "$stalled") faster** |
 | one scan of 10,000 objects (clock read once per scan) | $(us "$scan") | $(allocs BenchmarkScan/objects=10000) | |
 | one scan of 10,000 objects, Boost map-per-check | $(ms "$bscan") | | the scan is **$(ratio "$bscan" "$scan") faster** |
+
+## Restart of a hung worker (\`shmmon run\`)
+
+| what | ms |
+|---|---:|
+| hang verdict → new program started (terminate the group, reap, start) | $(metric BenchmarkRestartLatency ms-shmmon/op) |
+| hang verdict → the new program's first beat (includes the program's own start) | $(metric BenchmarkRestartLatency ms-first-beat/op) |
+
+The worker ends on SIGTERM, so \`--kill-after\` never adds to these; a worker that ignores
+SIGTERM adds exactly \`--kill-after\`. The first restart after a healthy run has no backoff.
 
 ## Publishing
 

@@ -28,7 +28,8 @@ const modeEnv = "SHMMON_TEST_MODE"
 //
 //   - beat: worker.Beat() every 10ms, forever.
 //   - beat-ignore-term: the same, ignoring SIGTERM.
-//   - beat-once-ignore-term: ignore SIGTERM, beat once, then block (hangs at once).
+//   - beat-once: beat once, then block (hangs at once).
+//   - beat-once-ignore-term: the same, ignoring SIGTERM.
 //   - fork-beat: start a grandchild (mode sleep, same process group), write its pid to
 //     $SHMMON_TEST_FILE, then beat.
 //   - sleep: block.
@@ -50,6 +51,9 @@ func TestMain(m *testing.M) {
 	case "beat-ignore-term":
 		signal.Ignore(syscall.SIGTERM)
 		beat()
+	case "beat-once":
+		worker.Beat()
+		time.Sleep(5 * time.Minute)
 	case "beat-once-ignore-term":
 		signal.Ignore(syscall.SIGTERM)
 		worker.Beat()

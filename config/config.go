@@ -1,0 +1,246 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/shmmon/shmmon/monitor"
+	"github.com/shmmon/shmmon/proc"
+	"github.com/shmmon/shmmon/shmobj"
+)
+
+// Restart policies of a supervised worker ([Worker.Restart]).
+const (
+	RestartAlways    = "always"     // restart whenever the worker ends, however it ended
+	RestartOnFailure = "on-failure" // restart after a non-zero exit, a death by signal, or a kill for hanging
+	RestartNever     = "never"      // never restart
+)
+
+// Defaults of the supervision keys; the other keys take the defaults of the packages that
+// own them ([monitor.DefaultInterval], [monitor.DefaultStalls], [proc.DefaultKillAfter],
+// [shmobj.DefaultSize], [shmobj.DefaultMode]) and SIGTERM.
+const (
+	DefaultRestart      = RestartAlways
+	DefaultBackoff      = time.Second
+	DefaultBackoffMax   = 30 * time.Second
+	DefaultBackoffReset = 60 * time.Second
+	DefaultStartLimit   = 5
+	DefaultStartWindow  = 60 * time.Second
+)
+
+// File is a loaded and validated configuration file.
+type File struct {
+	// Path is the path given to [Load] or [Parse].
+	Path string
+	// Defaults holds the built-in defaults with the [defaults] table applied: what a worker
+	// gets for every key it does not set. Its per-worker fields (Name, Command, Env, Dir, Pid,
+	// PidFile) are empty.
+	Defaults Worker
+	// Workers are the [[worker]] tables in file order, fully resolved. Names are unique.
+	Workers []Worker
+}
+
+// Worker is one fully resolved worker: defaults applied, durations parsed, everything
+// validated. A supervised worker has Command; a watched one Pid or PidFile, and its
+// supervision fields (Env, Dir, User, Group, Uid, Gid, Restart, Every, Backoff, BackoffMax,
+// BackoffReset, StartLimit, StartWindow) are zero. Treat a Worker as read-only: its slices
+// and pointers are its own, but copies of it share them.
+type Worker struct {
+	Name    string   // object name (/dev/shm/NAME), unique in the file
+	Command []string // supervised: argv, at least the program
+	Env     []string // supervised: extra environment, "KEY=VALUE" sorted by KEY; nil if none
+	Dir     string   // supervised: absolute working directory; "" = serve's
+	User    string   // supervised: user to run as, as written; "" = serve's
+	Group   string   // supervised: group to run as, as written; "" = User's primary group
+	Uid     *uint32  // User resolved; nil when User is ""
+	Gid     *uint32  // Group resolved, or User's primary group; nil when both are ""
+	Pid     int      // watched only: the pid of a process started elsewhere (> 1)
+	PidFile string   // watched only: absolute path of a file holding the pid
+
+	Restart      string        // supervised: RestartAlways, RestartOnFailure or RestartNever
+	Every        time.Duration // supervised: the period of a periodic job; 0 = resident
+	Backoff      time.Duration // supervised: delay of the second restart in a row (the first has none), doubling
+	BackoffMax   time.Duration // supervised: longest restart delay (>= Backoff)
+	BackoffReset time.Duration // supervised: healthy run time after which the delay starts over
+	StartLimit   int           // supervised: more starts than this within StartWindow: give up
+	StartWindow  time.Duration // supervised: the window of StartLimit
+
+	Interval  time.Duration  // time between checks (>= 1ms)
+	Stalls    int            // consecutive stalls that make a worker hung (1 to 1<<20)
+	Grace     time.Duration  // startup grace; 0 = the monitor's default
+	Signal    syscall.Signal // first signal sent to a hung worker
+	KillAfter time.Duration  // wait this long after Signal, then SIGKILL (> 0)
+	Size      int64          // object size in bytes (>= shmobj.MinSize)
+	Mode      os.FileMode    // object permissions (0001 to 0777)
+}
+
+// Supervised reports whether serve starts the worker itself (it has a Command), as opposed to
+// watching a process started elsewhere.
+func (w Worker) Supervised() bool { return len(w.Command) > 0 }
+
+// MonitorConfig returns the check parameters of w.
+func (w Worker) MonitorConfig() monitor.Config {
+	return monitor.Config{Interval: w.Interval, Stalls: w.Stalls, Grace: w.Grace}
+}
+
+// Equal reports whether w and o are the same resolved worker, field by field. A live reload
+// leaves a worker whose old and new versions are Equal alone, and restarts it otherwise.
+func (w Worker) Equal(o Worker) bool {
+	return w.Name == o.Name &&
+		slices.Equal(w.Command, o.Command) &&
+		slices.Equal(w.Env, o.Env) &&
+		w.Dir == o.Dir &&
+		w.User == o.User &&
+		w.Group == o.Group &&
+		equalID(w.Uid, o.Uid) &&
+		equalID(w.Gid, o.Gid) &&
+		w.Pid == o.Pid &&
+		w.PidFile == o.PidFile &&
+		w.Restart == o.Restart &&
+		w.Every == o.Every &&
+		w.Backoff == o.Backoff &&
+		w.BackoffMax == o.BackoffMax &&
+		w.BackoffReset == o.BackoffReset &&
+		w.StartLimit == o.StartLimit &&
+		w.StartWindow == o.StartWindow &&
+		w.Interval == o.Interval &&
+		w.Stalls == o.Stalls &&
+		w.Grace == o.Grace &&
+		w.Signal == o.Signal &&
+		w.KillAfter == o.KillAfter &&
+		w.Size == o.Size &&
+		w.Mode == o.Mode
+}
+
+func equalID(a, b *uint32) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// clone returns a copy of w that shares no memory with it.
+func (w Worker) clone() Worker {
+	w.Command = slices.Clone(w.Command)
+	w.Env = slices.Clone(w.Env)
+	w.Uid = cloneID(w.Uid)
+	w.Gid = cloneID(w.Gid)
+	return w
+}
+
+func cloneID(p *uint32) *uint32 {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+// builtin returns the built-in defaults.
+func builtin() Worker {
+	return Worker{
+		Restart:      DefaultRestart,
+		Backoff:      DefaultBackoff,
+		BackoffMax:   DefaultBackoffMax,
+		BackoffReset: DefaultBackoffReset,
+		StartLimit:   DefaultStartLimit,
+		StartWindow:  DefaultStartWindow,
+		Interval:     monitor.DefaultInterval,
+		Stalls:       monitor.DefaultStalls,
+		Signal:       syscall.SIGTERM,
+		KillAfter:    proc.DefaultKillAfter,
+		Size:         shmobj.DefaultSize,
+		Mode:         shmobj.DefaultMode,
+	}
+}
+
+// Error is one problem found in a configuration file. [Load] and [Parse] return every problem
+// they find joined with [errors.Join]: use [errors.As] to get the first, or the joined error's
+// Unwrap() []error method to get them all.
+type Error struct {
+	File string // the path given to Load or Parse
+	Line int    // line of the offending key (1-based); 0 when unknown
+	Key  string // the key, e.g. `worker "db" interval`, `defaults stalls`; "" for a TOML syntax error
+	Msg  string // the problem and what is accepted
+	Err  error  // the underlying error (a toml.ParseError, an os/user error, ...), or nil
+}
+
+// Error formats e as "FILE:LINE: KEY: problem (what is accepted)", leaving out LINE when it
+// is unknown and KEY when there is none.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Unwrap returns the underlying error, if any.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Load reads the file at path and validates it (see [Parse]). A file that cannot be read is
+// an error prefixed "config: " that wraps the os error (errors.Is(err, fs.ErrNotExist) works).
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse validates the configuration in data; path only names the file in messages. It
+// returns the resolved file, or nil and every problem found: an [errors.Join] of [*Error]
+// values sorted by line. User and group names are looked up in the user database (os/user);
+// nothing else outside data is read.
+func Parse(path string, data []byte) (*File, error) {
+	p := &parser{path: path}
+	var raw map[string]any
+	if _, err := toml.Decode(string(data), &raw); err != nil {
+		return nil, p.syntaxError(err)
+	}
+	p.pos = scanPositions(string(data))
+	f := p.file(raw)
+	if len(p.errs) > 0 {
+		slices.SortStableFunc(p.errs, func(a, b *Error) int { return lineOrder(a.Line) - lineOrder(b.Line) })
+		errs := make([]error, len(p.errs))
+		for i, e := range p.errs {
+			errs[i] = e
+		}
+		return nil, errors.Join(errs...)
+	}
+	return f, nil
+}
+
+// lineOrder sorts errors of an unknown line (0) last.
+func lineOrder(line int) int {
+	if line <= 0 {
+		return int(^uint(0) >> 1)
+	}
+	return line
+}
+
+// syntaxError turns an error of the TOML decoder into an [*Error].
+func (p *parser) syntaxError(err error) error {
+	e := &Error{File: p.path, Msg: err.Error(), Err: err}
+	var pe toml.ParseError
+	if !errors.As(err, &pe) {
+		return e
+	}
+	e.Line = pe.Position.Line
+	e.Msg = "invalid TOML: " + pe.Message
+	return e
+}

@@ -1,0 +1,79 @@
+// Package config reads the configuration file of `shmmon serve`: one monitor process for
+// many workers. The file is TOML (github.com/BurntSushi/toml) with an optional [defaults]
+// table and any number of [[worker]] tables:
+//
+//	[defaults]
+//	interval = "500ms"
+//	stalls   = 4
+//
+//	[[worker]]                                  # supervised: serve starts and restarts it
+//	name    = "goworker"
+//	command = ["bin/goworker", "-period", "100ms"]
+//	env     = { LOG_LEVEL = "debug" }
+//
+//	[[worker]]                                  # watched only: started elsewhere
+//	name    = "db"
+//	pidfile = "/run/db/db.pid"
+//
+// examples/shmmon.toml in the repository documents every key in a file that loads.
+//
+// # Workers
+//
+// A worker is either supervised (command: serve starts it in its own process group with
+// SHMMON_NAME set, kills it when it hangs and restarts it per its restart policy) or watched
+// only (pid or pidfile: a process started elsewhere, killed when it hangs, never started).
+// Exactly one of command, pid and pidfile is required, and so is a name, unique in the file.
+// An empty file, or one without workers, is valid: serve then waits for the file to change.
+//
+// # Keys
+//
+// Where: W in [[worker]], D in [defaults] (a value every worker that does not set the key
+// gets), S only in a supervised worker (with command; a watched worker ignores such values of
+// [defaults]). Durations are strings in Go syntax ("250ms", "1s", "1m30s").
+//
+//	key            where  type              default   accepted
+//	name           W      string            -         object name: 1-255 bytes, no '/' or NUL, not "." or ".."
+//	command        W      array of strings  -         argv, at least the program; relative paths as os/exec resolves them
+//	env            W S    table of strings  -         extra environment, KEY = "value"; KEY without '=', not SHMMON_*
+//	dir            W S    string            -         absolute working directory (default: serve's)
+//	pid            W      integer           -         pid of a running process, 2 to 4194304
+//	pidfile        W      string            -         absolute path of a file holding the pid
+//	user           W D S  string            -         user name or numeric uid; only when serve runs as root
+//	group          W D S  string            user's    group name or numeric gid; only when serve runs as root
+//	restart        W D S  string            "always"  "always", "on-failure" or "never"
+//	every          W D S  duration          "0s"      periodic job: run, wait for the exit, wait this long, again; 0 = resident
+//	interval       W D    duration          "1s"      time between checks, at least 1ms
+//	stalls         W D    integer           3         consecutive checks without progress that make a hang, 1 to 1048576
+//	grace          W D    duration          "0s"      time allowed for the first beat; 0 = 10 intervals, at least 3s
+//	signal         W D    string or int     "TERM"    first signal to a hung worker: name (TERM, SIGTERM) or number 1-64
+//	kill_after     W D    duration          "5s"      wait after signal, then SIGKILL; more than 0
+//	size           W D    integer           4096      object size in bytes, at least 16
+//	mode           W D    string            "0600"    object permissions, octal "0001" to "0777"
+//	backoff        W D S  duration          "1s"      delay of the 2nd restart in a row (1st: none), doubling; >= 1ms
+//	backoff_max    W D S  duration          "30s"     longest restart delay, at least backoff
+//	backoff_reset  W D S  duration          "60s"     healthy run time after which the delay starts over; more than 0
+//	start_limit    W D S  integer           5         more starts than this within start_window: give up; 1 to 1048576
+//	start_window   W D S  duration          "60s"     the window of start_limit; more than 0
+//
+// Unknown keys are errors, anywhere in the file. The resolved values are in [Worker].
+//
+// # Errors
+//
+// [Load] and [Parse] check the whole file and report every problem they find: the error is an
+// [errors.Join] of [*Error] values sorted by line, one per problem, each formatted
+//
+//	FILE:LINE: KEY: problem (what is accepted)
+//
+// for example
+//
+//	shmmon.toml:12: worker "db" interval: "0s" must be at least 1ms
+//
+// A TOML syntax error is one [*Error] without KEY. LINE is the line of the offending key, or of
+// the [[worker]] header when a required key is missing. Lines are found by scanning the text
+// for table headers and `key =` at the start of a statement, so a key written inside an inline
+// table (env = { A = 1 }, or worker = [{ name = "a" }]) is reported at the line of the key or
+// header that holds the inline table.
+//
+// Load and Parse only read the file and the user database: whether a pid, a pidfile, a
+// command or a directory exists is for serve to find out when it starts the worker.
+package config
