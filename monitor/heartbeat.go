@@ -43,17 +43,41 @@ func Publish(name string, opts Options, now time.Time) (*Heartbeat, error) {
 	return h, nil
 }
 
-// Republish replaces the object with a fresh one, as after the old one was deleted, truncated
-// or replaced under the monitor, and starts the rules over at now. The kill and restart
-// counts carry over. On error the Heartbeat keeps its old mapping.
-func (h *Heartbeat) Republish(now time.Time) error {
-	seg, err := shmobj.Publish(h.name, shmobj.PublishOptions{
+// Adopt is Publish for a restarted monitor: it takes over the existing object name when it
+// has the wanted size and is shmmon's (see [shmobj.Adopt]) — the worker's sequence and the
+// kill and restart counts are kept — and publishes a fresh one otherwise. The rules start at
+// now either way. It reports whether the object was adopted.
+func Adopt(name string, opts Options, now time.Time) (*Heartbeat, bool, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, false, err
+	}
+	opts.Config = opts.WithDefaults()
+	h := &Heartbeat{name: name, opts: opts, chk: Checker{cfg: opts.Config}}
+	seg, adopted, err := shmobj.Adopt(name, h.publishOptions())
+	if err != nil {
+		return nil, false, err
+	}
+	h.seg = seg
+	h.chk.Reset(now)
+	h.prev = h.chk.State()
+	return h, adopted, nil
+}
+
+func (h *Heartbeat) publishOptions() shmobj.PublishOptions {
+	return shmobj.PublishOptions{
 		Size:       h.opts.Size,
 		Mode:       h.opts.Mode,
 		WatchedPid: h.opts.WatchedPid,
 		Interval:   h.opts.Interval,
 		Threshold:  uint32(h.opts.Stalls),
-	})
+	}
+}
+
+// Republish replaces the object with a fresh one, as after the old one was deleted, truncated
+// or replaced under the monitor, and starts the rules over at now. The kill and restart
+// counts carry over. On error the Heartbeat keeps its old mapping.
+func (h *Heartbeat) Republish(now time.Time) error {
+	seg, err := shmobj.Publish(h.name, h.publishOptions())
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,9 @@ type Watch struct {
 	KillAfter time.Duration
 	// Keep leaves the object in place when Run returns; by default it is removed.
 	Keep bool
+	// Adopt takes over an existing object of the right size instead of replacing it (see
+	// [Adopt]), so a restarted monitor keeps the worker's sequence.
+	Adopt bool
 	// Logger receives one line per state change and per kill step; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -69,7 +72,13 @@ func (w *Watch) Run(ctx context.Context) (Outcome, error) {
 	if w.Process != nil {
 		opts.WatchedPid = int64(w.Process.Pid())
 	}
-	h, err := Publish(w.Name, opts, time.Now())
+	var h *Heartbeat
+	var err error
+	if w.Adopt {
+		h, _, err = Adopt(w.Name, opts, time.Now())
+	} else {
+		h, err = Publish(w.Name, opts, time.Now())
+	}
 	if err != nil {
 		return Stopped, err
 	}

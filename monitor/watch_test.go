@@ -23,7 +23,7 @@ import (
 func TestMain(m *testing.M) {
 	switch os.Getenv("SHMMON_TEST_MODE") {
 	case "sleep":
-		select {}
+		time.Sleep(5 * time.Minute) // not select{}: the runtime would call that a deadlock
 	case "exit-soon":
 		time.Sleep(300 * time.Millisecond)
 		os.Exit(0)

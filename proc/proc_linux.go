@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -395,4 +396,24 @@ func (p *Process) KillOrphanedGroup() error {
 		return fmt.Errorf("proc: %s pid %d: %w", op, p.pid, err)
 	}
 	return nil
+}
+
+// Cmdline returns the arguments a process was started with, from /proc/PID/cmdline. The
+// error matches [ErrNotExist] when there is no such process.
+func Cmdline(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+			return nil, fmt.Errorf("%w: pid %d", ErrNotExist, pid)
+		}
+		return nil, fmt.Errorf("proc: cmdline of pid %d: %w", pid, err)
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00"), nil
+}
+
+// LeadsGroup reports whether the process pid exists and leads its own process group, as the
+// programs shmmon supervises do.
+func LeadsGroup(pid int) bool {
+	pgid, err := unix.Getpgid(pid)
+	return err == nil && pgid == pid
 }

@@ -53,3 +53,9 @@ func Alive(pid int) bool { return false }
 
 // KillOrphanedGroup is unsupported on this platform.
 func (p *Process) KillOrphanedGroup() error { return errUnsupported }
+
+// Cmdline is unsupported on this platform.
+func Cmdline(pid int) ([]string, error) { return nil, errUnsupported }
+
+// LeadsGroup always reports false on this platform.
+func LeadsGroup(pid int) bool { return false }

@@ -693,3 +693,23 @@ func TestKillOrphanedGroup(t *testing.T) {
 	}
 	leader.cmd.Wait()
 }
+
+func TestCmdlineAndLeadsGroup(t *testing.T) {
+	args, err := Cmdline(os.Getpid())
+	if err != nil || len(args) != len(os.Args) || args[0] != os.Args[0] {
+		t.Errorf("Cmdline(self) = %q, %v, want %q", args, err, os.Args)
+	}
+	if _, err := Cmdline(-3); !errors.Is(err, ErrNotExist) {
+		t.Errorf("Cmdline(-3) = %v, want ErrNotExist", err)
+	}
+	leader := startHelper(t, "sleep", &syscall.SysProcAttr{Setpgid: true})
+	leader.ready(t)
+	if !LeadsGroup(leader.pid()) {
+		t.Error("a Setpgid child does not lead its group")
+	}
+	member := startHelper(t, "sleep", nil)
+	member.ready(t)
+	if LeadsGroup(member.pid()) {
+		t.Error("a child in the test's group leads it")
+	}
+}

@@ -1,6 +1,7 @@
 package shmobj
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -215,17 +216,7 @@ func Publish(name string, opts PublishOptions) (*Segment, error) {
 		if err != nil {
 			return nil, err
 		}
-		if seg.rec != nil {
-			r := seg.rec
-			copy(r.magic[:], Magic)
-			r.version.Store(RecordVersion)
-			r.length.Store(RecordLen)
-			r.monitorPid.Store(int64(os.Getpid()))
-			r.watchedPid.Store(opts.WatchedPid)
-			r.interval.Store(int64(opts.Interval))
-			r.threshold.Store(opts.Threshold)
-			r.state.Store(uint32(StateWaiting))
-		}
+		seg.initRecord(opts, false)
 		retire(name)
 		if err := sysRename(Path(tmp.name), Path(name)); err != nil {
 			seg.Close()
@@ -239,6 +230,34 @@ func Publish(name string, opts PublishOptions) (*Segment, error) {
 		return nil, fmt.Errorf("shmobj: publish %q: %w", name, err)
 	}
 	return seg, nil
+}
+
+// initRecord writes a fresh status record for this monitor: state waiting, no stalls, the
+// retired flag clear. keep keeps the kill and restart counters of an adopted record.
+func (s *Segment) initRecord(opts PublishOptions, keep bool) (err error) {
+	r := s.rec
+	if r == nil {
+		return nil
+	}
+	defer Unguard(Guard(), &err)
+	if !keep {
+		r.kills.Store(0)
+		r.restarts.Store(0)
+	}
+	copy(r.magic[:], Magic)
+	r.version.Store(RecordVersion)
+	r.length.Store(RecordLen)
+	r.monitorPid.Store(int64(os.Getpid()))
+	r.watchedPid.Store(opts.WatchedPid)
+	r.interval.Store(int64(opts.Interval))
+	r.threshold.Store(opts.Threshold)
+	r.lastSeq.Store(0)
+	r.lastProgress.Store(0)
+	r.lastCheck.Store(0)
+	r.stalls.Store(0)
+	r.retired.Store(0)
+	r.state.Store(uint32(StateWaiting))
+	return nil
 }
 
 // retire marks the shmmon object that currently holds name as retired, when there is one
@@ -256,4 +275,53 @@ func retire(name string) {
 	}
 	defer seg.Close()
 	_ = seg.MarkRetired()
+}
+
+// Adopt takes over the existing object name when it can, as a restarted monitor does: an
+// object of exactly opts.Size bytes whose monitor half holds a shmmon record (or is all zero)
+// is mapped as it is — the worker half, and so the sequence, is kept — and its record is
+// written anew (this process as monitor, state [StateWaiting], counters kept). Anything else
+// (missing, another size, a foreign monitor half) is replaced by [Publish]. It reports
+// whether the object was adopted.
+func Adopt(name string, opts PublishOptions) (*Segment, bool, error) {
+	if opts.Size == 0 {
+		opts.Size = DefaultSize
+	}
+	seg, err := Attach(name)
+	if err != nil {
+		seg, err = Publish(name, opts)
+		return seg, false, err
+	}
+	if ok, _ := seg.adoptable(int64(opts.Size)); !ok {
+		seg.Close()
+		seg, err = Publish(name, opts)
+		return seg, false, err
+	}
+	if err := seg.initRecord(opts, true); err != nil {
+		seg.Close()
+		seg, err = Publish(name, opts)
+		return seg, false, err
+	}
+	return seg, true, nil
+}
+
+// adoptable reports whether the segment has the wanted size and a monitor half that is
+// shmmon's or empty.
+func (s *Segment) adoptable(size int64) (ok bool, err error) {
+	if int64(len(s.mem)) != size {
+		return false, nil
+	}
+	if s.rec == nil {
+		return true, nil
+	}
+	defer Unguard(Guard(), &err)
+	if bytes.Equal(s.rec.magic[:], []byte(Magic)) {
+		return true, nil
+	}
+	for _, b := range s.mem[len(s.mem)/2 : len(s.mem)/2+RecordLen] {
+		if b != 0 {
+			return false, nil
+		}
+	}
+	return true, nil
 }

@@ -459,3 +459,62 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestAdopt(t *testing.T) {
+	name := testName(t)
+	seg, err := Publish(name, PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		seg.Beat()
+	}
+	seg.StoreStatus(Status{LastSeq: 5, Stalls: 2, State: StateStalled})
+	seg.SetCounts(3, 4)
+	seg.Close()
+
+	adopted, ok, err := Adopt(name, PublishOptions{WatchedPid: 99, Threshold: 7})
+	if err != nil || !ok {
+		t.Fatalf("Adopt = %v, %v, want adopted", ok, err)
+	}
+	snap, _ := adopted.Snapshot()
+	want := Record{Version: 1, MonitorPid: int64(os.Getpid()), WatchedPid: 99, Threshold: 7, State: StateWaiting, Kills: 3, Restarts: 4}
+	if snap.Seq != 5 || snap.Record != want {
+		t.Errorf("adopted: seq %d record %+v, want seq 5 and %+v", snap.Seq, snap.Record, want)
+	}
+	adopted.Close()
+
+	// Another size: replaced.
+	replaced, ok, err := Adopt(name, PublishOptions{Size: 8192})
+	if err != nil || ok {
+		t.Fatalf("Adopt with another size = %v, %v, want replaced", ok, err)
+	}
+	if s, _ := replaced.Seq(); s != 0 || replaced.Size() != 8192 {
+		t.Errorf("replaced object: seq %d size %d", s, replaced.Size())
+	}
+	replaced.Close()
+
+	// A foreign monitor half: replaced, never written.
+	Remove(name)
+	o, _ := Open(name, CreateOnly, 0o600)
+	o.Truncate(4096)
+	foreign, _ := o.Map()
+	o.Close()
+	defer foreign.Close()
+	foreign.mem[2048+100] = 1
+	if _, ok, err := Adopt(name, PublishOptions{}); ok || err != nil {
+		t.Errorf("Adopt of a foreign object = %v, %v, want replaced", ok, err)
+	}
+	if foreign.mem[2048+100] != 1 || foreign.mem[2048] != 0 {
+		t.Error("foreign object's monitor half was written")
+	}
+
+	// Missing: published.
+	Remove(name)
+	fresh, ok, err := Adopt(name, PublishOptions{})
+	if err != nil || ok {
+		t.Fatalf("Adopt of a missing object = %v, %v, want published", ok, err)
+	}
+	fresh.Close()
+	noTempLeft(t)
+}

@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -111,6 +112,11 @@ type Options struct {
 	StartWindow  time.Duration
 	Every        time.Duration // > 0: a periodic job, run every Every after it ends
 	Keep         bool          // leave the object in place when Run returns
+	// Adopt takes over what a previous monitor left: an existing object of the right size is
+	// kept (the sequence with it), and when its record names a process that is still alive,
+	// leads its own group and runs exactly Command, that process is supervised instead of
+	// starting a second one.
+	Adopt bool
 
 	Logger *slog.Logger // nil = slog.Default()
 }
@@ -224,7 +230,7 @@ func (e ended) failed() bool { return e.hung || e.state == nil || !e.state.Succe
 // also returns an error saying why). Unless Keep is set, the object is removed when Run
 // returns. An error other than for GaveUp means the object could not be published.
 func (s *Supervisor) Run(ctx context.Context) (Outcome, error) {
-	h, err := monitor.Publish(s.name, s.opts.Monitor, time.Now())
+	h, orphan, err := s.publish()
 	if err != nil {
 		return Stopped, err
 	}
@@ -254,7 +260,14 @@ func (s *Supervisor) Run(ctx context.Context) (Outcome, error) {
 		if restarts > 0 {
 			h.Segment().AddRestart()
 		}
-		e := s.runOnce(ctx, h)
+		var c *child
+		if orphan != 0 {
+			c, err = s.adopt(orphan)
+			orphan = 0
+		} else {
+			c, err = s.start()
+		}
+		e := s.runOnce(ctx, h, c, err)
 		restarts++
 		requested = e.hup
 		switch {
@@ -329,9 +342,32 @@ func recent(ts []time.Time, now time.Time, window time.Duration) []time.Time {
 	return ts[i:]
 }
 
-// runOnce starts the program, supervises it until it ends, and reports how.
-func (s *Supervisor) runOnce(ctx context.Context, h *monitor.Heartbeat) ended {
-	c, err := s.start()
+// publish publishes the object, or adopts it with Adopt; it returns the pid of a program left
+// by the previous monitor that this one should adopt (0 for none).
+func (s *Supervisor) publish() (*monitor.Heartbeat, int, error) {
+	if !s.opts.Adopt {
+		h, err := monitor.Publish(s.name, s.opts.Monitor, time.Now())
+		return h, 0, err
+	}
+	prev, err := shmobj.Read(s.name) // before Adopt writes its own record
+	h, adopted, aerr := monitor.Adopt(s.name, s.opts.Monitor, time.Now())
+	if aerr != nil || !adopted || err != nil || !prev.HasRecord {
+		return h, 0, aerr
+	}
+	pid := int(prev.Record.WatchedPid)
+	if pid <= 1 || !proc.LeadsGroup(pid) {
+		return h, 0, nil
+	}
+	if args, err := proc.Cmdline(pid); err != nil || !slices.Equal(args, s.opts.Command) {
+		s.log.Info("not adopting the previous worker: it runs another command", "worker", s.name, "pid", pid, "cmdline", args)
+		return h, 0, nil
+	}
+	return h, pid, nil
+}
+
+// runOnce supervises one run of the program (c, or err when it could not be started) until
+// it ends, and reports how.
+func (s *Supervisor) runOnce(ctx context.Context, h *monitor.Heartbeat, c *child, err error) ended {
 	started := time.Now()
 	if err != nil {
 		s.log.Error("cannot start", "worker", s.name, "event", "start-failed", "command", s.opts.Command[0], "err", err)
@@ -340,7 +376,11 @@ func (s *Supervisor) runOnce(ctx context.Context, h *monitor.Heartbeat) ended {
 	}
 	defer c.proc.Close()
 	h.NewWorker(int64(c.pid()), started)
-	s.log.Info("started", "worker", s.name, "pid", c.pid(), "event", "start", "command", strings.Join(s.opts.Command, " "))
+	if c.cmd == nil {
+		s.log.Info("adopted", "worker", s.name, "pid", c.pid(), "event", "adopt", "command", strings.Join(s.opts.Command, " "))
+	} else {
+		s.log.Info("started", "worker", s.name, "pid", c.pid(), "event", "start", "command", strings.Join(s.opts.Command, " "))
+	}
 
 	ticker := time.NewTicker(s.opts.Monitor.Interval)
 	defer ticker.Stop()
@@ -403,7 +443,7 @@ func (s *Supervisor) exited(h *monitor.Heartbeat, c *child, e ended) {
 // describe says how a process ended: "exit 0", "exit 3", "signal killed".
 func describe(st *os.ProcessState) string {
 	if st == nil {
-		return "not started"
+		return "unknown (not started, or adopted)"
 	}
 	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return "signal " + ws.Signal().String()
@@ -413,13 +453,28 @@ func describe(st *os.ProcessState) string {
 
 // child is one running instance of the program.
 type child struct {
-	cmd     *exec.Cmd
+	cmd     *exec.Cmd // nil for an adopted program, which is not ours to reap
 	proc    *proc.Process
 	started time.Time
-	done    chan *os.ProcessState // receives once the program is reaped
+	done    chan *os.ProcessState // receives once the program is reaped (nil: adopted)
 }
 
-func (c *child) pid() int { return c.cmd.Process.Pid }
+func (c *child) pid() int { return c.proc.Pid() }
+
+// adopt takes hold of a program a previous monitor started. It is not our child: its exit is
+// seen through the pidfd, and its parent (init, or a subreaper) reaps it.
+func (s *Supervisor) adopt(pid int) (*child, error) {
+	p, err := proc.Open(pid)
+	if err != nil {
+		return nil, err
+	}
+	c := &child{proc: p, started: time.Now(), done: make(chan *os.ProcessState, 1)}
+	go func() {
+		p.WaitExit(context.Background(), 0)
+		c.done <- nil
+	}()
+	return c, nil
+}
 
 // start starts the program in a new process group and takes hold of it through a pidfd.
 func (s *Supervisor) start() (*child, error) {

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/fsnotify/fsnotify"
+	"github.com/urfave/cli/v2"
+
+	"github.com/shmmon/shmmon/config"
+	"github.com/shmmon/shmmon/fleet"
+)
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "serve",
+		Usage:     "supervise and watch many workers from a config file, reloaded live",
+		UsageText: "shmmon serve --config shmmon.toml",
+		Description: "Runs every [[worker]] of the config file (see examples/shmmon.toml): supervised ones\n" +
+			"(command) as 'shmmon run' does, watched ones (pid, pidfile) as 'shmmon watch --pid' does.\n" +
+			"The file is reloaded when it changes and on SIGHUP: added workers start, removed ones\n" +
+			"stop, changed ones restart, unchanged ones are left alone; an invalid file is reported\n" +
+			"and the running config stays. A restarted serve adopts what is still there (objects,\n" +
+			"and supervised programs still running). Under systemd (NOTIFY_SOCKET) it sends\n" +
+			"READY=1, WATCHDOG=1 and STOPPING=1. SIGINT/SIGTERM stop every worker and exit 0.",
+		OnUsageError: usageError,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "config `FILE` (TOML)", Required: true},
+		},
+		Action: serveAction,
+	}
+}
+
+func serveAction(c *cli.Context) error {
+	path, err := filepath.Abs(c.String("config"))
+	if err != nil {
+		return usagef(c, "--config %q: %v", c.String("config"), err)
+	}
+	file, err := config.Load(path)
+	if err != nil {
+		return cli.Exit("shmmon serve: invalid config:\n"+err.Error(), exitUsage)
+	}
+	log := newLogger(c.App.ErrWriter)
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// Watch the directory, not the file: editors that save by writing a new file and
+	// renaming it over the old one would leave a watch on the file itself behind.
+	watcher, err := fsnotify.NewWatcher()
+	if err != nil {
+		return failf(c, "watching %s: %v", path, err)
+	}
+	defer watcher.Close()
+	if err := watcher.Add(filepath.Dir(path)); err != nil {
+		return failf(c, "watching %s: %v", filepath.Dir(path), err)
+	}
+
+	f := fleet.New(log)
+	ch := f.Apply(file.Workers)
+	log.Info("serving", "config", path, "workers", len(file.Workers), "started", ch.Started, "event", "serve")
+	defer func() {
+		daemon.SdNotify(false, daemon.SdNotifyStopping)
+		log.Info("stopping every worker", "event", "serve-stop")
+		f.Stop()
+	}()
+	daemon.SdNotify(false, daemon.SdNotifyReady)
+
+	var watchdog <-chan time.Time
+	if d, err := daemon.SdWatchdogEnabled(false); err == nil && d > 0 {
+		t := time.NewTicker(d / 2)
+		defer t.Stop()
+		watchdog = t.C
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	reload := func(why string) {
+		file, err := config.Load(path)
+		if err != nil {
+			log.Error("config reload failed; the running config stays", "config", path, "why", why,
+				"event", "reload-failed", "err", strings.ReplaceAll(err.Error(), "\n", "; "))
+			return
+		}
+		ch := f.Apply(file.Workers)
+		log.Info("config reloaded", "config", path, "why", why, "event", "reload", "started", ch.Started,
+			"stopped", ch.Stopped, "restarted", ch.Restarted, "unchanged", ch.Unchanged)
+	}
+	// A save is often several events (truncate, write, rename): reload once they settle.
+	var settle <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-watchdog:
+			daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+		case <-hup:
+			reload("SIGHUP")
+		case ev := <-watcher.Events:
+			if filepath.Clean(ev.Name) == path && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+				settle = time.After(100 * time.Millisecond)
+			}
+		case <-settle:
+			settle = nil
+			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+				log.Error("config file removed; the running config stays", "config", path, "event", "reload-failed")
+				continue
+			}
+			reload("file changed")
+		case err := <-watcher.Errors:
+			log.Error("watching the config file", "config", path, "err", err)
+		}
+	}
+}

@@ -1,0 +1,256 @@
+// Package fleet runs the workers of a configuration file in one monitor process, the engine
+// of `shmmon serve`.
+//
+// Each worker runs on a goroutine of its own: a supervised worker (config.Worker.Command)
+// under a [supervise.Supervisor], a watched-only one (Pid or PidFile) under a
+// [monitor.Watch]. [Fleet.Apply] moves the running set to a new configuration: it starts
+// the workers that were added, stops the ones that were removed, restarts the ones whose
+// configuration changed, and leaves the unchanged ones alone (same process, same object,
+// not a beat missed). Every worker adopts what a previous monitor left (its object, and
+// for a supervised worker its still-running program), so restarting serve neither kills
+// nor duplicates healthy workers.
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/shmmon/shmmon/config"
+	"github.com/shmmon/shmmon/monitor"
+	"github.com/shmmon/shmmon/proc"
+	"github.com/shmmon/shmmon/supervise"
+)
+
+// Fleet is the set of running workers. The zero value is not usable: create it with [New].
+// Its methods are safe for concurrent use.
+type Fleet struct {
+	log     *slog.Logger
+	mu      sync.Mutex
+	members map[string]*member
+}
+
+// member is one running worker.
+type member struct {
+	w      config.Worker
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns an empty fleet that logs to log.
+func New(log *slog.Logger) *Fleet {
+	return &Fleet{log: log, members: map[string]*member{}}
+}
+
+// Changes counts what [Fleet.Apply] did.
+type Changes struct{ Started, Stopped, Restarted, Unchanged int }
+
+// Apply makes ws the running workers: added ones are started, removed ones stopped (their
+// programs stopped and objects removed), changed ones stopped and started again, unchanged
+// ones left alone. It returns once the stopped workers have stopped.
+func (f *Fleet) Apply(ws []config.Worker) Changes {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ch Changes
+	want := map[string]config.Worker{}
+	for _, w := range ws {
+		want[w.Name] = w
+	}
+	for name, m := range f.members {
+		if w, ok := want[name]; !ok || !w.Equal(m.w) {
+			m.stop()
+			delete(f.members, name)
+			if ok {
+				ch.Restarted++
+			} else {
+				ch.Stopped++
+				f.log.Info("worker removed from the config: stopped", "worker", name, "event", "config-remove")
+			}
+		}
+	}
+	for _, w := range ws {
+		if _, ok := f.members[w.Name]; ok {
+			ch.Unchanged++
+			continue
+		}
+		if _, err := f.start(w); err != nil {
+			f.log.Error("cannot start worker", "worker", w.Name, "err", err)
+			continue
+		}
+		ch.Started++
+	}
+	ch.Started -= ch.Restarted // a changed worker was counted as stopped and started
+	return ch
+}
+
+// Names returns the names of the running workers, sorted.
+func (f *Fleet) Names() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var names []string
+	for name := range f.members {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Stop stops every worker (programs stopped, objects removed) and waits for them.
+func (f *Fleet) Stop() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var wg sync.WaitGroup
+	for name, m := range f.members {
+		wg.Go(m.stop)
+		delete(f.members, name)
+	}
+	wg.Wait()
+}
+
+func (m *member) stop() {
+	m.cancel()
+	<-m.done
+}
+
+// start starts one worker's goroutine. f.mu must be held.
+func (f *Fleet) start(w config.Worker) (*member, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &member{w: w, cancel: cancel, done: make(chan struct{})}
+	log := f.log
+	if w.Supervised() {
+		s, err := supervise.New(w.Name, supervisorOptions(w, log))
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		go func() {
+			defer close(m.done)
+			out, err := s.Run(ctx)
+			if out != supervise.Stopped {
+				log.Error("worker no longer supervised (change its config to try again)", "worker", w.Name,
+					"event", "supervision-ended", "outcome", out, "err", err)
+			}
+		}()
+	} else {
+		go func() {
+			defer close(m.done)
+			watchLoop(ctx, w, log)
+		}()
+	}
+	f.members[w.Name] = m
+	return m, nil
+}
+
+func monitorOptions(w config.Worker) monitor.Options {
+	return monitor.Options{Config: w.MonitorConfig(), Size: w.Size, Mode: w.Mode}
+}
+
+func supervisorOptions(w config.Worker, log *slog.Logger) supervise.Options {
+	policy, _ := supervise.ParsePolicy(w.Restart) // validated by config
+	var cred *syscall.Credential
+	if w.Uid != nil {
+		cred = &syscall.Credential{Uid: *w.Uid}
+		if w.Gid != nil {
+			cred.Gid = *w.Gid
+		}
+	}
+	return supervise.Options{
+		Command:      w.Command,
+		Env:          w.Env,
+		Dir:          w.Dir,
+		Credential:   cred,
+		Monitor:      monitorOptions(w),
+		Signal:       w.Signal,
+		KillAfter:    w.KillAfter,
+		Restart:      policy,
+		Backoff:      w.Backoff,
+		BackoffMax:   w.BackoffMax,
+		BackoffReset: w.BackoffReset,
+		StartLimit:   w.StartLimit,
+		StartWindow:  w.StartWindow,
+		Every:        w.Every,
+		Adopt:        true,
+		Logger:       log,
+	}
+}
+
+// watchLoop watches a process started elsewhere. With a pidfile, a process that ended (or
+// was killed when it hung) is followed by the next one the file names; with a fixed pid,
+// watching ends with the process.
+func watchLoop(ctx context.Context, w config.Worker, log *slog.Logger) {
+	var lastErr string
+	for ctx.Err() == nil {
+		p, err := watchedProcess(w)
+		if err != nil {
+			if msg := err.Error(); msg != lastErr {
+				log.Warn("cannot watch the worker's process; retrying", "worker", w.Name, "event", "pid-unavailable", "err", err)
+				lastErr = msg
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(w.Interval):
+			}
+			continue
+		}
+		lastErr = ""
+		wt := monitor.Watch{
+			Name:      w.Name,
+			Options:   monitorOptions(w),
+			Process:   p,
+			Signal:    w.Signal,
+			KillAfter: w.KillAfter,
+			Adopt:     true,
+			Logger:    log,
+		}
+		out, err := wt.Run(ctx)
+		p.Close()
+		if err != nil {
+			log.Error("watching", "worker", w.Name, "err", err)
+		}
+		if out == monitor.Stopped {
+			return
+		}
+		if w.PidFile == "" {
+			log.Warn("the watched process is gone; nothing more to watch until the config changes", "worker", w.Name, "pid", w.Pid)
+			<-ctx.Done()
+			return
+		}
+	}
+}
+
+// watchedProcess takes hold of the process a watched-only worker names.
+func watchedProcess(w config.Worker) (*proc.Process, error) {
+	pid := w.Pid
+	if w.PidFile != "" {
+		b, err := os.ReadFile(w.PidFile)
+		if err != nil {
+			return nil, err
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 1 {
+			return nil, fmt.Errorf("pidfile %s: %q is not a pid", w.PidFile, strings.TrimSpace(string(b)))
+		}
+		// A pidfile left by a process that ended may name a pid the system handed out
+		// again: a process that started after the file was written is not the one it meant.
+		fi, err := os.Stat(w.PidFile)
+		if err != nil {
+			return nil, err
+		}
+		if st, err := proc.StartTime(pid); err == nil && st.After(fi.ModTime().Add(time.Second)) {
+			return nil, fmt.Errorf("pidfile %s names pid %d, which started after the file was written: stale", w.PidFile, pid)
+		}
+	}
+	p, err := proc.Open(pid)
+	if errors.Is(err, proc.ErrNotExist) {
+		return nil, fmt.Errorf("pid %d: no such process", pid)
+	}
+	return p, err
+}
