@@ -227,6 +227,9 @@ func start(t *testing.T, label string, env []string, path string, args ...string
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	// Should the test binary itself die (a timeout panic), take the processes with it.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// A monitor's workers inherit its output pipes and may outlive it (a SIGKILLed serve):
+	// once the process itself has ended, do not wait for them to close the pipes.
+	p.cmd.WaitDelay = time.Second
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", label, err)
 	}

@@ -39,20 +39,9 @@ func TestRun(t *testing.T) {
 				"--stalls", strconv.Itoa(stalls), "--kill-after", killAfter.String(), "--"}, argv...)
 			run := start(t, "shmmon run", env, needShmmon(t), args...)
 			var seen []int64
-			t.Cleanup(func() { // should run die first, its workers must not outlive the test
-				for _, pid := range seen {
-					syscall.Kill(int(pid), syscall.SIGKILL)
-					syscall.Kill(int(pid), syscall.SIGCONT)
-				}
-			})
+			killOnCleanup(t, &seen) // should run die first, its workers must not outlive the test
 			beating := func(not int64) int64 {
-				t.Helper()
-				var pid int64
-				waitFor(t, startTimeout+killMargin, "a new worker beating", func() bool {
-					snap, err := shmobj.Read(name)
-					pid = snap.Record.WatchedPid
-					return err == nil && pid != 0 && pid != not && snap.Seq > 0 && snap.Record.State == shmobj.StateOK
-				})
+				pid := waitBeating(t, name, not)
 				seen = append(seen, pid)
 				return pid
 			}

@@ -451,6 +451,16 @@ func describe(st *os.ProcessState) string {
 	return fmt.Sprintf("exit %d", st.ExitCode())
 }
 
+// inheritedEnv is shmmon's environment without the systemd handshake meant for shmmon
+// itself (NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID): a program it supervises must not
+// speak to systemd for it.
+func inheritedEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return k == "NOTIFY_SOCKET" || k == "WATCHDOG_USEC" || k == "WATCHDOG_PID"
+	})
+}
+
 // child is one running instance of the program.
 type child struct {
 	cmd     *exec.Cmd // nil for an adopted program, which is not ours to reap
@@ -480,7 +490,7 @@ func (s *Supervisor) adopt(pid int) (*child, error) {
 func (s *Supervisor) start() (*child, error) {
 	argv := s.opts.Command
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), s.opts.Env...)
+	cmd.Env = append(inheritedEnv(), s.opts.Env...)
 	cmd.Env = append(cmd.Env, worker.EnvName+"="+s.name, EnvInterval+"="+s.opts.Monitor.Interval.String())
 	cmd.Dir = s.opts.Dir
 	cmd.Stdout, cmd.Stderr = s.opts.Stdout, s.opts.Stderr

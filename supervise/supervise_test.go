@@ -458,3 +458,16 @@ func TestCannotStart(t *testing.T) {
 		t.Errorf("Run = %v, %v; log:\n%s", out, err, logs)
 	}
 }
+
+func TestSystemdHandshakeNotInherited(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "/run/systemd/notify")
+	t.Setenv("WATCHDOG_USEC", "1000000")
+	t.Setenv("SHMMON_KEEP_ME", "1")
+	env := strings.Join(inheritedEnv(), "\n")
+	if strings.Contains(env, "NOTIFY_SOCKET=") || strings.Contains(env, "WATCHDOG_USEC=") {
+		t.Errorf("systemd's handshake is passed on to the program")
+	}
+	if !strings.Contains(env, "SHMMON_KEEP_ME=1") {
+		t.Errorf("the rest of the environment is not passed on")
+	}
+}

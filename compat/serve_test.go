@@ -1,0 +1,288 @@
+package compat_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmmon/shmmon/proc"
+	"github.com/shmmon/shmmon/shmobj"
+)
+
+// waitBeating waits until the object name is watched by a monitor whose worker is not the
+// process not (0: any), is in state ok and has beaten, and returns the worker's pid.
+func waitBeating(t *testing.T, name string, not int64) int64 {
+	t.Helper()
+	var pid int64
+	waitFor(t, startTimeout+killMargin, name+": a worker beating", func() bool {
+		snap, err := shmobj.Read(name)
+		pid = snap.Record.WatchedPid
+		return err == nil && pid != 0 && pid != not && snap.Seq > 0 && snap.Record.State == shmobj.StateOK
+	})
+	return pid
+}
+
+// killOnCleanup kills the processes when the test ends: supervised workers outlive a serve
+// that was SIGKILLed, and must not outlive the test.
+func killOnCleanup(t *testing.T, pids *[]int64) {
+	t.Cleanup(func() {
+		for _, pid := range *pids {
+			syscall.Kill(int(pid), syscall.SIGKILL)
+			syscall.Kill(int(pid), syscall.SIGCONT)
+		}
+	})
+}
+
+// serveWorker is one [[worker]] of a test config.
+type serveWorker struct {
+	name    string
+	command []string
+	extra   string // more TOML lines
+}
+
+// writeConfig writes the config as an editor does: a new file renamed over the old one.
+func writeConfig(t *testing.T, path string, ws []serveWorker, tail string) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "[defaults]\ninterval = %q\nstalls = %d\nkill_after = %q\n", interval, stalls, killAfter)
+	for _, w := range ws {
+		q := make([]string, len(w.command))
+		for i, a := range w.command {
+			q[i] = strconv.Quote(a)
+		}
+		fmt.Fprintf(&b, "\n[[worker]]\nname = %q\ncommand = [%s]\n%s", w.name, strings.Join(q, ", "), w.extra)
+	}
+	b.WriteString(tail)
+	tmp := filepath.Join(filepath.Dir(path), ".shmmon.toml.tmp")
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// serveWorkers returns n workers for a serve test, alternating the Go worker (the test
+// binary, told its object by SHMMON_NAME) and the C++ Boost worker.
+func serveWorkers(t *testing.T, base string, n int) []serveWorker {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ws []serveWorker
+	for i := range n {
+		name := fmt.Sprintf("%s-%d", base, i)
+		t.Cleanup(func() { shmobj.Remove(name) })
+		cmd := []string{exe}
+		if i%2 == 1 {
+			cmd = []string{needBoost(t).worker, name, strconv.Itoa(int(beatPeriod / time.Millisecond))}
+		}
+		ws = append(ws, serveWorker{name: name, command: cmd})
+	}
+	return ws
+}
+
+// startServe starts `shmmon serve` on path; the Go workers it starts inherit the worker mode.
+func startServe(t *testing.T, path string) *process {
+	return start(t, "shmmon serve", []string{envWorker + "=pkg", envPeriod + "=" + strconv.Itoa(int(beatPeriod/time.Millisecond))},
+		needShmmon(t), "serve", "--config", path)
+}
+
+// TestServeReload edits the config of a running serve: one worker added, one removed, one
+// changed, one untouched; then an invalid edit.
+func TestServeReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shmmon.toml")
+	ws := serveWorkers(t, objectName(t), 4) // 0 go, 1 boost, 2 go, 3 boost
+	var pids []int64
+	killOnCleanup(t, &pids)
+
+	writeConfig(t, path, ws[:3], "")
+	serve := startServe(t, path)
+	before := map[string]int64{}
+	for _, w := range ws[:3] {
+		before[w.name] = waitBeating(t, w.name, 0)
+		pids = append(pids, before[w.name])
+	}
+
+	// Keep 0 untouched, remove 1, change 2 (one more stall allowed), add 3.
+	changed := ws[2]
+	changed.extra = fmt.Sprintf("stalls = %d\n", stalls+1)
+	writeConfig(t, path, []serveWorker{ws[0], changed, ws[3]}, "")
+	waitLine(t, &serve.stderr, startTimeout, "event=reload")
+	if l := waitLine(t, &serve.stderr, startTimeout, "event=reload"); !strings.Contains(l, "started=1 stopped=1 restarted=1 unchanged=1") {
+		t.Errorf("reload: %s", l)
+	}
+	newChanged := waitBeating(t, ws[2].name, before[ws[2].name])
+	added := waitBeating(t, ws[3].name, 0)
+	pids = append(pids, newChanged, added)
+	waitFor(t, startTimeout, "the removed worker's object to go", func() bool {
+		_, err := os.Stat(shmobj.Path(ws[1].name))
+		return os.IsNotExist(err)
+	})
+	if proc.Alive(int(before[ws[1].name])) {
+		t.Errorf("removed worker %d still running", before[ws[1].name])
+	}
+	if proc.Alive(int(before[ws[2].name])) {
+		t.Errorf("changed worker's old process %d still running", before[ws[2].name])
+	}
+	if pid := waitBeating(t, ws[0].name, 0); pid != before[ws[0].name] {
+		t.Errorf("untouched worker restarted: pid %d, was %d", pid, before[ws[0].name])
+	}
+	if snap, _ := shmobj.Read(ws[2].name); snap.Record.Threshold != stalls+1 {
+		t.Errorf("changed worker judged with threshold %d, want %d", snap.Record.Threshold, stalls+1)
+	}
+
+	// An invalid edit: an unknown key on a known line. Everything keeps running.
+	writeConfig(t, path, []serveWorker{ws[0], changed, ws[3]}, "bogus_key = 1\n")
+	data, _ := os.ReadFile(path)
+	line := strings.Count(string(data), "\n") // the last line
+	l := waitLine(t, &serve.stderr, startTimeout, "event=reload-failed")
+	if want := fmt.Sprintf("shmmon.toml:%d: ", line); !strings.Contains(l, want) || !strings.Contains(l, "bogus_key") {
+		t.Errorf("reload error %q does not name %q and the key", l, want)
+	}
+	time.Sleep(5 * interval)
+	for name, pid := range map[string]int64{ws[0].name: before[ws[0].name], ws[2].name: newChanged, ws[3].name: added} {
+		if got := waitBeating(t, name, 0); got != pid {
+			t.Errorf("%s: pid %d after the invalid edit, want %d", name, got, pid)
+		}
+	}
+	if strings.Contains(serve.stderr.String(), "abnormal") {
+		t.Error("a healthy worker was judged abnormal during the reloads")
+	}
+
+	serve.signal(t, syscall.SIGTERM)
+	if st := serve.wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
+		t.Errorf("serve ended with %v after SIGTERM, want exit 0", st)
+	}
+	for _, w := range ws {
+		if _, err := os.Stat(shmobj.Path(w.name)); err == nil {
+			t.Errorf("object %s left after serve stopped", w.name)
+		}
+	}
+}
+
+// TestServeRestartAdopts SIGKILLs serve and starts it again: the workers it started are
+// adopted, neither killed nor started a second time.
+func TestServeRestartAdopts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shmmon.toml")
+	ws := serveWorkers(t, objectName(t), 2)
+	var pids []int64
+	killOnCleanup(t, &pids)
+	writeConfig(t, path, ws, "")
+
+	first := startServe(t, path)
+	before := map[string]int64{}
+	for _, w := range ws {
+		before[w.name] = waitBeating(t, w.name, 0)
+		pids = append(pids, before[w.name])
+	}
+	first.signal(t, syscall.SIGKILL)
+	first.wait(t, 10*time.Second)
+	time.Sleep(3 * interval) // the workers beat on with no monitor
+
+	second := startServe(t, path)
+	for range ws {
+		waitLine(t, &second.stderr, startTimeout, "event=adopt")
+	}
+	time.Sleep(10 * interval)
+	for _, w := range ws {
+		if pid := waitBeating(t, w.name, 0); pid != before[w.name] {
+			t.Errorf("%s: pid %d after the restart, want the adopted %d", w.name, pid, before[w.name])
+		}
+		if n := countProcesses(t, w.command); n != 1 {
+			t.Errorf("%s: %d processes run %q, want 1", w.name, n, w.command)
+		}
+	}
+	log := second.stderr.String()
+	if strings.Count(log, "event=adopt") != len(ws) || strings.Contains(log, "msg=started") || strings.Contains(log, "killing hung worker") {
+		t.Errorf("the restarted serve did not just adopt its workers:\n%s", log)
+	}
+
+	second.signal(t, syscall.SIGTERM)
+	if st := second.wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
+		t.Errorf("serve ended with %v after SIGTERM, want exit 0", st)
+	}
+	for _, w := range ws {
+		waitFor(t, startTimeout, "the adopted worker to stop", func() bool { return !proc.Alive(int(before[w.name])) || isZombie(int(before[w.name])) })
+	}
+}
+
+// countProcesses counts the running processes whose argv is exactly argv.
+func countProcesses(t *testing.T, argv []string) int {
+	t.Helper()
+	dirs, err := filepath.Glob("/proc/[0-9]*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, d := range dirs {
+		pid, _ := strconv.Atoi(filepath.Base(d))
+		if args, err := proc.Cmdline(pid); err == nil && slices.Equal(args, argv) && !isZombie(pid) {
+			n++
+		}
+	}
+	return n
+}
+
+// isZombie reports whether pid has exited but was not reaped yet (its parent died, and the
+// new parent has not reaped it).
+func isZombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
+// TestServeNotify runs serve as systemd would, with NOTIFY_SOCKET and WATCHDOG_USEC: it
+// sends READY=1 once its workers are started, WATCHDOG=1 at least every half watchdog
+// period, and STOPPING=1 when it stops.
+func TestServeNotify(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var msgs lineBuffer
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			msgs.Write(append(buf[:n:n], '\n'))
+		}
+	}()
+
+	path := filepath.Join(t.TempDir(), "shmmon.toml")
+	ws := serveWorkers(t, objectName(t), 1)
+	var pids []int64
+	killOnCleanup(t, &pids)
+	writeConfig(t, path, ws, "")
+	const watchdog = 400 * time.Millisecond
+	serve := start(t, "shmmon serve", []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=" + strconv.Itoa(int(watchdog/time.Microsecond)),
+		envWorker + "=pkg", envPeriod + "=20"}, needShmmon(t), "serve", "--config", path)
+	waitLine(t, &msgs, startTimeout, "READY=1")
+	pids = append(pids, waitBeating(t, ws[0].name, 0))
+	// Half the watchdog period is 200ms: in 2 s, at least a few pings even on a loaded machine.
+	time.Sleep(2 * time.Second)
+	if n := strings.Count(msgs.String(), "WATCHDOG=1"); n < 3 {
+		t.Errorf("%d WATCHDOG=1 in 2s with WATCHDOG_USEC=%v, want several", n, watchdog)
+	}
+	serve.signal(t, syscall.SIGTERM)
+	if st := serve.wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
+		t.Errorf("serve ended with %v, want exit 0", st)
+	}
+	waitLine(t, &msgs, startTimeout, "STOPPING=1")
+}
