@@ -169,7 +169,8 @@ func TestServeReload(t *testing.T) {
 }
 
 // TestServeRestartAdopts SIGKILLs serve and starts it again: the workers it started are
-// adopted, neither killed nor started a second time.
+// adopted, neither killed nor started a second time. Then a worker's command changes while
+// serve is down: its old program is stopped, not left to run beside the new one.
 func TestServeRestartAdopts(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "shmmon.toml")
 	ws := serveWorkers(t, objectName(t), 2)
@@ -205,12 +206,36 @@ func TestServeRestartAdopts(t *testing.T) {
 		t.Errorf("the restarted serve did not just adopt its workers:\n%s", log)
 	}
 
-	second.signal(t, syscall.SIGTERM)
-	if st := second.wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
+	// While serve is down, the Go worker's command changes: the restarted serve must stop
+	// the old program (it would beat into the new one's object) and start the new one.
+	second.signal(t, syscall.SIGKILL)
+	second.wait(t, 10*time.Second)
+	changed := ws[0]
+	changed.command = append(slices.Clone(ws[0].command), "changed")
+	writeConfig(t, path, []serveWorker{changed, ws[1]}, "")
+	third := startServe(t, path)
+	waitLine(t, &third.stderr, startTimeout, "event=stop-previous")
+	newPid := waitBeating(t, ws[0].name, before[ws[0].name])
+	pids = append(pids, newPid)
+	waitFor(t, startTimeout, "the previous worker to stop", func() bool {
+		return !proc.Alive(int(before[ws[0].name])) || isZombie(int(before[ws[0].name]))
+	})
+	if n := countProcesses(t, ws[0].command); n != 0 {
+		t.Errorf("%d processes still run the old command %q", n, ws[0].command)
+	}
+	if n := countProcesses(t, changed.command); n != 1 {
+		t.Errorf("%d processes run the new command %q, want 1", n, changed.command)
+	}
+	if pid := waitBeating(t, ws[1].name, 0); pid != before[ws[1].name] {
+		t.Errorf("the unchanged worker was not adopted: pid %d, want %d", pid, before[ws[1].name])
+	}
+
+	third.signal(t, syscall.SIGTERM)
+	if st := third.wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
 		t.Errorf("serve ended with %v after SIGTERM, want exit 0", st)
 	}
-	for _, w := range ws {
-		waitFor(t, startTimeout, "the adopted worker to stop", func() bool { return !proc.Alive(int(before[w.name])) || isZombie(int(before[w.name])) })
+	for _, pid := range []int64{newPid, before[ws[1].name]} {
+		waitFor(t, startTimeout, "the workers to stop", func() bool { return !proc.Alive(int(pid)) || isZombie(int(pid)) })
 	}
 }
 

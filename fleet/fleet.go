@@ -64,18 +64,21 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 	for _, w := range ws {
 		want[w.Name] = w
 	}
+	// Stop what goes, all at once: each stop may wait its worker's kill-after.
+	var wg sync.WaitGroup
 	for name, m := range f.members {
 		if w, ok := want[name]; !ok || !w.Equal(m.w) {
-			m.stop()
+			wg.Go(m.stop)
 			delete(f.members, name)
 			if ok {
 				ch.Restarted++
 			} else {
 				ch.Stopped++
-				f.log.Info("worker removed from the config: stopped", "worker", name, "event", "config-remove")
+				f.log.Info("worker removed from the config: stopping it", "worker", name, "event", "config-remove")
 			}
 		}
 	}
+	wg.Wait()
 	for _, w := range ws {
 		if _, ok := f.members[w.Name]; ok {
 			ch.Unchanged++

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -416,4 +417,14 @@ func Cmdline(pid int) ([]string, error) {
 func LeadsGroup(pid int) bool {
 	pgid, err := unix.Getpgid(pid)
 	return err == nil && pgid == pid
+}
+
+// HasEnv reports whether the process pid was started with kv ("KEY=VALUE") in its
+// environment, from /proc/PID/environ (readable for the caller's own user, or by root).
+func HasEnv(pid int, kv string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return false
+	}
+	return slices.Contains(strings.Split(string(b), "\x00"), kv)
 }

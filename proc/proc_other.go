@@ -59,3 +59,6 @@ func Cmdline(pid int) ([]string, error) { return nil, errUnsupported }
 
 // LeadsGroup always reports false on this platform.
 func LeadsGroup(pid int) bool { return false }
+
+// HasEnv always reports false on this platform.
+func HasEnv(pid int, kv string) bool { return false }

@@ -713,3 +713,14 @@ func TestCmdlineAndLeadsGroup(t *testing.T) {
 		t.Error("a child in the test's group leads it")
 	}
 }
+
+func TestHasEnv(t *testing.T) {
+	c := startHelper(t, "sleep", nil)
+	c.ready(t)
+	if !HasEnv(c.pid(), helperEnv+"=sleep") {
+		t.Errorf("HasEnv does not see the helper's %s", helperEnv)
+	}
+	if HasEnv(c.pid(), helperEnv+"=other") || HasEnv(-1, "A=B") {
+		t.Error("HasEnv sees what is not there")
+	}
+}

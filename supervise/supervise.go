@@ -358,11 +358,22 @@ func (s *Supervisor) publish() (*monitor.Heartbeat, int, error) {
 	if pid <= 1 || !proc.LeadsGroup(pid) {
 		return h, 0, nil
 	}
-	if args, err := proc.Cmdline(pid); err != nil || !slices.Equal(args, s.opts.Command) {
-		s.log.Info("not adopting the previous worker: it runs another command", "worker", s.name, "pid", pid, "cmdline", args)
-		return h, 0, nil
+	if args, err := proc.Cmdline(pid); err == nil && slices.Equal(args, s.opts.Command) {
+		return h, pid, nil
 	}
-	return h, pid, nil
+	// Not the command configured now. If a previous monitor started it for this object
+	// (its environment names the object), it must go: left running, it would beat into the
+	// object of the program started in its place and hide that program's hangs.
+	if proc.HasEnv(pid, worker.EnvName+"="+s.name) {
+		s.log.Warn("stopping the previous worker: it runs another command", "worker", s.name, "pid", pid, "event", "stop-previous")
+		if p, err := proc.Open(pid); err == nil {
+			if _, err := p.Terminate(context.Background(), proc.TerminateOptions{Signal: s.opts.Signal, KillAfter: s.opts.KillAfter, Group: true}); err != nil {
+				s.log.Error("stopping the previous worker", "worker", s.name, "pid", pid, "err", err)
+			}
+			p.Close()
+		}
+	}
+	return h, 0, nil
 }
 
 // runOnce supervises one run of the program (c, or err when it could not be started) until

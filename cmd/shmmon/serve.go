@@ -71,11 +71,21 @@ func serveAction(c *cli.Context) error {
 	}()
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 
-	var watchdog <-chan time.Time
+	// The watchdog pings come from a goroutine of their own: a reload may wait for workers
+	// to stop (each up to its kill_after), and systemd must not take that for a hang.
 	if d, err := daemon.SdWatchdogEnabled(false); err == nil && d > 0 {
-		t := time.NewTicker(d / 2)
-		defer t.Stop()
-		watchdog = t.C
+		go func() {
+			t := time.NewTicker(d / 2)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+				}
+			}
+		}()
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -98,12 +108,10 @@ func serveAction(c *cli.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-watchdog:
-			daemon.SdNotify(false, daemon.SdNotifyWatchdog)
 		case <-hup:
 			reload("SIGHUP")
 		case ev := <-watcher.Events:
-			if filepath.Clean(ev.Name) == path && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+			if filepath.Clean(ev.Name) == path && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename|fsnotify.Remove) != 0 {
 				settle = time.After(100 * time.Millisecond)
 			}
 		case <-settle:
