@@ -311,3 +311,122 @@ func TestServeNotify(t *testing.T) {
 	}
 	waitLine(t, &msgs, startTimeout, "STOPPING=1")
 }
+
+// TestServeWatchedPidfile watches a worker started elsewhere, named by a pidfile: a healthy
+// one survives a restart of serve; a hung one is killed and the next process the pidfile
+// names is watched; a pidfile naming a process that started after it was written is stale.
+func TestServeWatchedPidfile(t *testing.T) {
+	dir := t.TempDir()
+	path, pidfile := filepath.Join(dir, "shmmon.toml"), filepath.Join(dir, "worker.pid")
+	name := objectName(t)
+	writePid := func(pid int) {
+		t.Helper()
+		if err := os.WriteFile(pidfile, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := fmt.Sprintf("[[worker]]\nname = %q\npidfile = %q\ninterval = %q\nstalls = %d\nkill_after = %q\n",
+		name, pidfile, interval, stalls, killAfter)
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	w1 := startGoWorker(t, name, "open") // retries its open until serve publishes the object
+	writePid(w1.pid())
+	serve := startServe(t, path)
+	if pid := waitBeating(t, name, 0); pid != int64(w1.pid()) {
+		t.Fatalf("watching pid %d, want %d", pid, w1.pid())
+	}
+
+	// serve dies and comes back: the healthy worker is not killed and keeps its object.
+	before, _ := shmobj.Read(name)
+	serve.signal(t, syscall.SIGKILL)
+	serve.wait(t, 10*time.Second)
+	serve = startServe(t, path)
+	waitLine(t, &serve.stderr, startTimeout, "state=ok")
+	time.Sleep(10 * interval)
+	after, _ := shmobj.Read(name)
+	if !w1.running() || after.Record.WatchedPid != int64(w1.pid()) || after.Seq <= before.Seq {
+		t.Fatalf("after the restart: worker running %v, watched %d, seq %d -> %d; want the same worker, still beating in the same object",
+			w1.running(), after.Record.WatchedPid, before.Seq, after.Seq)
+	}
+
+	// It hangs: killed.
+	w1.signal(t, syscall.SIGSTOP)
+	waitLine(t, &serve.stderr, startTimeout+killMargin, "state=killed")
+	w1.wait(t, 10*time.Second)
+
+	// A pidfile last written before its process started (as when a pid is reused after the
+	// file's process died) is stale: not trusted.
+	w2 := startGoWorker(t, name, "open")
+	writePid(w2.pid())
+	old := time.Now().Add(-time.Minute)
+	if err := os.Chtimes(pidfile, old, old); err != nil {
+		t.Fatal(err)
+	}
+	waitLine(t, &serve.stderr, startTimeout, "stale")
+	if strings.Contains(serve.stderr.String(), fmt.Sprintf("pid=%d state=ok", w2.pid())) {
+		t.Errorf("serve watched pid %d through a pidfile written before it started", w2.pid())
+	}
+
+	// Its supervisor writes the new pid: watched again.
+	writePid(w2.pid())
+	if pid := waitBeating(t, name, int64(w1.pid())); pid != int64(w2.pid()) {
+		t.Errorf("watching pid %d, want the new %d", pid, w2.pid())
+	}
+	serve.signal(t, syscall.SIGTERM)
+	if st := serve.wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
+		t.Errorf("serve ended with %v, want exit 0", st)
+	}
+	if !w2.running() {
+		t.Error("stopping serve killed a watched-only worker it did not start")
+	}
+}
+
+// TestServeUser runs a supervised worker as another user (serve is root): the C++ worker
+// runs as nobody and beats into an object it may write (mode 0666).
+func TestServeUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("running workers as another user needs root")
+	}
+	// The checkout may sit below a directory nobody cannot enter: run a copy from one it can.
+	dir, err := os.MkdirTemp("", "shmmon-user-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin, err := os.ReadFile(needBoost(t).worker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "boost_worker")
+	if err := os.WriteFile(exe, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	name := objectName(t)
+	path := filepath.Join(t.TempDir(), "shmmon.toml")
+	conf := fmt.Sprintf("[[worker]]\nname = %q\ncommand = [%q, %q, \"20\"]\nuser = \"nobody\"\nmode = \"0666\"\ninterval = %q\n",
+		name, exe, name, interval)
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var pids []int64
+	killOnCleanup(t, &pids)
+	serve := startServe(t, path)
+	pid := waitBeating(t, name, 0)
+	pids = append(pids, pid)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(status), "\nUid:\t65534\t") {
+		t.Errorf("worker %d does not run as nobody (65534):\n%s", pid, status)
+	}
+	serve.signal(t, syscall.SIGTERM)
+	if st := serve.wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
+		t.Errorf("serve ended with %v, want exit 0", st)
+	}
+}

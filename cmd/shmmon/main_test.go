@@ -172,3 +172,32 @@ func TestParseSignal(t *testing.T) {
 		}
 	}
 }
+
+func TestRunExitCodes(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want int
+		msg  string
+	}{
+		{"finished", []string{"--restart", "never", "--", "true"}, exitOK, ""},
+		{"failed", []string{"--restart", "never", "--", "false"}, exitError, ""},
+		{"gave up", []string{"--start-limit", "2", "--backoff", "10ms", "--backoff-max", "10ms", "--", "false"}, exitGaveUp, "3 starts within 1m0s (limit 2): giving up"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := fmt.Sprintf("shmmon-cli-run-%d-%s", os.Getpid(), strings.ReplaceAll(tt.name, " ", "-"))
+			defer shmobj.Remove(name)
+			code, _, stderr := runCLI(append([]string{"run", "--name", name, "--interval", "50ms"}, tt.args...)...)
+			if code != tt.want {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tt.want, stderr)
+			}
+			if tt.msg != "" && !strings.Contains(stderr, tt.msg) {
+				t.Errorf("stderr lacks %q:\n%s", tt.msg, stderr)
+			}
+			if _, err := os.Stat(shmobj.Path(name)); err == nil {
+				t.Error("object left behind")
+			}
+		})
+	}
+}
