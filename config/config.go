@@ -45,6 +45,8 @@ type File struct {
 	Defaults Worker
 	// Workers are the [[worker]] tables in file order, fully resolved. Names are unique.
 	Workers []Worker
+	// Proctab is the [proctab] table, nil when the file has none.
+	Proctab *Proctab
 }
 
 // Worker is one fully resolved worker: defaults applied, durations parsed, everything

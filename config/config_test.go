@@ -443,7 +443,7 @@ func TestProblems(t *testing.T) {
 			`test.toml:5: worker "a" pid: not allowed with pidfile`,
 		}},
 		{"unknown top-level keys", "foo = 1\n[bar]\nx = 1\n[[baz]]\n[[worker]]\nname = \"a\"\npid = 5\n", []string{
-			`test.toml:1: foo: unknown key (want a [defaults] table or [[worker]] tables)`,
+			`test.toml:1: foo: unknown key (want a [defaults] table, [[worker]] tables or a [proctab] table)`,
 			`test.toml:2: bar: unknown key`,
 			`test.toml:4: baz: unknown key`,
 		}},
@@ -743,6 +743,11 @@ func TestExampleFile(t *testing.T) {
 			t.Errorf("the example does not show key %s", k.name)
 		}
 	}
+	for _, k := range proctabKeys {
+		if !strings.Contains(string(data), "# "+k+" = ") {
+			t.Errorf("the example does not show [proctab] key %s", k)
+		}
+	}
 
 	// Loading it again gives Equal workers: a reload of an unchanged file changes nothing.
 	again, err := Load(path)
@@ -872,4 +877,34 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestProctabTable(t *testing.T) {
+	f, err := Parse("p.toml", []byte("[proctab]\nkey = \"0x7e01\"\nsem_key = 32258\nslots = 10\nevery = \"2s\"\nsignal = \"INT\"\nkill_after = \"1s\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Proctab{Key: 0x7e01, SemKey: 32258, Slots: 10, Every: 2 * time.Second, Signal: syscall.SIGINT, KillAfter: time.Second}
+	if f.Proctab == nil || *f.Proctab != want {
+		t.Fatalf("Proctab = %+v, want %+v", f.Proctab, want)
+	}
+	if f, err := Parse("p.toml", []byte("[proctab]\n")); err != nil || f.Proctab.Key != 0x5095 || f.Proctab.Every != 10*time.Second {
+		t.Errorf("defaults: %+v, %v", f.Proctab, err)
+	}
+	if f, _ := Parse("p.toml", []byte("")); f.Proctab != nil {
+		t.Error("no [proctab] table, but a Proctab")
+	}
+	for _, bad := range []struct{ text, want string }{
+		{"[proctab]\nkey = -1\n", "p.toml:2: proctab key"},
+		{"[proctab]\nkey = \"zz\"\n", "p.toml:2: proctab key"},
+		{"[proctab]\n\nslots = 0\n", "p.toml:3: proctab slots"},
+		{"[proctab]\nevery = \"0s\"\n", "p.toml:2: proctab every"},
+		{"[proctab]\nsignal = \"NOPE\"\n", "p.toml:2: proctab signal"},
+		{"[proctab]\nbogus = 1\n", "p.toml:2: proctab bogus: unknown key"},
+		{"proctab = 3\n", "p.toml:1: proctab"},
+	} {
+		if _, err := Parse("p.toml", []byte(bad.text)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("Parse(%q) = %v, want an error containing %q", bad.text, err, bad.want)
+		}
+	}
 }

@@ -46,9 +46,16 @@ func (s keySet) has(k string) bool { _, ok := s[k]; return ok }
 func (p *parser) file(raw map[string]any) *File {
 	f := &File{Path: p.path, Defaults: builtin()}
 	for _, k := range slices.Sorted(maps.Keys(raw)) {
-		if k != "defaults" && k != "worker" {
-			p.add(p.pos.line(k), quoteKey(k), errors.New("unknown key (want a [defaults] table or [[worker]] tables)"))
+		if k != "defaults" && k != "worker" && k != "proctab" {
+			p.add(p.pos.line(k), quoteKey(k), errors.New("unknown key (want a [defaults] table, [[worker]] tables or a [proctab] table)"))
 		}
+	}
+	switch t := raw["proctab"].(type) {
+	case nil:
+	case map[string]any:
+		f.Proctab = p.proctab(t)
+	default:
+		p.add(p.pos.line("proctab"), "proctab", gotWant(t, "a table: [proctab]"))
 	}
 	switch d := raw["defaults"].(type) {
 	case nil:

@@ -36,6 +36,7 @@ type Fleet struct {
 	log     *slog.Logger
 	mu      sync.Mutex
 	members map[string]*member
+	sweeper *sweeper // nil when no process table is swept
 }
 
 // member is one running worker.
@@ -106,10 +107,12 @@ func (f *Fleet) Names() []string {
 	return names
 }
 
-// Stop stops every worker (programs stopped, objects removed) and waits for them.
+// Stop stops every worker (programs stopped, objects removed) and the process table sweep,
+// and waits for them.
 func (f *Fleet) Stop() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.stopSweeper()
 	var wg sync.WaitGroup
 	for name, m := range f.members {
 		wg.Go(m.stop)

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/shmmon/shmmon/proc"
+	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -18,30 +19,47 @@ func lsCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "ls",
 		Usage:     "list the heartbeat objects on this host and their state",
-		UsageText: "shmmon ls [--json] [--all]",
+		UsageText: "shmmon ls [--json] [--all] [--proctab-key 0x5095]",
 		Description: "Lists the objects in /dev/shm published by shmmon (they carry a status record).\n" +
-			"--all adds every other object, read as a plain Boost heartbeat (sequence only).",
+			"--all adds every other object, read as a plain Boost heartbeat (sequence only).\n" +
+			"When the System V process table of the original framework exists, its records follow\n" +
+			"(in JSON: entries with \"kind\": \"proctab\").",
 		OnUsageError: usageError,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
 			&cli.BoolFlag{Name: "all", Usage: "include objects not published by shmmon"},
+			&cli.StringFlag{Name: "proctab-key", Value: "0x5095", Usage: "System V `KEY` of the process table (its semaphore's too)"},
+			&cli.IntFlag{Name: "proctab-slots", Value: proctab.DefaultSlots, Usage: "records in the process table"},
 		},
 		Action: func(c *cli.Context) error {
 			entries, err := shmobj.List()
 			if err != nil {
 				return failf(c, "%s", stripPkg(err))
 			}
+			key, err := parseKey(c.String("proctab-key"))
+			if err != nil {
+				return usagef(c, "invalid --proctab-key %q: want a positive number, decimal or 0x hex", c.String("proctab-key"))
+			}
 			now := time.Now()
-			var views []objectView
+			views := []objectView{}
 			for _, e := range entries {
 				if e.Snapshot.HasRecord || c.Bool("all") {
 					views = append(views, newView(e.Name, e.Snapshot, e.Err, now))
 				}
 			}
+			// The process table is shown when it exists; a missing one is not an error.
+			recs, _ := proctabViews(proctab.Options{Key: key, SemKey: key, Slots: c.Int("proctab-slots")}, now)
 			if c.Bool("json") {
+				for _, r := range recs {
+					views = append(views, objectView{Name: r.Name, Kind: "proctab", WorkerPid: int64(r.Pid), State: r.state(), Proctab: &r})
+				}
 				return writeJSON(c.App.Writer, views)
 			}
 			writeTable(c.App.Writer, views)
+			if len(recs) > 0 {
+				fmt.Fprintf(c.App.Writer, "\nprocess table (System V key %#x):\n", key)
+				writeProctab(c.App.Writer, recs)
+			}
 			return nil
 		},
 	}
@@ -79,32 +97,34 @@ func inspectCommand() *cli.Command {
 // objectView is one object as ls and inspect show it. Its JSON form is stable: fields are
 // only added.
 type objectView struct {
-	Name          string  `json:"name"`
-	Size          int64   `json:"size"`
-	Seq           uint64  `json:"seq"`
-	WorkerPid     int64   `json:"worker_pid"`
-	Shmmon        bool    `json:"shmmon"`
-	State         string  `json:"state"`
-	MonitorPid    int64   `json:"monitor_pid,omitempty"`
-	MonitorAlive  bool    `json:"monitor_alive"`
-	WatchedPid    int64   `json:"watched_pid,omitempty"`
-	LastSeq       uint64  `json:"last_seq,omitempty"`
-	Stalls        uint32  `json:"stalls"`
-	Threshold     uint32  `json:"threshold,omitempty"`
-	IntervalSec   float64 `json:"interval_seconds,omitempty"`
-	LastProgress  string  `json:"last_progress,omitempty"` // RFC 3339, empty before the first beat
-	LastCheck     string  `json:"last_check,omitempty"`
-	ProgressAgeS  float64 `json:"last_progress_age_seconds,omitempty"`
-	Retired       bool    `json:"retired"`
-	Kills         uint64  `json:"kills"`
-	Restarts      uint64  `json:"restarts"`
-	Error         string  `json:"error,omitempty"`
+	Name          string       `json:"name"`
+	Kind          string       `json:"kind"` // "shm", or "proctab" for a process table record
+	Proctab       *proctabView `json:"proctab,omitempty"`
+	Size          int64        `json:"size"`
+	Seq           uint64       `json:"seq"`
+	WorkerPid     int64        `json:"worker_pid"`
+	Shmmon        bool         `json:"shmmon"`
+	State         string       `json:"state"`
+	MonitorPid    int64        `json:"monitor_pid,omitempty"`
+	MonitorAlive  bool         `json:"monitor_alive"`
+	WatchedPid    int64        `json:"watched_pid,omitempty"`
+	LastSeq       uint64       `json:"last_seq,omitempty"`
+	Stalls        uint32       `json:"stalls"`
+	Threshold     uint32       `json:"threshold,omitempty"`
+	IntervalSec   float64      `json:"interval_seconds,omitempty"`
+	LastProgress  string       `json:"last_progress,omitempty"` // RFC 3339, empty before the first beat
+	LastCheck     string       `json:"last_check,omitempty"`
+	ProgressAgeS  float64      `json:"last_progress_age_seconds,omitempty"`
+	Retired       bool         `json:"retired"`
+	Kills         uint64       `json:"kills"`
+	Restarts      uint64       `json:"restarts"`
+	Error         string       `json:"error,omitempty"`
 	progressAge   time.Duration
 	hasProgressAt bool
 }
 
 func newView(name string, s shmobj.Snapshot, err error, now time.Time) objectView {
-	v := objectView{Name: name, Size: s.Size, Seq: s.Seq, WorkerPid: s.WorkerPid, Shmmon: s.HasRecord, State: "-"}
+	v := objectView{Name: name, Kind: "shm", Size: s.Size, Seq: s.Seq, WorkerPid: s.WorkerPid, Shmmon: s.HasRecord, State: "-"}
 	if err != nil {
 		v.Error = stripPkg(err)
 	}

@@ -85,6 +85,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			lsCommand(),
 			inspectCommand(),
 			beatCommand(),
+			checkprocCommand(),
+			proctabCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",
@@ -119,7 +121,7 @@ func failf(c *cli.Context, format string, args ...any) error {
 // stripPkg removes a Go package prefix ("shmobj: ") from an error message for the CLI.
 func stripPkg(err error) string {
 	msg := err.Error()
-	for _, p := range []string{"shmobj: ", "monitor: ", "proc: ", "worker: ", "supervise: "} {
+	for _, p := range []string{"shmobj: ", "monitor: ", "proc: ", "worker: ", "supervise: ", "proctab: "} {
 		msg = strings.TrimPrefix(msg, p)
 	}
 	return msg

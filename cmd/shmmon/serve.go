@@ -63,6 +63,7 @@ func serveAction(c *cli.Context) error {
 
 	f := fleet.New(log)
 	ch := f.Apply(file.Workers)
+	f.SetProctab(file.Proctab)
 	log.Info("serving", "config", path, "workers", len(file.Workers), "started", ch.Started, "event", "serve")
 	defer func() {
 		daemon.SdNotify(false, daemon.SdNotifyStopping)
@@ -99,6 +100,7 @@ func serveAction(c *cli.Context) error {
 			return
 		}
 		ch := f.Apply(file.Workers)
+		f.SetProctab(file.Proctab)
 		log.Info("config reloaded", "config", path, "why", why, "event", "reload", "started", ch.Started,
 			"stopped", ch.Stopped, "restarted", ch.Restarted, "unchanged", ch.Unchanged)
 	}

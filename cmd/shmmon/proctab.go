@@ -1,0 +1,202 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/shmmon/shmmon/proc"
+	"github.com/shmmon/shmmon/proctab"
+)
+
+// proctabFlags select a System V process table.
+func proctabFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "key", Value: "0x5095", Usage: "System V `KEY` of the table's segment (decimal or 0x hex)"},
+		&cli.StringFlag{Name: "sem-key", Value: "0x5095", Usage: "System V `KEY` of the table's semaphore"},
+		&cli.IntFlag{Name: "slots", Value: proctab.DefaultSlots, Usage: "records in the table (all users must agree)"},
+	}
+}
+
+// proctabOptions checks the flags of proctabFlags.
+func proctabOptions(c *cli.Context) (proctab.Options, error) {
+	key, err := parseKey(c.String("key"))
+	if err != nil {
+		return proctab.Options{}, usagef(c, "invalid --key %q: want a positive number, decimal or 0x hex", c.String("key"))
+	}
+	semKey, err := parseKey(c.String("sem-key"))
+	if err != nil {
+		return proctab.Options{}, usagef(c, "invalid --sem-key %q: want a positive number, decimal or 0x hex", c.String("sem-key"))
+	}
+	if n := c.Int("slots"); n < 1 || n > 1<<20 {
+		return proctab.Options{}, usagef(c, "invalid --slots %d: want 1 to %d", n, 1<<20)
+	}
+	return proctab.Options{Key: key, SemKey: semKey, Slots: c.Int("slots")}, nil
+}
+
+func parseKey(s string) (int, error) {
+	k, err := strconv.ParseInt(s, 0, 32)
+	if err != nil || k <= 0 {
+		return 0, errors.New("bad key")
+	}
+	return int(k), nil
+}
+
+func checkprocCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "checkproc",
+		Usage:     "sweep the System V process table of the original framework: kill timed-out processes",
+		UsageText: "shmmon checkproc [--key 0x5095] [--sem-key 0x5095] [--slots 1000] [--every 10s] [--kill-after 5s]",
+		Description: "One pass over the table (or one every --every): a record whose process is gone is\n" +
+			"cleared; a process whose heartbeat is older than its timeout is killed (--signal, then\n" +
+			"SIGKILL after --kill-after) and its record cleared. Unlike the original, it never\n" +
+			"signals pid 1 or less or itself, signals through a pidfd, and clears (never kills) a\n" +
+			"record whose pid now names a process that started after its last heartbeat.",
+		OnUsageError: usageError,
+		Flags: append(proctabFlags(),
+			&cli.DurationFlag{Name: "every", Usage: "sweep again this often until SIGINT/SIGTERM (default: one pass)"},
+			&cli.StringFlag{Name: "signal", Value: "TERM", Usage: "first `SIGNAL` sent to a timed-out process"},
+			&cli.DurationFlag{Name: "kill-after", Value: proc.DefaultKillAfter, Usage: "wait this long after --signal, then SIGKILL"},
+		),
+		Action: func(c *cli.Context) error {
+			opts, err := proctabOptions(c)
+			if err != nil {
+				return err
+			}
+			sig, err := parseSignal(c.String("signal"))
+			if err != nil {
+				return usagef(c, "%v", err)
+			}
+			every, ka := c.Duration("every"), c.Duration("kill-after")
+			if every < 0 {
+				return usagef(c, "invalid --every %v: want more than 0", every)
+			}
+			if ka <= 0 {
+				return usagef(c, "invalid --kill-after %v: want more than 0", ka)
+			}
+			tab, err := proctab.Open(opts)
+			if err != nil {
+				return failf(c, "%s", stripPkg(err))
+			}
+			defer tab.Close()
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			log := newLogger(c.App.ErrWriter)
+			sweep := proctab.SweepOptions{Signal: sig, KillAfter: ka, Logger: log}
+			for {
+				res, err := tab.Sweep(ctx, sweep)
+				if err != nil && ctx.Err() == nil {
+					return failf(c, "%s", stripPkg(err))
+				}
+				log.Info("swept", "key", fmt.Sprintf("%#x", opts.Key), "checked", res.Checked, "cleared", res.Cleared, "killed", res.Killed, "event", "sweep")
+				if every == 0 {
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(every):
+				}
+			}
+		},
+	}
+}
+
+func proctabCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "proctab",
+		Usage: "the System V process table of the original framework",
+		Subcommands: []*cli.Command{{
+			Name:         "ls",
+			Usage:        "list the table's records: pid, name, timeout, heartbeat age, alive",
+			UsageText:    "shmmon proctab ls [--key 0x5095] [--slots 1000] [--json]",
+			OnUsageError: usageError,
+			Flags:        append(proctabFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+			Action: func(c *cli.Context) error {
+				opts, err := proctabOptions(c)
+				if err != nil {
+					return err
+				}
+				views, err := proctabViews(opts, time.Now())
+				if errors.Is(err, fs.ErrNotExist) {
+					return failf(c, "no process table with key %#x", opts.Key)
+				} else if err != nil {
+					return failf(c, "%s", stripPkg(err))
+				}
+				if c.Bool("json") {
+					return writeJSON(c.App.Writer, views)
+				}
+				writeProctab(c.App.Writer, views)
+				return nil
+			},
+		}},
+	}
+}
+
+// proctabView is one record as proctab ls shows it.
+type proctabView struct {
+	Slot       int     `json:"slot"`
+	Pid        int     `json:"pid"`
+	Name       string  `json:"name"`
+	TimeoutSec float64 `json:"timeout_seconds"`
+	Atime      string  `json:"atime"`
+	AgeSec     float64 `json:"age_seconds"`
+	Alive      bool    `json:"alive"`
+	TimedOut   bool    `json:"timed_out"`
+	age        time.Duration
+	timeout    time.Duration
+}
+
+// proctabViews reads the table of opts without creating it.
+func proctabViews(opts proctab.Options, now time.Time) ([]proctabView, error) {
+	tab, err := proctab.Attach(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer tab.Close()
+	recs, err := tab.List()
+	if err != nil {
+		return nil, err
+	}
+	views := []proctabView{}
+	for _, r := range recs {
+		age := now.Sub(r.Atime)
+		views = append(views, proctabView{Slot: r.Slot, Pid: r.Pid, Name: r.Name, TimeoutSec: r.Timeout.Seconds(),
+			Atime: r.Atime.Format(time.RFC3339), AgeSec: age.Seconds(), Alive: proc.Alive(r.Pid),
+			TimedOut: age >= r.Timeout, age: age, timeout: r.Timeout})
+	}
+	return views, nil
+}
+
+// state is the record's state in the words of ls: ok, timed-out or gone.
+func (v proctabView) state() string {
+	switch {
+	case !v.Alive:
+		return "gone"
+	case v.TimedOut:
+		return "timed-out"
+	}
+	return "ok"
+}
+
+func writeProctab(w io.Writer, views []proctabView) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SLOT\tPID\tNAME\tTIMEOUT\tAGE\tALIVE")
+	for _, v := range views {
+		age := v.age.Round(time.Second).String()
+		if v.TimedOut {
+			age += " (timed out)"
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%v\n", v.Slot, v.Pid, v.Name, v.timeout, age, v.Alive)
+	}
+	tw.Flush()
+}

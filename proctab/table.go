@@ -1,0 +1,270 @@
+package proctab
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// The defaults and the layout of the original table.
+const (
+	DefaultKey    = 0x5095
+	DefaultSemKey = 0x5095
+	DefaultSlots  = 1000
+	RecordSize    = 72 // bytes per record
+	NameSize      = 51 // bytes of the name field, NUL included
+	MaxNameLen    = NameSize - 1
+
+	OffPid     = 0
+	OffName    = 4
+	OffTimeout = 56
+	OffAtime   = 64
+)
+
+var (
+	// ErrFull is returned by [Table.Register] when every slot is taken.
+	ErrFull = errors.New("proctab: table full")
+	// ErrNotExist is returned by [Attach] when there is no table with the key; it matches
+	// fs.ErrNotExist.
+	ErrNotExist = fmt.Errorf("proctab: no table: %w", fs.ErrNotExist)
+	// ErrUnsupported is returned on platforms other than Linux.
+	ErrUnsupported = errors.New("proctab: System V tables are supported on Linux only")
+)
+
+// record overlays one record of the segment; its offsets are the Off* constants (checked by
+// a test and against the C++ client).
+type record struct {
+	pid     atomic.Int32
+	name    [NameSize]byte
+	_       [1]byte
+	timeout int32
+	_       [4]byte
+	atime   atomic.Int64
+}
+
+// Options select a table. The zero value means the defaults.
+type Options struct {
+	Key    int // System V key of the segment; 0 = DefaultKey
+	SemKey int // System V key of the semaphore; 0 = DefaultSemKey
+	Slots  int // records; 0 = DefaultSlots. Every user of a table must agree on it.
+}
+
+func (o Options) withDefaults() Options {
+	if o.Key == 0 {
+		o.Key = DefaultKey
+	}
+	if o.SemKey == 0 {
+		o.SemKey = DefaultSemKey
+	}
+	if o.Slots == 0 {
+		o.Slots = DefaultSlots
+	}
+	return o
+}
+
+// Table is an attached process table. Its methods are safe for concurrent use: structural
+// changes hold the table's semaphore.
+type Table struct {
+	opts  Options
+	shmid int
+	semid int
+	mem   []byte
+	recs  []record
+}
+
+// Open attaches the table of opts, creating the segment (mode 0666) and the semaphore (set to
+// 1) when they are absent, as the original does.
+func Open(opts Options) (*Table, error) { return open(opts, true) }
+
+// Attach attaches an existing table; it returns an error matching [ErrNotExist] (and
+// fs.ErrNotExist) when there is none.
+func Attach(opts Options) (*Table, error) { return open(opts, false) }
+
+func open(opts Options, create bool) (*Table, error) {
+	opts = opts.withDefaults()
+	if opts.Slots < 1 || opts.Slots > 1<<20 {
+		return nil, fmt.Errorf("proctab: %d slots: want 1 to %d", opts.Slots, 1<<20)
+	}
+	shmid, err := shmGet(opts.Key, opts.Slots*RecordSize, create)
+	if err != nil {
+		if isNotExist(err) {
+			return nil, fmt.Errorf("%w with key %#x", ErrNotExist, opts.Key)
+		}
+		return nil, fmt.Errorf("proctab: segment %#x (%d slots): %w", opts.Key, opts.Slots, err)
+	}
+	semid, err := semGet(opts.SemKey, create)
+	if err != nil {
+		if isNotExist(err) {
+			return nil, fmt.Errorf("%w: no semaphore with key %#x", ErrNotExist, opts.SemKey)
+		}
+		return nil, fmt.Errorf("proctab: semaphore %#x: %w", opts.SemKey, err)
+	}
+	mem, err := shmAttach(shmid)
+	if err != nil {
+		return nil, fmt.Errorf("proctab: attach segment %#x: %w", opts.Key, err)
+	}
+	if len(mem) < opts.Slots*RecordSize {
+		shmDetach(mem)
+		return nil, fmt.Errorf("proctab: segment %#x has %d bytes, too small for %d slots", opts.Key, len(mem), opts.Slots)
+	}
+	recs := unsafe.Slice((*record)(unsafe.Pointer(&mem[0])), opts.Slots)
+	return &Table{opts: opts, shmid: shmid, semid: semid, mem: mem, recs: recs}, nil
+}
+
+// Options returns the table's options, defaults applied.
+func (t *Table) Options() Options { return t.opts }
+
+// Close detaches the segment. The table and its records stay for the other processes.
+func (t *Table) Close() error {
+	if t.mem == nil {
+		return nil
+	}
+	err := shmDetach(t.mem)
+	t.mem, t.recs = nil, nil
+	return err
+}
+
+// Remove deletes the segment and the semaphore (IPC_RMID), e.g. after a test.
+func (t *Table) Remove() error {
+	return errors.Join(shmRemove(t.shmid), semRemove(t.semid))
+}
+
+// locked runs f holding the table's semaphore.
+func (t *Table) locked(f func()) error {
+	if err := semOp(t.semid, -1); err != nil {
+		return fmt.Errorf("proctab: lock %#x: %w", t.opts.SemKey, err)
+	}
+	defer semOp(t.semid, +1)
+	f()
+	return nil
+}
+
+// Record is one decoded record.
+type Record struct {
+	Slot    int           `json:"slot"`
+	Pid     int           `json:"pid"`
+	Name    string        `json:"name"`
+	Timeout time.Duration `json:"timeout_ns"`
+	Atime   time.Time     `json:"atime"` // last heartbeat
+}
+
+func (r *record) decode(slot int) Record {
+	name := r.name[:]
+	if i := bytes.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	return Record{
+		Slot:    slot,
+		Pid:     int(r.pid.Load()),
+		Name:    string(name),
+		Timeout: time.Duration(r.timeout) * time.Second,
+		Atime:   time.Unix(r.atime.Load(), 0),
+	}
+}
+
+// put writes a whole record; the lock must be held.
+func (r *record) put(pid int, name string, timeout time.Duration, atime time.Time) {
+	clear(r.name[:])
+	copy(r.name[:MaxNameLen], name)
+	r.timeout = int32(timeout / time.Second)
+	r.atime.Store(atime.Unix())
+	r.pid.Store(int32(pid))
+}
+
+func (r *record) clear() {
+	r.pid.Store(0)
+	clear(r.name[:])
+	r.timeout = 0
+	r.atime.Store(0)
+}
+
+// List returns the records in use (pid != 0), read under the lock, in slot order.
+func (t *Table) List() ([]Record, error) {
+	var out []Record
+	err := t.locked(func() {
+		for i := range t.recs {
+			if t.recs[i].pid.Load() != 0 {
+				out = append(out, t.recs[i].decode(i))
+			}
+		}
+	})
+	return out, err
+}
+
+// Slot is this process's record in a table, from [Table.Register].
+type Slot struct {
+	t    *Table
+	slot int
+	pid  int32
+}
+
+// Register records this process with name (at most 50 bytes) and timeout (whole seconds,
+// at least 1) and a heartbeat now, under the lock: it reuses a record that already holds this
+// pid, else the first free one. A full table is [ErrFull].
+func (t *Table) Register(name string, timeout time.Duration) (*Slot, error) {
+	return t.put(os.Getpid(), name, timeout, time.Now())
+}
+
+func (t *Table) put(pid int, name string, timeout time.Duration, atime time.Time) (*Slot, error) {
+	switch {
+	case name == "" || len(name) > MaxNameLen || bytes.IndexByte([]byte(name), 0) >= 0:
+		return nil, fmt.Errorf("proctab: name %q: want 1 to %d bytes without NUL", name, MaxNameLen)
+	case timeout < time.Second || timeout/time.Second > 1<<31-1:
+		return nil, fmt.Errorf("proctab: timeout %v: want whole seconds, at least 1s", timeout)
+	}
+	slot := -1
+	err := t.locked(func() {
+		free := -1
+		for i := range t.recs {
+			switch p := t.recs[i].pid.Load(); {
+			case p == int32(pid):
+				slot = i
+			case p == 0 && free < 0:
+				free = i
+			}
+			if slot >= 0 {
+				break
+			}
+		}
+		if slot < 0 {
+			slot = free
+		}
+		if slot >= 0 {
+			t.recs[slot].put(pid, name, timeout, atime)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if slot < 0 {
+		return nil, fmt.Errorf("%w (%d slots)", ErrFull, t.opts.Slots)
+	}
+	return &Slot{t: t, slot: slot, pid: int32(pid)}, nil
+}
+
+// Index returns the slot's index in the table.
+func (s *Slot) Index() int { return s.slot }
+
+// Update is a heartbeat: the record's atime becomes now. It takes no lock (one atomic store).
+func (s *Slot) Update() { s.t.recs[s.slot].atime.Store(time.Now().Unix()) }
+
+// Close clears the record, under the lock, if it still belongs to this process.
+func (s *Slot) Close() error {
+	return s.t.clearIf(s.slot, s.pid, nil)
+}
+
+// clearIf clears slot under the lock if it still holds pid (and, when atime is not nil, that
+// heartbeat): a record re-registered meanwhile is left alone.
+func (t *Table) clearIf(slot int, pid int32, atime *int64) error {
+	return t.locked(func() {
+		r := &t.recs[slot]
+		if r.pid.Load() == pid && (atime == nil || r.atime.Load() == *atime) {
+			r.clear()
+		}
+	})
+}
