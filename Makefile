@@ -18,7 +18,7 @@ CXXFLAGS ?= -O2 -std=c++17 -Wall -Wextra
 LDLIBS   ?= -lrt -pthread
 
 BOOST_HEADER := /usr/include/boost/interprocess/shared_memory_object.hpp
-COMPAT_BINS  := compat/bin/boost_worker compat/bin/boost_checker compat/bin/boost_bench
+COMPAT_BINS  := compat/bin/boost_worker compat/bin/boost_checker compat/bin/boost_bench compat/bin/proctab_client
 
 # Where `go install` puts staticcheck: $GOBIN if set, else the first GOPATH entry's bin/.
 GO_BIN_DIR   = $(shell d="$$($(GO) env GOBIN)"; [ -n "$$d" ] || d="$$($(GO) env GOPATH | cut -d: -f1)/bin"; echo "$$d")

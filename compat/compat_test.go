@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/worker"
 )
@@ -40,8 +41,11 @@ const (
 
 // Environment of the test binary's worker mode (see TestMain).
 const (
-	envWorker = "SHMMON_TEST_WORKER" // "open" (worker.Open) or "pkg" (package-level worker.Beat)
+	envWorker = "SHMMON_TEST_WORKER" // "open" (worker.Open), "pkg" (package-level worker.Beat) or "proctab"
 	envPeriod = "SHMMON_TEST_PERIOD" // beat period in ms
+	// envProctabKey is the System V key of the table of the "proctab" worker mode.
+	envProctabKey   = "SHMMON_TEST_PROCTAB_KEY"
+	envProctabSlots = "SHMMON_TEST_PROCTAB_SLOTS"
 )
 
 // TestMain lets the test binary be the Go worker of the scenarios: with SHMMON_TEST_WORKER set
@@ -68,6 +72,22 @@ func workerMain(mode string) int {
 	}
 	var beat func()
 	switch mode {
+	case "proctab":
+		// A Go client of the System V process table SHMMON_TEST_PROCTAB_KEY (with
+		// SHMMON_TEST_PROCTAB_SLOTS records), named SHMMON_NAME, timeout 2 s.
+		key, _ := strconv.ParseInt(os.Getenv(envProctabKey), 0, 32)
+		slots, _ := strconv.Atoi(os.Getenv(envProctabSlots))
+		tab, err := proctab.Open(proctab.Options{Key: int(key), SemKey: int(key), Slots: slots})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "compat worker: %v\n", err)
+			return 1
+		}
+		slot, err := tab.Register(os.Getenv(worker.EnvName), 2*time.Second)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "compat worker: %v\n", err)
+			return 1
+		}
+		beat = slot.Update
 	case "open":
 		w, err := worker.Open(os.Getenv(worker.EnvName))
 		if err != nil {

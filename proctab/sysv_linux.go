@@ -83,3 +83,6 @@ func semRemove(id int) error {
 }
 
 func isNotExist(err error) bool { return errors.Is(err, unix.ENOENT) }
+
+// errInvalid is shmget's answer for an existing segment smaller than the size asked for.
+var errInvalid error = unix.EINVAL

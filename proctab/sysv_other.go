@@ -13,3 +13,5 @@ func semGet(int, bool) (int, error)      { return -1, ErrUnsupported }
 func semOp(int, int16) error             { return ErrUnsupported }
 func semRemove(int) error                { return ErrUnsupported }
 func isNotExist(error) bool              { return false }
+
+var errInvalid = ErrUnsupported

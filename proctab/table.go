@@ -95,6 +95,9 @@ func open(opts Options, create bool) (*Table, error) {
 		if isNotExist(err) {
 			return nil, fmt.Errorf("%w with key %#x", ErrNotExist, opts.Key)
 		}
+		if errors.Is(err, errInvalid) {
+			return nil, fmt.Errorf("proctab: segment %#x is smaller than %d slots: every user of the table must use the same slot count: %w", opts.Key, opts.Slots, err)
+		}
 		return nil, fmt.Errorf("proctab: segment %#x (%d slots): %w", opts.Key, opts.Slots, err)
 	}
 	semid, err := semGet(opts.SemKey, create)

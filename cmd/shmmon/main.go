@@ -101,21 +101,29 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 
 // usageError turns a flag parsing error into a one-line error with exit code 2.
 func usageError(c *cli.Context, err error, _ bool) error {
-	cmd := "shmmon"
-	if name := c.Command.Name; name != "" {
-		cmd += " " + name
-	}
+	cmd := commandPath(c)
 	return cli.Exit(fmt.Sprintf("%s: %v (see '%s --help')", cmd, err, cmd), exitUsage)
+}
+
+// commandPath is the command of c as typed: "shmmon", "shmmon watch", "shmmon proctab ls".
+func commandPath(c *cli.Context) string {
+	var names []string
+	for _, l := range c.Lineage() {
+		if l.Command != nil && l.Command.Name != "" && l.Command.Name != c.App.Name {
+			names = append([]string{l.Command.Name}, names...)
+		}
+	}
+	return strings.Join(append([]string{"shmmon"}, names...), " ")
 }
 
 // usagef returns a one-line usage error (exit code 2) for the command of c.
 func usagef(c *cli.Context, format string, args ...any) error {
-	return cli.Exit(fmt.Sprintf("shmmon %s: %s", c.Command.Name, fmt.Sprintf(format, args...)), exitUsage)
+	return cli.Exit(fmt.Sprintf("%s: %s", commandPath(c), fmt.Sprintf(format, args...)), exitUsage)
 }
 
 // failf returns a one-line runtime error (exit code 1) for the command of c.
 func failf(c *cli.Context, format string, args ...any) error {
-	return cli.Exit(fmt.Sprintf("shmmon %s: %s", c.Command.Name, fmt.Sprintf(format, args...)), exitError)
+	return cli.Exit(fmt.Sprintf("%s: %s", commandPath(c), fmt.Sprintf(format, args...)), exitError)
 }
 
 // stripPkg removes a Go package prefix ("shmobj: ") from an error message for the CLI.

@@ -69,6 +69,11 @@ func TestBadInput(t *testing.T) {
 		{"run bad name", []string{"run", "--name", "a/b", "--", "true"}, `"a/b"`},
 		{"run interval 0", []string{"run", "--name", "t", "--interval", "0", "--", "true"}, "--interval 0s"},
 		{"inspect bad name", []string{"inspect", "--name", "a/b"}, `"a/b"`},
+		{"app flag", []string{"--bogus"}, "shmmon: flag provided but not defined: -bogus"},
+		{"checkproc bad key", []string{"checkproc", "--key", "zz"}, `invalid --key "zz"`},
+		{"checkproc negative every", []string{"checkproc", "--key", "0x7e7e7e7e", "--every", "-1s"}, "--every -1s"},
+		{"proctab ls zero slots", []string{"proctab", "ls", "--slots", "0"}, "shmmon proctab ls: invalid --slots 0"},
+		{"ls bad proctab key", []string{"ls", "--proctab-key", "-3"}, `invalid --proctab-key "-3"`},
 		{"beat bad name", []string{"beat", "--name", ""}, `""`},
 	}
 	for _, tt := range tests {

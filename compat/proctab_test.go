@@ -1,0 +1,164 @@
+package compat_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmmon/shmmon/proctab"
+)
+
+var proctabKeySeq atomic.Int32
+
+// testProctab returns a System V key for a table of this test only (never the default one
+// that real services use), and removes the table when the test ends.
+func testProctab(t *testing.T, slots int) (int, proctab.Options) {
+	t.Helper()
+	key := 0x7d000000 | (os.Getpid()&0xffff)<<8 | int(proctabKeySeq.Add(1))
+	opts := proctab.Options{Key: key, SemKey: key, Slots: slots}
+	t.Cleanup(func() {
+		if tab, err := proctab.Attach(opts); err == nil {
+			tab.Remove()
+			tab.Close()
+		}
+	})
+	return key, opts
+}
+
+// proctabClient returns the path of the C++ client of the process table.
+func proctabClient(t *testing.T) string {
+	return filepath.Join(filepath.Dir(needBoost(t).worker), "proctab_client")
+}
+
+// keyArgs are the table flags of the C++ client and of shmmon.
+func keyArgs(key int) []string {
+	k := fmt.Sprintf("%#x", key)
+	return []string{"--key", k, "--sem-key", k}
+}
+
+// startProctabClient starts the C++ client registered as name with timeout seconds,
+// updating every beatPeriod, and waits until it has registered.
+func startProctabClient(t *testing.T, key, slots int, name string, timeout int) *process {
+	t.Helper()
+	args := append(keyArgs(key), "--slots", strconv.Itoa(slots), name, strconv.Itoa(timeout), strconv.Itoa(int(beatPeriod/time.Millisecond)))
+	p := start(t, "proctab_client "+name, nil, proctabClient(t), args...)
+	waitLine(t, &p.stdout, startTimeout, "registered")
+	return p
+}
+
+// TestProctabLayout compares Go's record layout with the C++ program's sizeof and offsets.
+func TestProctabLayout(t *testing.T) {
+	out, err := runOutput(proctabClient(t), "--layout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("sizeof %d pid %d name %d timeout %d atime %d",
+		proctab.RecordSize, proctab.OffPid, proctab.OffName, proctab.OffTimeout, proctab.OffAtime)
+	if strings.TrimSpace(out) != want {
+		t.Errorf("C++ layout %q, Go layout %q", strings.TrimSpace(out), want)
+	}
+}
+
+func runOutput(path string, args ...string) (string, error) {
+	b, err := exec.Command(path, args...).Output()
+	return string(b), err
+}
+
+// TestCheckproc: a C++ client whose heartbeats stop (SIGSTOP) is killed by `shmmon
+// checkproc` and its record cleared; a healthy C++ client and a healthy Go client in the same
+// table are left alone over several passes.
+func TestCheckproc(t *testing.T) {
+	const slots = 16
+	key, opts := testProctab(t, slots)
+	hung := startProctabClient(t, key, slots, "cpp-hung", 1)
+	healthy := startProctabClient(t, key, slots, "cpp-healthy", 1)
+	goClient := start(t, "go proctab client", []string{envWorker + "=proctab", envProctabKey + "=" + strconv.Itoa(key), envProctabSlots + "=" + strconv.Itoa(slots),
+		"SHMMON_NAME=go-healthy", envPeriod + "=" + strconv.Itoa(int(beatPeriod/time.Millisecond))}, mustExecutable(t))
+	waitLine(t, &goClient.stdout, startTimeout, "ready")
+
+	hung.signal(t, syscall.SIGSTOP)
+	check := start(t, "shmmon checkproc", nil, needShmmon(t),
+		append(append([]string{"checkproc"}, keyArgs(key)...), "--slots", strconv.Itoa(slots), "--every", "300ms", "--kill-after", killAfter.String())...)
+	st := hung.wait(t, 10*time.Second)
+	if ws, ok := st.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("hung client ended with %v, want SIGKILL (it was stopped: SIGTERM cannot act)", st)
+	}
+	// Several more passes: the healthy clients stay.
+	waitFor(t, 10*time.Second, "6 sweeps", func() bool { return strings.Count(check.stderr.String(), "event=sweep") >= 6 })
+	tab, err := proctab.Attach(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tab.Close()
+	recs, _ := tab.List()
+	var names []string
+	for _, r := range recs {
+		names = append(names, r.Name)
+	}
+	if strings.Join(names, ",") != "cpp-healthy,go-healthy" {
+		t.Errorf("records after the sweeps: %v, want cpp-healthy and go-healthy", names)
+	}
+	for _, p := range []*process{healthy, goClient} {
+		if !p.running() {
+			t.Errorf("%s was killed", p.label)
+		}
+	}
+	if n := strings.Count(check.stderr.String(), "heartbeat timed out: killing"); n != 1 {
+		t.Errorf("%d kills logged, want 1", n)
+	}
+	check.signal(t, syscall.SIGTERM)
+	if st := check.wait(t, 10*time.Second); st.ExitCode() != 0 {
+		t.Errorf("checkproc ended with %v after SIGTERM, want exit 0", st)
+	}
+}
+
+// TestProctabLockHolderKilled: a C++ client SIGKILLed while it holds the lock does not block
+// the table: SEM_UNDO frees the lock, and registration still works.
+func TestProctabLockHolderKilled(t *testing.T) {
+	key, _ := testProctab(t, 4)
+	holder := start(t, "proctab_client --hold-lock", nil, proctabClient(t), append(keyArgs(key), "--slots", "4", "--hold-lock")...)
+	waitLine(t, &holder.stdout, startTimeout, "locked")
+	holder.signal(t, syscall.SIGKILL)
+	holder.wait(t, 10*time.Second)
+	c := startProctabClient(t, key, 4, "after", 5)
+	if !c.running() {
+		t.Error("client could not register after the lock holder died")
+	}
+}
+
+// TestProctabFull: a full table is a clear error for the C++ client and for checkproc's
+// Go side alike.
+func TestProctabFull(t *testing.T) {
+	key, opts := testProctab(t, 2)
+	startProctabClient(t, key, 2, "one", 5)
+	startProctabClient(t, key, 2, "two", 5)
+	third := start(t, "proctab_client three", nil, proctabClient(t), append(keyArgs(key), "--slots", "2", "three", "5", "20")...)
+	st := third.wait(t, 10*time.Second)
+	if st.ExitCode() != 1 || !strings.Contains(third.stderr.String(), "table full") {
+		t.Errorf("third client: %v, stderr %q; want exit 1 and \"table full\"", st, third.stderr.String())
+	}
+	tab, err := proctab.Attach(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tab.Close()
+	if _, err := tab.Register("go", time.Second); err == nil || !strings.Contains(err.Error(), "table full (2 slots)") {
+		t.Errorf("Go Register in a full table: %v", err)
+	}
+}
+
+func mustExecutable(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
