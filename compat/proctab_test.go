@@ -162,3 +162,37 @@ func mustExecutable(t *testing.T) string {
 	}
 	return exe
 }
+
+// TestServeSweepsProctab: with a [proctab] table in its config, serve sweeps the process
+// table as checkproc does: a stopped C++ client is killed, a healthy one left alone.
+func TestServeSweepsProctab(t *testing.T) {
+	const slots = 8
+	key, opts := testProctab(t, slots)
+	hung := startProctabClient(t, key, slots, "cpp-hung", 1)
+	healthy := startProctabClient(t, key, slots, "cpp-healthy", 1)
+	path := filepath.Join(t.TempDir(), "shmmon.toml")
+	conf := fmt.Sprintf("[proctab]\nkey = %d\nsem_key = %d\nslots = %d\nevery = \"300ms\"\nkill_after = %q\n", key, key, slots, killAfter)
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	serve := startServe(t, path)
+	waitLine(t, &serve.stderr, startTimeout, "sweeping the process table")
+	hung.signal(t, syscall.SIGSTOP)
+	hung.wait(t, 10*time.Second)
+	waitLine(t, &serve.stderr, startTimeout, "killed=1")
+	if !healthy.running() {
+		t.Error("the healthy client was killed")
+	}
+	tab, err := proctab.Attach(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tab.Close()
+	if recs, _ := tab.List(); len(recs) != 1 || recs[0].Name != "cpp-healthy" {
+		t.Errorf("records after the sweep: %+v, want only cpp-healthy", recs)
+	}
+	serve.signal(t, syscall.SIGTERM)
+	if st := serve.wait(t, 10*time.Second); st.ExitCode() != 0 {
+		t.Errorf("serve ended with %v, want exit 0", st)
+	}
+}
