@@ -1,7 +1,6 @@
 package compat_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/testlog"
 	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/worker"
@@ -201,41 +201,13 @@ func objectName(t *testing.T) string {
 	return name
 }
 
-// lineBuffer collects a process's output; it is safe for concurrent use.
-type lineBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lineBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lineBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// Lines returns the complete lines written so far.
-func (b *lineBuffer) Lines() []string {
-	s := b.String()
-	i := strings.LastIndexByte(s, '\n')
-	if i < 0 {
-		return nil
-	}
-	return strings.Split(s[:i], "\n")
-}
-
 // process is a program started by a test. It is killed (SIGKILL, then SIGCONT in case it was
 // stopped) and reaped when the test ends.
 type process struct {
 	label  string
 	cmd    *exec.Cmd
-	stdout lineBuffer
-	stderr lineBuffer
+	stdout testlog.Buffer
+	stderr testlog.Buffer
 	done   chan struct{} // closed once Wait returned
 }
 
@@ -323,7 +295,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 }
 
 // waitLine waits for a line of b that contains want and returns it.
-func waitLine(t *testing.T, b *lineBuffer, timeout time.Duration, want string) string {
+func waitLine(t *testing.T, b *testlog.Buffer, timeout time.Duration, want string) string {
 	t.Helper()
 	var found string
 	waitFor(t, timeout, fmt.Sprintf("a line containing %q", want), func() bool {

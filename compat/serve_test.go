@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/testlog"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 )
@@ -278,7 +279,7 @@ func TestServeNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	var msgs lineBuffer
+	var msgs testlog.Buffer
 	go func() {
 		buf := make([]byte, 4096)
 		for {

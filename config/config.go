@@ -14,6 +14,7 @@ import (
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
+	"github.com/shmmon/shmmon/supervise"
 )
 
 // Restart policies of a supervised worker ([Worker.Restart]).
@@ -28,11 +29,11 @@ const (
 // [shmobj.DefaultSize], [shmobj.DefaultMode]) and SIGTERM.
 const (
 	DefaultRestart      = RestartAlways
-	DefaultBackoff      = time.Second
-	DefaultBackoffMax   = 30 * time.Second
-	DefaultBackoffReset = 60 * time.Second
-	DefaultStartLimit   = 5
-	DefaultStartWindow  = 60 * time.Second
+	DefaultBackoff      = supervise.DefaultBackoff
+	DefaultBackoffMax   = supervise.DefaultBackoffMax
+	DefaultBackoffReset = supervise.DefaultBackoffReset
+	DefaultStartLimit   = supervise.DefaultStartLimit
+	DefaultStartWindow  = supervise.DefaultStartWindow
 )
 
 // File is a loaded and validated configuration file.

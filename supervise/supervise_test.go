@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/testlog"
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
@@ -86,31 +86,11 @@ func TestMain(m *testing.M) {
 	os.Exit(7)
 }
 
-// logBuffer collects log lines safely.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) count(sub string) int { return strings.Count(b.String(), sub) }
-
 // running is a supervisor running in the background.
 type running struct {
 	s    *Supervisor
 	name string
-	logs *logBuffer
+	logs *testlog.Buffer
 	out  Outcome
 	err  error
 	done chan struct{}
@@ -133,7 +113,7 @@ func supervise(t *testing.T, mode string, opts Options) *running {
 	if opts.KillAfter == 0 {
 		opts.KillAfter = 200 * time.Millisecond
 	}
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	s, err := New(name, opts)
 	if err != nil {
@@ -208,7 +188,7 @@ func TestHungWorkerIsKilledAndRestarted(t *testing.T) {
 			if proc.Alive(int(first)) {
 				t.Errorf("hung worker %d still alive", first)
 			}
-			if got := r.logs.count("event=kill reason=kill"); got != 1 {
+			if got := r.logs.Count("event=kill reason=kill"); got != 1 {
 				t.Errorf("%d SIGKILL steps, want 1 (a stopped process cannot act on SIGTERM)", got)
 			}
 			snap := r.record()
@@ -234,8 +214,8 @@ func TestIgnoredSigtermIsKilled(t *testing.T) {
 	// A worker that hangs at once (one beat, then nothing) and ignores SIGTERM: it is
 	// SIGKILLed after KillAfter, then restarted.
 	r := supervise(t, "beat-once-ignore-term", Options{})
-	waitFor(t, "the first kill", func() bool { return r.logs.count("event=kill reason=kill") >= 1 })
-	waitFor(t, "a restart", func() bool { return r.logs.count("msg=started") >= 2 })
+	waitFor(t, "the first kill", func() bool { return r.logs.Count("event=kill reason=kill") >= 1 })
+	waitFor(t, "a restart", func() bool { return r.logs.Count("msg=started") >= 2 })
 	log := r.logs.String()
 	if !strings.Contains(log, "event=signal reason=kill") || !strings.Contains(log, "signal=SIGTERM") {
 		t.Errorf("no SIGTERM step before the SIGKILL")
@@ -256,17 +236,7 @@ func TestGrandchildIsKilled(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "grandchild")
 	r := supervise(t, "fork-beat", Options{Env: []string{"SHMMON_TEST_FILE=" + file}})
 	first := r.beatingPid(t, 0)
-	var grandchild int
-	waitFor(t, "the grandchild's pid", func() bool {
-		b, _ := os.ReadFile(file)
-		grandchild, _ = strconv.Atoi(string(b))
-		return grandchild > 0
-	})
-	g, err := proc.Open(grandchild)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	grandchild, g := grandchildOf(t, file)
 	syscall.Kill(int(first), syscall.SIGSTOP)
 	r.beatingPid(t, first)
 	if !g.WaitExit(context.Background(), 5*time.Second) {
@@ -275,21 +245,29 @@ func TestGrandchildIsKilled(t *testing.T) {
 	// It was our grandchild: reparented to init (or a subreaper), never to us; nothing to reap.
 }
 
+// grandchildOf waits for the fork-beat worker to write its grandchild's pid to file, and
+// takes hold of the grandchild.
+func grandchildOf(t *testing.T, file string) (int, *proc.Process) {
+	t.Helper()
+	var pid int
+	waitFor(t, "the grandchild's pid", func() bool {
+		b, _ := os.ReadFile(file)
+		pid, _ = strconv.Atoi(string(b))
+		return pid > 0
+	})
+	g, err := proc.Open(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return pid, g
+}
+
 func TestWorkerExitsLeavesNoOrphans(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "grandchild")
 	r := supervise(t, "fork-beat", Options{Env: []string{"SHMMON_TEST_FILE=" + file}, Restart: Never})
 	first := r.beatingPid(t, 0)
-	var grandchild int
-	waitFor(t, "the grandchild's pid", func() bool {
-		b, _ := os.ReadFile(file)
-		grandchild, _ = strconv.Atoi(string(b))
-		return grandchild > 0
-	})
-	g, err := proc.Open(grandchild)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	grandchild, g := grandchildOf(t, file)
 	syscall.Kill(int(first), syscall.SIGKILL) // the leader dies alone
 	r.wait(t, 10*time.Second)
 	if r.out != Failed {
@@ -307,7 +285,7 @@ func TestBackoffAndGiveUp(t *testing.T) {
 	if r.out != GaveUp || r.err == nil || !strings.Contains(r.err.Error(), "6 starts") {
 		t.Fatalf("Run = %v, %v, want gave-up after 6 starts", r.out, r.err)
 	}
-	if n := r.logs.count("msg=started"); n != 5 {
+	if n := r.logs.Count("msg=started"); n != 5 {
 		t.Errorf("%d starts, want 5", n)
 	}
 	// The waits: immediate, then backoff doubling up to the max.
@@ -366,7 +344,7 @@ func TestPolicies(t *testing.T) {
 			if r.out != tt.want {
 				t.Errorf("Run = %v (%v), want %v", r.out, r.err, tt.want)
 			}
-			if n := r.logs.count("msg=started"); n != tt.starts {
+			if n := r.logs.Count("msg=started"); n != tt.starts {
 				t.Errorf("%d starts, want %d", n, tt.starts)
 			}
 		})
@@ -446,7 +424,7 @@ func TestNewRejects(t *testing.T) {
 }
 
 func TestCannotStart(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	name := fmt.Sprintf("shmmon-sup-test-%d-nostart", os.Getpid())
 	defer shmobj.Remove(name)
 	s, err := New(name, Options{Command: []string{"/nonexistent/program"}, Restart: Never, Logger: slog.New(slog.NewTextHandler(logs, nil))})
