@@ -22,9 +22,6 @@ var (
 	// ErrTruncated is returned by [Segment.Verify] when the object became smaller than its
 	// mapping.
 	ErrTruncated = errors.New("shmobj: object truncated")
-	// ErrNoRecord is returned by record accessors of a segment whose monitor half is smaller
-	// than [RecordLen].
-	ErrNoRecord = errors.New("shmobj: object has no room for a status record")
 	// ErrUnsupported is returned on platforms without POSIX shared memory support in shmmon.
 	ErrUnsupported = errors.New("shmobj: unsupported platform")
 )
