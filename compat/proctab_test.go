@@ -78,7 +78,7 @@ func TestCheckproc(t *testing.T) {
 	const slots = 16
 	key, opts := testProctab(t, slots)
 	hung := startProctabClient(t, key, slots, "cpp-hung", 1)
-	healthy := startProctabClient(t, key, slots, "cpp-healthy", 1)
+	healthy := startProctabClient(t, key, slots, "cpp-healthy", 2)
 	goClient := start(t, "go proctab client", []string{envWorker + "=proctab", envProctabKey + "=" + strconv.Itoa(key), envProctabSlots + "=" + strconv.Itoa(slots),
 		"SHMMON_NAME=go-healthy", envPeriod + "=" + strconv.Itoa(int(beatPeriod/time.Millisecond))}, mustExecutable(t))
 	waitLine(t, &goClient.stdout, startTimeout, "ready")
@@ -169,7 +169,7 @@ func TestServeSweepsProctab(t *testing.T) {
 	const slots = 8
 	key, opts := testProctab(t, slots)
 	hung := startProctabClient(t, key, slots, "cpp-hung", 1)
-	healthy := startProctabClient(t, key, slots, "cpp-healthy", 1)
+	healthy := startProctabClient(t, key, slots, "cpp-healthy", 2)
 	path := filepath.Join(t.TempDir(), "shmmon.toml")
 	conf := fmt.Sprintf("[proctab]\nkey = %d\nsem_key = %d\nslots = %d\nevery = \"300ms\"\nkill_after = %q\n", key, key, slots, killAfter)
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {

@@ -16,7 +16,7 @@ import (
 // original framework, as `shmmon checkproc --every` does.
 type Proctab struct {
 	Key       int            // key = 0x5095 (an integer, or a string "0x5095")
-	SemKey    int            // sem_key, the semaphore's key; default: 0x5095
+	SemKey    int            // sem_key, the semaphore's key; default: key
 	Slots     int            // slots = 1000
 	Every     time.Duration  // every = "10s": time between sweeps
 	Signal    syscall.Signal // signal = "TERM"
@@ -33,7 +33,7 @@ var proctabKeys = []string{"key", "sem_key", "slots", "every", "signal", "kill_a
 
 // proctab resolves the [proctab] table.
 func (p *parser) proctab(raw map[string]any) *Proctab {
-	pt := &Proctab{Key: proctab.DefaultKey, SemKey: proctab.DefaultSemKey, Slots: proctab.DefaultSlots,
+	pt := &Proctab{Key: proctab.DefaultKey, Slots: proctab.DefaultSlots,
 		Every: 10 * time.Second, Signal: syscall.SIGTERM, KillAfter: builtin().KillAfter}
 	scratch := builtin()
 	for _, k := range slices.Sorted(maps.Keys(raw)) {
@@ -69,6 +69,9 @@ func (p *parser) proctab(raw map[string]any) *Proctab {
 		if err != nil {
 			p.add(line, label, err)
 		}
+	}
+	if _, ok := raw["sem_key"]; !ok {
+		pt.SemKey = pt.Key
 	}
 	return pt
 }

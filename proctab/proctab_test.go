@@ -178,14 +178,15 @@ func TestSweep(t *testing.T) {
 		}
 	}
 	put(healthy.Process.Pid, "healthy", time.Minute, now)
-	put(hung.Process.Pid, "hung", time.Second, now)
+	put(hung.Process.Pid, "hung", time.Second, now.Add(-time.Second))   // after its start
 	put(reused.Process.Pid, "reused", time.Second, now.Add(-time.Hour)) // heartbeat older than the process
 	put(gone.Process.Pid, "gone", time.Minute, now)
 	put(1, "init", time.Second, now.Add(-time.Hour))
 	put(os.Getpid(), "self", time.Second, now.Add(-time.Hour))
 	tab.recs[15].pid.Store(0) // a free slot is skipped
 
-	time.Sleep(1100 * time.Millisecond) // hung's heartbeat times out
+	// hung's heartbeat times out: more than its timeout in whole seconds.
+	time.Sleep(1100 * time.Millisecond)
 	var logs bytes.Buffer
 	res, err := tab.Sweep(context.Background(), SweepOptions{KillAfter: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
@@ -220,6 +221,23 @@ func TestSweep(t *testing.T) {
 
 // TestLockReleasedWhenHolderDies: the holder of the lock is SIGKILLed; SEM_UNDO gives the
 // lock back, and registering works.
+func TestTimedOut(t *testing.T) {
+	beat := time.Unix(100, 0) // the record says second 100: the beat was in [100, 101)
+	for _, tc := range []struct {
+		now  time.Time
+		want bool
+	}{
+		{time.Unix(101, 0), false},           // could be a beat at 100.999: 1 ms old
+		{time.Unix(101, 999_000_000), false}, // still possibly under 1 s
+		{time.Unix(102, 0), true},            // at least 1 s old
+		{time.Unix(100, 500_000_000), false},
+	} {
+		if got := timedOut(Record{Atime: beat, Timeout: time.Second}, tc.now); got != tc.want {
+			t.Errorf("timeout 1s, atime 100, now %v: timed out %v, want %v", tc.now.Sub(beat), got, tc.want)
+		}
+	}
+}
+
 func TestLockReleasedWhenHolderDies(t *testing.T) {
 	tab := testTable(t, 4)
 	holder := exec.Command(os.Args[0])

@@ -32,8 +32,10 @@ type SweepResult struct {
 //   - no such process: the record is cleared.
 //   - the pid names a process that started after the record's last heartbeat (the pid was
 //     reused): the record is cleared, the process left alone.
-//   - now - atime >= timeout: the process is killed (Signal, then SIGKILL after KillAfter)
-//     through a pidfd, and the record is cleared.
+//   - the heartbeat is older than the timeout (now - atime > timeout in whole seconds: atime
+//     has whole seconds, and a beat within the timeout must never kill): the record is read
+//     again, and if it still holds the same process and has not beaten since, the process
+//     is killed (Signal, then SIGKILL after KillAfter) through a pidfd and the record cleared.
 //
 // The lock is held only to read and to clear records, never while a process is being
 // killed; a record that changed meanwhile (re-registered, or a new heartbeat) is not cleared.
@@ -94,9 +96,13 @@ func (t *Table) judge(ctx context.Context, p *proc.Process, r Record, atime int6
 		clearRec("pid reused by a process that started after the last heartbeat; record cleared, process left alone")
 		return false
 	}
-	if time.Since(r.Atime) < r.Timeout {
+	// Judge the record as it is now, not as the pass read it: killing another process may
+	// have taken seconds, and this one may have beaten meanwhile.
+	cur, ok := t.record(r.Slot)
+	if !ok || cur.Pid != r.Pid || !timedOut(cur, time.Now()) {
 		return false
 	}
+	atime = cur.Atime.Unix()
 	log.Warn("heartbeat timed out: killing", attrs...)
 	term, err := p.Terminate(ctx, proc.TerminateOptions{
 		Signal:    opts.Signal,
@@ -113,4 +119,12 @@ func (t *Table) judge(ctx context.Context, p *proc.Process, r Record, atime int6
 		log.Error("clearing record", append(attrs, "err", err)...)
 	}
 	return term.Signalled
+}
+
+// timedOut reports whether r's heartbeat is certainly older than its timeout at now. atime has
+// whole seconds: the beat happened somewhere in [atime, atime+1s), so the original's
+// now-atime >= timeout would kill a process that beat less than timeout ago. Requiring more
+// than timeout whole seconds means the real age is above timeout.
+func timedOut(r Record, now time.Time) bool {
+	return now.Unix()-r.Atime.Unix() > int64(r.Timeout/time.Second)
 }

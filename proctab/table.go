@@ -50,11 +50,16 @@ type record struct {
 // Options select a table. The zero value means the defaults.
 type Options struct {
 	Key    int // System V key of the segment; 0 = DefaultKey
-	SemKey int // System V key of the semaphore; 0 = DefaultSemKey
+	SemKey int // System V key of the semaphore; 0 = Key when Key is set, else DefaultSemKey
 	Slots  int // records; 0 = DefaultSlots. Every user of a table must agree on it.
 }
 
 func (o Options) withDefaults() Options {
+	if o.SemKey == 0 {
+		// A table of another key gets a lock of that key too: a test table never takes the
+		// lock of the real one.
+		o.SemKey = o.Key
+	}
 	if o.Key == 0 {
 		o.Key = DefaultKey
 	}
@@ -197,6 +202,16 @@ func (t *Table) List() ([]Record, error) {
 		}
 	})
 	return out, err
+}
+
+// record reads slot under the lock; ok is false when it is free.
+func (t *Table) record(slot int) (r Record, ok bool) {
+	t.locked(func() {
+		if t.recs[slot].pid.Load() != 0 {
+			r, ok = t.recs[slot].decode(slot), true
+		}
+	})
+	return r, ok
 }
 
 // Slot is this process's record in a table, from [Table.Register].

@@ -22,7 +22,7 @@ import (
 func proctabFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "key", Value: "0x5095", Usage: "System V `KEY` of the table's segment (decimal or 0x hex)"},
-		&cli.StringFlag{Name: "sem-key", Value: "0x5095", Usage: "System V `KEY` of the table's semaphore"},
+		&cli.StringFlag{Name: "sem-key", Usage: "System V `KEY` of the table's semaphore (default: --key)"},
 		&cli.IntFlag{Name: "slots", Value: proctab.DefaultSlots, Usage: "records in the table (all users must agree)"},
 	}
 }
@@ -33,9 +33,11 @@ func proctabOptions(c *cli.Context) (proctab.Options, error) {
 	if err != nil {
 		return proctab.Options{}, usagef(c, "invalid --key %q: want a positive number, decimal or 0x hex", c.String("key"))
 	}
-	semKey, err := parseKey(c.String("sem-key"))
-	if err != nil {
-		return proctab.Options{}, usagef(c, "invalid --sem-key %q: want a positive number, decimal or 0x hex", c.String("sem-key"))
+	semKey := key
+	if c.IsSet("sem-key") {
+		if semKey, err = parseKey(c.String("sem-key")); err != nil {
+			return proctab.Options{}, usagef(c, "invalid --sem-key %q: want a positive number, decimal or 0x hex", c.String("sem-key"))
+		}
 	}
 	if n := c.Int("slots"); n < 1 || n > 1<<20 {
 		return proctab.Options{}, usagef(c, "invalid --slots %d: want 1 to %d", n, 1<<20)

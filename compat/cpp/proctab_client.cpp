@@ -250,20 +250,20 @@ int attach(key_t key, long long slots, ProcRecord *&table) {
     const int id = shmget(key, bytes, IPC_CREAT | 0666);
     if (id == -1) {
         const int err = errno;
-        std::string what = "shmget key " + hex_key(key) + " (" + std::to_string(slots) + " slots, " +
-                           std::to_string(bytes) + " bytes)";
+        std::string hint;
         // EINVAL mostly means an existing segment smaller than asked for.
         if (err == EINVAL) {
             const int old = shmget(key, 0, 0);
             struct shmid_ds ds;
             if (old != -1 && shmctl(old, IPC_STAT, &ds) == 0) {
                 const auto have = static_cast<unsigned long long>(ds.shm_segsz);
-                what += " (the existing segment has " + std::to_string(have) + " bytes = " +
-                        std::to_string(have / sizeof(ProcRecord)) + " slots)";
+                hint = " (the existing segment has " + std::to_string(have) + " bytes = " +
+                       std::to_string(have / sizeof(ProcRecord)) + " slots)";
             }
         }
-        errno = err;
-        return sys_fail(what);
+        std::fprintf(stderr, "%s: shmget key %s (%lld slots, %zu bytes): %s%s\n", kProg, hex_key(key).c_str(),
+                     slots, bytes, std::strerror(err), hint.c_str());
+        return 1;
     }
     void *p = shmat(id, nullptr, 0);
     if (p == reinterpret_cast<void *>(-1)) return sys_fail("shmat key " + hex_key(key));
