@@ -764,3 +764,30 @@ func TestWatchObjectLost(t *testing.T) {
 		t.Error("Go worker exited")
 	}
 }
+
+// TestSecondMonitorRefused: a second shmmon on an object a live shmmon watches would replace
+// it from under the first, and the two would fight; it is refused. Once the first is gone,
+// the object is stale and the second may take it.
+func TestSecondMonitorRefused(t *testing.T) {
+	name := objectName(t)
+	first := startWatch(t, name)
+	for _, args := range [][]string{
+		{"watch", "--name", name},
+		{"run", "--name", name, "--", "true"},
+	} {
+		second := start(t, "second shmmon", nil, needShmmon(t), args...)
+		st := second.wait(t, startTimeout)
+		if st.ExitCode() != 1 || !strings.Contains(second.stderr.String(), fmt.Sprintf("pid %d watches", first.pid())) {
+			t.Errorf("%v: %v, stderr %q; want exit 1 naming the running monitor", args[0], st, second.stderr.String())
+		}
+	}
+	if !first.running() || strings.Contains(first.stderr.String(), "re-published") {
+		t.Error("the first monitor was disturbed")
+	}
+	first.signal(t, syscall.SIGKILL) // dies without removing its object
+	first.wait(t, startTimeout)
+	third := startWatch(t, name)
+	if !third.running() {
+		t.Error("a monitor could not take over the object of a dead one")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -29,10 +30,33 @@ type Heartbeat struct {
 	prev shmobj.State // state at the previous Step, for logging changes
 }
 
+// ErrWatched is returned by [Publish] and [Adopt] when the object is already watched by
+// another live shmmon: two monitors of one object would replace it from under each other.
+var ErrWatched = errors.New("monitor: object is watched by another running shmmon")
+
+// checkOwner refuses an object whose status record names a live monitor other than this
+// process that runs the same program. A dead monitor, a reused pid (another program) or an
+// object without a record (a Boost checker's) is fair game: that object is stale.
+func checkOwner(name string) error {
+	snap, err := shmobj.Read(name)
+	if err != nil || !snap.HasRecord || snap.Record.Retired {
+		return nil
+	}
+	pid := int(snap.Record.MonitorPid)
+	if pid <= 1 || pid == os.Getpid() || !proc.Alive(pid) || !proc.SameProgram(pid) {
+		return nil
+	}
+	return fmt.Errorf("%w: pid %d watches %q (stop it first)", ErrWatched, pid, name)
+}
+
 // Publish publishes a fresh object name (atomically replacing any stale one, see
-// [shmobj.Publish]) and starts its rules at now.
+// [shmobj.Publish]) and starts its rules at now. An object another running shmmon watches is
+// refused with [ErrWatched].
 func Publish(name string, opts Options, now time.Time) (*Heartbeat, error) {
 	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkOwner(name); err != nil {
 		return nil, err
 	}
 	opts.Config = opts.WithDefaults()
@@ -49,6 +73,9 @@ func Publish(name string, opts Options, now time.Time) (*Heartbeat, error) {
 // now either way. It reports whether the object was adopted.
 func Adopt(name string, opts Options, now time.Time) (*Heartbeat, bool, error) {
 	if err := opts.Validate(); err != nil {
+		return nil, false, err
+	}
+	if err := checkOwner(name); err != nil {
 		return nil, false, err
 	}
 	opts.Config = opts.WithDefaults()

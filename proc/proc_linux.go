@@ -428,3 +428,15 @@ func HasEnv(pid int, kv string) bool {
 	}
 	return slices.Contains(strings.Split(string(b), "\x00"), kv)
 }
+
+// SameProgram reports whether the process pid runs the same executable as this process
+// (/proc/PID/exe). It reports false when that cannot be read (another user's process, for
+// a caller that is not root) or the process is gone.
+func SameProgram(pid int) bool {
+	self, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return false
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return err == nil && strings.TrimSuffix(exe, " (deleted)") == strings.TrimSuffix(self, " (deleted)")
+}

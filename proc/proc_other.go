@@ -62,3 +62,6 @@ func LeadsGroup(pid int) bool { return false }
 
 // HasEnv always reports false on this platform.
 func HasEnv(pid int, kv string) bool { return false }
+
+// SameProgram always reports false on this platform.
+func SameProgram(pid int) bool { return false }

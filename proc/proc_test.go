@@ -724,3 +724,19 @@ func TestHasEnv(t *testing.T) {
 		t.Error("HasEnv sees what is not there")
 	}
 }
+
+func TestSameProgram(t *testing.T) {
+	c := startHelper(t, "sleep", nil) // the test binary again
+	c.ready(t)
+	if !SameProgram(c.pid()) {
+		t.Error("SameProgram(a copy of this test binary) = false")
+	}
+	sleep := exec.Command("sleep", "5")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sleep.Process.Kill(); sleep.Wait() }()
+	if SameProgram(sleep.Process.Pid) || SameProgram(-1) {
+		t.Error("SameProgram is true for another program")
+	}
+}
