@@ -70,6 +70,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:      stderr,
 		ExitErrHandler: func(*cli.Context, error) {}, // run maps errors to exit codes
 		OnUsageError:   usageError,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log lines as `FORMAT`: text (key=value) or json"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "least `LEVEL` logged: debug, info, warn or error"},
+		},
+		Before: checkLogFlags,
 		// Without this, urfave/cli answers an unknown command with its help command's exit
 		// code 3, which is shmmon's "killed a hung worker".
 		Action: func(c *cli.Context) error {
@@ -135,9 +140,28 @@ func stripPkg(err error) string {
 	return msg
 }
 
-// newLogger returns the logger of the long-running commands: text lines on stderr.
-func newLogger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+// newLogger returns the logger of the long-running commands, on stderr, as the global
+// --log-format and --log-level say (checked by checkLogFlags before any command runs).
+func newLogger(c *cli.Context) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.String("log-level")))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.String("log-format") == "json" {
+		return slog.New(slog.NewJSONHandler(c.App.ErrWriter, opts))
+	}
+	return slog.New(slog.NewTextHandler(c.App.ErrWriter, opts))
+}
+
+// checkLogFlags rejects a bad --log-format or --log-level.
+func checkLogFlags(c *cli.Context) error {
+	if f := c.String("log-format"); f != "text" && f != "json" {
+		return cli.Exit(fmt.Sprintf("shmmon: invalid --log-format %q: want text or json", f), exitUsage)
+	}
+	var level slog.Level
+	if l := c.String("log-level"); level.UnmarshalText([]byte(l)) != nil {
+		return cli.Exit(fmt.Sprintf("shmmon: invalid --log-level %q: want debug, info, warn or error", l), exitUsage)
+	}
+	return nil
 }
 
 func buildVersion() string {

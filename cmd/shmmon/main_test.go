@@ -70,6 +70,8 @@ func TestBadInput(t *testing.T) {
 		{"run interval 0", []string{"run", "--name", "t", "--interval", "0", "--", "true"}, "--interval 0s"},
 		{"inspect bad name", []string{"inspect", "--name", "a/b"}, `"a/b"`},
 		{"app flag", []string{"--bogus"}, "shmmon: flag provided but not defined: -bogus"},
+		{"bad log format", []string{"--log-format", "xml", "ls"}, `invalid --log-format "xml"`},
+		{"bad log level", []string{"--log-level", "loud", "ls"}, `invalid --log-level "loud"`},
 		{"checkproc bad key", []string{"checkproc", "--key", "zz"}, `invalid --key "zz"`},
 		{"checkproc negative every", []string{"checkproc", "--key", "0x7e7e7e7e", "--every", "-1s"}, "--every -1s"},
 		{"proctab ls zero slots", []string{"proctab", "ls", "--slots", "0"}, "shmmon proctab ls: invalid --slots 0"},
@@ -204,5 +206,32 @@ func TestRunExitCodes(t *testing.T) {
 				t.Error("object left behind")
 			}
 		})
+	}
+}
+
+func TestLogFormatJSON(t *testing.T) {
+	name := fmt.Sprintf("shmmon-cli-log-%d", os.Getpid())
+	defer shmobj.Remove(name)
+	code, _, stderr := runCLI("--log-format", "json", "run", "--name", name, "--restart", "never", "--", "true")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("want the start and the exit logged, got %q", stderr)
+	}
+	for _, l := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", l, err)
+		}
+		if rec["worker"] != name || rec["event"] == nil || rec["msg"] == nil {
+			t.Errorf("line lacks worker/event/msg: %q", l)
+		}
+	}
+	// --log-level warn drops the info lines of a clean run.
+	code, _, stderr = runCLI("--log-level", "warn", "run", "--name", name, "--restart", "never", "--", "true")
+	if code != exitOK || stderr != "" {
+		t.Errorf("--log-level warn: exit %d, stderr %q; want nothing logged", code, stderr)
 	}
 }

@@ -92,7 +92,7 @@ func checkprocCommand() *cli.Command {
 			defer tab.Close()
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			log := newLogger(c.App.ErrWriter)
+			log := newLogger(c)
 			sweep := proctab.SweepOptions{Signal: sig, KillAfter: ka, Logger: log}
 			for {
 				res, err := tab.Sweep(ctx, sweep)

@@ -80,7 +80,7 @@ func runAction(c *cli.Context) error {
 		BackoffReset: c.Duration("backoff-reset"),
 		StartLimit:   c.Int("start-limit"),
 		StartWindow:  c.Duration("start-window"),
-		Logger:       newLogger(c.App.ErrWriter),
+		Logger:       newLogger(c),
 	})
 	if err != nil {
 		return usagef(c, "%s", stripPkg(err))

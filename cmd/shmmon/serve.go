@@ -46,7 +46,7 @@ func serveAction(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit("shmmon serve: invalid config:\n"+err.Error(), exitUsage)
 	}
-	log := newLogger(c.App.ErrWriter)
+	log := newLogger(c)
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

@@ -89,7 +89,7 @@ func watchFromFlags(c *cli.Context) (*monitor.Watch, error) {
 		Signal:    m.signal,
 		KillAfter: m.killAfter,
 		Keep:      m.keep,
-		Logger:    newLogger(c.App.ErrWriter),
+		Logger:    newLogger(c),
 	}, nil
 }
 
