@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -30,8 +33,15 @@ func lsCommand() *cli.Command {
 			&cli.BoolFlag{Name: "all", Usage: "include objects not published by shmmon"},
 			&cli.StringFlag{Name: "proctab-key", Value: "0x5095", Usage: "System V `KEY` of the process table (its semaphore's too)"},
 			&cli.IntFlag{Name: "proctab-slots", Value: proctab.DefaultSlots, Usage: "records in the process table"},
+			&cli.DurationFlag{Name: "watch", Usage: "refresh every `PERIOD` (e.g. 1s) until interrupted, like watch(1), with beats/s"},
 		},
 		Action: func(c *cli.Context) error {
+			if d := c.Duration("watch"); d != 0 {
+				if d < 10*time.Millisecond || c.Bool("json") {
+					return usagef(c, "invalid --watch %v: want a period of at least 10ms, without --json", d)
+				}
+				return watchTable(c, d)
+			}
 			entries, err := shmobj.List()
 			if err != nil {
 				return failf(c, "%s", stripPkg(err))
@@ -62,6 +72,53 @@ func lsCommand() *cli.Command {
 			}
 			return nil
 		},
+	}
+}
+
+// watchTable redraws the table of shmmon objects every period until SIGINT/SIGTERM (or the
+// command's context ends), with each worker's beats per second since the previous refresh.
+func watchTable(c *cli.Context, period time.Duration) error {
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	prev := map[string]uint64{}
+	prevAt := time.Time{}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		entries, err := shmobj.List()
+		if err != nil {
+			return failf(c, "%s", stripPkg(err))
+		}
+		now := time.Now()
+		w := c.App.Writer
+		fmt.Fprintf(w, "\033[H\033[2J%s  every %v  (Ctrl-C to stop)\n\n", now.Format(time.TimeOnly), period)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tKIND\tPID\tSTATE\tSEQ\tBEATS/S\tPROGRESS\tSTALLS\tRESTARTS")
+		seen := map[string]uint64{}
+		for _, e := range entries {
+			if !e.Snapshot.HasRecord && !c.Bool("all") {
+				continue
+			}
+			v := newView(e.Name, e.Snapshot, e.Err, now)
+			rate := "-"
+			if last, ok := prev[v.Name]; ok && v.Seq >= last && !prevAt.IsZero() {
+				rate = fmt.Sprintf("%.1f", float64(v.Seq-last)/now.Sub(prevAt).Seconds())
+			}
+			seen[v.Name] = v.Seq
+			pid := v.WatchedPid
+			if pid == 0 {
+				pid = v.WorkerPid
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\n", v.Name, v.Kind, dash(pid), v.State, v.Seq, rate,
+				ageText(v), stallsText(v), v.Restarts)
+		}
+		tw.Flush()
+		prev, prevAt = seen, now
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
 	}
 }
 

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -31,12 +32,12 @@ const (
 // the module's build information.
 var version = ""
 
-func main() { os.Exit(run(os.Args, os.Stdout, os.Stderr)) }
+func main() { os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr)) }
 
-// run runs the command line args and returns the exit code.
-func run(args []string, stdout, stderr io.Writer) int {
+// run runs the command line args until it ends or ctx is done, and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	err := app.Run(args)
+	err := app.RunContext(ctx, args)
 	if err == nil {
 		return exitOK
 	}

@@ -2,19 +2,22 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shmmon/shmmon/shmobj"
 )
 
 func runCLI(args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
-	code = run(append([]string{"shmmon"}, args...), &out, &errOut)
+	code = run(context.Background(), append([]string{"shmmon"}, args...), &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -233,5 +236,54 @@ func TestLogFormatJSON(t *testing.T) {
 	code, _, stderr = runCLI("--log-level", "warn", "run", "--name", name, "--restart", "never", "--", "true")
 	if code != exitOK || stderr != "" {
 		t.Errorf("--log-level warn: exit %d, stderr %q; want nothing logged", code, stderr)
+	}
+}
+
+func TestLsWatch(t *testing.T) {
+	name := fmt.Sprintf("shmmon-cli-lswatch-%d", os.Getpid())
+	seg, err := shmobj.Publish(name, shmobj.PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seg.Close(); shmobj.Remove(name) })
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // a worker beating about 100 times a second
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+				seg.Beat()
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	code := run(ctx, []string{"shmmon", "ls", "--watch", "200ms"}, &out, &errOut)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	frames := strings.Split(out.String(), "\033[H\033[2J")
+	if len(frames) < 3 {
+		t.Fatalf("%d refreshes in 700ms at 200ms, want at least 3:\n%s", len(frames)-1, out.String())
+	}
+	last := frames[len(frames)-1]
+	var rate float64
+	for _, l := range strings.Split(last, "\n") {
+		if f := strings.Fields(l); len(f) > 5 && f[0] == name {
+			rate, _ = strconv.ParseFloat(f[5], 64)
+		}
+	}
+	// About 100 beats/s; a loaded machine beats less often, never more.
+	if rate < 10 || rate > 150 {
+		t.Errorf("beats/s of %s = %v, want about 100; last frame:\n%s", name, rate, last)
+	}
+	if code, _, stderr := runCLI("ls", "--watch", "1ms"); code != exitUsage || !strings.Contains(stderr, "--watch 1ms") {
+		t.Errorf("ls --watch 1ms: exit %d, %q", code, stderr)
 	}
 }
