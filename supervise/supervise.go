@@ -263,8 +263,12 @@ func (s *Supervisor) Run(ctx context.Context) (Outcome, error) {
 		var c *child
 		if orphan != 0 {
 			c, err = s.adopt(orphan)
+			if err != nil { // it ended since it was found: start a new one instead
+				s.log.Info("the previous worker is gone; starting a new one", "worker", s.name, "pid", orphan, "err", err)
+			}
 			orphan = 0
-		} else {
+		}
+		if c == nil {
 			c, err = s.start()
 		}
 		e := s.runOnce(ctx, h, c, err)
