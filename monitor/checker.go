@@ -92,6 +92,12 @@ type Checker struct {
 	lastProgress time.Duration // valid when beaten
 	progressWall int64         // Unix ns of lastProgress, for the status record
 	state        shmobj.State
+	// resumed is when the last late (unjudged) check happened; until a full interval has
+	// passed since then, checks are not judged either. The ticker keeps its phase across a
+	// pause, so the check after a late one may come milliseconds later, before a worker that
+	// was paused too (the machine slept) could beat.
+	resumed time.Duration
+	paused  bool // resumed is set
 }
 
 // NewChecker returns a Checker whose rules start at now (the object was just published). cfg
@@ -120,6 +126,13 @@ func (c *Checker) Observe(seq uint64, now time.Time) Result {
 func (c *Checker) observe(seq uint64, mono time.Duration, wall int64) Result {
 	late := mono-c.prev > 2*c.cfg.Interval
 	c.prev = mono
+	if late {
+		c.resumed, c.paused = mono, true
+	} else if c.paused && mono-c.resumed < c.cfg.Interval {
+		late = true // too soon after a pause to judge
+	} else {
+		c.paused = false
+	}
 	if late {
 		// The monitor was stopped, starved or the machine slept: what happened in between
 		// is unknown, so this check judges nothing. It only follows the sequence.

@@ -58,6 +58,8 @@ func TestCheckRules(t *testing.T) {
 		{"late check follows the sequence", []step{{iv, 5, OK, 0}, {3 * iv, 9, OK, 0}, {iv, 9, Stalled, 1}, {iv, 10, OK, 0}}, shmobj.StateOK},
 		{"late check keeps the count", []step{{iv, 5, OK, 0}, {iv, 5, Stalled, 1}, {iv, 5, Stalled, 2}, {3 * iv, 6, OK, 2}, {iv, 6, Abnormal, 3}}, shmobj.StateAbnormal},
 		{"exactly two intervals is judged", []step{{iv, 5, OK, 0}, {2 * iv, 5, Stalled, 1}}, shmobj.StateStalled},
+		{"a check soon after a late one is not judged", []step{{iv, 5, OK, 0}, {5 * iv, 5, OK, 0}, {iv / 10, 5, OK, 0}, {iv / 2, 5, OK, 0}, {iv / 2, 5, Stalled, 1}}, shmobj.StateStalled},
+		{"progress soon after a late check counts", []step{{iv, 5, OK, 0}, {5 * iv, 5, OK, 0}, {iv / 10, 6, OK, 0}, {iv, 6, Stalled, 1}}, shmobj.StateStalled},
 		{"late first check in grace", []step{{5 * iv, 0, OK, 0}}, shmobj.StateWaiting},
 		{"late first beat", []step{{5 * iv, 3, OK, 0}, {iv, 3, Stalled, 1}}, shmobj.StateStalled},
 		{"huge sequence", []step{{iv, 1<<64 - 2, OK, 0}, {iv, 1<<64 - 1, OK, 0}, {iv, 1<<64 - 1, Stalled, 1}}, shmobj.StateStalled},

@@ -11,7 +11,9 @@
 //     began again (0 < s < last: last is rebased, stalls reset); or no beat was seen yet and
 //     the startup grace is running; or the check came late (more than 2 intervals after the
 //     previous one, by the monotonic clock: the monitor itself was stopped or starved), which
-//     is not judged — the stall count stays and last follows the sequence.
+//     is not judged — the stall count stays and last follows the sequence; nor is any check
+//     less than one interval after such a late one, so a worker paused along with the
+//     monitor (the machine slept) gets a full interval to beat again.
 //   - [Stalled] (-1): no progress (s == last, or s == 0 after a beat was seen, or s == 0 after
 //     the grace), below the threshold.
 //   - [Abnormal] (-2): the consecutive stall count reached the threshold: the worker is hung
