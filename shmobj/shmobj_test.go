@@ -518,3 +518,23 @@ func TestAdopt(t *testing.T) {
 	fresh.Close()
 	noTempLeft(t)
 }
+
+// FuzzValidateName checks that every name ValidateName accepts is one Linux can use as a
+// file name in /dev/shm, and that it never panics.
+func FuzzValidateName(f *testing.F) {
+	for _, s := range []string{"abcd", "", ".", "..", "a/b", "a\x00b", strings.Repeat("x", 255), strings.Repeat("x", 256), "é", ".shmmon-1-2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		err := ValidateName(name)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidName) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("ValidateName(%q) = %v: want a one-line ErrInvalidName", name, err)
+			}
+			return
+		}
+		if name == "" || len(name) > MaxNameLen || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+			t.Fatalf("ValidateName accepted %q", name)
+		}
+	})
+}
