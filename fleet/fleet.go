@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,7 +84,7 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 			ch.Unchanged++
 			continue
 		}
-		if _, err := f.start(w); err != nil {
+		if err := f.start(w); err != nil {
 			f.log.Error("cannot start worker", "worker", w.Name, "err", err)
 			continue
 		}
@@ -93,18 +92,6 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 	}
 	ch.Started -= ch.Restarted // a changed worker was counted as stopped and started
 	return ch
-}
-
-// Names returns the names of the running workers, sorted.
-func (f *Fleet) Names() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var names []string
-	for name := range f.members {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
 }
 
 // Stop stops every worker (programs stopped, objects removed) and the process table sweep,
@@ -127,7 +114,7 @@ func (m *member) stop() {
 }
 
 // start starts one worker's goroutine. f.mu must be held.
-func (f *Fleet) start(w config.Worker) (*member, error) {
+func (f *Fleet) start(w config.Worker) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &member{w: w, cancel: cancel, done: make(chan struct{})}
 	log := f.log
@@ -135,7 +122,7 @@ func (f *Fleet) start(w config.Worker) (*member, error) {
 		s, err := supervise.New(w.Name, supervisorOptions(w, log))
 		if err != nil {
 			cancel()
-			return nil, err
+			return err
 		}
 		go func() {
 			defer close(m.done)
@@ -152,7 +139,7 @@ func (f *Fleet) start(w config.Worker) (*member, error) {
 		}()
 	}
 	f.members[w.Name] = m
-	return m, nil
+	return nil
 }
 
 func monitorOptions(w config.Worker) monitor.Options {
