@@ -232,7 +232,7 @@ func TestTimedOut(t *testing.T) {
 		{time.Unix(102, 0), true},            // at least 1 s old
 		{time.Unix(100, 500_000_000), false},
 	} {
-		if got := timedOut(Record{Atime: beat, Timeout: time.Second}, tc.now); got != tc.want {
+		if got := (Record{Atime: beat, Timeout: time.Second}).TimedOut(tc.now); got != tc.want {
 			t.Errorf("timeout 1s, atime 100, now %v: timed out %v, want %v", tc.now.Sub(beat), got, tc.want)
 		}
 	}

@@ -99,7 +99,7 @@ func (t *Table) judge(ctx context.Context, p *proc.Process, r Record, atime int6
 	// Judge the record as it is now, not as the pass read it: killing another process may
 	// have taken seconds, and this one may have beaten meanwhile.
 	cur, ok := t.record(r.Slot)
-	if !ok || cur.Pid != r.Pid || !timedOut(cur, time.Now()) {
+	if !ok || cur.Pid != r.Pid || !cur.TimedOut(time.Now()) {
 		return false
 	}
 	atime = cur.Atime.Unix()
@@ -121,10 +121,10 @@ func (t *Table) judge(ctx context.Context, p *proc.Process, r Record, atime int6
 	return term.Signalled
 }
 
-// timedOut reports whether r's heartbeat is certainly older than its timeout at now. atime has
-// whole seconds: the beat happened somewhere in [atime, atime+1s), so the original's
+// TimedOut reports whether r's heartbeat is certainly older than its timeout at now. atime
+// has whole seconds: the beat happened somewhere in [atime, atime+1s), so the original's
 // now-atime >= timeout would kill a process that beat less than timeout ago. Requiring more
 // than timeout whole seconds means the real age is above timeout.
-func timedOut(r Record, now time.Time) bool {
+func (r Record) TimedOut(now time.Time) bool {
 	return now.Unix()-r.Atime.Unix() > int64(r.Timeout/time.Second)
 }

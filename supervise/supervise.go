@@ -215,8 +215,7 @@ func (s *Supervisor) Restart() {
 
 // ended is how one run of the program ended.
 type ended struct {
-	state *os.ProcessState // nil when it could not be started
-	err   error            // why it could not be started
+	state *os.ProcessState // nil when it could not be started (or was adopted)
 	hung  bool             // killed as hung
 	hup   bool             // stopped for a Restart
 	stop  bool             // stopped because the context was cancelled
@@ -387,7 +386,7 @@ func (s *Supervisor) runOnce(ctx context.Context, h *monitor.Heartbeat, c *child
 	if err != nil {
 		s.log.Error("cannot start", "worker", s.name, "event", "start-failed", "command", s.opts.Command[0], "err", err)
 		h.Segment().SetState(shmobj.StateExited)
-		return ended{err: err}
+		return ended{}
 	}
 	defer c.proc.Close()
 	h.NewWorker(int64(c.pid()), started)

@@ -154,30 +154,28 @@ func inspectCommand() *cli.Command {
 // objectView is one object as ls and inspect show it. Its JSON form is stable: fields are
 // only added.
 type objectView struct {
-	Name          string       `json:"name"`
-	Kind          string       `json:"kind"` // "shm", or "proctab" for a process table record
-	Proctab       *proctabView `json:"proctab,omitempty"`
-	Size          int64        `json:"size"`
-	Seq           uint64       `json:"seq"`
-	WorkerPid     int64        `json:"worker_pid"`
-	Shmmon        bool         `json:"shmmon"`
-	State         string       `json:"state"`
-	MonitorPid    int64        `json:"monitor_pid,omitempty"`
-	MonitorAlive  bool         `json:"monitor_alive"`
-	WatchedPid    int64        `json:"watched_pid,omitempty"`
-	LastSeq       uint64       `json:"last_seq,omitempty"`
-	Stalls        uint32       `json:"stalls"`
-	Threshold     uint32       `json:"threshold,omitempty"`
-	IntervalSec   float64      `json:"interval_seconds,omitempty"`
-	LastProgress  string       `json:"last_progress,omitempty"` // RFC 3339, empty before the first beat
-	LastCheck     string       `json:"last_check,omitempty"`
-	ProgressAgeS  float64      `json:"last_progress_age_seconds,omitempty"`
-	Retired       bool         `json:"retired"`
-	Kills         uint64       `json:"kills"`
-	Restarts      uint64       `json:"restarts"`
-	Error         string       `json:"error,omitempty"`
-	progressAge   time.Duration
-	hasProgressAt bool
+	Name         string       `json:"name"`
+	Kind         string       `json:"kind"` // "shm", or "proctab" for a process table record
+	Proctab      *proctabView `json:"proctab,omitempty"`
+	Size         int64        `json:"size"`
+	Seq          uint64       `json:"seq"`
+	WorkerPid    int64        `json:"worker_pid"`
+	Shmmon       bool         `json:"shmmon"`
+	State        string       `json:"state"`
+	MonitorPid   int64        `json:"monitor_pid,omitempty"`
+	MonitorAlive bool         `json:"monitor_alive"`
+	WatchedPid   int64        `json:"watched_pid,omitempty"`
+	LastSeq      uint64       `json:"last_seq,omitempty"`
+	Stalls       uint32       `json:"stalls"`
+	Threshold    uint32       `json:"threshold,omitempty"`
+	IntervalSec  float64      `json:"interval_seconds,omitempty"`
+	LastProgress string       `json:"last_progress,omitempty"` // RFC 3339, empty before the first beat
+	LastCheck    string       `json:"last_check,omitempty"`
+	ProgressAgeS float64      `json:"last_progress_age_seconds,omitempty"`
+	Retired      bool         `json:"retired"`
+	Kills        uint64       `json:"kills"`
+	Restarts     uint64       `json:"restarts"`
+	Error        string       `json:"error,omitempty"`
 }
 
 func newView(name string, s shmobj.Snapshot, err error, now time.Time) objectView {
@@ -201,8 +199,7 @@ func newView(name string, s shmobj.Snapshot, err error, now time.Time) objectVie
 	if r.LastProgress != 0 {
 		at := time.Unix(0, r.LastProgress)
 		v.LastProgress = at.Format(time.RFC3339Nano)
-		v.progressAge, v.hasProgressAt = now.Sub(at), true
-		v.ProgressAgeS = v.progressAge.Seconds()
+		v.ProgressAgeS = now.Sub(at).Seconds()
 	}
 	if r.LastCheck != 0 {
 		v.LastCheck = time.Unix(0, r.LastCheck).Format(time.RFC3339Nano)
@@ -264,10 +261,10 @@ func stallsText(v objectView) string {
 }
 
 func ageText(v objectView) string {
-	if !v.hasProgressAt {
+	if v.LastProgress == "" {
 		return "-"
 	}
-	return v.progressAge.Round(time.Millisecond).String() + " ago"
+	return seconds(v.ProgressAgeS).Round(time.Millisecond).String() + " ago"
 }
 
 func dash(n int64) string {
@@ -283,3 +280,6 @@ func cmpOr(s, def string) string {
 	}
 	return s
 }
+
+// seconds converts seconds, as the JSON views carry them, to a Duration.
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -154,8 +154,6 @@ type proctabView struct {
 	AgeSec     float64 `json:"age_seconds"`
 	Alive      bool    `json:"alive"`
 	TimedOut   bool    `json:"timed_out"`
-	age        time.Duration
-	timeout    time.Duration
 }
 
 // proctabViews reads the table of opts without creating it.
@@ -174,7 +172,7 @@ func proctabViews(opts proctab.Options, now time.Time) ([]proctabView, error) {
 		age := now.Sub(r.Atime)
 		views = append(views, proctabView{Slot: r.Slot, Pid: r.Pid, Name: r.Name, TimeoutSec: r.Timeout.Seconds(),
 			Atime: r.Atime.Format(time.RFC3339), AgeSec: age.Seconds(), Alive: proc.Alive(r.Pid),
-			TimedOut: age >= r.Timeout, age: age, timeout: r.Timeout})
+			TimedOut: r.TimedOut(now)})
 	}
 	return views, nil
 }
@@ -194,11 +192,11 @@ func writeProctab(w io.Writer, views []proctabView) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SLOT\tPID\tNAME\tTIMEOUT\tAGE\tALIVE")
 	for _, v := range views {
-		age := v.age.Round(time.Second).String()
+		age := seconds(v.AgeSec).Round(time.Second).String()
 		if v.TimedOut {
 			age += " (timed out)"
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%v\n", v.Slot, v.Pid, v.Name, v.timeout, age, v.Alive)
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%v\n", v.Slot, v.Pid, v.Name, seconds(v.TimeoutSec), age, v.Alive)
 	}
 	tw.Flush()
 }
