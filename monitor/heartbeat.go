@@ -18,6 +18,9 @@ type Options struct {
 	Size       int64       // object size in bytes; 0 means shmobj.DefaultSize
 	Mode       os.FileMode // permissions; 0 means shmobj.DefaultMode
 	WatchedPid int64       // recorded in the status record; 0 = unknown
+	// OnEvent, when set, is called on the monitor's goroutine for every [Event]; it must
+	// not block (hand slow work to another goroutine).
+	OnEvent func(Event)
 }
 
 // Heartbeat is one published object and the [Checker] that judges its sequence. The object
@@ -167,9 +170,22 @@ func (h *Heartbeat) Step(now time.Time, log *slog.Logger) Result {
 	}
 	if st := h.chk.State(); st != h.prev {
 		h.logState(log, h.prev, r, now)
+		switch st {
+		case shmobj.StateStalled:
+			h.Emit(EventStall, now, "")
+		case shmobj.StateAbnormal:
+			h.Emit(EventAbnormal, now, "")
+		}
 		h.prev = st
 	}
 	return r
+}
+
+// Emit reports an event of kind about this heartbeat's worker (its pid, last sequence and
+// stall count) through [Options.OnEvent].
+func (h *Heartbeat) Emit(kind EventKind, now time.Time, detail string) {
+	h.opts.emit(Event{Kind: kind, Worker: h.name, Pid: h.Pid(), Seq: h.chk.Last(),
+		Stalls: h.chk.Stalls(), Time: now, Detail: detail})
 }
 
 // republish replaces an object that went missing, shrank or was replaced, after logging why.

@@ -103,6 +103,7 @@ func (w *Watch) Run(ctx context.Context) (Outcome, error) {
 			h.Segment().SetState(shmobj.StateExited)
 			log.Info("state change", "worker", w.Name, "pid", w.Process.Pid(), "seq", h.Checker().Last(),
 				"state", shmobj.StateExited, "event", "exited")
+			h.Emit(EventExit, time.Now(), "exited")
 			return Exited, nil
 		}
 		now := time.Now()
@@ -126,6 +127,7 @@ func (w *Watch) kill(ctx context.Context, h *Heartbeat, log *slog.Logger, now ti
 	if !term.Signalled && term.Exited {
 		// It ended by itself between the verdict and the signal.
 		h.Segment().SetState(shmobj.StateExited)
+		h.Emit(EventExit, time.Now(), "exited")
 		return Exited, nil
 	}
 	if err != nil {
@@ -135,5 +137,6 @@ func (w *Watch) kill(ctx context.Context, h *Heartbeat, log *slog.Logger, now ti
 	h.Segment().SetState(shmobj.StateKilled)
 	log.Warn("state change", append(base, "pid", w.Process.Pid(), "state", shmobj.StateKilled,
 		"event", "killed", "sigkill", term.Killed, "took", term.Took.Round(time.Millisecond))...)
+	h.Emit(EventKill, time.Now(), "")
 	return Killed, nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -200,5 +201,31 @@ func TestWatchPublishError(t *testing.T) {
 	w = &Watch{Name: "x", Options: Options{Config: Config{Stalls: -1}}, Logger: slog.New(slog.DiscardHandler)}
 	if _, err := w.Run(context.Background()); err == nil {
 		t.Error("Run with stalls -1 succeeded")
+	}
+}
+
+func TestWatchEvents(t *testing.T) {
+	name := watchName(t)
+	_, p := startChild(t, "sleep")
+	_, log := newLog()
+	var got []Event // OnEvent runs on Run's goroutine: no lock needed after Run returns
+	w := &Watch{Name: name, Process: p, KillAfter: 200 * time.Millisecond, Logger: log,
+		Options: Options{Config: fast, OnEvent: func(e Event) { got = append(got, e) }}}
+	if out, err := w.Run(context.Background()); err != nil || out != Killed {
+		t.Fatalf("Run = %v, %v, want killed", out, err)
+	}
+	var kinds []EventKind
+	for _, e := range got {
+		kinds = append(kinds, e.Kind)
+		if e.Worker != name || e.Pid != int64(p.Pid()) || e.Time.IsZero() {
+			t.Errorf("event %+v: want worker %q, pid %d and a time", e, name, p.Pid())
+		}
+	}
+	want := []EventKind{EventStall, EventAbnormal, EventKill}
+	if !slices.Equal(kinds, want) {
+		t.Errorf("events %v, want %v (one per change, not one per check)", kinds, want)
+	}
+	if len(got) == 3 && got[1].Stalls != fast.Stalls {
+		t.Errorf("abnormal with %d stalls, want %d", got[1].Stalls, fast.Stalls)
 	}
 }

@@ -253,6 +253,7 @@ func (s *Supervisor) Run(ctx context.Context) (Outcome, error) {
 					s.name, len(starts), s.opts.StartWindow, s.opts.StartLimit)
 				s.log.Error("giving up", "worker", s.name, "event", "give-up", "starts", len(starts),
 					"window", s.opts.StartWindow, "limit", s.opts.StartLimit)
+				h.Emit(monitor.EventGiveUp, now, fmt.Sprintf("%d starts within %v", len(starts), s.opts.StartWindow))
 				return GaveUp, err
 			}
 		}
@@ -270,7 +271,7 @@ func (s *Supervisor) Run(ctx context.Context) (Outcome, error) {
 		if c == nil {
 			c, err = s.start()
 		}
-		e := s.runOnce(ctx, h, c, err)
+		e := s.runOnce(ctx, h, c, err, restarts > 0)
 		restarts++
 		requested = e.hup
 		switch {
@@ -379,9 +380,9 @@ func (s *Supervisor) publish() (*monitor.Heartbeat, int, error) {
 	return h, 0, nil
 }
 
-// runOnce supervises one run of the program (c, or err when it could not be started) until
-// it ends, and reports how.
-func (s *Supervisor) runOnce(ctx context.Context, h *monitor.Heartbeat, c *child, err error) ended {
+// runOnce supervises one run of the program (c, or err when it could not be started; restart
+// when it is not the first) until it ends, and reports how.
+func (s *Supervisor) runOnce(ctx context.Context, h *monitor.Heartbeat, c *child, err error, restart bool) ended {
 	started := time.Now()
 	if err != nil {
 		s.log.Error("cannot start", "worker", s.name, "event", "start-failed", "command", s.opts.Command[0], "err", err)
@@ -394,6 +395,11 @@ func (s *Supervisor) runOnce(ctx context.Context, h *monitor.Heartbeat, c *child
 		s.log.Info("adopted", "worker", s.name, "pid", c.pid(), "event", "adopt", "command", strings.Join(s.opts.Command, " "))
 	} else {
 		s.log.Info("started", "worker", s.name, "pid", c.pid(), "event", "start", "command", strings.Join(s.opts.Command, " "))
+	}
+	if restart {
+		h.Emit(monitor.EventRestart, started, "")
+	} else {
+		h.Emit(monitor.EventStart, started, "")
 	}
 
 	ticker := time.NewTicker(s.opts.Monitor.Interval)
@@ -416,6 +422,7 @@ func (s *Supervisor) runOnce(ctx context.Context, h *monitor.Heartbeat, c *child
 				e := s.stop(h, c, ended{hung: true}, "kill")
 				h.Segment().AddKill()
 				h.Segment().SetState(shmobj.StateKilled)
+				h.Emit(monitor.EventKill, time.Now(), describe(e.state))
 				return e
 			}
 		}
@@ -452,6 +459,7 @@ func (s *Supervisor) exited(h *monitor.Heartbeat, c *child, e ended) {
 	}
 	s.log.Log(context.Background(), lvl, "worker ended", "worker", s.name, "pid", c.pid(), "event", "exit",
 		"status", describe(e.state), "ran", e.ran.Round(time.Millisecond))
+	h.Emit(monitor.EventExit, time.Now(), describe(e.state))
 }
 
 // describe says how a process ended: "exit 0", "exit 3", "signal killed".

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -447,5 +448,32 @@ func TestSystemdHandshakeNotInherited(t *testing.T) {
 	}
 	if !strings.Contains(env, "SHMMON_KEEP_ME=1") {
 		t.Errorf("the rest of the environment is not passed on")
+	}
+}
+
+func TestEvents(t *testing.T) {
+	events := make(chan monitor.Event, 100)
+	opts := Options{}
+	opts.Monitor.OnEvent = func(e monitor.Event) { events <- e }
+	r := supervise(t, "beat-once", opts)
+	var kinds []monitor.EventKind
+	deadline := time.After(10 * time.Second)
+	for len(kinds) < 5 {
+		select {
+		case e := <-events:
+			if e.Worker != r.name || e.Pid <= 1 {
+				t.Errorf("event %+v: want worker %q and a pid", e, r.name)
+			}
+			if e.Kind == monitor.EventKill && e.Detail == "" {
+				t.Errorf("kill event without the exit status")
+			}
+			kinds = append(kinds, e.Kind)
+		case <-deadline:
+			t.Fatalf("events so far %v", kinds)
+		}
+	}
+	want := []monitor.EventKind{monitor.EventStart, monitor.EventStall, monitor.EventAbnormal, monitor.EventKill, monitor.EventRestart}
+	if !slices.Equal(kinds, want) {
+		t.Errorf("events %v, want %v", kinds, want)
 	}
 }

@@ -1,0 +1,35 @@
+package monitor
+
+import "time"
+
+// EventKind names something that happened to a worker.
+type EventKind string
+
+// The events a monitor reports through [Options.OnEvent].
+const (
+	EventStall    EventKind = "stall"    // the sequence stopped moving (the first stall of a run)
+	EventAbnormal EventKind = "abnormal" // the threshold was reached: the worker is hung
+	EventKill     EventKind = "kill"     // the hung worker was killed
+	EventExit     EventKind = "exit"     // the worker ended by itself (Detail: how)
+	EventStart    EventKind = "start"    // a supervised worker was started (or adopted)
+	EventRestart  EventKind = "restart"  // a supervised worker was started again
+	EventGiveUp   EventKind = "give-up"  // a supervised worker failed too often: no more restarts
+)
+
+// Event is one thing that happened to a worker, as reported to [Options.OnEvent].
+type Event struct {
+	Kind   EventKind
+	Worker string    // the object's name
+	Pid    int64     // the worker's pid; 0 = unknown
+	Seq    uint64    // the last sequence the monitor saw
+	Stalls int       // consecutive stalls at the time
+	Time   time.Time // when it happened
+	Detail string    // how it ended for EventExit and EventKill ("exit 1", "signal killed"), why for EventGiveUp
+}
+
+// emit reports e through opts.OnEvent, when set.
+func (o *Options) emit(e Event) {
+	if o.OnEvent != nil {
+		o.OnEvent(e)
+	}
+}
