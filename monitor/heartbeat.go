@@ -105,7 +105,7 @@ func (h *Heartbeat) publishOptions() shmobj.PublishOptions {
 
 // Republish replaces the object with a fresh one, as after the old one was deleted, truncated
 // or replaced under the monitor, and starts the rules over at now. The kill and restart
-// counts carry over. On error the Heartbeat keeps its old mapping.
+// counts, the kind and the status text carry over. On error the Heartbeat keeps its old mapping.
 func (h *Heartbeat) Republish(now time.Time) error {
 	seg, err := shmobj.Publish(h.name, h.publishOptions())
 	if err != nil {
@@ -114,6 +114,8 @@ func (h *Heartbeat) Republish(now time.Time) error {
 	if old := h.seg; old != nil {
 		if snap, err := old.Snapshot(); err == nil && snap.HasRecord {
 			seg.SetCounts(snap.Record.Kills, snap.Record.Restarts)
+			seg.SetKind(snap.Record.Kind)
+			seg.SetStatusText(snap.StatusText)
 		}
 		old.Close()
 	}

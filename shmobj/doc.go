@@ -37,7 +37,11 @@
 //	76      uint32   retired: 1 = replaced by its monitor; workers must reopen by name
 //	80      uint64   kills performed
 //	88      uint64   restarts performed
-//	96..127          reserved, zero
+//	96      uint32   kind of heartbeat (see [Kind]): 0 shm, 1 notify, 2 socket
+//	100..127         reserved, zero
+//
+// When the monitor half has room for it, the record is followed by the worker's status text
+// (the notify protocol's STATUS=): a uint32 length at 128, then up to [MaxStatusText] bytes.
 //
 // # Faults
 //

@@ -44,7 +44,38 @@ const (
 	RecRetired      = 76
 	RecKills        = 80
 	RecRestarts     = 88
+	RecKind         = 96
 )
+
+// The status text follows the record in the monitor half, when the half has room for it
+// (at least [RecordLen] + 4 + [MaxStatusText] bytes): a uint32 length, then the bytes.
+const (
+	OffStatusTextLen = RecordLen     // uint32, from the start of the monitor half
+	OffStatusText    = RecordLen + 4 // the text, from the start of the monitor half
+	// MaxStatusText is the longest status text kept; longer text is cut.
+	MaxStatusText = 256
+)
+
+// Kind says how a worker's beats arrive. Whatever the kind, each beat advances the
+// sequence at offset 0, so every reader of the object sees it.
+type Kind uint32
+
+// The kinds of heartbeat.
+const (
+	KindShm    Kind = iota // the worker writes the sequence itself (Go worker, Boost worker, shmmon beat)
+	KindNotify             // the monitor writes it for each WATCHDOG=1 of the systemd notify protocol
+	KindSocket             // the monitor writes it for each feed packet of the TCP watchdog
+)
+
+var kindNames = [...]string{"shm", "notify", "socket"}
+
+// String returns "shm", "notify" or "socket", or "kind(N)" for an unknown value.
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint32(k))
+}
 
 // State is the verdict a monitor last recorded for its worker.
 type State uint32
@@ -88,7 +119,8 @@ type record struct {
 	retired      atomic.Uint32
 	kills        atomic.Uint64
 	restarts     atomic.Uint64
-	_            [32]byte
+	kind         atomic.Uint32
+	_            [28]byte
 }
 
 // Record is a decoded status record.
@@ -106,6 +138,7 @@ type Record struct {
 	Retired      bool // the monitor replaced this object; workers must reopen by name
 	Kills        uint64
 	Restarts     uint64
+	Kind         Kind // how the beats arrive
 }
 
 // Snapshot is a decoded view of a whole object.
@@ -115,6 +148,9 @@ type Snapshot struct {
 	WorkerPid int64  // 0 = unknown (always 0 for Boost workers)
 	HasRecord bool   // the monitor half holds a shmmon status record
 	Record    Record // valid when HasRecord
+	// StatusText is the worker's last STATUS= text (notify protocol), "" when none or when
+	// the object has no room for it. Valid when HasRecord.
+	StatusText string
 }
 
 // Decode decodes the bytes of a whole object, as read from its file. It never panics: input
@@ -127,10 +163,28 @@ func Decode(b []byte) (Snapshot, error) {
 	}
 	head := b[:min(len(b)/2, OffWorkerPid+8)]
 	var rec []byte
-	if half := len(b) / 2; half >= RecordLen {
+	half := len(b) / 2
+	if half >= RecordLen {
 		rec = b[half : half+RecordLen]
 	}
-	return decodeParts(size, head, rec)
+	s, err := decodeParts(size, head, rec)
+	if err == nil && s.HasRecord {
+		s.StatusText = decodeText(b[half:])
+	}
+	return s, err
+}
+
+// decodeText returns the status text of a monitor half, "" when it has no room for one or
+// its length is out of range.
+func decodeText(half []byte) string {
+	if len(half) < OffStatusText+MaxStatusText {
+		return ""
+	}
+	n := binary.NativeEndian.Uint32(half[OffStatusTextLen:])
+	if n > MaxStatusText {
+		return ""
+	}
+	return string(half[OffStatusText : OffStatusText+int(n)])
 }
 
 // decodeParts decodes an object of the given size from the start of its worker half (8 or 16
@@ -140,6 +194,9 @@ func decodeParts(size int64, head, r []byte) (Snapshot, error) {
 	s := Snapshot{Size: size, Seq: le.Uint64(head[OffSequence:])}
 	if len(head) >= OffWorkerPid+8 {
 		s.WorkerPid = int64(le.Uint64(head[OffWorkerPid:]))
+	}
+	if len(r) >= RecordLen {
+		r = r[:RecordLen]
 	}
 	if len(r) < RecordLen || !bytes.Equal(r[RecMagic:RecMagic+8], []byte(Magic)) {
 		return s, nil
@@ -162,6 +219,7 @@ func decodeParts(size int64, head, r []byte) (Snapshot, error) {
 		Retired:      le.Uint32(r[RecRetired:]) != 0,
 		Kills:        le.Uint64(r[RecKills:]),
 		Restarts:     le.Uint64(r[RecRestarts:]),
+		Kind:         Kind(le.Uint32(r[RecKind:])),
 	}
 	return s, nil
 }

@@ -34,14 +34,21 @@ func Read(name string) (Snapshot, error) {
 	if _, err := f.ReadAt(head, 0); err != nil {
 		return Snapshot{}, fmt.Errorf("shmobj: read %q: %w", name, noEOF(err))
 	}
-	var rec []byte
-	if size/2 >= RecordLen {
+	var rec []byte // the record, and the status text when there is room for it
+	if half := size / 2; half >= RecordLen {
 		rec = make([]byte, RecordLen)
-		if _, err := f.ReadAt(rec, size/2); err != nil {
+		if half >= OffStatusText+MaxStatusText {
+			rec = make([]byte, OffStatusText+MaxStatusText)
+		}
+		if _, err := f.ReadAt(rec, half); err != nil {
 			return Snapshot{}, fmt.Errorf("shmobj: read %q: %w", name, noEOF(err))
 		}
 	}
-	return decodeParts(size, head, rec)
+	s, err := decodeParts(size, head, rec)
+	if err == nil && s.HasRecord {
+		s.StatusText = decodeText(rec)
+	}
+	return s, err
 }
 
 // noEOF reports a short read (the object shrank while being read) as such.

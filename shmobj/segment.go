@@ -209,6 +209,50 @@ func (s *Segment) SetCounts(kills, restarts uint64) (err error) {
 	return nil
 }
 
+// SetKind stores how the worker's beats arrive.
+func (s *Segment) SetKind(k Kind) (err error) {
+	if s.rec == nil {
+		return nil
+	}
+	defer Unguard(Guard(), &err)
+	if s.rec.kind.Load() != uint32(k) {
+		s.rec.kind.Store(uint32(k))
+	}
+	return nil
+}
+
+// textArea returns the monitor half when it has room for the status text, else nil.
+func (s *Segment) textArea() []byte {
+	if s.rec == nil {
+		return nil
+	}
+	half := s.mem[len(s.mem)/2:]
+	if len(half) < OffStatusText+MaxStatusText {
+		return nil
+	}
+	return half
+}
+
+// SetStatusText stores the worker's status text (the notify protocol's STATUS=), cut to
+// [MaxStatusText] bytes; it does nothing when the object has no room for it. The length is
+// zeroed while the bytes change, so a concurrent reader sees the old text, no text, or the
+// new text, and at worst a mix of the two of the new length.
+func (s *Segment) SetStatusText(text string) (err error) {
+	t := s.textArea()
+	if t == nil {
+		return nil
+	}
+	if len(text) > MaxStatusText {
+		text = text[:MaxStatusText]
+	}
+	defer Unguard(Guard(), &err)
+	n := (*atomic.Uint32)(unsafe.Pointer(&t[OffStatusTextLen]))
+	n.Store(0)
+	copy(t[OffStatusText:OffStatusText+MaxStatusText], text)
+	n.Store(uint32(len(text)))
+	return nil
+}
+
 // MarkRetired sets the retired flag, telling workers to reopen the object by name. Only an
 // object that holds a shmmon status record (magic present) is marked: the monitor half of
 // anything else is left untouched.
@@ -250,6 +294,10 @@ func (s *Segment) Snapshot() (snap Snapshot, err error) {
 		Retired:      r.retired.Load() != 0,
 		Kills:        r.kills.Load(),
 		Restarts:     r.restarts.Load(),
+		Kind:         Kind(r.kind.Load()),
+	}
+	if t := s.textArea(); t != nil {
+		snap.StatusText = decodeText(t)
 	}
 	return snap, nil
 }

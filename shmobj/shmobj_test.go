@@ -92,6 +92,7 @@ func TestRecordLayout(t *testing.T) {
 		{"retired", unsafe.Offsetof(r.retired), RecRetired},
 		{"kills", unsafe.Offsetof(r.kills), RecKills},
 		{"restarts", unsafe.Offsetof(r.restarts), RecRestarts},
+		{"kind", unsafe.Offsetof(r.kind), RecKind},
 	}
 	for _, o := range offsets {
 		if o.have != o.want {
@@ -329,6 +330,56 @@ func TestPublishErrors(t *testing.T) {
 		t.Error("Publish over a directory succeeded")
 	}
 	noTempLeft(t)
+}
+
+func TestKindAndStatusText(t *testing.T) {
+	name := testName(t)
+	seg, err := Publish(name, PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seg.Close()
+	long := strings.Repeat("x", MaxStatusText+10)
+	for _, text := range []string{"ready, 3 clients", long, ""} {
+		if err := seg.SetKind(KindNotify); err != nil {
+			t.Fatal(err)
+		}
+		if err := seg.SetStatusText(text); err != nil {
+			t.Fatal(err)
+		}
+		want := text[:min(len(text), MaxStatusText)]
+		snap, err := seg.Snapshot()
+		if err != nil || snap.StatusText != want || snap.Record.Kind != KindNotify {
+			t.Errorf("Snapshot: text %q kind %v (%v), want %q notify", snap.StatusText, snap.Record.Kind, err, want)
+		}
+		read, err := Read(name)
+		if err != nil || read != snap {
+			t.Errorf("Read = %+v, %v, want %+v", read, err, snap)
+		}
+		b, _ := os.ReadFile(Path(name))
+		if dec, err := Decode(b); err != nil || dec != snap {
+			t.Errorf("Decode = %+v, %v, want %+v", dec, err, snap)
+		}
+	}
+	// An object too small for the text keeps the kind and takes no text.
+	small := testName(t) + "-small"
+	sseg, err := Publish(small, PublishOptions{Size: 2 * (RecordLen + 8)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sseg.Close(); Remove(small) }()
+	if err := sseg.SetStatusText("hello"); err != nil {
+		t.Fatal(err)
+	}
+	sseg.SetKind(KindSocket)
+	if snap, err := Read(small); err != nil || snap.StatusText != "" || snap.Record.Kind != KindSocket {
+		t.Errorf("small object: %+v, %v", snap, err)
+	}
+	for k, want := range map[Kind]string{KindShm: "shm", KindNotify: "notify", KindSocket: "socket", 9: "kind(9)"} {
+		if k.String() != want {
+			t.Errorf("Kind(%d) = %q, want %q", k, k.String(), want)
+		}
+	}
 }
 
 func TestSmallObjects(t *testing.T) {
