@@ -48,6 +48,8 @@ type File struct {
 	Workers []Worker
 	// Proctab is the [proctab] table, nil when the file has none.
 	Proctab *Proctab
+	// TCPWatchdog is the [tcp_watchdog] table, nil when the file has none.
+	TCPWatchdog *TCPWatchdog
 }
 
 // Worker is one fully resolved worker: defaults applied, durations parsed, everything

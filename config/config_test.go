@@ -443,7 +443,7 @@ func TestProblems(t *testing.T) {
 			`test.toml:5: worker "a" pid: not allowed with pidfile`,
 		}},
 		{"unknown top-level keys", "foo = 1\n[bar]\nx = 1\n[[baz]]\n[[worker]]\nname = \"a\"\npid = 5\n", []string{
-			`test.toml:1: foo: unknown key (want a [defaults] table, [[worker]] tables or a [proctab] table)`,
+			`test.toml:1: foo: unknown key (want a [defaults] table, [[worker]] tables, a [proctab] or a [tcp_watchdog] table)`,
 			`test.toml:2: bar: unknown key`,
 			`test.toml:4: baz: unknown key`,
 		}},
@@ -749,6 +749,12 @@ func TestExampleFile(t *testing.T) {
 		}
 	}
 
+	for _, k := range tcpWatchdogKeys {
+		if !strings.Contains(string(data), "# "+k+" = ") {
+			t.Errorf("the example does not show [tcp_watchdog] key %s", k)
+		}
+	}
+
 	// Loading it again gives Equal workers: a reload of an unchanged file changes nothing.
 	again, err := Load(path)
 	if err != nil {
@@ -905,6 +911,36 @@ func TestProctabTable(t *testing.T) {
 	} {
 		if _, err := Parse("p.toml", []byte(bad.text)); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("Parse(%q) = %v, want an error containing %q", bad.text, err, bad.want)
+		}
+	}
+}
+
+func TestTCPWatchdogTable(t *testing.T) {
+	for text, want := range map[string]string{
+		"[tcp_watchdog]\n":                            "127.0.0.1:5005",
+		"[tcp_watchdog]\nlisten = \"8000\"\n":         "127.0.0.1:8000",
+		"[tcp_watchdog]\nlisten = \":8000\"\n":        "127.0.0.1:8000",
+		"[tcp_watchdog]\nlisten = \"0.0.0.0:8000\"\n": "0.0.0.0:8000",
+		"[tcp_watchdog]\nlisten = \"[::1]:8000\"\n":   "[::1]:8000",
+	} {
+		f, err := Parse("t.toml", []byte(text))
+		if err != nil || f.TCPWatchdog == nil || f.TCPWatchdog.Listen != want {
+			t.Errorf("Parse(%q): %+v, %v; want listen %s", text, f.TCPWatchdog, err, want)
+		}
+	}
+	if f, _ := Parse("t.toml", []byte("")); f.TCPWatchdog != nil {
+		t.Error("no [tcp_watchdog] table, but a TCPWatchdog")
+	}
+	for _, bad := range []struct{ text, want string }{
+		{"[tcp_watchdog]\nlisten = 5005\n", `t.toml:2: tcp_watchdog listen: got integer 5005 (want "PORT"`},
+		{"[tcp_watchdog]\n\nlisten = \"localhost:5005\"\n", `t.toml:3: tcp_watchdog listen: "localhost:5005" is not a listen address (want`},
+		{"[tcp_watchdog]\nlisten = \"0\"\n", `t.toml:2: tcp_watchdog listen: "0" is not a listen address`},
+		{"[tcp_watchdog]\nport = 1\n", "t.toml:2: tcp_watchdog port: unknown key (want one of [listen])"},
+		{"tcp_watchdog = 3\n", "t.toml:1: tcp_watchdog: got integer 3 (want a table: [tcp_watchdog])"},
+	} {
+		_, err := Parse("t.toml", []byte(bad.text))
+		if err == nil || !strings.Contains(err.Error(), bad.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("Parse(%q) = %v, want one line containing %q", bad.text, err, bad.want)
 		}
 	}
 }

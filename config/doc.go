@@ -57,6 +57,10 @@
 //
 // Unknown keys are errors, anywhere in the file. The resolved values are in [Worker].
 //
+// Two optional tables configure more of serve: [proctab] (see [Proctab]) and [tcp_watchdog]
+// (see [TCPWatchdog]), whose only key is listen = "127.0.0.1:5005" (a port alone listens on
+// 127.0.0.1; another host must be an IP address written out, such as "0.0.0.0:5005").
+//
 // # Errors
 //
 // [Load] and [Parse] check the whole file and report every problem they find: the error is an

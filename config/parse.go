@@ -46,9 +46,16 @@ func (s keySet) has(k string) bool { _, ok := s[k]; return ok }
 func (p *parser) file(raw map[string]any) *File {
 	f := &File{Path: p.path, Defaults: builtin()}
 	for _, k := range slices.Sorted(maps.Keys(raw)) {
-		if k != "defaults" && k != "worker" && k != "proctab" {
-			p.add(p.pos.line(k), quoteKey(k), errors.New("unknown key (want a [defaults] table, [[worker]] tables or a [proctab] table)"))
+		if k != "defaults" && k != "worker" && k != "proctab" && k != "tcp_watchdog" {
+			p.add(p.pos.line(k), quoteKey(k), errors.New("unknown key (want a [defaults] table, [[worker]] tables, a [proctab] or a [tcp_watchdog] table)"))
 		}
+	}
+	switch t := raw["tcp_watchdog"].(type) {
+	case nil:
+	case map[string]any:
+		f.TCPWatchdog = p.tcpWatchdog(t)
+	default:
+		p.add(p.pos.line("tcp_watchdog"), "tcp_watchdog", gotWant(t, "a table: [tcp_watchdog]"))
 	}
 	switch t := raw["proctab"].(type) {
 	case nil:

@@ -1,0 +1,44 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/shmmon/shmmon/tcpwd"
+)
+
+// TCPWatchdog is the optional [tcp_watchdog] table: serve then runs the socket watchdog of
+// the seeds (package tcpwd), whose clients feed the workers named in the file over TCP.
+type TCPWatchdog struct {
+	Listen string // listen = "127.0.0.1:5005", resolved to IP:PORT; a port alone is on 127.0.0.1
+}
+
+// tcpWatchdogKeys are the keys of [tcp_watchdog].
+var tcpWatchdogKeys = []string{"listen"}
+
+// tcpWatchdog resolves the [tcp_watchdog] table.
+func (p *parser) tcpWatchdog(raw map[string]any) *TCPWatchdog {
+	tw := &TCPWatchdog{Listen: tcpwd.DefaultListen}
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
+		v, line, label := raw[k], p.pos.line("tcp_watchdog", k), "tcp_watchdog "+k
+		switch k {
+		case "listen":
+			const want = `want "PORT", ":PORT" (both on 127.0.0.1) or "IP:PORT", e.g. "5005" or "0.0.0.0:5005"; PORT 1-65535`
+			s, ok := v.(string)
+			if !ok {
+				p.add(line, label, gotWant(v, want[len("want "):]))
+				continue
+			}
+			addr, err := tcpwd.ListenAddr(s)
+			if err != nil {
+				p.add(line, label, wrapf(err, "%s is not a listen address (%s)", shorten(s), want))
+				continue
+			}
+			tw.Listen = addr
+		default:
+			p.add(line, label, fmt.Errorf("unknown key (want one of %v)", tcpWatchdogKeys))
+		}
+	}
+	return tw
+}
