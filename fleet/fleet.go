@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,6 +37,9 @@ type Fleet struct {
 	mu      sync.Mutex
 	members map[string]*member
 	sweeper *sweeper // nil when no process table is swept
+
+	tcpwd *tcpWatchdog                    // nil when no TCP watchdog runs
+	names atomic.Pointer[map[string]bool] // the workers' names, for IsWorker
 }
 
 // member is one running worker.
@@ -61,9 +65,12 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 	defer f.mu.Unlock()
 	var ch Changes
 	want := map[string]config.Worker{}
+	names := map[string]bool{}
 	for _, w := range ws {
 		want[w.Name] = w
+		names[w.Name] = true
 	}
+	f.names.Store(&names)
 	// Stop what goes, all at once: each stop may wait its worker's kill-after.
 	var wg sync.WaitGroup
 	for name, m := range f.members {
@@ -94,8 +101,8 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 	return ch
 }
 
-// Stop stops every worker (programs stopped, objects removed) and the process table sweep,
-// and waits for them.
+// Stop stops every worker (programs stopped, objects removed), the process table sweep and
+// then the TCP watchdog, and waits for them.
 func (f *Fleet) Stop() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -106,6 +113,7 @@ func (f *Fleet) Stop() {
 		delete(f.members, name)
 	}
 	wg.Wait()
+	f.stopTCPWatchdog()
 }
 
 func (m *member) stop() {

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -285,5 +287,25 @@ func TestLsWatch(t *testing.T) {
 	}
 	if code, _, stderr := runCLI("ls", "--watch", "1ms"); code != exitUsage || !strings.Contains(stderr, "--watch 1ms") {
 		t.Errorf("ls --watch 1ms: exit %d, %q", code, stderr)
+	}
+}
+
+// TestServeTCPWatchdogPortBusy: a [tcp_watchdog] port that cannot be had is an error before
+// any worker starts.
+func TestServeTCPWatchdogPortBusy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	path := filepath.Join(t.TempDir(), "shmmon.toml")
+	conf := fmt.Sprintf("[tcp_watchdog]\nlisten = %q\n", ln.Addr().String())
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI("serve", "--config", path)
+	if code != exitError || !strings.Contains(stderr, "shmmon serve: tcp watchdog: listen tcp "+ln.Addr().String()) ||
+		!strings.Contains(stderr, "address already in use") {
+		t.Errorf("exit %d, stderr %q; want exit %d and the listen error", code, stderr, exitError)
 	}
 }

@@ -27,8 +27,10 @@ func serveCommand() *cli.Command {
 			"The file is reloaded when it changes and on SIGHUP: added workers start, removed ones\n" +
 			"stop, changed ones restart, unchanged ones are left alone; an invalid file is reported\n" +
 			"and the running config stays. A restarted serve adopts what is still there (objects,\n" +
-			"and supervised programs still running). Under systemd (NOTIFY_SOCKET) it sends\n" +
-			"READY=1, WATCHDOG=1 and STOPPING=1. SIGINT/SIGTERM stop every worker and exit 0.",
+			"and supervised programs still running). With a [tcp_watchdog] table it also serves the\n" +
+			"seeds' TCP watchdog protocol: a client's feeds of a worker's name are that worker's beats.\n" +
+			"Under systemd (NOTIFY_SOCKET) it sends READY=1, WATCHDOG=1 and STOPPING=1.\n" +
+			"SIGINT/SIGTERM stop every worker and exit 0.",
 		OnUsageError: usageError,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "config `FILE` (TOML)", Required: true},
@@ -62,6 +64,10 @@ func serveAction(c *cli.Context) error {
 	}
 
 	f := fleet.New(log)
+	// Listen first: a busy port is an error before any worker starts.
+	if err := f.SetTCPWatchdog(file.TCPWatchdog); err != nil {
+		return failf(c, "%s", strings.TrimPrefix(err.Error(), "fleet: "))
+	}
 	ch := f.Apply(file.Workers)
 	f.SetProctab(file.Proctab)
 	log.Info("serving", "config", path, "workers", len(file.Workers), "started", ch.Started, "event", "serve")
@@ -101,6 +107,9 @@ func serveAction(c *cli.Context) error {
 		}
 		ch := f.Apply(file.Workers)
 		f.SetProctab(file.Proctab)
+		if err := f.SetTCPWatchdog(file.TCPWatchdog); err != nil {
+			log.Error("tcp watchdog not running; the next reload tries again", "config", path, "event", "tcp-listen-failed", "err", err)
+		}
 		log.Info("config reloaded", "config", path, "why", why, "event", "reload", "started", ch.Started,
 			"stopped", ch.Stopped, "restarted", ch.Restarted, "unchanged", ch.Unchanged)
 	}
