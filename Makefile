@@ -1,7 +1,7 @@
 # shmmon: build, test, lint, bench, demo and the C++ compatibility peers.
 #
 #   make deps     install libboost-dev / g++ (apt, as root) and staticcheck
-#   make compat   build the Boost.Interprocess peers in compat/bin/
+#   make compat   build the C/C++ peers (Boost.Interprocess, proctab, tcpwd) in compat/bin/
 #   make build    build bin/shmmon
 #   make test     run all Go tests (with -race) against the C++ peers
 #   make lint     go vet, staticcheck, gofmt
@@ -15,10 +15,12 @@ GO       ?= go
 GOFMT    ?= gofmt
 CXX      ?= g++
 CXXFLAGS ?= -O2 -std=c++17 -Wall -Wextra
+CFLAGS   ?= -O2 -std=c11 -Wall -Wextra
 LDLIBS   ?= -lrt -pthread
 
 BOOST_HEADER := /usr/include/boost/interprocess/shared_memory_object.hpp
-COMPAT_BINS  := compat/bin/boost_worker compat/bin/boost_checker compat/bin/boost_bench compat/bin/proctab_client
+COMPAT_BINS  := compat/bin/boost_worker compat/bin/boost_checker compat/bin/boost_bench compat/bin/proctab_client \
+                compat/bin/tcpwd_client
 
 # Where `go install` puts staticcheck: $GOBIN if set, else the first GOPATH entry's bin/.
 GO_BIN_DIR   = $(shell d="$$($(GO) env GOBIN)"; [ -n "$$d" ] || d="$$($(GO) env GOPATH | cut -d: -f1)/bin"; echo "$$d")
@@ -52,6 +54,9 @@ compat: $(COMPAT_BINS)
 # make an up-to-date binary rebuild.
 compat/bin/%: compat/cpp/%.cpp | deps compat/bin
 	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
+
+compat/bin/%: compat/cpp/%.c | deps compat/bin
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 compat/bin:
 	mkdir -p $@

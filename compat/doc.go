@@ -10,6 +10,9 @@
 //     NAME, then maps it on every check and prints "check K result R seq S", with the
 //     original checker's quirks (failures never reset; -2 exactly at the threshold).
 //   - boost_bench: the Boost reference figures of BENCHMARKS.md.
+//   - tcpwd_client (C, plain POSIX sockets): a client of the seeds' TCP socket watchdog
+//     (package tcpwd) that registers, feeds, forwards and prints what is forwarded to it;
+//     SIGUSR1 makes it stop feeding while it stays connected.
 //
 // The tests (compat_test.go) run every pairing — Go monitor (`shmmon watch`) or C++ checker,
 // Go worker (the test binary itself) or C++ worker — through a healthy phase and a hang
