@@ -304,7 +304,9 @@ func TestServeListen(t *testing.T) {
 	defer cancel()
 	var out, errOut testlog.Buffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"shmmon", "serve", "--config", path, "--listen", "0"}, &out, &errOut) }()
+	go func() {
+		done <- run(ctx, []string{"shmmon", "serve", "--config", path, "--listen", "0"}, &out, &errOut)
+	}()
 	var addr string
 	for deadline := time.Now().Add(10 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
 		for _, l := range errOut.Lines() {
