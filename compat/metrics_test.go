@@ -78,7 +78,9 @@ func TestServeMetrics(t *testing.T) {
 	name := ws[0].name
 	var pids []int64
 	killOnCleanup(t, &pids)
-	record := func(ev string) string { return fmt.Sprintf("env > %s/.%s.tmp && mv %s/.%s.tmp %s/%s.env", dir, ev, dir, ev, dir, ev) }
+	record := func(ev string) string {
+		return fmt.Sprintf("env > %s/.%s.tmp && mv %s/.%s.tmp %s/%s.env", dir, ev, dir, ev, dir, ev)
+	}
 	ws[0].extra = fmt.Sprintf("on_kill = %q\non_restart = %q\non_abnormal = %q\nhook_timeout = \"1s\"\n",
 		record("kill"), record("restart"), "sleep 60")
 	writeConfig(t, path, ws, "")
