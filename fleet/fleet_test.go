@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -256,6 +257,9 @@ func TestLate(t *testing.T) {
 	name := objectName(t)
 	f, _ := newFleet(t)
 	block := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(block) }) }
+	t.Cleanup(unblock) // before f.Stop: a failure while the loop is blocked must not hang the test
 	blocking := make(chan bool, 1)
 	blocking <- false
 	f.ObserveChecks(func(worker string, took time.Duration) {
@@ -285,7 +289,7 @@ func TestLate(t *testing.T) {
 	}
 	<-blocking
 	blocking <- false
-	close(block)
+	unblock()
 	waitFor(t, 5*time.Second, "the loop on time again", func() bool { return !status(t, f, name).Late(time.Now()) })
 
 	// A loop that is not checking (waiting to restart, between runs of a periodic job, gave

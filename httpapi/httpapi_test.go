@@ -132,6 +132,14 @@ func TestFleetEndpoints(t *testing.T) {
 	s := New(f)
 	var mu sync.Mutex
 	var release chan struct{} // non-nil: checks block until it is closed
+	defer func() { // before f.Stop: a failure while the loop is blocked must not hang the test
+		mu.Lock()
+		if release != nil {
+			close(release)
+			release = nil
+		}
+		mu.Unlock()
+	}()
 	f.ObserveChecks(func(w string, took time.Duration) {
 		s.ObserveCheck(w, took)
 		mu.Lock()
