@@ -132,7 +132,7 @@ func TestFleetEndpoints(t *testing.T) {
 	s := New(f)
 	var mu sync.Mutex
 	var release chan struct{} // non-nil: checks block until it is closed
-	defer func() { // before f.Stop: a failure while the loop is blocked must not hang the test
+	defer func() {            // before f.Stop: a failure while the loop is blocked must not hang the test
 		mu.Lock()
 		if release != nil {
 			close(release)
