@@ -132,7 +132,8 @@ func TestFleetEndpoints(t *testing.T) {
 	s := New(f)
 	var mu sync.Mutex
 	var release chan struct{} // non-nil: checks block until it is closed
-	defer func() {            // before f.Stop: a failure while the loop is blocked must not hang the test
+	// Before f.Stop: a failure while the loop is blocked must not hang the test.
+	defer func() {
 		mu.Lock()
 		if release != nil {
 			close(release)
