@@ -1,6 +1,6 @@
 # shmmon: build, test, lint, bench, demo and the C++ compatibility peers.
 #
-#   make deps     install libboost-dev / g++ (apt, as root) and staticcheck
+#   make deps     install libboost-dev / g++ / prometheus (promtool) (apt, as root) and staticcheck
 #   make compat   build the C/C++ peers (Boost.Interprocess, proctab, tcpwd) in compat/bin/
 #   make build    build bin/shmmon
 #   make test     run all Go tests (with -race) against the C++ peers
@@ -34,6 +34,7 @@ deps:
 	@missing=""; \
 	[ -f "$(BOOST_HEADER)" ] || missing="$$missing libboost-dev"; \
 	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then \
 			echo "missing$$missing: run 'sudo apt-get install$$missing' (or 'sudo make deps')" >&2; \

@@ -34,6 +34,7 @@ const (
 	DefaultBackoffReset = supervise.DefaultBackoffReset
 	DefaultStartLimit   = supervise.DefaultStartLimit
 	DefaultStartWindow  = supervise.DefaultStartWindow
+	DefaultHookTimeout  = 10 * time.Second
 )
 
 // File is a loaded and validated configuration file.
@@ -50,6 +51,8 @@ type File struct {
 	Proctab *Proctab
 	// TCPWatchdog is the [tcp_watchdog] table, nil when the file has none.
 	TCPWatchdog *TCPWatchdog
+	// Serve is the [serve] table; its zero value when the file has none.
+	Serve Serve
 }
 
 // Worker is one fully resolved worker: defaults applied, durations parsed, everything
@@ -84,6 +87,15 @@ type Worker struct {
 	KillAfter time.Duration  // wait this long after Signal, then SIGKILL (> 0)
 	Size      int64          // object size in bytes (>= shmobj.MinSize)
 	Mode      os.FileMode    // object permissions (0001 to 0777)
+
+	// Event hooks: shell commands (/bin/sh -c) run when the worker's event happens (see
+	// package hook); "" runs nothing. OnRestart and OnGiveUp are supervised only.
+	OnStall     string        // the worker stalled (the first missed check of a run)
+	OnAbnormal  string        // the worker reached the stall threshold: it is hung
+	OnKill      string        // the hung worker was killed
+	OnRestart   string        // supervised: the worker was started again
+	OnGiveUp    string        // supervised: the worker failed too often; no more restarts
+	HookTimeout time.Duration // a hook still running after this is killed (> 0)
 }
 
 // Supervised reports whether serve starts the worker itself (it has a Command), as opposed to
@@ -96,8 +108,21 @@ func (w Worker) MonitorConfig() monitor.Config {
 }
 
 // Equal reports whether w and o are the same resolved worker, field by field. A live reload
-// leaves a worker whose old and new versions are Equal alone, and restarts it otherwise.
+// leaves a worker whose old and new versions are Equal alone, takes new hooks without
+// restarting it when they are [Worker.EqualExceptHooks], and restarts it otherwise.
 func (w Worker) Equal(o Worker) bool {
+	return w.EqualExceptHooks(o) &&
+		w.OnStall == o.OnStall &&
+		w.OnAbnormal == o.OnAbnormal &&
+		w.OnKill == o.OnKill &&
+		w.OnRestart == o.OnRestart &&
+		w.OnGiveUp == o.OnGiveUp &&
+		w.HookTimeout == o.HookTimeout
+}
+
+// EqualExceptHooks is [Worker.Equal] without the hook keys (OnStall, OnAbnormal, OnKill,
+// OnRestart, OnGiveUp, HookTimeout): what the worker's program and monitor depend on.
+func (w Worker) EqualExceptHooks(o Worker) bool {
 	return w.Name == o.Name &&
 		slices.Equal(w.Command, o.Command) &&
 		slices.Equal(w.Env, o.Env) &&
@@ -163,6 +188,7 @@ func builtin() Worker {
 		KillAfter:    proc.DefaultKillAfter,
 		Size:         shmobj.DefaultSize,
 		Mode:         shmobj.DefaultMode,
+		HookTimeout:  DefaultHookTimeout,
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -96,7 +97,7 @@ func TestBuiltinDefaults(t *testing.T) {
 		Restart: "always", Backoff: time.Second, BackoffMax: 30 * time.Second, BackoffReset: time.Minute,
 		StartLimit: 5, StartWindow: time.Minute,
 		Interval: time.Second, Stalls: 3, Signal: syscall.SIGTERM, KillAfter: 5 * time.Second,
-		Size: 4096, Mode: 0o600,
+		Size: 4096, Mode: 0o600, HookTimeout: 10 * time.Second,
 	}
 	if !sup.Equal(want) {
 		t.Errorf("supervised worker:\nhave %+v\nwant %+v", sup, want)
@@ -104,7 +105,7 @@ func TestBuiltinDefaults(t *testing.T) {
 	want = Worker{
 		Name: "v", PidFile: "/run/w.pid",
 		Interval: time.Second, Stalls: 3, Signal: syscall.SIGTERM, KillAfter: 5 * time.Second,
-		Size: 4096, Mode: 0o600,
+		Size: 4096, Mode: 0o600, HookTimeout: 10 * time.Second,
 	}
 	if !wat.Equal(want) {
 		t.Errorf("watched worker:\nhave %+v\nwant %+v", wat, want)
@@ -264,7 +265,7 @@ var invalidTests = []struct {
 	{"env name with =", supervisedHead, `env = { "A=B" = "x" }`, `env."A=B"`, `invalid variable name`},
 	{"env reserved", supervisedHead, `env.SHMMON_NAME = "x"`, "env.SHMMON_NAME", `reserved (shmmon sets the SHMMON_* variables itself)`},
 	{"env NUL value", supervisedHead, `env.A = "\u0000"`, "env.A", `the value contains a NUL byte`},
-	{"unknown key", supervisedHead, `intervall = "1s"`, "intervall", `unknown key (want one of: name, command, env, dir, user, group, pid, pidfile, restart, every, interval, stalls, grace, signal, kill_after, size, mode, backoff, backoff_max, backoff_reset, start_limit, start_window)`},
+	{"unknown key", supervisedHead, `intervall = "1s"`, "intervall", `unknown key (want one of: name, command, env, dir, user, group, pid, pidfile, restart, every, interval, stalls, grace, signal, kill_after, size, mode, backoff, backoff_max, backoff_reset, start_limit, start_window, on_stall, on_abnormal, on_kill, on_restart, on_give_up, hook_timeout)`},
 	{"unknown quoted key", supervisedHead, `"my key" = 1`, `"my key"`, `unknown key`},
 	{"unknown table", supervisedHead, "[worker.extra]\nx = 1", "extra", `unknown key`},
 	{"unknown key in env's place", supervisedHead, `environment = { A = "1" }`, "environment", `unknown key`},
@@ -315,7 +316,8 @@ func TestInvalidDefaults(t *testing.T) {
 	t.Run("unknown", func(t *testing.T) {
 		checkOneProblem(t, defaultsHead+"intervall = 1\n", "intervall = 1", "defaults intervall",
 			"unknown key (want one of: user, group, restart, every, interval, stalls, grace, signal, kill_after, size, mode, "+
-				"backoff, backoff_max, backoff_reset, start_limit, start_window)")
+				"backoff, backoff_max, backoff_reset, start_limit, start_window, on_stall, on_abnormal, on_kill, on_restart, "+
+				"on_give_up, hook_timeout)")
 	})
 }
 
@@ -393,7 +395,7 @@ pid = 1234
 		Restart: "never", Every: time.Minute, Backoff: 2 * time.Second, BackoffMax: 4 * time.Second,
 		BackoffReset: 8 * time.Second, StartLimit: 9, StartWindow: 16 * time.Second,
 		Interval: 250 * time.Millisecond, Stalls: 5, Grace: 10 * time.Second, Signal: syscall.SIGINT,
-		KillAfter: time.Second, Size: 1024, Mode: 0o640,
+		KillAfter: time.Second, Size: 1024, Mode: 0o640, HookTimeout: DefaultHookTimeout,
 	}
 	if !f.Defaults.Equal(d) {
 		t.Errorf("Defaults:\nhave %+v\nwant %+v", f.Defaults, d)
@@ -443,7 +445,7 @@ func TestProblems(t *testing.T) {
 			`test.toml:5: worker "a" pid: not allowed with pidfile`,
 		}},
 		{"unknown top-level keys", "foo = 1\n[bar]\nx = 1\n[[baz]]\n[[worker]]\nname = \"a\"\npid = 5\n", []string{
-			`test.toml:1: foo: unknown key (want a [defaults] table, [[worker]] tables, a [proctab] or a [tcp_watchdog] table)`,
+			`test.toml:1: foo: unknown key (want a [defaults] table, [[worker]] tables, a [proctab], a [serve] or a [tcp_watchdog] table)`,
 			`test.toml:2: bar: unknown key`,
 			`test.toml:4: baz: unknown key`,
 		}},
@@ -748,6 +750,11 @@ func TestExampleFile(t *testing.T) {
 			t.Errorf("the example does not show [proctab] key %s", k)
 		}
 	}
+	for _, k := range serveKeys {
+		if !strings.Contains(string(data), "# "+k+" = ") {
+			t.Errorf("the example does not show [serve] key %s", k)
+		}
+	}
 
 	for _, k := range tcpWatchdogKeys {
 		if !strings.Contains(string(data), "# "+k+" = ") {
@@ -941,6 +948,96 @@ func TestTCPWatchdogTable(t *testing.T) {
 		_, err := Parse("t.toml", []byte(bad.text))
 		if err == nil || !strings.Contains(err.Error(), bad.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("Parse(%q) = %v, want one line containing %q", bad.text, err, bad.want)
+		}
+	}
+}
+
+func TestHookKeys(t *testing.T) {
+	f, err := parse("[defaults]\non_stall = \"echo d\"\non_kill = \"echo k\"\nhook_timeout = \"3s\"\n" +
+		supervisedHead + "on_kill = \"\"\non_restart = \"echo r $SHMMON_NAME\"\non_give_up = \"echo g\"\non_abnormal = \"echo a\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := f.Workers[0]
+	if w.OnStall != "echo d" || w.OnKill != "" || w.OnRestart != "echo r $SHMMON_NAME" || w.OnGiveUp != "echo g" ||
+		w.OnAbnormal != "echo a" || w.HookTimeout != 3*time.Second {
+		t.Errorf("hooks: %+v (want the worker's keys over the defaults, \"\" disabling one)", w)
+	}
+	if d, _ := parse(supervisedHead); d.Workers[0].HookTimeout != DefaultHookTimeout {
+		t.Errorf("default hook_timeout %v, want %v", d.Workers[0].HookTimeout, DefaultHookTimeout)
+	}
+	// A watched worker has no restarts: their hooks from [defaults] do not apply to it.
+	f, err = parse("[defaults]\non_restart = \"echo r\"\non_kill = \"echo k\"\n" + watchedHead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := f.Workers[0]; w.OnRestart != "" || w.OnKill != "echo k" {
+		t.Errorf("watched worker hooks: restart %q kill %q, want none and the default", w.OnRestart, w.OnKill)
+	}
+	for _, bad := range []struct{ text, want string }{
+		{supervisedHead + "on_stall = 1\n", `worker "w" on_stall: got integer 1 (want a shell command`},
+		{supervisedHead + "hook_timeout = \"0s\"\n", `worker "w" hook_timeout: "0s" must be more than 0`},
+		{watchedHead + "on_give_up = \"x\"\n", `worker "w" on_give_up: only allowed in a supervised worker`},
+	} {
+		if _, err := parse(bad.text); err == nil || !strings.Contains(err.Error(), bad.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("parse(%q) = %v, want one line containing %q", bad.text, err, bad.want)
+		}
+	}
+}
+
+func TestWorkerEqualExceptHooks(t *testing.T) {
+	a := builtin()
+	a.Name, a.Command = "w", []string{"x"}
+	b := a.clone()
+	b.OnStall, b.OnAbnormal, b.OnKill, b.OnRestart, b.OnGiveUp, b.HookTimeout = "1", "2", "3", "4", "5", time.Minute
+	if a.Equal(b) || !a.EqualExceptHooks(b) {
+		t.Errorf("hooks changed: Equal %v EqualExceptHooks %v, want false and true", a.Equal(b), a.EqualExceptHooks(b))
+	}
+	b.Stalls++
+	if a.EqualExceptHooks(b) {
+		t.Error("EqualExceptHooks ignores stalls")
+	}
+}
+
+func TestServeTable(t *testing.T) {
+	for _, tt := range []struct{ text, listen string }{
+		{"", ""},
+		{"[serve]\n", ""},
+		{"[serve]\nlisten = \"\"\n", ""},
+		{"[serve]\nlisten = \"9464\"\n", "127.0.0.1:9464"},
+		{"[serve]\nlisten = \":9464\"\n", "127.0.0.1:9464"},
+		{"[serve]\nlisten = \"0.0.0.0:80\"\n", "0.0.0.0:80"},
+	} {
+		f, err := Parse("s.toml", []byte(tt.text))
+		if err != nil || f.Serve.Listen != tt.listen {
+			t.Errorf("Parse(%q): listen %q, %v; want %q", tt.text, f.Serve.Listen, err, tt.listen)
+		}
+	}
+	for _, bad := range []struct{ text, want string }{
+		{"[serve]\nlisten = \"nonsense:xx\"\n", `s.toml:2: serve listen: "nonsense:xx" is not a listen address (want PORT, :PORT or HOST:PORT`},
+		{"[serve]\nlisten = 9464\n", `s.toml:2: serve listen: got integer 9464 (want a string`},
+		{"[serve]\nport = 1\n", "s.toml:2: serve port: unknown key (want one of [listen])"},
+		{"serve = 1\n", "s.toml:1: serve: got integer 1 (want a table: [serve])"},
+	} {
+		if _, err := Parse("s.toml", []byte(bad.text)); err == nil || !strings.HasPrefix(err.Error(), bad.want) {
+			t.Errorf("Parse(%q) = %v, want %q...", bad.text, err, bad.want)
+		}
+	}
+}
+
+func TestListenAddress(t *testing.T) {
+	for in, want := range map[string]string{
+		"9464": "127.0.0.1:9464", ":9464": "127.0.0.1:9464", "0": "127.0.0.1:0", "[::1]:9464": "[::1]:9464",
+		"0.0.0.0:9464": "0.0.0.0:9464", "localhost:1": "localhost:1", ":065535": "127.0.0.1:65535",
+	} {
+		if got, err := ListenAddress(in); err != nil || got != want {
+			t.Errorf("ListenAddress(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "nonsense:xx", "65536", ":-1", "host", "a:b:c", "::1:80", "1.2.3.4:", "x y:80", "9464 "} {
+		_, err := ListenAddress(in)
+		if err == nil || !strings.Contains(err.Error(), strconv.Quote(in)+" is not a listen address (want PORT, :PORT or HOST:PORT") {
+			t.Errorf("ListenAddress(%q) = %v, want a one-line error naming it", in, err)
 		}
 	}
 }

@@ -54,8 +54,18 @@
 //	backoff_reset  W D S  duration          "60s"     healthy run time after which the delay starts over; more than 0
 //	start_limit    W D S  integer           5         more starts than this within start_window: give up; 1 to 1048576
 //	start_window   W D S  duration          "60s"     the window of start_limit; more than 0
+//	on_stall       W D    string            ""        hook: shell command run when the worker stalls; "" = none
+//	on_abnormal    W D    string            ""        hook: run when the worker is judged hung
+//	on_kill        W D    string            ""        hook: run when the hung worker was killed
+//	on_restart     W D S  string            ""        hook: run when the worker was started again
+//	on_give_up     W D S  string            ""        hook: run when serve gives up on the worker
+//	hook_timeout   W D    duration          "10s"     a hook still running after this is killed; more than 0
 //
-// Unknown keys are errors, anywhere in the file. The resolved values are in [Worker].
+// Unknown keys are errors, anywhere in the file. The resolved values are in [Worker]. A change
+// of hooks alone does not restart a worker ([Worker.EqualExceptHooks]).
+//
+// An optional [serve] table holds settings of serve itself ([Serve]): listen, the address of
+// its HTTP endpoint, "PORT", ":PORT" (both on 127.0.0.1) or "HOST:PORT" ([ListenAddress]).
 //
 // Two optional tables configure more of serve: [proctab] (see [Proctab]) and [tcp_watchdog]
 // (see [TCPWatchdog]), whose only key is listen = "127.0.0.1:5005" (a port alone listens on

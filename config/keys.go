@@ -191,6 +191,28 @@ var keys = []keyDef{
 	{"backoff_reset", inWorker | inDefaults | supervised, durationKey(func(w *Worker) *time.Duration { return &w.BackoffReset }, positive)},
 	{"start_limit", inWorker | inDefaults | supervised, intKey(func(w *Worker) *int { return &w.StartLimit }, 1, maxStalls)},
 	{"start_window", inWorker | inDefaults | supervised, durationKey(func(w *Worker) *time.Duration { return &w.StartWindow }, positive)},
+	{"on_stall", inWorker | inDefaults, hookKey(func(w *Worker) *string { return &w.OnStall })},
+	{"on_abnormal", inWorker | inDefaults, hookKey(func(w *Worker) *string { return &w.OnAbnormal })},
+	{"on_kill", inWorker | inDefaults, hookKey(func(w *Worker) *string { return &w.OnKill })},
+	{"on_restart", inWorker | inDefaults | supervised, hookKey(func(w *Worker) *string { return &w.OnRestart })},
+	{"on_give_up", inWorker | inDefaults | supervised, hookKey(func(w *Worker) *string { return &w.OnGiveUp })},
+	{"hook_timeout", inWorker | inDefaults, durationKey(func(w *Worker) *time.Duration { return &w.HookTimeout }, positive)},
+}
+
+// hookKey returns the setter of a hook command: a string run by /bin/sh -c; "" for none.
+func hookKey(field func(*Worker) *string) func(*Worker, any) error {
+	return func(w *Worker, v any) error {
+		const want = `a shell command as a string, e.g. "logger -t shmmon $SHMMON_EVENT $SHMMON_NAME", or "" for none`
+		s, ok := v.(string)
+		if !ok {
+			return gotWant(v, want)
+		}
+		if strings.ContainsRune(s, 0) {
+			return fmt.Errorf("%s contains a NUL byte (want %s)", shorten(s), want)
+		}
+		*field(w) = s
+		return nil
+	}
 }
 
 // keyIndex maps a key name to its definition.

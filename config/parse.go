@@ -46,8 +46,8 @@ func (s keySet) has(k string) bool { _, ok := s[k]; return ok }
 func (p *parser) file(raw map[string]any) *File {
 	f := &File{Path: p.path, Defaults: builtin()}
 	for _, k := range slices.Sorted(maps.Keys(raw)) {
-		if k != "defaults" && k != "worker" && k != "proctab" && k != "tcp_watchdog" {
-			p.add(p.pos.line(k), quoteKey(k), errors.New("unknown key (want a [defaults] table, [[worker]] tables, a [proctab] or a [tcp_watchdog] table)"))
+		if k != "defaults" && k != "worker" && k != "proctab" && k != "serve" && k != "tcp_watchdog" {
+			p.add(p.pos.line(k), quoteKey(k), errors.New("unknown key (want a [defaults] table, [[worker]] tables, a [proctab], a [serve] or a [tcp_watchdog] table)"))
 		}
 	}
 	switch t := raw["tcp_watchdog"].(type) {
@@ -56,6 +56,13 @@ func (p *parser) file(raw map[string]any) *File {
 		f.TCPWatchdog = p.tcpWatchdog(t)
 	default:
 		p.add(p.pos.line("tcp_watchdog"), "tcp_watchdog", gotWant(t, "a table: [tcp_watchdog]"))
+	}
+	switch t := raw["serve"].(type) {
+	case nil:
+	case map[string]any:
+		f.Serve = p.serve(t)
+	default:
+		p.add(p.pos.line("serve"), "serve", gotWant(t, "a table: [serve]"))
 	}
 	switch t := raw["proctab"].(type) {
 	case nil:
@@ -186,6 +193,7 @@ func watched(w Worker) Worker {
 	w.Restart, w.Every = "", 0
 	w.Backoff, w.BackoffMax, w.BackoffReset = 0, 0, 0
 	w.StartLimit, w.StartWindow = 0, 0
+	w.OnRestart, w.OnGiveUp = "", ""
 	return w
 }
 

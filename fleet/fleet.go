@@ -9,6 +9,14 @@
 // not a beat missed). Every worker adopts what a previous monitor left (its object, and
 // for a supervised worker its still-running program), so restarting serve neither kills
 // nor duplicates healthy workers.
+//
+// The fleet keeps books on every worker from its monitor's events and checks: starts,
+// restarts, kills, how its last run ended, whether its loop is checking and when it last
+// did. [Fleet.Status] returns them with the worker's status record. The counts live as long
+// as the worker's name stays in the configuration: a worker restarted because its
+// configuration changed keeps them, a removed one loses them. The fleet also runs the
+// worker's event hooks (see package hook); hooks that change on reload are taken without
+// restarting the worker.
 package fleet
 
 import (
@@ -25,6 +33,7 @@ import (
 	"time"
 
 	"github.com/shmmon/shmmon/config"
+	"github.com/shmmon/shmmon/hook"
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/supervise"
@@ -37,6 +46,14 @@ type Fleet struct {
 	mu      sync.Mutex
 	members map[string]*member
 	sweeper *sweeper // nil when no process table is swept
+	hooks   hook.Runner
+
+	// bmu guards the books, which the monitors' callbacks and Status use; it is never held
+	// while waiting for anything.
+	bmu     sync.Mutex
+	books   map[string]*books
+	onCheck func(worker string, took time.Duration)
+	proctab *config.Proctab // the table swept, for ProctabRecords; nil = none
 
 	tcpwd *tcpWatchdog                    // nil when no TCP watchdog runs
 	names atomic.Pointer[map[string]bool] // the workers' names, for IsWorker
@@ -51,15 +68,18 @@ type member struct {
 
 // New returns an empty fleet that logs to log.
 func New(log *slog.Logger) *Fleet {
-	return &Fleet{log: log, members: map[string]*member{}}
+	f := &Fleet{log: log, members: map[string]*member{}, books: map[string]*books{}}
+	f.hooks.Logger = log
+	return f
 }
 
-// Changes counts what [Fleet.Apply] did.
+// Changes counts what [Fleet.Apply] did. A worker whose hooks alone changed is Unchanged.
 type Changes struct{ Started, Stopped, Restarted, Unchanged int }
 
 // Apply makes ws the running workers: added ones are started, removed ones stopped (their
 // programs stopped and objects removed), changed ones stopped and started again, unchanged
-// ones left alone. It returns once the stopped workers have stopped.
+// ones left alone (new hooks, if any, apply from now on). It returns once the stopped
+// workers have stopped.
 func (f *Fleet) Apply(ws []config.Worker) Changes {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -74,7 +94,7 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 	// Stop what goes, all at once: each stop may wait its worker's kill-after.
 	var wg sync.WaitGroup
 	for name, m := range f.members {
-		if w, ok := want[name]; !ok || !w.Equal(m.w) {
+		if w, ok := want[name]; !ok || !w.EqualExceptHooks(m.w) {
 			wg.Go(m.stop)
 			delete(f.members, name)
 			if ok {
@@ -86,8 +106,13 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 		}
 	}
 	wg.Wait()
+	f.keepBooks(want)
 	for _, w := range ws {
-		if _, ok := f.members[w.Name]; ok {
+		if m, ok := f.members[w.Name]; ok {
+			if !w.Equal(m.w) {
+				m.w = w
+				f.log.Info("hooks changed; the worker keeps running", "worker", w.Name, "event", "config-hooks")
+			}
 			ch.Unchanged++
 			continue
 		}
@@ -102,7 +127,8 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 }
 
 // Stop stops every worker (programs stopped, objects removed), the process table sweep and
-// then the TCP watchdog, and waits for them.
+// then the TCP watchdog, and waits for them. Hooks still running are waited for (each ends at
+// its timeout at the latest).
 func (f *Fleet) Stop() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -114,6 +140,8 @@ func (f *Fleet) Stop() {
 	}
 	wg.Wait()
 	f.stopTCPWatchdog()
+	f.keepBooks(nil)
+	f.hooks.Wait()
 }
 
 func (m *member) stop() {
@@ -127,7 +155,9 @@ func (f *Fleet) start(w config.Worker) error {
 	m := &member{w: w, cancel: cancel, done: make(chan struct{})}
 	log := f.log
 	if w.Supervised() {
-		s, err := supervise.New(w.Name, supervisorOptions(w, log))
+		opts := supervisorOptions(w, log)
+		opts.Monitor = f.observe(w.Name, opts.Monitor)
+		s, err := supervise.New(w.Name, opts)
 		if err != nil {
 			cancel()
 			return err
@@ -143,7 +173,7 @@ func (f *Fleet) start(w config.Worker) error {
 	} else {
 		go func() {
 			defer close(m.done)
-			watchLoop(ctx, w, log)
+			f.watchLoop(ctx, w, log)
 		}()
 	}
 	f.members[w.Name] = m
@@ -186,7 +216,7 @@ func supervisorOptions(w config.Worker, log *slog.Logger) supervise.Options {
 // watchLoop watches a process started elsewhere. With a pidfile, a process that ended (or
 // was killed when it hung) is followed by the next one the file names; with a fixed pid,
 // watching ends with the process.
-func watchLoop(ctx context.Context, w config.Worker, log *slog.Logger) {
+func (f *Fleet) watchLoop(ctx context.Context, w config.Worker, log *slog.Logger) {
 	var lastErr string
 	for ctx.Err() == nil {
 		p, err := watchedProcess(w)
@@ -204,14 +234,16 @@ func watchLoop(ctx context.Context, w config.Worker, log *slog.Logger) {
 		lastErr = ""
 		wt := monitor.Watch{
 			Name:      w.Name,
-			Options:   monitorOptions(w),
+			Options:   f.observe(w.Name, monitorOptions(w)),
 			Process:   p,
 			Signal:    w.Signal,
 			KillAfter: w.KillAfter,
 			Adopt:     true,
 			Logger:    log,
 		}
+		f.setChecking(w.Name, true)
 		out, err := wt.Run(ctx)
+		f.setChecking(w.Name, false)
 		p.Close()
 		if err != nil {
 			log.Error("watching", "worker", w.Name, "err", err)

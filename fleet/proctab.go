@@ -22,6 +22,9 @@ type sweeper struct {
 func (f *Fleet) SetProctab(pt *config.Proctab) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.bmu.Lock()
+	f.proctab = pt
+	f.bmu.Unlock()
 	if pt != nil && f.sweeper != nil && *pt == f.sweeper.cfg {
 		return
 	}
@@ -65,4 +68,22 @@ func (f *Fleet) stopSweeper() {
 		<-f.sweeper.done
 		f.sweeper = nil
 	}
+}
+
+// ProctabRecords returns the records of the process table the fleet sweeps: nil and no
+// error when it sweeps none, an error when the table cannot be read (it does not exist yet,
+// for one).
+func (f *Fleet) ProctabRecords() ([]proctab.Record, error) {
+	f.bmu.Lock()
+	pt := f.proctab
+	f.bmu.Unlock()
+	if pt == nil {
+		return nil, nil
+	}
+	tab, err := proctab.Attach(pt.Options())
+	if err != nil {
+		return nil, err
+	}
+	defer tab.Close()
+	return tab.List()
 }

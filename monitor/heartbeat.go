@@ -21,6 +21,11 @@ type Options struct {
 	// OnEvent, when set, is called on the monitor's goroutine for every [Event]; it must
 	// not block (hand slow work to another goroutine).
 	OnEvent func(Event)
+	// OnCheck, when set, is called on the monitor's goroutine at the end of every
+	// [Heartbeat.Step] (one check of the loop: verifying the object, judging its sequence,
+	// logging a change; a kill that follows is not included) with the time the step began
+	// and how long it took. It must not block.
+	OnCheck func(now time.Time, took time.Duration)
 }
 
 // Heartbeat is one published object and the [Checker] that judges its sequence. The object
@@ -160,8 +165,17 @@ func (h *Heartbeat) Check(now time.Time) (r Result, err error) {
 // Step is one iteration of a watch loop, at now: it verifies the object, re-publishes it when
 // it was removed, truncated or replaced under the monitor (logging why; the rules start over),
 // checks it, and logs the change when the worker's state changed. It returns the check's
-// result (OK when the object was re-published).
+// result (OK when the object was re-published). Then it reports the step to
+// [Options.OnCheck].
 func (h *Heartbeat) Step(now time.Time, log *slog.Logger) Result {
+	r := h.step(now, log)
+	if h.opts.OnCheck != nil {
+		h.opts.OnCheck(now, time.Since(now))
+	}
+	return r
+}
+
+func (h *Heartbeat) step(now time.Time, log *slog.Logger) Result {
 	r, err := OK, h.Verify()
 	if err == nil {
 		r, err = h.Check(now)

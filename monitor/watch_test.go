@@ -208,11 +208,22 @@ func TestWatchEvents(t *testing.T) {
 	name := watchName(t)
 	_, p := startChild(t, "sleep")
 	_, log := newLog()
-	var got []Event // OnEvent runs on Run's goroutine: no lock needed after Run returns
+	var got []Event // OnEvent and OnCheck run on Run's goroutine: no lock needed after Run returns
+	var checks []time.Time
 	w := &Watch{Name: name, Process: p, KillAfter: 200 * time.Millisecond, Logger: log,
-		Options: Options{Config: fast, OnEvent: func(e Event) { got = append(got, e) }}}
+		Options: Options{Config: fast, OnEvent: func(e Event) { got = append(got, e) },
+			OnCheck: func(now time.Time, took time.Duration) {
+				if took < 0 || took > time.Second {
+					t.Errorf("OnCheck: a check took %v", took)
+				}
+				checks = append(checks, now)
+			}}}
 	if out, err := w.Run(context.Background()); err != nil || out != Killed {
 		t.Fatalf("Run = %v, %v, want killed", out, err)
+	}
+	// A silent worker is judged abnormal on the check that counts the last stall.
+	if len(checks) < fast.Stalls || !slices.IsSortedFunc(checks, time.Time.Compare) {
+		t.Errorf("OnCheck called %d times (%v), want at least %d, in order", len(checks), checks, fast.Stalls)
 	}
 	var kinds []EventKind
 	for _, e := range got {

@@ -155,7 +155,7 @@ func inspectCommand() *cli.Command {
 // only added.
 type objectView struct {
 	Name         string       `json:"name"`
-	Kind         string       `json:"kind"` // "shm", or "proctab" for a process table record
+	Kind         string       `json:"kind"` // how beats arrive: "shm", "notify", "socket"; "proctab" for a process table record
 	Proctab      *proctabView `json:"proctab,omitempty"`
 	Size         int64        `json:"size"`
 	Seq          uint64       `json:"seq"`
@@ -187,6 +187,7 @@ func newView(name string, s shmobj.Snapshot, err error, now time.Time) objectVie
 		return v
 	}
 	r := s.Record
+	v.Kind = r.Kind.String()
 	v.State = r.State.String()
 	v.MonitorPid, v.WatchedPid = r.MonitorPid, r.WatchedPid
 	v.MonitorAlive = proc.Alive(int(r.MonitorPid))

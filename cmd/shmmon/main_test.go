@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/testlog"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -82,6 +84,9 @@ func TestBadInput(t *testing.T) {
 		{"proctab ls zero slots", []string{"proctab", "ls", "--slots", "0"}, "shmmon proctab ls: invalid --slots 0"},
 		{"ls bad proctab key", []string{"ls", "--proctab-key", "-3"}, `invalid --proctab-key "-3"`},
 		{"beat bad name", []string{"beat", "--name", ""}, `""`},
+		{"serve bad listen", []string{"serve", "--config", "/nonexistent.toml", "--listen", "nonsense:xx"},
+			`shmmon serve: invalid --listen: "nonsense:xx" is not a listen address (want PORT, :PORT or HOST:PORT`},
+		{"serve listen port too big", []string{"serve", "--config", "/nonexistent.toml", "--listen", "65536"}, `"65536"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -307,5 +312,58 @@ func TestServeTCPWatchdogPortBusy(t *testing.T) {
 	if code != exitError || !strings.Contains(stderr, "shmmon serve: tcp watchdog: listen tcp "+ln.Addr().String()) ||
 		!strings.Contains(stderr, "address already in use") {
 		t.Errorf("exit %d, stderr %q; want exit %d and the listen error", code, stderr, exitError)
+	}
+}
+
+// TestServeListen serves an empty config with --listen: a bare port binds the loopback
+// address; a port in use is an error at the start.
+func TestServeListen(t *testing.T) {
+	path := t.TempDir() + "/shmmon.toml"
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut testlog.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"shmmon", "serve", "--config", path, "--listen", "0"}, &out, &errOut)
+	}()
+	var addr string
+	for deadline := time.Now().Add(10 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
+		for _, l := range errOut.Lines() {
+			if _, v, ok := strings.Cut(l, "addr="); ok && strings.Contains(l, "event=listen") {
+				addr, _, _ = strings.Cut(v, " ")
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not report its address:\n%s", errOut.String())
+		}
+	}
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Errorf("--listen 0 serves on %s, want the loopback address 127.0.0.1", addr)
+	}
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz of an empty fleet: %d", resp.StatusCode)
+	}
+
+	// A second serve on the same port fails at once, before starting anything.
+	code, _, stderr := runCLI("serve", "--config", path, "--listen", addr)
+	if code != exitError || !strings.Contains(stderr, "shmmon serve: listen on "+addr) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Errorf("serve on a port in use: exit %d, %q; want %d and one line naming the address", code, stderr, exitError)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("serve exit %d after its context ended: %s", code, errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
 	}
 }

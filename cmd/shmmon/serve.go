@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -15,13 +17,14 @@ import (
 
 	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/fleet"
+	"github.com/shmmon/shmmon/httpapi"
 )
 
 func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "serve",
 		Usage:     "supervise and watch many workers from a config file, reloaded live",
-		UsageText: "shmmon serve --config shmmon.toml",
+		UsageText: "shmmon serve --config shmmon.toml [--listen 127.0.0.1:9464]",
 		Description: "Runs every [[worker]] of the config file (see examples/shmmon.toml): supervised ones\n" +
 			"(command) as 'shmmon run' does, watched ones (pid, pidfile) as 'shmmon watch --pid' does.\n" +
 			"The file is reloaded when it changes and on SIGHUP: added workers start, removed ones\n" +
@@ -30,10 +33,14 @@ func serveCommand() *cli.Command {
 			"and supervised programs still running). With a [tcp_watchdog] table it also serves the\n" +
 			"seeds' TCP watchdog protocol: a client's feeds of a worker's name are that worker's beats.\n" +
 			"Under systemd (NOTIFY_SOCKET) it sends READY=1, WATCHDOG=1 and STOPPING=1.\n" +
-			"SIGINT/SIGTERM stop every worker and exit 0.",
+			"SIGINT/SIGTERM stop every worker and exit 0.\n" +
+			"With --listen (or listen in the config's [serve] table) it serves /metrics (Prometheus),\n" +
+			"/status (JSON) and /healthz over HTTP; see the README.",
 		OnUsageError: usageError,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "config `FILE` (TOML)", Required: true},
+			&cli.StringFlag{Name: "listen", Usage: "serve /metrics, /status and /healthz on `ADDR`: PORT or :PORT (127.0.0.1:PORT), " +
+				"or HOST:PORT; overrides the config's [serve] listen"},
 		},
 		Action: serveAction,
 	}
@@ -44,9 +51,18 @@ func serveAction(c *cli.Context) error {
 	if err != nil {
 		return usagef(c, "--config %q: %v", c.String("config"), err)
 	}
+	listen := ""
+	if l := c.String("listen"); l != "" {
+		if listen, err = config.ListenAddress(l); err != nil {
+			return usagef(c, "invalid --listen: %v", strings.TrimPrefix(err.Error(), "config: "))
+		}
+	}
 	file, err := config.Load(path)
 	if err != nil {
 		return cli.Exit("shmmon serve: invalid config:\n"+err.Error(), exitUsage)
+	}
+	if listen == "" {
+		listen = file.Serve.Listen
 	}
 	log := newLogger(c)
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
@@ -64,7 +80,27 @@ func serveAction(c *cli.Context) error {
 	}
 
 	f := fleet.New(log)
-	// Listen first: a busy port is an error before any worker starts.
+	var api *httpapi.Server
+	if listen != "" {
+		// Listen before starting any worker: a port in use is an error at the start.
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			return failf(c, "listen on %s: %v", listen, err)
+		}
+		api = httpapi.New(f)
+		f.ObserveChecks(api.ObserveCheck)
+		hctx, hstop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		defer func() { hstop(); <-done }() // after the workers stopped (deferred later, run earlier)
+		go func() {
+			defer close(done)
+			if err := api.Serve(hctx, ln); err != nil {
+				log.Error("HTTP endpoint failed; /metrics, /status and /healthz are gone", "addr", ln.Addr().String(), "err", err)
+			}
+		}()
+		log.Info("serving /metrics, /status and /healthz", "addr", ln.Addr().String(), "event", "listen")
+	}
+	// The TCP watchdog too listens before any worker starts.
 	if err := f.SetTCPWatchdog(file.TCPWatchdog); err != nil {
 		return failf(c, "%s", strings.TrimPrefix(err.Error(), "fleet: "))
 	}
@@ -98,12 +134,23 @@ func serveAction(c *cli.Context) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	reloaded := func(err error) {
+		if api != nil {
+			api.Reloaded(err)
+		}
+	}
+	firstListen := file.Serve.Listen
 	reload := func(why string) {
 		file, err := config.Load(path)
+		reloaded(err)
 		if err != nil {
 			log.Error("config reload failed; the running config stays", "config", path, "why", why,
 				"event", "reload-failed", "err", strings.ReplaceAll(err.Error(), "\n", "; "))
 			return
+		}
+		if file.Serve.Listen != firstListen {
+			log.Warn("[serve] listen changed: restart serve to apply it", "config", path, "listen", file.Serve.Listen,
+				"serving", listen, "event", "listen-changed")
 		}
 		ch := f.Apply(file.Workers)
 		f.SetProctab(file.Proctab)
@@ -128,6 +175,7 @@ func serveAction(c *cli.Context) error {
 		case <-settle:
 			settle = nil
 			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+				reloaded(err)
 				log.Error("config file removed; the running config stays", "config", path, "event", "reload-failed")
 				continue
 			}

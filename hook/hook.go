@@ -1,0 +1,237 @@
+// Package hook runs event hooks: a shell command run when something happens to a worker (it
+// stalled, hung, was killed, restarted, or given up on), so an operator can page someone,
+// collect a stack dump or write to a log of their own.
+//
+// [Runner.Run] starts `/bin/sh -c COMMAND` and returns at once: a hook never delays the
+// monitor that reports the event. The command gets the monitor's environment (without the
+// systemd handshake variables meant for the monitor itself) plus:
+//
+//	SHMMON_EVENT     the event: stall, abnormal, kill, restart or give-up (see [monitor.EventKind])
+//	SHMMON_NAME      the worker's object name
+//	SHMMON_PID       the worker's pid; 0 when unknown
+//	SHMMON_SEQUENCE  the last heartbeat sequence the monitor saw
+//	SHMMON_STALLS    consecutive stalls at the time
+//	SHMMON_DETAIL    how it ended for kill ("signal killed"), why for give-up; often empty
+//
+// Its standard input is /dev/null. It runs in a process group of its own; when it is still
+// running at its timeout the whole group is killed (SIGKILL). When it ends in time, what is
+// left of its group (a command it put in the background) is killed too, so a hook leaves no
+// process behind. Each hook ends with one log line: event=hook, the worker, the hook's event,
+// its status ("exit 0", "exit 1", "killed at timeout"), how long it took and the first
+// [MaxOutput] bytes of its output. At most MaxPerWorker hooks of one worker run at once;
+// one more is dropped with a warning (a hook that hangs on every event cannot pile up
+// processes).
+package hook
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/shmmon/shmmon/monitor"
+	"github.com/shmmon/shmmon/proc"
+)
+
+// Environment variables of a hook.
+const (
+	EnvEvent    = "SHMMON_EVENT"
+	EnvName     = "SHMMON_NAME"
+	EnvPid      = "SHMMON_PID"
+	EnvSequence = "SHMMON_SEQUENCE"
+	EnvStalls   = "SHMMON_STALLS"
+	EnvDetail   = "SHMMON_DETAIL"
+)
+
+// Defaults and limits.
+const (
+	DefaultTimeout      = 10 * time.Second // the timeout of a hook when Run is given 0
+	DefaultMaxPerWorker = 4                // hooks of one worker running at once
+	MaxOutput           = 1024             // bytes of a hook's output that are logged
+	// waitDelay bounds the wait for the hook's output once its group is gone: a process
+	// that left the group may still hold the pipe.
+	waitDelay = time.Second
+)
+
+// Runner runs hooks in the background. The zero value is ready to use; its methods are safe
+// for concurrent use.
+type Runner struct {
+	Logger       *slog.Logger // receives one line per hook; nil = slog.Default()
+	MaxPerWorker int          // hooks of one worker running at once; 0 = DefaultMaxPerWorker
+
+	mu      sync.Mutex
+	running map[string]int // per worker
+	wg      sync.WaitGroup
+}
+
+// Run starts command for the event e of worker e.Worker on a goroutine of its own and
+// returns without waiting: true when it was started, false when command is "" or the worker
+// already has MaxPerWorker hooks running (logged as a warning). A hook still running after
+// timeout (0 = [DefaultTimeout]) is killed with its process group.
+func (r *Runner) Run(command string, timeout time.Duration, e monitor.Event) bool {
+	if command == "" {
+		return false
+	}
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	limit := r.MaxPerWorker
+	if limit <= 0 {
+		limit = DefaultMaxPerWorker
+	}
+	r.mu.Lock()
+	if r.running == nil {
+		r.running = map[string]int{}
+	}
+	n := r.running[e.Worker]
+	if n >= limit {
+		r.mu.Unlock()
+		r.logger().Warn("hook dropped: too many hooks of this worker still running", attrs(e, "running", n, "limit", limit)...)
+		return false
+	}
+	r.running[e.Worker] = n + 1
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go func() {
+		defer r.wg.Done()
+		defer func() {
+			r.mu.Lock()
+			if r.running[e.Worker]--; r.running[e.Worker] == 0 {
+				delete(r.running, e.Worker)
+			}
+			r.mu.Unlock()
+		}()
+		r.run(command, timeout, e)
+	}()
+	return true
+}
+
+// Wait waits until every hook started so far has ended (each ends at its timeout at the
+// latest). Call it once no more Run calls can come, e.g. after the monitors stopped.
+func (r *Runner) Wait() { r.wg.Wait() }
+
+func (r *Runner) logger() *slog.Logger {
+	if r.Logger == nil {
+		return slog.Default()
+	}
+	return r.Logger
+}
+
+// attrs are the log attributes of a hook of e, then more.
+func attrs(e monitor.Event, more ...any) []any {
+	return append([]any{"worker", e.Worker, "event", "hook", "hook", string(e.Kind), "pid", e.Pid, "seq", e.Seq,
+		"stalls", e.Stalls}, more...)
+}
+
+// run runs one hook to its end and logs how it ended.
+func (r *Runner) run(command string, timeout time.Duration, e monitor.Event) {
+	log := r.logger()
+	began := time.Now()
+	out := &capped{max: MaxOutput}
+	cmd := exec.Command("/bin/sh", "-c", command)
+	cmd.Env = Env(e)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = waitDelay
+	if err := cmd.Start(); err != nil {
+		log.Error("hook not started", attrs(e, "command", command, "err", err)...)
+		return
+	}
+	// The hook is our unreaped child: its pid, and so its group id, cannot be reused
+	// before cmd.Wait, which makes signalling the group safe until then.
+	p, err := proc.Open(cmd.Process.Pid)
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		log.Error("hook killed: cannot take hold of it", attrs(e, "command", command, "err", err)...)
+		return
+	}
+	defer p.Close()
+	status := ""
+	if !p.WaitExit(context.Background(), timeout) {
+		status = "killed at timeout"
+		if err := p.SignalGroup(syscall.SIGKILL); err != nil {
+			log.Error("killing a hook at its timeout", attrs(e, "command", command, "err", err)...)
+		}
+		p.WaitExit(context.Background(), proc.KillWait)
+	}
+	if err := p.KillOrphanedGroup(); err != nil {
+		log.Error("killing what is left of a hook's group", attrs(e, "command", command, "err", err)...)
+	}
+	cmd.Wait()
+	if status == "" {
+		status = describe(cmd.ProcessState)
+	}
+	a := attrs(e, "command", command, "status", status, "took", time.Since(began).Round(time.Millisecond),
+		"output", out.String())
+	if status == "exit 0" {
+		log.Info("hook ran", a...)
+		return
+	}
+	log.Warn("hook failed", append(a, "timeout", timeout)...)
+}
+
+// describe says how a hook ended: "exit 0", "exit 3", "signal killed".
+func describe(st *os.ProcessState) string {
+	if st == nil {
+		return "unknown"
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return "signal " + ws.Signal().String()
+	}
+	return "exit " + strconv.Itoa(st.ExitCode())
+}
+
+// Env returns the environment of a hook for e: the monitor's own, without the systemd
+// handshake meant for the monitor (NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID) and without
+// any inherited SHMMON_* variable, then the SHMMON_* variables of the package doc.
+func Env(e monitor.Event) []string {
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return k == "NOTIFY_SOCKET" || k == "WATCHDOG_USEC" || k == "WATCHDOG_PID" || strings.HasPrefix(k, "SHMMON_")
+	})
+	return append(env,
+		EnvEvent+"="+string(e.Kind),
+		EnvName+"="+e.Worker,
+		EnvPid+"="+strconv.FormatInt(e.Pid, 10),
+		EnvSequence+"="+strconv.FormatUint(e.Seq, 10),
+		EnvStalls+"="+strconv.Itoa(e.Stalls),
+		EnvDetail+"="+e.Detail,
+	)
+}
+
+// capped keeps the first max bytes written to it and counts the rest. A hook's output is
+// written by one goroutine at a time (os/exec copies stdout and stderr through one writer
+// when they are the same), so it needs no lock.
+type capped struct {
+	max     int
+	buf     bytes.Buffer
+	dropped int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	room := c.max - c.buf.Len()
+	if room >= len(p) {
+		return c.buf.Write(p)
+	}
+	c.buf.Write(p[:max(room, 0)])
+	c.dropped += len(p) - max(room, 0)
+	return len(p), nil
+}
+
+// String returns the output kept, trimmed, with a note of how much was cut.
+func (c *capped) String() string {
+	s := strings.TrimSpace(c.buf.String())
+	if c.dropped > 0 {
+		s += fmt.Sprintf(" ...(%d more bytes)", c.dropped)
+	}
+	return s
+}

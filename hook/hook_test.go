@@ -1,0 +1,178 @@
+package hook
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/monitor"
+)
+
+func newRunner(max int) (*Runner, *testlog.Buffer) {
+	var b testlog.Buffer
+	return &Runner{Logger: slog.New(slog.NewTextHandler(&b, nil)), MaxPerWorker: max}, &b
+}
+
+func event(kind monitor.EventKind) monitor.Event {
+	return monitor.Event{Kind: kind, Worker: "w-" + strconv.Itoa(os.Getpid()), Pid: 4242, Seq: 17, Stalls: 3,
+		Time: time.Now(), Detail: "signal killed"}
+}
+
+// waitFile waits until path holds a complete line, and returns its contents.
+func waitFile(t *testing.T, path string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && strings.HasSuffix(string(b), "\n") {
+			return string(b)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not written within %v", path, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestEnvironment(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "/run/systemd/notify")
+	t.Setenv("SHMMON_INTERVAL", "1s")
+	t.Setenv("HOOK_TEST_INHERITED", "yes")
+	r, log := newRunner(0)
+	out := filepath.Join(t.TempDir(), "env")
+	e := event(monitor.EventKill)
+	if !r.Run("env > "+out+".tmp && mv "+out+".tmp "+out, time.Minute, e) {
+		t.Fatal("Run did not start the hook")
+	}
+	r.Wait()
+	env := strings.Split(strings.TrimSpace(waitFile(t, out, time.Second)), "\n")
+	for _, kv := range []string{"SHMMON_EVENT=kill", "SHMMON_NAME=" + e.Worker, "SHMMON_PID=4242", "SHMMON_SEQUENCE=17",
+		"SHMMON_STALLS=3", "SHMMON_DETAIL=signal killed", "HOOK_TEST_INHERITED=yes"} {
+		if !slices.Contains(env, kv) {
+			t.Errorf("hook environment lacks %s:\n%s", kv, strings.Join(env, "\n"))
+		}
+	}
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "NOTIFY_SOCKET=") || strings.HasPrefix(kv, "SHMMON_INTERVAL=") {
+			t.Errorf("hook inherited %s", kv)
+		}
+	}
+	if l := log.String(); !strings.Contains(l, "msg=\"hook ran\"") || !strings.Contains(l, "event=hook hook=kill pid=4242 seq=17 stalls=3") ||
+		!strings.Contains(l, "status=\"exit 0\"") {
+		t.Errorf("log: %s", l)
+	}
+}
+
+func TestFailureLogged(t *testing.T) {
+	r, log := newRunner(0)
+	r.Run("echo to stdout; echo to stderr >&2; head -c 5000 /dev/zero | tr '\\0' x; exit 3", time.Minute, event(monitor.EventStall))
+	r.Wait()
+	l := log.String()
+	for _, want := range []string{"level=WARN", `msg="hook failed"`, `status="exit 3"`, "to stdout\\nto stderr", "more bytes)"} {
+		if !strings.Contains(l, want) {
+			t.Errorf("log lacks %q: %s", want, l)
+		}
+	}
+	if len(l) > MaxOutput+1000 {
+		t.Errorf("log line of %d bytes: the output is not cut", len(l))
+	}
+}
+
+// TestTimeout runs a hook that hangs, with a child in the background: Run returns at once,
+// and at the timeout the whole group is killed.
+func TestTimeout(t *testing.T) {
+	r, log := newRunner(0)
+	pids := filepath.Join(t.TempDir(), "pids")
+	const timeout = 300 * time.Millisecond
+	began := time.Now()
+	r.Run(fmt.Sprintf("sleep 60 & echo $$ $! > %s; wait", pids), timeout, event(monitor.EventAbnormal))
+	if d := time.Since(began); d > 100*time.Millisecond {
+		t.Errorf("Run blocked for %v", d)
+	}
+	var sh, child int
+	if _, err := fmt.Sscan(waitFile(t, pids, 5*time.Second), &sh, &child); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(child, syscall.SIGKILL) })
+	r.Wait()
+	took := time.Since(began)
+	if took < timeout || took > timeout+5*time.Second {
+		t.Errorf("the hanging hook ended after %v, want about %v", took, timeout)
+	}
+	for _, pid := range []int{sh, child} {
+		if running(pid) {
+			t.Errorf("pid %d of the hook's group still running after its timeout", pid)
+		}
+	}
+	if l := log.String(); !strings.Contains(l, `status="killed at timeout"`) || !strings.Contains(l, "timeout=300ms") {
+		t.Errorf("log: %s", l)
+	}
+}
+
+// TestBackgroundChildKilled: a hook that ends in time leaves nothing of its group behind.
+func TestBackgroundChildKilled(t *testing.T) {
+	r, _ := newRunner(0)
+	pids := filepath.Join(t.TempDir(), "pids")
+	r.Run(fmt.Sprintf("sleep 60 >/dev/null 2>&1 & echo $! > %s", pids), time.Minute, event(monitor.EventStall))
+	r.Wait()
+	var child int
+	if _, err := fmt.Sscan(waitFile(t, pids, time.Second), &child); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(child, syscall.SIGKILL) })
+	deadline := time.Now().Add(5 * time.Second)
+	for running(child) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hook's background child %d outlived it", child)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestLimitPerWorker(t *testing.T) {
+	r, log := newRunner(2)
+	e := event(monitor.EventStall)
+	other := e
+	other.Worker += "-other"
+	started := []bool{r.Run("sleep 60", 500*time.Millisecond, e), r.Run("sleep 60", 500*time.Millisecond, e),
+		r.Run("sleep 60", 500*time.Millisecond, e), r.Run("true", time.Second, other), r.Run("", time.Second, e)}
+	if want := []bool{true, true, false, true, false}; !slices.Equal(started, want) {
+		t.Errorf("started %v, want %v (two per worker, nothing for an empty command)", started, want)
+	}
+	r.Wait()
+	if l := log.String(); strings.Count(l, "hook dropped") != 1 || !strings.Contains(l, "running=2 limit=2") {
+		t.Errorf("log: %s", l)
+	}
+	if !r.Run("true", time.Second, e) {
+		t.Error("a hook is refused after the others ended")
+	}
+	r.Wait()
+}
+
+func TestZeroRunner(t *testing.T) {
+	var r Runner
+	if !r.Run("true", 0, event(monitor.EventRestart)) {
+		t.Error("the zero Runner did not run a hook")
+	}
+	r.Wait()
+}
+
+// running reports whether pid runs: it exists and is not a zombie (a killed orphan waits
+// for init to reap it).
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}

@@ -1,0 +1,182 @@
+// Package httpapi is the HTTP endpoint of `shmmon serve`: what operators and Prometheus see.
+//
+//	GET /metrics   Prometheus exposition (text or protobuf, as the scraper asks) of every
+//	               worker, the monitor's checks and reloads, and the Go and process collectors
+//	GET /status    JSON: every worker's status record and the fleet's books ([Status])
+//	GET /healthz   200 while every worker loop that should be checking checks on time, else
+//	               503 naming the late ones ([Health])
+//
+// The worker metrics are read when scraped, from [fleet.Fleet.Status] (and the System V
+// process table the fleet sweeps, as kind "proctab"); each series has the labels name (the
+// worker) and kind (shm, notify, socket: how its beats arrive; proctab: a record of the
+// process table):
+//
+//	shmmon_worker_up                     1 while the worker runs and is judged alive (state waiting, ok or stalled)
+//	shmmon_worker_sequence               last heartbeat sequence in the worker's object
+//	shmmon_worker_stalls                 consecutive checks without progress
+//	shmmon_worker_state{state}           1 for the worker's state, 0 for the others
+//	shmmon_worker_last_progress_seconds  seconds since the sequence last moved (absent before the first beat)
+//	shmmon_worker_check_late             1 when the worker's loop should check but missed its deadline
+//	shmmon_worker_starts_total           starts (and adoptions) of a supervised worker's program
+//	shmmon_worker_restarts_total         starts after the first
+//	shmmon_worker_kills_total            kills of the worker for hanging
+//
+// The counters count the events this serve saw since it began supervising the worker (a
+// reload that restarts a worker keeps them); they start over when serve restarts, as
+// Prometheus counters may. The monitor's own:
+//
+//	shmmon_check_duration_seconds        histogram of one check of one worker (every worker has
+//	                                     its own loop: verify the object, read and judge the sequence)
+//	shmmon_config_reloads_total{result}  reloads of the config file, result "success" or "failure"
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/shmmon/shmmon/fleet"
+	"github.com/shmmon/shmmon/proctab"
+)
+
+// Source is what the endpoint reports on; [*fleet.Fleet] is one.
+type Source interface {
+	// Status returns every worker, sorted by name.
+	Status() []fleet.WorkerStatus
+	// ProctabRecords returns the records of the process table the source sweeps; nil and
+	// no error when it sweeps none.
+	ProctabRecords() ([]proctab.Record, error)
+}
+
+// Server serves the endpoints of the package doc. Create it with [New].
+type Server struct {
+	src     Source
+	reg     *prometheus.Registry
+	checks  prometheus.Histogram
+	reloads *prometheus.CounterVec
+	mux     *http.ServeMux
+	now     func() time.Time
+}
+
+// New returns a Server reporting on src, with a registry of its own (the worker collector,
+// the check histogram, the reload counter, and the Go and process collectors).
+func New(src Source) *Server {
+	s := &Server{
+		src: src,
+		reg: prometheus.NewRegistry(),
+		checks: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "shmmon_check_duration_seconds",
+			Help: "Duration of one check of one worker's heartbeat (each worker has its own loop: verify the object, read and judge the sequence).",
+			// A check is a stat and a few atomic loads: microseconds, unless the machine is starved.
+			Buckets: prometheus.ExponentialBuckets(10e-6, 4, 10),
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shmmon_config_reloads_total",
+			Help: "Reloads of the config file, by result: success (applied) or failure (invalid or missing; the running config stays).",
+		}, []string{"result"}),
+		mux: http.NewServeMux(),
+		now: time.Now,
+	}
+	s.reloads.WithLabelValues("success")
+	s.reloads.WithLabelValues("failure")
+	s.reg.MustRegister(workerCollector{s}, s.checks, s.reloads,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	s.mux.HandleFunc("GET /status", s.serveStatus)
+	s.mux.HandleFunc("GET /healthz", s.serveHealth)
+	return s
+}
+
+// ObserveCheck records one check of a worker that took took; it is the observer to give
+// [fleet.Fleet.ObserveChecks]. It does not block.
+func (s *Server) ObserveCheck(_ string, took time.Duration) { s.checks.Observe(took.Seconds()) }
+
+// Reloaded counts a reload of the config file: a success when err is nil, else a failure.
+func (s *Server) Reloaded(err error) {
+	result := "success"
+	if err != nil {
+		result = "failure"
+	}
+	s.reloads.WithLabelValues(result).Inc()
+}
+
+// ServeHTTP serves the endpoints.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Serve serves the endpoints on ln until ctx is done, then shuts the server down (waiting
+// up to a second for requests in flight) and returns nil; it returns the server's error if it
+// fails before that. ln is closed when Serve returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) serveStatus(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, NewStatus(s.src, s.now()))
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	h := NewHealth(s.src.Status(), s.now())
+	code := http.StatusOK
+	if h.Status != "ok" {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, h)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// Health is the body of /healthz.
+type Health struct {
+	Status string       `json:"status"` // "ok", or "late" (the code is then 503)
+	Late   []LateWorker `json:"late"`   // the late workers; empty when ok
+}
+
+// LateWorker is one worker whose loop missed its deadline (see [fleet.WorkerStatus.Late]).
+type LateWorker struct {
+	Name      string    `json:"name"`
+	LastCheck time.Time `json:"last_check"` // the loop's last check
+	LateBy    float64   `json:"late_by_seconds"`
+}
+
+// NewHealth judges the workers at now: "ok" when no loop that should be checking is past its
+// deadline.
+func NewHealth(ws []fleet.WorkerStatus, now time.Time) Health {
+	h := Health{Status: "ok", Late: []LateWorker{}}
+	for _, w := range ws {
+		if w.Late(now) {
+			h.Status = "late"
+			h.Late = append(h.Late, LateWorker{Name: w.Worker.Name, LastCheck: w.LastCheck, LateBy: now.Sub(w.Deadline).Seconds()})
+		}
+	}
+	return h
+}

@@ -1,0 +1,352 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/shmmon/shmmon/config"
+	"github.com/shmmon/shmmon/fleet"
+	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/proctab"
+	"github.com/shmmon/shmmon/shmobj"
+	"github.com/shmmon/shmmon/worker"
+)
+
+const envMode = "HTTPAPI_TEST_WORKER" // "beat": the test binary is a worker beating every 10ms
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envMode) == "beat" {
+		for began := time.Now(); time.Since(began) < 2*time.Minute; time.Sleep(10 * time.Millisecond) {
+			worker.Beat()
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// scrape gets /metrics from h and parses it with expfmt.
+func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", rec.Code, rec.Body)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(rec.Body)
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v", err)
+	}
+	return fams
+}
+
+// value returns the value of the series of family name whose labels include want, and
+// whether there is one.
+func value(fams map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
+	f := fams[name]
+	if f == nil {
+		return 0, false
+	}
+next:
+	for _, m := range f.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if have[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Gauge != nil:
+			return m.GetGauge().GetValue(), true
+		case m.Counter != nil:
+			return m.GetCounter().GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.GetHistogram().GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+func get(t *testing.T, h http.Handler, path string, v any) int {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("%s: Content-Type %q", path, ct)
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), v); err != nil {
+		t.Fatalf("%s: %v in %s", path, err, rec.Body)
+	}
+	return rec.Code
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestFleetEndpoints serves a real fleet with one beating worker: /metrics, /status and
+// /healthz agree with its object, and /healthz fails while a test hook blocks the worker's
+// loop, and recovers when it is released.
+func TestFleetEndpoints(t *testing.T) {
+	name := fmt.Sprintf("shmmon-httpapi-%d-%s", os.Getpid(), t.Name())
+	t.Cleanup(func() { shmobj.Remove(name) })
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := config.Parse("t.toml", []byte(fmt.Sprintf("[[worker]]\nname = %q\ncommand = [%q]\ninterval = \"50ms\"\n"+
+		"env = { %s = \"beat\", GORACE = \"atexit_sleep_ms=0\" }\n", name, exe, envMode)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log testlog.Buffer
+	f := fleet.New(slog.New(slog.NewTextHandler(&log, nil)))
+	defer f.Stop()
+	s := New(f)
+	var mu sync.Mutex
+	var release chan struct{} // non-nil: checks block until it is closed
+	// Before f.Stop: a failure while the loop is blocked must not hang the test.
+	defer func() {
+		mu.Lock()
+		if release != nil {
+			close(release)
+			release = nil
+		}
+		mu.Unlock()
+	}()
+	f.ObserveChecks(func(w string, took time.Duration) {
+		s.ObserveCheck(w, took)
+		mu.Lock()
+		ch := release
+		mu.Unlock()
+		if ch != nil {
+			<-ch
+		}
+	})
+	f.Apply(file.Workers)
+	waitFor(t, 10*time.Second, "the worker beating", func() bool {
+		snap, err := shmobj.Read(name)
+		return err == nil && snap.Record.State == shmobj.StateOK
+	})
+
+	// /status matches the object.
+	before, _ := shmobj.Read(name)
+	var st Status
+	if code := get(t, s, "/status", &st); code != http.StatusOK || len(st.Workers) != 1 {
+		t.Fatalf("/status: %d %+v", code, st)
+	}
+	after, _ := shmobj.Read(name)
+	w, r := st.Workers[0], before.Record
+	if w.Name != name || w.Kind != "shm" || !w.Supervised || len(w.Command) != 1 || w.Command[0] != exe ||
+		w.Pid != r.WatchedPid || w.WorkerPid != before.WorkerPid || w.MonitorPid != int64(os.Getpid()) || w.MonitorPid != r.MonitorPid ||
+		w.State != "ok" || w.Threshold != r.Threshold || w.IntervalSec != 0.05 || w.Seq < before.Seq || w.Seq > after.Seq ||
+		w.LastProgress == nil || w.LastCheck == nil || w.Starts != 1 || w.Restarts != 0 || w.Kills != 0 || !w.Checking || w.Late ||
+		w.Error != "" || w.RecKills != r.Kills || w.RecRestarts != r.Restarts {
+		t.Errorf("/status worker %+v\ndoes not match the object %+v", w, before)
+	}
+
+	// /metrics: the worker's series, and checks observed.
+	fams := scrape(t, s)
+	lv := map[string]string{"name": name, "kind": "shm"}
+	for metric, want := range map[string]float64{
+		"shmmon_worker_up": 1, "shmmon_worker_starts_total": 1, "shmmon_worker_restarts_total": 0,
+		"shmmon_worker_kills_total": 0, "shmmon_worker_check_late": 0, "shmmon_worker_stalls": 0,
+	} {
+		if v, ok := value(fams, metric, lv); !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", metric, v, ok, want)
+		}
+	}
+	for _, state := range []string{"unknown", "waiting", "ok", "stalled", "abnormal", "killed", "exited"} {
+		want := 0.0
+		if state == "ok" {
+			want = 1
+		}
+		if v, ok := value(fams, "shmmon_worker_state", map[string]string{"name": name, "state": state}); !ok || v != want {
+			t.Errorf("state %s = %v (present %v), want %v", state, v, ok, want)
+		}
+	}
+	if v, ok := value(fams, "shmmon_worker_sequence", lv); !ok || v < float64(before.Seq) {
+		t.Errorf("sequence %v, want at least %d", v, before.Seq)
+	}
+	if v, ok := value(fams, "shmmon_worker_last_progress_seconds", lv); !ok || v < 0 || v > 5 {
+		t.Errorf("last progress %v s ago (present %v)", v, ok)
+	}
+	if v, _ := value(fams, "shmmon_check_duration_seconds", nil); v < 1 {
+		t.Errorf("%v checks observed", v)
+	}
+	for _, fam := range []string{"go_goroutines", "process_cpu_seconds_total"} {
+		if fams[fam] == nil {
+			t.Errorf("no %s: the Go and process collectors are missing", fam)
+		}
+	}
+
+	// /healthz: ok, then late while the loop is blocked, then ok again.
+	var h Health
+	if code := get(t, s, "/healthz", &h); code != http.StatusOK || h.Status != "ok" || len(h.Late) != 0 {
+		t.Fatalf("/healthz: %d %+v", code, h)
+	}
+	mu.Lock()
+	release = make(chan struct{})
+	mu.Unlock()
+	waitFor(t, fleet.LateFloor+10*time.Second, "/healthz to fail", func() bool {
+		return get(t, s, "/healthz", &h) == http.StatusServiceUnavailable
+	})
+	if h.Status != "late" || len(h.Late) != 1 || h.Late[0].Name != name || h.Late[0].LateBy <= 0 {
+		t.Errorf("/healthz while blocked: %+v", h)
+	}
+	if v, _ := value(scrape(t, s), "shmmon_worker_check_late", lv); v != 1 {
+		t.Errorf("check_late %v while the loop is blocked, want 1", v)
+	}
+	mu.Lock()
+	close(release)
+	release = nil
+	mu.Unlock()
+	waitFor(t, 10*time.Second, "/healthz to recover", func() bool { return get(t, s, "/healthz", &h) == http.StatusOK })
+}
+
+// fakeSource is a Source with fixed answers.
+type fakeSource struct {
+	ws   []fleet.WorkerStatus
+	recs []proctab.Record
+	err  error
+}
+
+func (f fakeSource) Status() []fleet.WorkerStatus              { return f.ws }
+func (f fakeSource) ProctabRecords() ([]proctab.Record, error) { return f.recs, f.err }
+
+// TestSeries covers what a live fleet rarely shows: an unreadable object, a process table
+// with two records of one name, the reload counter; and lints the exposition.
+func TestSeries(t *testing.T) {
+	now := time.Now()
+	src := fakeSource{
+		ws: []fleet.WorkerStatus{{Worker: config.Worker{Name: "gone"}, Err: errors.New("shmobj: no such object"), Kills: 2}},
+		recs: []proctab.Record{
+			{Slot: 1, Pid: os.Getpid(), Name: "svc", Timeout: time.Minute, Atime: now.Add(-time.Second)},
+			{Slot: 4, Pid: os.Getpid(), Name: "svc", Timeout: time.Second, Atime: now.Add(-time.Minute)},
+		},
+	}
+	s := New(src)
+	s.Reloaded(nil)
+	s.Reloaded(errors.New("bad"))
+	s.Reloaded(errors.New("bad"))
+	fams := scrape(t, s)
+	checks := []struct {
+		metric string
+		labels map[string]string
+		want   float64
+	}{
+		{"shmmon_worker_up", map[string]string{"name": "gone"}, 0},
+		{"shmmon_worker_state", map[string]string{"name": "gone", "state": "unknown"}, 1},
+		{"shmmon_worker_kills_total", map[string]string{"name": "gone"}, 2},
+		{"shmmon_worker_up", map[string]string{"name": "svc", "kind": "proctab"}, 1},
+		{"shmmon_worker_state", map[string]string{"name": "svc[4]", "kind": "proctab", "state": "abnormal"}, 1},
+		{"shmmon_worker_up", map[string]string{"name": "svc[4]", "kind": "proctab"}, 0},
+		{"shmmon_config_reloads_total", map[string]string{"result": "success"}, 1},
+		{"shmmon_config_reloads_total", map[string]string{"result": "failure"}, 2},
+	}
+	for _, c := range checks {
+		if v, ok := value(fams, c.metric, c.labels); !ok || v != c.want {
+			t.Errorf("%s%v = %v (present %v), want %v", c.metric, c.labels, v, ok, c.want)
+		}
+	}
+	if _, ok := value(fams, "shmmon_worker_sequence", map[string]string{"name": "gone"}); ok {
+		t.Error("a sequence for an object that cannot be read")
+	}
+	if v, ok := value(fams, "shmmon_worker_last_progress_seconds", map[string]string{"name": "svc[4]"}); !ok || v < 59 {
+		t.Errorf("proctab age %v (present %v), want about 60", v, ok)
+	}
+
+	// The names and help texts follow Prometheus' conventions.
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	problems, err := promlint.New(rec.Body).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "shmmon_") {
+			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+		}
+	}
+
+	var st Status
+	get(t, s, "/status", &st)
+	if len(st.Workers) != 1 || st.Workers[0].Error == "" || st.Workers[0].State != "unknown" || len(st.Proctab) != 2 ||
+		st.Proctab[1].State != "abnormal" || st.Proctab[0].State != "ok" {
+		t.Errorf("/status: %+v", st)
+	}
+	src.err = errors.New("proctab: no table")
+	if get(t, New(src), "/status", &st); st.ProctabError != "proctab: no table" {
+		t.Errorf("proctab error %q", st.ProctabError)
+	}
+}
+
+func TestMethodsAndPaths(t *testing.T) {
+	s := New(fakeSource{})
+	for _, c := range []struct {
+		method, path string
+		code         int
+	}{{"POST", "/metrics", http.StatusMethodNotAllowed}, {"GET", "/nope", http.StatusNotFound}, {"HEAD", "/healthz", http.StatusOK}} {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest(c.method, c.path, nil))
+		if rec.Code != c.code {
+			t.Errorf("%s %s: %d, want %d", c.method, c.path, rec.Code, c.code)
+		}
+	}
+}
+
+// TestServe serves on a real listener and stops with the context.
+func TestServe(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- New(fakeSource{}).Serve(ctx, ln) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"status": "ok"`) {
+		t.Errorf("/healthz: %d %s", resp.StatusCode, body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve = %v after cancel, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after cancel")
+	}
+}

@@ -1,0 +1,99 @@
+package httpapi
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shmmon/shmmon/shmobj"
+)
+
+// The worker metrics; see the package doc.
+var (
+	labels   = []string{"name", "kind"}
+	descUp   = prometheus.NewDesc("shmmon_worker_up", "1 while the worker runs and is judged alive (state waiting, ok or stalled), else 0.", labels, nil)
+	descSeq  = prometheus.NewDesc("shmmon_worker_sequence", "Last heartbeat sequence in the worker's object (it starts over when the worker restarts).", labels, nil)
+	descStl  = prometheus.NewDesc("shmmon_worker_stalls", "Consecutive checks that found the worker's sequence unchanged.", labels, nil)
+	descSt   = prometheus.NewDesc("shmmon_worker_state", "1 for the worker's current state, 0 for the others.", append(labels, "state"), nil)
+	descAge  = prometheus.NewDesc("shmmon_worker_last_progress_seconds", "Seconds since the worker's sequence last moved (absent before its first beat).", labels, nil)
+	descLate = prometheus.NewDesc("shmmon_worker_check_late", "1 when the worker's monitor loop should be checking but missed its deadline (as /healthz reports), else 0.", labels, nil)
+	descStr  = prometheus.NewDesc("shmmon_worker_starts_total", "Starts of the worker's program, adoptions and restarts included, since serve began supervising it.", labels, nil)
+	descRst  = prometheus.NewDesc("shmmon_worker_restarts_total", "Starts of the worker's program after the first, since serve began supervising it.", labels, nil)
+	descKil  = prometheus.NewDesc("shmmon_worker_kills_total", "Kills of the worker for hanging, since serve began watching it.", labels, nil)
+)
+
+// states are the values of the state label, in the order of shmobj's states.
+var states = func() []shmobj.State {
+	var s []shmobj.State
+	for st := shmobj.StateUnknown; st <= shmobj.StateExited; st++ {
+		s = append(s, st)
+	}
+	return s
+}()
+
+// workerCollector reads the workers' metrics from the source at each scrape.
+type workerCollector struct{ s *Server }
+
+func (c workerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descUp, descSeq, descStl, descSt, descAge, descLate, descStr, descRst, descKil} {
+		ch <- d
+	}
+}
+
+func (c workerCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.s.now()
+	gauge := func(d *prometheus.Desc, v float64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
+	}
+	stateSeries := func(cur shmobj.State, lv ...string) {
+		for _, st := range states {
+			gauge(descSt, b2f(st == cur), append(lv, st.String())...)
+		}
+	}
+	for _, ws := range c.s.src.Status() {
+		lv := []string{ws.Worker.Name, kind(ws)}
+		st := state(ws)
+		gauge(descUp, b2f(ws.Err == nil && up(st)), lv...)
+		stateSeries(st, lv...)
+		gauge(descLate, b2f(ws.Late(now)), lv...)
+		counter(descStr, ws.Starts, lv...)
+		counter(descRst, ws.Restarts, lv...)
+		counter(descKil, ws.Kills, lv...)
+		if ws.Err != nil {
+			continue
+		}
+		gauge(descSeq, float64(ws.Snapshot.Seq), lv...)
+		if r := ws.Snapshot.Record; ws.Snapshot.HasRecord {
+			gauge(descStl, float64(r.Stalls), lv...)
+			if r.LastProgress != 0 {
+				gauge(descAge, now.Sub(timeNs(r.LastProgress)).Seconds(), lv...)
+			}
+		}
+	}
+	// The process table may hold several records of one name (instances of a service):
+	// the second and later get their slot in the name, so every series stays unique.
+	recs, _ := c.s.src.ProctabRecords()
+	seen := map[string]bool{}
+	for _, r := range recs {
+		name := r.Name
+		if seen[name] {
+			name = fmt.Sprintf("%s[%d]", r.Name, r.Slot)
+		}
+		seen[name] = true
+		lv := []string{name, "proctab"}
+		st := proctabState(r, now)
+		gauge(descUp, b2f(up(st)), lv...)
+		stateSeries(st, lv...)
+		gauge(descAge, now.Sub(r.Atime).Seconds(), lv...)
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
