@@ -939,8 +939,8 @@ func TestTCPWatchdogTable(t *testing.T) {
 		t.Error("no [tcp_watchdog] table, but a TCPWatchdog")
 	}
 	for _, bad := range []struct{ text, want string }{
-		{"[tcp_watchdog]\nlisten = 5005\n", `t.toml:2: tcp_watchdog listen: got integer 5005 (want "PORT"`},
-		{"[tcp_watchdog]\n\nlisten = \"localhost:5005\"\n", `t.toml:3: tcp_watchdog listen: "localhost:5005" is not a listen address (want`},
+		{"[tcp_watchdog]\nlisten = 5005\n", `t.toml:2: tcp_watchdog listen: got integer 5005 (want a string`},
+		{"[tcp_watchdog]\n\nlisten = \"nonsense:xx\"\n", `t.toml:3: tcp_watchdog listen: "nonsense:xx" is not a listen address (want`},
 		{"[tcp_watchdog]\nlisten = \"0\"\n", `t.toml:2: tcp_watchdog listen: "0" is not a listen address`},
 		{"[tcp_watchdog]\nport = 1\n", "t.toml:2: tcp_watchdog port: unknown key (want one of [listen])"},
 		{"tcp_watchdog = 3\n", "t.toml:1: tcp_watchdog: got integer 3 (want a table: [tcp_watchdog])"},

@@ -68,8 +68,8 @@
 // its HTTP endpoint, "PORT", ":PORT" (both on 127.0.0.1) or "HOST:PORT" ([ListenAddress]).
 //
 // Two optional tables configure more of serve: [proctab] (see [Proctab]) and [tcp_watchdog]
-// (see [TCPWatchdog]), whose only key is listen = "127.0.0.1:5005" (a port alone listens on
-// 127.0.0.1; another host must be an IP address written out, such as "0.0.0.0:5005").
+// (see [TCPWatchdog]), whose only key is listen = "127.0.0.1:5005" (read like [serve]'s listen,
+// but the port must not be 0: clients need to know it).
 //
 // # Errors
 //

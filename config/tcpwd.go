@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/shmmon/shmmon/tcpwd"
 )
@@ -11,7 +12,7 @@ import (
 // TCPWatchdog is the optional [tcp_watchdog] table: serve then runs the socket watchdog of
 // the seeds (package tcpwd), whose clients feed the workers named in the file over TCP.
 type TCPWatchdog struct {
-	Listen string // listen = "127.0.0.1:5005", resolved to IP:PORT; a port alone is on 127.0.0.1
+	Listen string // listen = "127.0.0.1:5005", resolved by [ListenAddress]; a port alone is on 127.0.0.1
 }
 
 // tcpWatchdogKeys are the keys of [tcp_watchdog].
@@ -24,15 +25,17 @@ func (p *parser) tcpWatchdog(raw map[string]any) *TCPWatchdog {
 		v, line, label := raw[k], p.pos.line("tcp_watchdog", k), "tcp_watchdog "+k
 		switch k {
 		case "listen":
-			const want = `want "PORT", ":PORT" (both on 127.0.0.1) or "IP:PORT", e.g. "5005" or "0.0.0.0:5005"; PORT 1-65535`
 			s, ok := v.(string)
 			if !ok {
-				p.add(line, label, gotWant(v, want[len("want "):]))
+				p.add(line, label, gotWant(v, `a string such as "127.0.0.1:5005" or "5005"`))
 				continue
 			}
-			addr, err := tcpwd.ListenAddr(s)
+			addr, err := ListenAddress(s)
+			if err == nil && strings.HasSuffix(addr, ":0") {
+				err = fmt.Errorf("%s is not a listen address: clients need a fixed port (want 1-65535)", shorten(s))
+			}
 			if err != nil {
-				p.add(line, label, wrapf(err, "%s is not a listen address (%s)", shorten(s), want))
+				p.add(line, label, err)
 				continue
 			}
 			tw.Listen = addr
