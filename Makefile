@@ -1,7 +1,7 @@
 # shmmon: build, test, lint, bench, demo and the C++ compatibility peers.
 #
-#   make deps     install libboost-dev / g++ (apt, as root) and staticcheck
-#   make compat   build the Boost.Interprocess peers in compat/bin/
+#   make deps     install libboost-dev / g++ / libsystemd-dev (apt, as root) and staticcheck
+#   make compat   build the Boost.Interprocess peers and the sd_notify client in compat/bin/
 #   make build    build bin/shmmon
 #   make test     run all Go tests (with -race) against the C++ peers
 #   make lint     go vet, staticcheck, gofmt
@@ -16,9 +16,12 @@ GOFMT    ?= gofmt
 CXX      ?= g++
 CXXFLAGS ?= -O2 -std=c++17 -Wall -Wextra
 LDLIBS   ?= -lrt -pthread
+CFLAGS   ?= -O2 -std=c11 -Wall -Wextra
 
-BOOST_HEADER := /usr/include/boost/interprocess/shared_memory_object.hpp
-COMPAT_BINS  := compat/bin/boost_worker compat/bin/boost_checker compat/bin/boost_bench compat/bin/proctab_client
+BOOST_HEADER   := /usr/include/boost/interprocess/shared_memory_object.hpp
+SYSTEMD_HEADER := /usr/include/systemd/sd-daemon.h
+COMPAT_BINS    := compat/bin/boost_worker compat/bin/boost_checker compat/bin/boost_bench compat/bin/proctab_client \
+	compat/bin/sdnotify_client
 
 # Where `go install` puts staticcheck: $GOBIN if set, else the first GOPATH entry's bin/.
 GO_BIN_DIR   = $(shell d="$$($(GO) env GOBIN)"; [ -n "$$d" ] || d="$$($(GO) env GOPATH | cut -d: -f1)/bin"; echo "$$d")
@@ -31,7 +34,9 @@ all: build
 deps:
 	@missing=""; \
 	[ -f "$(BOOST_HEADER)" ] || missing="$$missing libboost-dev"; \
+	[ -f "$(SYSTEMD_HEADER)" ] || missing="$$missing libsystemd-dev"; \
 	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
+	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then \
 			echo "missing$$missing: run 'sudo apt-get install$$missing' (or 'sudo make deps')" >&2; \
@@ -52,6 +57,10 @@ compat: $(COMPAT_BINS)
 # make an up-to-date binary rebuild.
 compat/bin/%: compat/cpp/%.cpp | deps compat/bin
 	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
+
+# The notify client is C, against Debian's libsystemd-dev.
+compat/bin/sdnotify_client: compat/cpp/sdnotify_client.c | deps compat/bin
+	gcc $(CFLAGS) -o $@ $< -lsystemd
 
 compat/bin:
 	mkdir -p $@
