@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,8 +22,9 @@ import (
 // sdNotifyMain is the test binary as a Go program written for systemd's watchdog, using
 // go-systemd's daemon package and nothing of shmmon's. Mode "sdnotify-beat": READY=1 and
 // STATUS=, then WATCHDOG=1 every half of SdWatchdogEnabled's interval; "sdnotify-ready":
-// READY=1, never a beat. Exit 3 when SdWatchdogEnabled says the watchdog is not enabled for
-// this process (NOTIFY_SOCKET, WATCHDOG_USEC or WATCHDOG_PID missing or wrong).
+// READY=1, never a beat. A failed SdNotify is reported and otherwise ignored, as services
+// do. Exit 3 when SdWatchdogEnabled says the watchdog is not enabled for this process
+// (NOTIFY_SOCKET, WATCHDOG_USEC or WATCHDOG_PID missing or wrong).
 func sdNotifyMain(mode string) int {
 	d, err := daemon.SdWatchdogEnabled(false)
 	if err != nil || d <= 0 {
@@ -36,7 +38,6 @@ func sdNotifyMain(mode string) int {
 	for {
 		if ok, err := daemon.SdNotify(false, msg); !ok || err != nil {
 			fmt.Fprintf(os.Stderr, "go notify client: SdNotify = %v, %v\n", ok, err)
-			return 4
 		}
 		if mode == "sdnotify-ready" {
 			time.Sleep(5 * time.Minute) // a leftover goes away by itself
@@ -218,4 +219,40 @@ func forge(t *testing.T, addr string) (stop func()) {
 	stop = func() { once.Do(func() { close(done); wg.Wait() }) }
 	t.Cleanup(stop)
 	return stop
+}
+
+// TestServeAdoptsNotifyWorker SIGKILLs serve and starts it again: the new serve binds the
+// notify socket address of the one it replaced (it is derived from the object's name), so
+// the notify worker it adopts goes on beating through its NOTIFY_SOCKET and is not taken
+// for hung.
+func TestServeAdoptsNotifyWorker(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shmmon.toml")
+	name := objectName(t)
+	needBoost(t) // the C client is built with the C++ peers
+	writeConfig(t, path, []serveWorker{{name: name, command: []string{build.sdNotify, "beat"}}}, "")
+	var pids []int64
+	killOnCleanup(t, &pids)
+
+	first := startServe(t, path)
+	pid := waitBeating(t, name, 0)
+	pids = append(pids, pid)
+	first.signal(t, syscall.SIGKILL)
+	first.wait(t, 10*time.Second)
+
+	second := startServe(t, path)
+	waitLine(t, &second.stderr, startTimeout, "event=adopt")
+	before, _ := shmobj.Read(name)
+	time.Sleep(20 * interval) // its beats lost, it would be killed within 4 intervals
+	after, _ := shmobj.Read(name)
+	if after.Record.WatchedPid != pid || after.Seq <= before.Seq || after.Record.Kind != shmobj.KindNotify {
+		t.Errorf("after the restart: watched %d (want %d), seq %d -> %d, kind %v; want the adopted worker beating",
+			after.Record.WatchedPid, pid, before.Seq, after.Seq, after.Record.Kind)
+	}
+	if log := second.stderr.String(); strings.Contains(log, "killing hung worker") || strings.Contains(log, "notify address taken") {
+		t.Errorf("the restarted serve did not take over the notify socket:\n%s", log)
+	}
+	second.signal(t, syscall.SIGTERM)
+	if st := second.wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
+		t.Errorf("serve ended with %v after SIGTERM, want exit 0", st)
+	}
 }
