@@ -19,6 +19,30 @@
 // With Every set, the program is a periodic job instead (the seeds' procctl): run it, wait for
 // it to end, wait Every, run it again; the heartbeat rules apply while it runs and the start
 // limit does not apply.
+//
+// # The notify protocol
+//
+// A program written for systemd's watchdog runs unchanged. For its Run, the supervisor
+// listens on a notify socket of its own (package notify; an abstract address derived from
+// the object's name, so a restarted monitor takes over the socket of a program it adopts)
+// and starts the program with systemd's handshake: NOTIFY_SOCKET, WATCHDOG_USEC (the check
+// interval) and WATCHDOG_PID (the program's own pid: a shell sets it and execs the program in
+// its place). The handshake shmmon itself got from systemd is never passed on. Messages are
+// taken from the running program, its process group and its descendants only, and applied
+// on the supervisor's goroutine:
+//
+//   - WATCHDOG=1 beats the object (its sequence, kind [shmobj.KindNotify]); a new program
+//     starts again from sequence 0.
+//   - READY=1 ends the startup grace ([monitor.Checker.Ready]); EXTEND_TIMEOUT_USEC=
+//     prolongs it, or a shutdown's suspension ([monitor.Checker.Extend]).
+//   - STATUS= is kept in the object's status text and logged when it changes.
+//   - STOPPING=1 (the first one) suspends the checks for at most the grace period.
+//   - WATCHDOG=trigger kills the program at once, as hung ("trigger").
+//   - WATCHDOG_USEC= changes the check interval until the next start.
+//   - MAINPID= moves the watched pid to a live process of the program's tree (else it is
+//     refused and logged). Kills then go to the program's group and to that process; when
+//     it exits, the run ends as a failure: the program is stopped ("main-exit") and the
+//     restart policy applies.
 package supervise
 
 import (
@@ -225,10 +249,13 @@ type ended struct {
 	hung  bool             // killed as hung
 	hup   bool             // stopped for a Restart
 	stop  bool             // stopped because the context was cancelled
+	main  bool             // stopped because its main process (MAINPID=) ended
 	ran   time.Duration
 }
 
-func (e ended) failed() bool { return e.hung || e.state == nil || !e.state.Success() }
+// failed reports whether the run counts as a failure. The end of a main process counts as
+// one whatever the program's status: the main process's own is unknown (not our child).
+func (e ended) failed() bool { return e.hung || e.main || e.state == nil || !e.state.Success() }
 
 // Run publishes the object and supervises the program until ctx is done (the program is
 // stopped, [Stopped]) or the policy ends it ([Finished], [Failed], [Hung], [GaveUp]; GaveUp
@@ -454,7 +481,7 @@ func (s *Supervisor) runOnce(ctx context.Context, h *monitor.Heartbeat, c *child
 		case <-ticker.C:
 			if c.main != nil && c.main.Exited() {
 				s.log.Warn("main process ended; stopping the program", "worker", s.name, "pid", c.main.Pid(), "event", "main-exit")
-				e := s.stop(h, c, ended{}, "main-exit")
+				e := s.stop(h, c, ended{main: true}, "main-exit")
 				h.Emit(monitor.EventExit, time.Now(), fmt.Sprintf("main process %d ended", c.main.Pid()))
 				return e
 			}
