@@ -48,6 +48,9 @@ type Listener struct {
 // Listen binds a datagram socket per opts and starts receiving on it. The error wraps the
 // system's: errors.Is(err, syscall.EADDRINUSE) when the address is taken.
 func Listen(opts Options) (*Listener, error) {
+	if err := supported(); err != nil {
+		return nil, fmt.Errorf("notify: listen: %w", err)
+	}
 	addr := opts.Addr
 	if addr == "" {
 		var b [8]byte
@@ -58,6 +61,13 @@ func Listen(opts Options) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notify: listen %q: %w", addr, err)
 	}
+	if err := passCred(conn); err != nil {
+		conn.Close()
+		if !strings.HasPrefix(addr, "@") {
+			os.Remove(addr)
+		}
+		return nil, fmt.Errorf("notify: listen %q: %w", addr, err)
+	}
 	l := &Listener{conn: conn, addr: addr, allow: opts.Allow, log: opts.Logger,
 		c: make(chan Message, 64), closing: make(chan struct{}), done: make(chan struct{})}
 	if !strings.HasPrefix(addr, "@") {
@@ -65,10 +75,6 @@ func Listen(opts Options) (*Listener, error) {
 	}
 	if l.log == nil {
 		l.log = slog.Default()
-	}
-	if err := passCred(conn); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("notify: listen %q: %w", addr, err)
 	}
 	go l.receive()
 	return l, nil

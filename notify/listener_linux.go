@@ -18,6 +18,9 @@ const (
 // oobSize holds the credentials and up to maxFds descriptors.
 var oobSize = unix.CmsgSpace(unix.SizeofUcred) + unix.CmsgSpace(4*maxFds)
 
+// supported reports nil: Linux has SO_PASSCRED.
+func supported() error { return nil }
+
 // passCred turns SO_PASSCRED on: the kernel attaches every sender's credentials.
 func passCred(conn *net.UnixConn) error {
 	rc, err := conn.SyscallConn()

@@ -13,9 +13,10 @@ const (
 	oobSize   = 0
 )
 
-// passCred fails: sender credentials (SO_PASSCRED) are Linux only.
-func passCred(*net.UnixConn) error {
-	return errors.ErrUnsupported
-}
+// supported fails: sender credentials (SO_PASSCRED), which authenticate every message, are
+// Linux only.
+func supported() error { return errors.ErrUnsupported }
+
+func passCred(*net.UnixConn) error { return errors.ErrUnsupported }
 
 func credentials([]byte) (cred, error) { return cred{}, errors.ErrUnsupported }
