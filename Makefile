@@ -1,7 +1,8 @@
 # shmmon: build, test, lint, bench, demo and the C++ compatibility peers.
 #
-#   make deps     install libboost-dev / g++ / prometheus (promtool) (apt, as root) and staticcheck
-#   make compat   build the C/C++ peers (Boost.Interprocess, proctab, tcpwd) in compat/bin/
+#   make deps     install what is missing (apt, as root): g++, gcc, libboost-dev, libsystemd-dev,
+#                 prometheus (for promtool); and staticcheck
+#   make compat   build the C/C++ peers (Boost.Interprocess, proctab, tcpwd, sd_notify) in compat/bin/
 #   make build    build bin/shmmon
 #   make test     run all Go tests (with -race) against the C++ peers
 #   make lint     go vet, staticcheck, gofmt
@@ -18,9 +19,10 @@ CXXFLAGS ?= -O2 -std=c++17 -Wall -Wextra
 CFLAGS   ?= -O2 -std=c11 -Wall -Wextra
 LDLIBS   ?= -lrt -pthread
 
-BOOST_HEADER := /usr/include/boost/interprocess/shared_memory_object.hpp
-COMPAT_BINS  := compat/bin/boost_worker compat/bin/boost_checker compat/bin/boost_bench compat/bin/proctab_client \
-                compat/bin/tcpwd_client
+BOOST_HEADER   := /usr/include/boost/interprocess/shared_memory_object.hpp
+SYSTEMD_HEADER := /usr/include/systemd/sd-daemon.h
+COMPAT_BINS    := compat/bin/boost_worker compat/bin/boost_checker compat/bin/boost_bench compat/bin/proctab_client \
+	compat/bin/tcpwd_client compat/bin/sdnotify_client
 
 # Where `go install` puts staticcheck: $GOBIN if set, else the first GOPATH entry's bin/.
 GO_BIN_DIR   = $(shell d="$$($(GO) env GOBIN)"; [ -n "$$d" ] || d="$$($(GO) env GOPATH | cut -d: -f1)/bin"; echo "$$d")
@@ -33,8 +35,10 @@ all: build
 deps:
 	@missing=""; \
 	[ -f "$(BOOST_HEADER)" ] || missing="$$missing libboost-dev"; \
+	[ -f "$(SYSTEMD_HEADER)" ] || missing="$$missing libsystemd-dev"; \
 	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then \
 			echo "missing$$missing: run 'sudo apt-get install$$missing' (or 'sudo make deps')" >&2; \
@@ -58,6 +62,10 @@ compat/bin/%: compat/cpp/%.cpp | deps compat/bin
 
 compat/bin/%: compat/cpp/%.c | deps compat/bin
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+# The notify client is C, against Debian's libsystemd-dev.
+compat/bin/sdnotify_client: compat/cpp/sdnotify_client.c | deps compat/bin
+	$(CC) $(CFLAGS) -o $@ $< -lsystemd
 
 compat/bin:
 	mkdir -p $@

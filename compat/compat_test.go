@@ -52,6 +52,9 @@ const (
 // it beats until it is killed instead of running the tests.
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(envWorker); mode != "" {
+		if strings.HasPrefix(mode, "sdnotify-") {
+			os.Exit(sdNotifyMain(mode))
+		}
 		os.Exit(workerMain(mode))
 	}
 	code := m.Run()
@@ -117,6 +120,7 @@ var build struct {
 	shmmonErr    error
 	boostWorker  string
 	boostChecker string
+	sdNotify     string // the C notify client (libsystemd)
 	boostMissing string // why the C++ peers cannot be built here; "" when they can
 	boostErr     error
 }
@@ -146,12 +150,19 @@ func buildAll() {
 			" missing; apt-get install libboost-dev, or make deps)"
 		return
 	}
+	const sdHeader = "/usr/include/systemd/sd-daemon.h"
+	if _, err := os.Stat(sdHeader); err != nil {
+		build.boostMissing = "libsystemd-dev is not installed (" + sdHeader +
+			" missing; apt-get install libsystemd-dev, or make deps)"
+		return
+	}
 	if out, err := exec.Command("make", "-C", root, "compat").CombinedOutput(); err != nil {
 		build.boostErr = fmt.Errorf("make compat: %v\n%s", err, out)
 		return
 	}
 	build.boostWorker = filepath.Join(root, "compat", "bin", "boost_worker")
 	build.boostChecker = filepath.Join(root, "compat", "bin", "boost_checker")
+	build.sdNotify = filepath.Join(root, "compat", "bin", "sdnotify_client")
 }
 
 // needShmmon returns the path of the shmmon command, built for this test binary.
@@ -167,8 +178,9 @@ func needShmmon(t *testing.T) string {
 // boost are the paths of the C++ peers.
 type boost struct{ worker, checker string }
 
-// needBoost returns the C++ peers, built by `make compat`. Without g++ or Boost the test is
-// skipped on a developer's machine and fails under CI=true (CI installs them).
+// needBoost returns the C++ peers, built by `make compat`. Without g++, Boost or
+// libsystemd-dev (all the peers are built together) the test is skipped on a developer's
+// machine and fails under CI=true (CI installs them).
 func needBoost(t *testing.T) boost {
 	t.Helper()
 	build.once.Do(buildAll)

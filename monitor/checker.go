@@ -98,6 +98,9 @@ type Checker struct {
 	// was paused too (the machine slept) could beat.
 	resumed time.Duration
 	paused  bool // resumed is set
+	// graceEnd is when the startup grace ends (started + Grace, moved by Ready and Extend);
+	// suspendEnd is when a suspension for a worker's shutdown ends (Suspend, Extend).
+	graceEnd, suspendEnd time.Duration
 }
 
 // NewChecker returns a Checker whose rules start at now (the object was just published). cfg
@@ -112,7 +115,7 @@ func NewChecker(cfg Config, now time.Time) *Checker {
 // a new grace period.
 func (c *Checker) Reset(now time.Time) {
 	m := now.Sub(clockBase)
-	*c = Checker{cfg: c.cfg, started: m, prev: m, state: shmobj.StateWaiting}
+	*c = Checker{cfg: c.cfg, started: m, prev: m, state: shmobj.StateWaiting, graceEnd: m + c.cfg.Grace}
 }
 
 // Observe judges the sequence seq read at now. now must carry a monotonic clock reading
@@ -133,9 +136,10 @@ func (c *Checker) observe(seq uint64, mono time.Duration, wall int64) Result {
 	} else {
 		c.paused = false
 	}
-	if late {
+	if late || mono < c.suspendEnd {
 		// The monitor was stopped, starved or the machine slept: what happened in between
-		// is unknown, so this check judges nothing. It only follows the sequence.
+		// is unknown, so this check judges nothing. It only follows the sequence. The same
+		// while the worker shuts down (Suspend).
 		if seq != 0 && seq != c.last {
 			c.progress(seq, mono, wall)
 			if c.state == shmobj.StateWaiting {
@@ -151,7 +155,7 @@ func (c *Checker) observe(seq uint64, mono time.Duration, wall int64) Result {
 		c.stalls = 0
 		c.state = shmobj.StateOK
 		return OK
-	case seq == 0 && !c.beaten && mono-c.started < c.cfg.Grace:
+	case seq == 0 && !c.beaten && mono < c.graceEnd:
 		return OK // still waiting for the first beat
 	}
 	// No progress: s == last (> 0), a 0 after a beat, or no beat by the end of the grace.
@@ -166,6 +170,58 @@ func (c *Checker) observe(seq uint64, mono time.Duration, wall int64) Result {
 
 func (c *Checker) progress(seq uint64, mono time.Duration, wall int64) {
 	c.last, c.beaten, c.lastProgress, c.progressWall = seq, true, mono, wall
+}
+
+// Ready ends the startup grace at now, as a worker's READY=1 (notify protocol) says: a
+// worker that has not beaten yet is judged from the next check on. Once the worker has
+// beaten, or after the grace, it does nothing.
+func (c *Checker) Ready(now time.Time) {
+	if m := now.Sub(clockBase); !c.beaten && m < c.graceEnd {
+		c.graceEnd = m
+	}
+}
+
+// Extend makes the current wait last at least until now+d (EXTEND_TIMEOUT_USEC=): the
+// suspension of a worker that shuts down (see [Checker.Suspend]), else the startup grace
+// while no beat was seen. It reports whether there was such a wait to extend; a running
+// worker's checks are never put off.
+func (c *Checker) Extend(now time.Time, d time.Duration) bool {
+	m := now.Sub(clockBase)
+	switch {
+	case m < c.suspendEnd:
+		c.suspendEnd = max(c.suspendEnd, m+d)
+	case !c.beaten && m < c.graceEnd:
+		c.graceEnd = max(c.graceEnd, m+d)
+	default:
+		return false
+	}
+	return true
+}
+
+// Suspend stops judging from now for the grace period, as for a worker shutting down
+// (STOPPING=1): its beats are still followed, but a stall is not counted. The suspension
+// is bounded so that a worker stuck in its shutdown is still caught: once it ends the
+// checks judge again, from the stall count they had.
+func (c *Checker) Suspend(now time.Time) {
+	c.suspendEnd = max(c.suspendEnd, now.Sub(clockBase)+c.cfg.Grace)
+}
+
+// Suspended reports whether judging is suspended at now (see [Checker.Suspend]).
+func (c *Checker) Suspended(now time.Time) bool { return now.Sub(clockBase) < c.suspendEnd }
+
+// Trigger makes the worker abnormal at once, as its WATCHDOG=trigger asks.
+func (c *Checker) Trigger() { c.state = shmobj.StateAbnormal }
+
+// SetInterval changes the check interval to d from now on (a worker's WATCHDOG_USEC=); the
+// stall count and the grace stay. A d under 1ms is refused.
+func (c *Checker) SetInterval(d time.Duration, now time.Time) error {
+	if d < time.Millisecond {
+		return fmt.Errorf("monitor: interval %v: want at least 1ms", d)
+	}
+	c.cfg.Interval = d
+	// The next check comes d after now: measured from the previous one it could look late.
+	c.prev = now.Sub(clockBase)
+	return nil
 }
 
 // Config returns the checker's configuration, with defaults applied.

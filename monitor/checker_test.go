@@ -120,3 +120,93 @@ func TestCheckReset(t *testing.T) {
 		t.Errorf("StalledFor = %v, want 1s since the reset", d)
 	}
 }
+
+func TestCheckerAdjustments(t *testing.T) {
+	const iv = time.Second
+	cfg := Config{Interval: iv, Stalls: 3, Grace: 5 * iv}
+	tests := []struct {
+		name   string
+		adjust func(c *Checker, start time.Time)
+		steps  []step
+	}{
+		{"ready ends the grace", func(c *Checker, s time.Time) { c.Ready(s.Add(iv / 2)) },
+			[]step{{iv, 0, Stalled, 1}, {iv, 0, Stalled, 2}, {iv, 0, Abnormal, 3}}},
+		{"ready after a beat does nothing", func(c *Checker, s time.Time) { c.Observe(1, s.Add(iv/2)); c.Ready(s.Add(iv / 2)) },
+			[]step{{iv / 2, 2, OK, 0}, {iv, 2, Stalled, 1}}},
+		{"extend the grace", func(c *Checker, s time.Time) {
+			if !c.Extend(s.Add(iv), 10*iv) {
+				t.Error("Extend in the grace = false")
+			}
+		}, []step{{6 * iv / 2, 0, OK, 0}, {iv, 0, OK, 0}, {iv, 0, OK, 0}, {iv, 0, OK, 0}, {iv, 0, OK, 0}, {iv, 0, OK, 0}, {iv, 0, OK, 0}, {iv, 0, OK, 0}, {iv, 0, Stalled, 1}}},
+		{"extend never shortens", func(c *Checker, s time.Time) { c.Extend(s, iv) },
+			[]step{{iv, 0, OK, 0}, {iv, 0, OK, 0}, {iv, 0, OK, 0}, {iv, 0, OK, 0}, {iv + iv/2, 0, Stalled, 1}}},
+		{"suspended while stopping", func(c *Checker, s time.Time) { c.Observe(1, s.Add(iv)); c.Suspend(s.Add(iv)) },
+			// The checks at 2..5 s are in the suspension (1 s + 5 s grace); then judged again.
+			[]step{{2 * iv, 1, OK, 0}, {iv, 2, OK, 0}, {iv, 2, OK, 0}, {iv, 2, OK, 0}, {iv, 2, Stalled, 1}, {iv, 2, Stalled, 2}, {iv, 2, Abnormal, 3}}},
+		{"extend the suspension", func(c *Checker, s time.Time) {
+			c.Observe(1, s.Add(iv))
+			c.Suspend(s.Add(iv))
+			c.Extend(s.Add(iv), 8*iv)
+		}, []step{{2 * iv, 1, OK, 0}, {iv, 1, OK, 0}, {iv, 1, OK, 0}, {iv, 1, OK, 0}, {iv, 1, OK, 0}, {iv, 1, OK, 0}, {iv, 1, OK, 0}, {iv, 1, Stalled, 1}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			c := NewChecker(cfg, start)
+			tt.adjust(c, start)
+			now := start
+			for i, s := range tt.steps {
+				now = now.Add(s.dt)
+				if have := c.Observe(s.seq, now); have != s.want {
+					t.Fatalf("step %d (seq %d at %v): result %v, want %v", i, s.seq, now.Sub(start), have, s.want)
+				}
+				if have := c.Stalls(); have != s.stalls {
+					t.Fatalf("step %d (seq %d at %v): stalls %d, want %d", i, s.seq, now.Sub(start), have, s.stalls)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckerExtendRunning(t *testing.T) {
+	start := time.Now()
+	c := NewChecker(Config{Interval: time.Second, Stalls: 3}, start)
+	c.Observe(1, start.Add(time.Second))
+	if c.Extend(start.Add(time.Second), time.Minute) {
+		t.Error("Extend put off the checks of a running worker")
+	}
+	if c.Suspended(start.Add(time.Second)) {
+		t.Error("suspended without Suspend")
+	}
+}
+
+func TestCheckerTriggerAndInterval(t *testing.T) {
+	start := time.Now()
+	c := NewChecker(Config{Interval: time.Second, Stalls: 3}, start)
+	c.Observe(1, start.Add(time.Second))
+	c.Trigger()
+	if c.State() != shmobj.StateAbnormal {
+		t.Errorf("state after Trigger %v, want abnormal", c.State())
+	}
+	if err := c.SetInterval(time.Microsecond, start); err == nil {
+		t.Error("SetInterval(1µs) accepted")
+	}
+	// 100ms checks after a 1s interval: the first one is judged, not taken for late.
+	now := start.Add(time.Second)
+	if err := c.SetInterval(100*time.Millisecond, now); err != nil {
+		t.Fatal(err)
+	}
+	if c.Config().Interval != 100*time.Millisecond {
+		t.Errorf("interval %v", c.Config().Interval)
+	}
+	for i, want := range []Result{Stalled, Stalled, Abnormal} {
+		now = now.Add(100 * time.Millisecond)
+		if r := c.Observe(1, now); r != want {
+			t.Fatalf("check %d at the new interval: %v, want %v", i, r, want)
+		}
+	}
+	// A check 3 new intervals late is not judged.
+	if r := c.Observe(1, now.Add(300*time.Millisecond)); r != OK {
+		t.Errorf("late check at the new interval: %v, want ok (not judged)", r)
+	}
+}

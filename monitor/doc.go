@@ -21,4 +21,12 @@
 //     hiccups.
 //
 // A freshly published object starts the rules over: last = 0, no stalls, a new grace.
+//
+// # What a worker may ask for
+//
+// A supervisor that speaks the notify protocol (package notify) lets its worker adjust the
+// rules: [Checker.Ready] ends the grace early (READY=1), [Checker.Extend] prolongs it
+// (EXTEND_TIMEOUT_USEC=), [Checker.Suspend] stops judging for at most the grace while the
+// worker shuts down (STOPPING=1), [Checker.Trigger] makes it abnormal at once
+// (WATCHDOG=trigger) and [Checker.SetInterval] changes the interval (WATCHDOG_USEC=).
 package monitor

@@ -141,6 +141,37 @@ func (h *Heartbeat) NewWorker(pid int64, now time.Time) {
 	h.seg.StoreStatus(h.chk.status(now.UnixNano()))
 }
 
+// SetWatchedPid records pid as the watched process, as when a worker names its main process
+// (MAINPID=), without starting the rules over.
+func (h *Heartbeat) SetWatchedPid(pid int64) {
+	h.opts.WatchedPid = pid
+	h.seg.SetWatchedPid(pid)
+}
+
+// SetInterval changes the check interval to d from now on, in the checker and the status
+// record (see [Checker.SetInterval]); a d under 1ms is refused. The caller's ticker must
+// follow.
+func (h *Heartbeat) SetInterval(d time.Duration, now time.Time) error {
+	if err := h.chk.SetInterval(d, now); err != nil {
+		return err
+	}
+	h.opts.Interval = d
+	h.seg.SetInterval(d)
+	return nil
+}
+
+// Trigger makes the worker abnormal now, as its WATCHDOG=trigger asks: the state is
+// recorded and logged, and an [EventAbnormal] is emitted (see [Checker.Trigger]).
+func (h *Heartbeat) Trigger(now time.Time, log *slog.Logger) {
+	h.chk.Trigger()
+	h.seg.SetState(shmobj.StateAbnormal)
+	if h.prev != shmobj.StateAbnormal {
+		h.logState(log, h.prev, Abnormal, now)
+		h.Emit(EventAbnormal, now, "trigger")
+		h.prev = shmobj.StateAbnormal
+	}
+}
+
 // Name returns the object's name.
 func (h *Heartbeat) Name() string { return h.name }
 

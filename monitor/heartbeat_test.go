@@ -3,7 +3,9 @@ package monitor
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,5 +113,45 @@ func TestCheckFault(t *testing.T) {
 	}
 	if _, err := h.Check(time.Now()); err != nil {
 		t.Errorf("Check after Republish: %v", err)
+	}
+}
+
+// TestHeartbeatNotifyAdjustments: a new interval and watched pid reach the status record; a
+// trigger makes the worker abnormal at once, logged and emitted once.
+func TestHeartbeatNotifyAdjustments(t *testing.T) {
+	name := fmt.Sprintf("shmmon-hb-test-%d-notify", os.Getpid())
+	defer shmobj.Remove(name)
+	var events []Event
+	start := time.Now()
+	h, err := Publish(name, Options{Config: Config{Interval: time.Second}, WatchedPid: 77,
+		OnEvent: func(e Event) { events = append(events, e) }}, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(true)
+	if err := h.SetInterval(0, start); err == nil {
+		t.Error("SetInterval(0) accepted")
+	}
+	if err := h.SetInterval(250*time.Millisecond, start); err != nil {
+		t.Fatal(err)
+	}
+	h.SetWatchedPid(78)
+	snap, _ := shmobj.Read(name)
+	if snap.Record.Interval != 250*time.Millisecond || snap.Record.WatchedPid != 78 || h.Pid() != 78 {
+		t.Errorf("record interval %v watched %d, pid %d; want 250ms and 78", snap.Record.Interval, snap.Record.WatchedPid, h.Pid())
+	}
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	h.Trigger(start, log)
+	h.Trigger(start, log)
+	snap, _ = shmobj.Read(name)
+	if snap.Record.State != shmobj.StateAbnormal || h.Checker().State() != shmobj.StateAbnormal {
+		t.Errorf("state after a trigger: record %v, checker %v", snap.Record.State, h.Checker().State())
+	}
+	if n := strings.Count(logs.String(), "state=abnormal"); n != 1 {
+		t.Errorf("%d state lines for two triggers, want 1:\n%s", n, logs.String())
+	}
+	if len(events) != 1 || events[0].Kind != EventAbnormal || events[0].Detail != "trigger" || events[0].Pid != 78 {
+		t.Errorf("events %+v, want one abnormal (trigger) of pid 78", events)
 	}
 }

@@ -440,3 +440,60 @@ func SameProgram(pid int) bool {
 	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	return err == nil && strings.TrimSuffix(exe, " (deleted)") == strings.TrimSuffix(self, " (deleted)")
 }
+
+// Ppid returns the parent pid of the process pid, from field 4 of /proc/PID/stat. The error
+// matches [ErrNotExist] when there is no such process.
+func Ppid(pid int) (int, error) {
+	if pid <= 0 {
+		return 0, fmt.Errorf("%w: pid %d", ErrNotExist, pid)
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+		return 0, fmt.Errorf("%w: pid %d", ErrNotExist, pid)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("proc: parent of pid %d: %w", pid, err)
+	}
+	// Fields are counted from after the last ')': the command name may hold anything.
+	i := bytes.LastIndexByte(stat, ')')
+	fields := bytes.Fields(stat[i+1:])
+	if i < 0 || len(fields) < 2 {
+		return 0, fmt.Errorf("proc: parent of pid %d: malformed /proc/%d/stat", pid, pid)
+	}
+	ppid, err := strconv.Atoi(string(fields[1]))
+	if err != nil {
+		return 0, fmt.Errorf("proc: parent of pid %d: %w", pid, err)
+	}
+	return ppid, nil
+}
+
+// maxDepth bounds the walk up the parent chain in [InTree].
+const maxDepth = 256
+
+// InTree reports whether the process pid belongs to the tree of root, a process that leads
+// its own group (as the programs shmmon supervises do): pid is root, is in root's process
+// group, or has root among its ancestors. A process whose parent died was reparented away
+// from root's tree: it is still in the tree while it stays in root's group. Pids ≤ 1 and
+// processes that are gone are never in a tree.
+func InTree(pid, root int) bool {
+	if pid <= 1 || root <= 1 {
+		return false
+	}
+	if pid == root {
+		return true
+	}
+	if pgid, err := unix.Getpgid(pid); err == nil && pgid == root {
+		return true
+	}
+	for range maxDepth {
+		ppid, err := Ppid(pid)
+		if err != nil || ppid <= 1 {
+			return false
+		}
+		if ppid == root {
+			return true
+		}
+		pid = ppid
+	}
+	return false
+}

@@ -65,3 +65,9 @@ func HasEnv(pid int, kv string) bool { return false }
 
 // SameProgram always reports false on this platform.
 func SameProgram(pid int) bool { return false }
+
+// Ppid is Linux only.
+func Ppid(pid int) (int, error) { return 0, errUnsupported }
+
+// InTree is Linux only: it reports false.
+func InTree(pid, root int) bool { return false }

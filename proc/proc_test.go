@@ -740,3 +740,50 @@ func TestSameProgram(t *testing.T) {
 		t.Error("SameProgram is true for another program")
 	}
 }
+
+func TestPpidAndInTree(t *testing.T) {
+	leader := startHelper(t, "fork-sleep", &syscall.SysProcAttr{Setpgid: true})
+	grandchild, err := strconv.Atoi(leader.line(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Kill(-leader.pid(), syscall.SIGKILL) })
+	other := startHelper(t, "sleep", nil)
+	other.ready(t)
+
+	if ppid, err := Ppid(leader.pid()); ppid != os.Getpid() || err != nil {
+		t.Errorf("Ppid(child) = %d, %v, want %d", ppid, err, os.Getpid())
+	}
+	if ppid, err := Ppid(grandchild); ppid != leader.pid() || err != nil {
+		t.Errorf("Ppid(grandchild) = %d, %v, want %d", ppid, err, leader.pid())
+	}
+	if _, err := Ppid(gonePid(t)); !errors.Is(err, ErrNotExist) {
+		t.Errorf("Ppid(gone) = %v, want ErrNotExist", err)
+	}
+	for _, tt := range []struct {
+		what string
+		pid  int
+		want bool
+	}{
+		{"the root", leader.pid(), true},
+		{"its child", grandchild, true},
+		{"its parent", os.Getpid(), false},
+		{"init", 1, false},
+		{"another process", other.pid(), false},
+		{"a gone process", gonePid(t), false},
+	} {
+		if got := InTree(tt.pid, leader.pid()); got != tt.want {
+			t.Errorf("InTree(%s %d, root %d) = %v, want %v", tt.what, tt.pid, leader.pid(), got, tt.want)
+		}
+	}
+	// The root dies: its child is reparented (to this test, a subreaper) but stays in the
+	// group, so it is still in the tree.
+	unix.Kill(leader.pid(), syscall.SIGKILL)
+	leader.wait(t)
+	if ppid, _ := Ppid(grandchild); ppid == leader.pid() {
+		t.Fatalf("grandchild %d not reparented", grandchild)
+	}
+	if !InTree(grandchild, leader.pid()) {
+		t.Errorf("a reparented member of the root's group is not in its tree")
+	}
+}

@@ -177,6 +177,16 @@ func (s *Segment) SetWatchedPid(pid int64) (err error) {
 	return nil
 }
 
+// SetInterval stores the check interval in the status record.
+func (s *Segment) SetInterval(d time.Duration) (err error) {
+	if s.rec == nil {
+		return nil
+	}
+	defer Unguard(Guard(), &err)
+	s.rec.interval.Store(int64(d))
+	return nil
+}
+
 // AddKill counts one kill in the status record.
 func (s *Segment) AddKill() (err error) {
 	if s.rec == nil {

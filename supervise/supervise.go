@@ -19,6 +19,30 @@
 // With Every set, the program is a periodic job instead (the seeds' procctl): run it, wait for
 // it to end, wait Every, run it again; the heartbeat rules apply while it runs and the start
 // limit does not apply.
+//
+// # The notify protocol
+//
+// A program written for systemd's watchdog runs unchanged. For its Run, the supervisor
+// listens on a notify socket of its own (package notify; an abstract address derived from
+// the object's name, so a restarted monitor takes over the socket of a program it adopts)
+// and starts the program with systemd's handshake: NOTIFY_SOCKET, WATCHDOG_USEC (the check
+// interval) and WATCHDOG_PID (the program's own pid: a shell sets it and execs the program in
+// its place). The handshake shmmon itself got from systemd is never passed on. Messages are
+// taken from the running program, its process group and its descendants only, and applied
+// on the supervisor's goroutine:
+//
+//   - WATCHDOG=1 beats the object (its sequence, kind [shmobj.KindNotify]); a new program
+//     starts again from sequence 0.
+//   - READY=1 ends the startup grace ([monitor.Checker.Ready]); EXTEND_TIMEOUT_USEC=
+//     prolongs it, or a shutdown's suspension ([monitor.Checker.Extend]).
+//   - STATUS= is kept in the object's status text and logged when it changes.
+//   - STOPPING=1 (the first one) suspends the checks for at most the grace period.
+//   - WATCHDOG=trigger kills the program at once, as hung ("trigger").
+//   - WATCHDOG_USEC= changes the check interval until the next start.
+//   - MAINPID= moves the watched pid to a live process of the program's tree (else it is
+//     refused and logged). Kills then go to the program's group and to that process; when
+//     it exits, the run ends as a failure: the program is stopped ("main-exit") and the
+//     restart policy applies.
 package supervise
 
 import (
@@ -29,12 +53,16 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/shmmon/shmmon/monitor"
+	"github.com/shmmon/shmmon/notify"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/worker"
@@ -144,6 +172,8 @@ type Supervisor struct {
 	opts Options
 	log  *slog.Logger
 	hup  chan struct{}
+	ntf  *notify.Listener // the programs' notify socket, for Run; nil when it could not be made
+	tree atomic.Int64     // the running program's pid (0 = none): notify senders must be in its tree
 }
 
 // New checks opts and returns a Supervisor for the object name.
@@ -219,10 +249,13 @@ type ended struct {
 	hung  bool             // killed as hung
 	hup   bool             // stopped for a Restart
 	stop  bool             // stopped because the context was cancelled
+	main  bool             // stopped because its main process (MAINPID=) ended
 	ran   time.Duration
 }
 
-func (e ended) failed() bool { return e.hung || e.state == nil || !e.state.Success() }
+// failed reports whether the run counts as a failure. The end of a main process counts as
+// one whatever the program's status: the main process's own is unknown (not our child).
+func (e ended) failed() bool { return e.hung || e.main || e.state == nil || !e.state.Success() }
 
 // Run publishes the object and supervises the program until ctx is done (the program is
 // stopped, [Stopped]) or the policy ends it ([Finished], [Failed], [Hung], [GaveUp]; GaveUp
@@ -236,6 +269,12 @@ func (s *Supervisor) Run(ctx context.Context) (Outcome, error) {
 	defer func() {
 		if err := h.Close(!s.opts.Keep); err != nil {
 			s.log.Error("closing object", "worker", s.name, "err", err)
+		}
+	}()
+	s.listen()
+	defer func() {
+		if s.ntf != nil {
+			s.ntf.Close()
 		}
 	}()
 	var (
@@ -269,6 +308,11 @@ func (s *Supervisor) Run(ctx context.Context) (Outcome, error) {
 			orphan = 0
 		}
 		if c == nil {
+			// shmmon counts a notify program's beats in the object: a new program starts
+			// from 0, as a Go worker does, so the last one's count is not its first beat.
+			if snap, err := h.Segment().Snapshot(); err == nil && snap.Record.Kind == shmobj.KindNotify {
+				h.Segment().ResetWorker(0)
+			}
 			c, err = s.start()
 		}
 		e := s.runOnce(ctx, h, c, err, restarts > 0)
@@ -389,8 +433,12 @@ func (s *Supervisor) runOnce(ctx context.Context, h *monitor.Heartbeat, c *child
 		h.Segment().SetState(shmobj.StateExited)
 		return ended{}
 	}
-	defer c.proc.Close()
+	defer c.close()
 	h.NewWorker(int64(c.pid()), started)
+	// Each run is judged at the configured interval, whatever the last one asked for.
+	h.SetInterval(s.opts.Monitor.Interval, started)
+	s.tree.Store(int64(c.pid()))
+	defer s.tree.Store(0)
 	if c.cmd == nil {
 		s.log.Info("adopted", "worker", s.name, "pid", c.pid(), "event", "adopt", "command", strings.Join(s.opts.Command, " "))
 	} else {
@@ -404,6 +452,11 @@ func (s *Supervisor) runOnce(ctx context.Context, h *monitor.Heartbeat, c *child
 
 	ticker := time.NewTicker(s.opts.Monitor.Interval)
 	defer ticker.Stop()
+	var msgs <-chan notify.Message
+	if s.ntf != nil {
+		msgs = s.ntf.Messages()
+	}
+	var ns notifyState
 	for {
 		select {
 		case st := <-c.done:
@@ -414,19 +467,46 @@ func (s *Supervisor) runOnce(ctx context.Context, h *monitor.Heartbeat, c *child
 			return s.stop(h, c, ended{stop: true}, "stop")
 		case <-s.hup:
 			return s.stop(h, c, ended{hup: true}, "restart")
+		case m := <-msgs:
+			// The listener let it in for the program running then: after a restart, a
+			// message of the previous program's may still be on its way.
+			if !proc.InTree(m.Pid, c.pid()) {
+				s.log.Debug("notify message of a previous program dropped", "worker", s.name, "pid", m.Pid)
+				continue
+			}
+			if now := time.Now(); s.apply(h, c, ticker, &ns, m, now) {
+				h.Trigger(now, s.log)
+				return s.kill(h, c, "trigger")
+			}
 		case <-ticker.C:
-			now := time.Now()
-			if h.Step(now, s.log) == monitor.Abnormal {
-				s.log.Warn("killing hung worker", "worker", s.name, "pid", c.pid(), "event", "kill",
-					"seq", h.Checker().Last(), "stalled_for", h.Checker().StalledFor(now).Round(time.Millisecond))
-				e := s.stop(h, c, ended{hung: true}, "kill")
-				h.Segment().AddKill()
-				h.Segment().SetState(shmobj.StateKilled)
-				h.Emit(monitor.EventKill, time.Now(), describe(e.state))
+			if c.main != nil && c.main.Exited() {
+				s.log.Warn("main process ended; stopping the program", "worker", s.name, "pid", c.main.Pid(), "event", "main-exit")
+				e := s.stop(h, c, ended{main: true}, "main-exit")
+				h.Emit(monitor.EventExit, time.Now(), fmt.Sprintf("main process %d ended", c.main.Pid()))
 				return e
+			}
+			if h.Step(time.Now(), s.log) == monitor.Abnormal {
+				return s.kill(h, c, "kill")
 			}
 		}
 	}
+}
+
+// kill stops a program judged hung (why "kill") or that asked for it with WATCHDOG=trigger
+// (why "trigger"), and counts the kill.
+func (s *Supervisor) kill(h *monitor.Heartbeat, c *child, why string) ended {
+	now := time.Now()
+	msg := "killing hung worker"
+	if why == "trigger" {
+		msg = "killing worker: its watchdog trigger"
+	}
+	s.log.Warn(msg, "worker", s.name, "pid", c.pid(), "event", why,
+		"seq", h.Checker().Last(), "stalled_for", h.Checker().StalledFor(now).Round(time.Millisecond))
+	e := s.stop(h, c, ended{hung: true}, why)
+	h.Segment().AddKill()
+	h.Segment().SetState(shmobj.StateKilled)
+	h.Emit(monitor.EventKill, time.Now(), describe(e.state))
+	return e
 }
 
 // stop ends the program's group (Signal, then SIGKILL) and waits until it is reaped.
@@ -442,6 +522,7 @@ func (s *Supervisor) stop(h *monitor.Heartbeat, c *child, e ended, why string) e
 	if err != nil {
 		s.log.Error("stopping worker", "worker", s.name, "pid", c.pid(), "err", err)
 	}
+	s.stopMain(c, why)
 	e.state = <-c.done
 	e.ran = time.Since(c.started)
 	s.log.Info("worker ended", "worker", s.name, "pid", c.pid(), "event", "exit", "reason", why,
@@ -452,6 +533,7 @@ func (s *Supervisor) stop(h *monitor.Heartbeat, c *child, e ended, why string) e
 
 // exited logs a program that ended by itself.
 func (s *Supervisor) exited(h *monitor.Heartbeat, c *child, e ended) {
+	s.stopMain(c, "exit")
 	h.Segment().SetState(shmobj.StateExited)
 	lvl := slog.LevelInfo
 	if e.failed() {
@@ -489,9 +571,36 @@ type child struct {
 	proc    *proc.Process
 	started time.Time
 	done    chan *os.ProcessState // receives once the program is reaped (nil: adopted)
+	main    *proc.Process         // the process it named with MAINPID=, when not itself
 }
 
 func (c *child) pid() int { return c.proc.Pid() }
+
+// close releases the handles on the program and its main process.
+func (c *child) close() {
+	c.proc.Close()
+	if c.main != nil {
+		c.main.Close()
+	}
+}
+
+// stopMain ends the program's main process (MAINPID=) when it outlived the program's group,
+// having left it: Signal, then SIGKILL after KillAfter.
+func (s *Supervisor) stopMain(c *child, why string) {
+	if c.main == nil || c.main.Exited() {
+		return
+	}
+	_, err := c.main.Terminate(context.Background(), proc.TerminateOptions{
+		Signal:    s.opts.Signal,
+		KillAfter: s.opts.KillAfter,
+		Log: func(step string, attrs ...any) {
+			s.log.Warn("kill step", append([]any{"worker", s.name, "event", step, "reason", why, "main", true}, attrs...)...)
+		},
+	})
+	if err != nil {
+		s.log.Error("stopping the main process", "worker", s.name, "pid", c.main.Pid(), "err", err)
+	}
+}
 
 // adopt takes hold of a program a previous monitor started. It is not our child: its exit is
 // seen through the pidfd, and its parent (init, or a subreaper) reaps it.
@@ -508,12 +617,29 @@ func (s *Supervisor) adopt(pid int) (*child, error) {
 	return c, nil
 }
 
+// execScript starts the program in place of the shell that runs it, with WATCHDOG_PID set
+// to the shell's pid ($$), which exec keeps: the program's own pid, which Go cannot know
+// before the fork. The program's arguments, argv[0] included, are passed unchanged.
+const execScript = `WATCHDOG_PID=$$; export WATCHDOG_PID; exec "$@"`
+
 // start starts the program in a new process group and takes hold of it through a pidfd.
+// With a notify socket the program gets systemd's watchdog handshake: NOTIFY_SOCKET,
+// WATCHDOG_USEC (the check interval) and WATCHDOG_PID (its own pid, set by execScript).
 func (s *Supervisor) start() (*child, error) {
 	argv := s.opts.Command
+	// Found as exec.Cmd finds it: a missing program is a clear error, not the shell's 127.
+	if err := lookPath(argv[0], s.opts.Dir); err != nil {
+		return nil, err
+	}
+	env := append(inheritedEnv(), s.opts.Env...)
+	env = append(env, worker.EnvName+"="+s.name, EnvInterval+"="+s.opts.Monitor.Interval.String())
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(inheritedEnv(), s.opts.Env...)
-	cmd.Env = append(cmd.Env, worker.EnvName+"="+s.name, EnvInterval+"="+s.opts.Monitor.Interval.String())
+	if s.ntf != nil {
+		cmd = exec.Command("/bin/sh", append([]string{"-c", execScript, "shmmon-exec"}, argv...)...)
+		env = append(env, "NOTIFY_SOCKET="+s.ntf.Addr(),
+			"WATCHDOG_USEC="+strconv.FormatInt(s.opts.Monitor.Interval.Microseconds(), 10))
+	}
+	cmd.Env = env
 	cmd.Dir = s.opts.Dir
 	cmd.Stdout, cmd.Stderr = s.opts.Stdout, s.opts.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: s.opts.Credential}
@@ -540,4 +666,14 @@ func (s *Supervisor) start() (*child, error) {
 		c.done <- cmd.ProcessState
 	}()
 	return c, nil
+}
+
+// lookPath checks that the program name can be started as exec.Cmd would find it: a name
+// without a slash in PATH, a relative path from dir.
+func lookPath(name, dir string) error {
+	if strings.Contains(name, "/") && dir != "" && !filepath.IsAbs(name) {
+		name = filepath.Join(dir, name)
+	}
+	_, err := exec.LookPath(name)
+	return err
 }

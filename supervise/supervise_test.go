@@ -36,6 +36,7 @@ const modeEnv = "SHMMON_TEST_MODE"
 //   - sleep: block.
 //   - exit N: exit with status N at once.
 //   - count: append a line to $SHMMON_TEST_FILE, beat a few times, exit 0.
+//   - notify-*: a client of the notify protocol (see notifyMain).
 func TestMain(m *testing.M) {
 	mode, arg, _ := strings.Cut(os.Getenv(modeEnv), " ")
 	beat := func() {
@@ -83,6 +84,9 @@ func TestMain(m *testing.M) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		os.Exit(0)
+	}
+	if strings.HasPrefix(mode, "notify") {
+		os.Exit(notifyMain(mode))
 	}
 	os.Exit(7)
 }

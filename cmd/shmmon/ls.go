@@ -175,6 +175,7 @@ type objectView struct {
 	Retired      bool         `json:"retired"`
 	Kills        uint64       `json:"kills"`
 	Restarts     uint64       `json:"restarts"`
+	StatusText   string       `json:"status_text,omitempty"` // the worker's last STATUS= (notify protocol)
 	Error        string       `json:"error,omitempty"`
 }
 
@@ -187,7 +188,7 @@ func newView(name string, s shmobj.Snapshot, err error, now time.Time) objectVie
 		return v
 	}
 	r := s.Record
-	v.Kind = r.Kind.String()
+	v.Kind, v.StatusText = r.Kind.String(), s.StatusText
 	v.State = r.State.String()
 	v.MonitorPid, v.WatchedPid = r.MonitorPid, r.WatchedPid
 	v.MonitorAlive = proc.Alive(int(r.MonitorPid))
@@ -216,14 +217,14 @@ func writeJSON(w io.Writer, v any) error {
 
 func writeTable(w io.Writer, views []objectView) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tSEQ\tPID\tSTALLS\tPROGRESS\tKILLS\tMONITOR")
+	fmt.Fprintln(tw, "NAME\tKIND\tSTATE\tSEQ\tPID\tSTALLS\tPROGRESS\tKILLS\tMONITOR\tSTATUS")
 	for _, v := range views {
 		pid := v.WatchedPid
 		if pid == 0 {
 			pid = v.WorkerPid
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n", v.Name, v.State, v.Seq, dash(pid),
-			stallsText(v), ageText(v), v.Kills, dash(v.MonitorPid))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", v.Name, v.Kind, v.State, v.Seq, dash(pid),
+			stallsText(v), ageText(v), v.Kills, dash(v.MonitorPid), statusText(v))
 	}
 	tw.Flush()
 }
@@ -240,7 +241,9 @@ func writeDetail(w io.Writer, v objectView) {
 		tw.Flush()
 		return
 	}
+	row("kind", v.Kind)
 	row("state", v.State)
+	row("status", statusText(v))
 	row("monitor pid", dash(v.MonitorPid))
 	row("watched pid", dash(v.WatchedPid))
 	row("last sequence seen", strconv.FormatUint(v.LastSeq, 10))
@@ -252,6 +255,15 @@ func writeDetail(w io.Writer, v objectView) {
 	row("kills", strconv.FormatUint(v.Kills, 10))
 	row("restarts", strconv.FormatUint(v.Restarts, 10))
 	tw.Flush()
+}
+
+// statusText quotes the worker's status text, so that a tab or a control character in it
+// cannot break the table; "-" when there is none.
+func statusText(v objectView) string {
+	if v.StatusText == "" {
+		return "-"
+	}
+	return strconv.Quote(v.StatusText)
 }
 
 func stallsText(v objectView) string {

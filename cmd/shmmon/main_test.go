@@ -119,6 +119,8 @@ func TestLsInspectBeat(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { seg.Close(); shmobj.Remove(name) })
+	seg.SetKind(shmobj.KindNotify)
+	seg.SetStatusText("serving\t3 clients")
 
 	for range 3 {
 		if code, _, stderr := runCLI("beat", "--name", name); code != exitOK {
@@ -146,17 +148,20 @@ func TestLsInspectBeat(t *testing.T) {
 	if found == nil {
 		t.Fatalf("ls --json does not list %s:\n%s", name, stdout)
 	}
-	if found["seq"] != 3.0 || found["state"] != "waiting" || found["watched_pid"] != 4242.0 || found["monitor_alive"] != true {
+	if found["seq"] != 3.0 || found["state"] != "waiting" || found["watched_pid"] != 4242.0 || found["monitor_alive"] != true ||
+		found["kind"] != "notify" || found["status_text"] != "serving\t3 clients" {
 		t.Errorf("ls --json entry = %v", found)
 	}
 
 	code, stdout, _ = runCLI("ls")
-	if code != exitOK || !strings.Contains(stdout, name) || !strings.HasPrefix(stdout, "NAME") {
+	if code != exitOK || !strings.Contains(stdout, name) || !strings.HasPrefix(stdout, "NAME") ||
+		!strings.Contains(stdout, " notify ") || !strings.Contains(stdout, `"serving\t3 clients"`) {
 		t.Errorf("ls: exit %d:\n%s", code, stdout)
 	}
 
 	code, stdout, _ = runCLI("inspect", "--name", name)
-	if code != exitOK || !strings.Contains(stdout, "sequence:") || !strings.Contains(stdout, "4242") {
+	if code != exitOK || !strings.Contains(stdout, "sequence:") || !strings.Contains(stdout, "4242") ||
+		!strings.Contains(stdout, `"serving\t3 clients"`) || !strings.Contains(stdout, "notify") {
 		t.Errorf("inspect: exit %d:\n%s", code, stdout)
 	}
 

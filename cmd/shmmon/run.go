@@ -20,9 +20,12 @@ func runCommand() *cli.Command {
 		UsageText: "shmmon run --name NAME [options] -- COMMAND [ARGS...]",
 		Description: "Publishes /dev/shm/NAME, then starts COMMAND in its own process group with\n" +
 			"SHMMON_NAME=NAME and SHMMON_INTERVAL in its environment (Go workers call worker.Beat();\n" +
-			"a C++ Boost worker must open NAME itself). When the heartbeat stops for --stalls checks\n" +
-			"the whole group is killed (--signal, then SIGKILL after --kill-after) and the program\n" +
-			"is restarted per --restart; a program that exits or crashes is restarted the same way.\n" +
+			"a C++ Boost worker must open NAME itself), and with NOTIFY_SOCKET, WATCHDOG_USEC and\n" +
+			"WATCHDOG_PID as systemd sets them: sd_notify(\"WATCHDOG=1\") beats too (READY=1, STATUS=,\n" +
+			"STOPPING=1, WATCHDOG=trigger, ... are honoured; see the README). When the heartbeat\n" +
+			"stops for --stalls checks the whole group is killed (--signal, then SIGKILL after\n" +
+			"--kill-after) and the program is restarted per --restart; a program that exits or\n" +
+			"crashes is restarted the same way.\n" +
 			"The first restart is immediate; repeated failures wait --backoff, doubling up to\n" +
 			"--backoff-max. More than --start-limit starts within --start-window: give up (exit 4).\n" +
 			"With --every the program is a periodic job: run, wait for it to end, wait, run again.\n" +
