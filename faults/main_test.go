@@ -225,7 +225,21 @@ func newCase(t testing.TB, name, expected string) *tcase {
 		c.row.Pass = !t.Failed()
 		results.add(*c.row)
 	})
-	t.Cleanup(func() {
+	c.cleanup()
+	return c
+}
+
+// newRun is newCase for a measurement: the same cleanup, and no row in the outcome table.
+func newRun(t testing.TB) *tcase {
+	t.Helper()
+	c := &tcase{t: t, tag: fmt.Sprintf("%d-%s", os.Getpid(), t.Name()), row: &row{}}
+	c.cleanup()
+	return c
+}
+
+// cleanup registers the removal of the case's processes and objects.
+func (c *tcase) cleanup() {
+	c.t.Cleanup(func() {
 		killTagged(c.tag)
 		prefix := c.objectPrefix()
 		if names, _ := filepath.Glob(filepath.Join(shmobj.Dir, prefix+"*")); len(names) > 0 {
@@ -234,7 +248,6 @@ func newCase(t testing.TB, name, expected string) *tcase {
 			}
 		}
 	})
-	return c
 }
 
 // objectPrefix is the start of every object name of the case.

@@ -55,7 +55,7 @@ func printTable(w io.Writer) {
 		return
 	}
 	fmt.Fprintln(w, "\nFAULT-INJECTION OUTCOMES")
-	fmt.Fprintf(w, "%-4s  %-44s %6s  %-11s %-11s  %s\n", "", "case", "trials", "false kills", "missed hangs", "observed")
+	fmt.Fprintf(w, "%-4s  %-60s %6s  %-11s %-12s  %s\n", "", "case", "trials", "false kills", "missed hangs", "observed")
 	var fk, mh, failed int
 	for _, r := range rs {
 		res := "ok"
@@ -65,7 +65,7 @@ func printTable(w io.Writer) {
 		}
 		fk += r.FalseKills
 		mh += r.MissedHangs
-		fmt.Fprintf(w, "%-4s  %-44s %6d  %-11d %-11d  %s\n", res, r.Case, r.Trials, r.FalseKills, r.MissedHangs, r.Observed)
+		fmt.Fprintf(w, "%-4s  %-60s %6d  %-11d %-12d  %s\n", res, r.Case, r.Trials, r.FalseKills, r.MissedHangs, r.Observed)
 	}
 	fmt.Fprintf(w, "total: %d cases, %d failed, %d false kills, %d missed hangs\n", len(rs), failed, fk, mh)
 }
@@ -113,6 +113,22 @@ Parameters of the small cases: check interval 100 ms, 3 stalls, kill-after 300 m
 beating every 20 ms; the promise checked is "gone within (stalls+1) × interval + kill-after"
 (700 ms), and a case fails only beyond that plus 2 s of slack for a loaded machine. The
 observed column gives the measured worst case.
+
+The fleet case: 1,000 workers (the test binary, GOMAXPROCS=1, beating at 10 Hz) under one
+`+"`shmmon serve`"+` (interval 1 s, 3 stalls, kill-after 1 s), two busy-looping processes keeping both
+cores busy, and 10 workers SIGSTOPped at random times over 150 s; its bound is 5 s from the
+SIGSTOP (threshold + 1 intervals + kill-after), failing beyond that plus 4 s of slack.
+
+What the suite found (fixed, each with a regression test):
+
+- A SIGKILLed worker could stay an unreaped zombie under serve for tens of seconds, its exit
+  never reported by the runtime poller's wait on its pidfd (seen in the fleet case, about one
+  run in two, when several workers died at once on a busy machine). `+"`proc.Process.WaitExit`"+`
+  now also asks the pidfd directly once a second. Regression test: the fleet case.
+- A chmod of the object under the monitor went unnoticed, so the next worker started as
+  another user could not open it and was killed as hung. The monitor now checks the mode with
+  the same stat it already makes, and re-publishes the object (`+"`event=object-mode-changed`"+`).
+  Regression tests: `+"`TestVerifyMode`"+` (package monitor) and the case "object mode changed to 0".
 
 The wall clock is not changed by the suite: CLOCK_REALTIME cannot be namespaced (a time
 namespace only offsets the monotonic and boot clocks), and changing the machine's clock would
