@@ -115,7 +115,7 @@ beating every 20 ms; the promise checked is "gone within (stalls+1) × interval 
 observed column gives the measured worst case.
 
 The fleet case: 1,000 workers (the test binary, GOMAXPROCS=1, beating at 10 Hz) under one
-`+"`shmmon serve`"+` (interval 1 s, 3 stalls, kill-after 1 s), two busy-looping processes keeping both
+` + "`shmmon serve`" + ` (interval 1 s, 3 stalls, kill-after 1 s), two busy-looping processes keeping both
 cores busy, and 10 workers SIGSTOPped at random times over 150 s; its bound is 5 s from the
 SIGSTOP (threshold + 1 intervals + kill-after), failing beyond that plus 4 s of slack.
 
@@ -123,12 +123,12 @@ What the suite found (fixed, each with a regression test):
 
 - A SIGKILLed worker could stay an unreaped zombie under serve for tens of seconds, its exit
   never reported by the runtime poller's wait on its pidfd (seen in the fleet case, about one
-  run in two, when several workers died at once on a busy machine). `+"`proc.Process.WaitExit`"+`
+  run in two, when several workers died at once on a busy machine). ` + "`proc.Process.WaitExit`" + `
   now also asks the pidfd directly once a second. Regression test: the fleet case.
 - A chmod of the object under the monitor went unnoticed, so the next worker started as
   another user could not open it and was killed as hung. The monitor now checks the mode with
-  the same stat it already makes, and re-publishes the object (`+"`event=object-mode-changed`"+`).
-  Regression tests: `+"`TestVerifyMode`"+` (package monitor) and the case "object mode changed to 0".
+  the same stat it already makes, and re-publishes the object (` + "`event=object-mode-changed`" + `).
+  Regression tests: ` + "`TestVerifyMode`" + ` (package monitor) and the case "object mode changed to 0".
 
 The wall clock is not changed by the suite: CLOCK_REALTIME cannot be namespaced (a time
 namespace only offsets the monotonic and boot clocks), and changing the machine's clock would
