@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -97,14 +98,15 @@ func TestFleet(t *testing.T) {
 		name    string
 		pid     int
 		stopped time.Time
-		gone    time.Duration // from SIGSTOP to the end; 0 while running
+		killed  time.Duration // from SIGSTOP to SIGKILL received (or the end); 0 before
+		gone    time.Duration // from SIGSTOP to the end (exited, or a zombie); 0 before
 	}
 	var mu sync.Mutex
 	var hangs []*hang
 	done := make(chan struct{})
 	var watchers sync.WaitGroup
 	watchers.Go(func() {
-		// Follow the hung workers: when did each end?
+		// Follow the hung workers: when was each killed, and when did it end?
 		for {
 			select {
 			case <-done:
@@ -113,6 +115,9 @@ func TestFleet(t *testing.T) {
 			}
 			mu.Lock()
 			for _, h := range hangs {
+				if h.killed == 0 && (gone(h.pid) || sigkilled(h.pid)) {
+					h.killed = time.Since(h.stopped)
+				}
 				if h.gone == 0 && gone(h.pid) {
 					h.gone = time.Since(h.stopped)
 				}
@@ -135,24 +140,49 @@ func TestFleet(t *testing.T) {
 	}
 	time.Sleep(time.Until(run.Add(dur)))
 
-	// Every hung worker ended, within the bound and slack, and was restarted.
-	var worst time.Duration
+	// Every hung worker was killed (SIGKILL received) within the bound and slack. Its end
+	// can take longer: the kernel's exit of a process whose binary 1,000 others map may
+	// wait tens of seconds for the file's mapping lock (see RELIABILITY.md), so the ends
+	// and restarts are waited for, up to fleetReap.
+	const fleetReap = 2 * time.Minute
+	waitFor(t, fleetReap, "the killed workers to end", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, h := range hangs {
+			if h.gone == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	var worst, worstGone time.Duration
 	hungPid := map[int]bool{}
 	mu.Lock()
 	for _, h := range hangs {
 		hungPid[h.pid] = true
 		switch {
-		case h.gone == 0:
+		case h.killed == 0:
 			c.row.MissedHangs++
-			t.Errorf("hung worker %s pid %d still running %v after SIGSTOP", h.name, h.pid, time.Since(h.stopped))
-		case h.gone > fleetBound+2*loadSlack:
+			t.Errorf("hung worker %s pid %d not killed %v after SIGSTOP", h.name, h.pid, time.Since(h.stopped))
+		case h.killed > fleetBound+2*loadSlack:
 			c.row.MissedHangs++
-			t.Errorf("hung worker %s pid %d ended %v after SIGSTOP, bound %v", h.name, h.pid, h.gone, fleetBound)
+			t.Errorf("hung worker %s pid %d killed %v after SIGSTOP, bound %v", h.name, h.pid, h.killed, fleetBound)
 		}
-		worst = max(worst, h.gone)
+		worst, worstGone = max(worst, h.killed), max(worstGone, h.gone)
 	}
 	mu.Unlock()
 	c.row.Trials = len(hangs)
+	waitFor(t, fleetReap, "the killed workers to be restarted", func() bool {
+		for i, name := range names {
+			if hungPid[pids[i]] {
+				snap, err := shmobj.Read(name)
+				if err != nil || int(snap.Record.WatchedPid) == pids[i] || snap.Seq == 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
 
 	// The kills logged are exactly the hung workers; every other worker still has its pid.
 	ks := kills(&serve.stderr)
@@ -189,8 +219,9 @@ func TestFleet(t *testing.T) {
 		}
 	}
 	exits := len(linesWith(serve.stderr.Lines(), `msg="worker ended"`))
-	c.row.observe("%d hung, %d killed (%d of them hung), worst %v from SIGSTOP to the end; %d restarted; %d other workers changed; %d exits logged; serve up %v (workers beating after %v)",
-		len(hangs), len(ks), len(ks)-c.row.FalseKills, worst.Round(time.Millisecond), restarted, changed, exits, time.Since(startAt).Round(time.Second), run.Sub(startAt).Round(time.Second))
+	c.row.observe("%d hung, %d killed (%d of them hung), worst %v from SIGSTOP to SIGKILL received (%v to the end of the process); %d restarted; %d other workers changed; %d exits logged; serve up %v (workers beating after %v)",
+		len(hangs), len(ks), len(ks)-c.row.FalseKills, worst.Round(time.Millisecond), worstGone.Round(time.Millisecond),
+		restarted, changed, exits, time.Since(startAt).Round(time.Second), run.Sub(startAt).Round(time.Second))
 
 	serve.signal(t, syscall.SIGTERM)
 	if st := serve.wait(t, time.Minute); st.ExitCode() != 0 {
@@ -199,4 +230,20 @@ func TestFleet(t *testing.T) {
 	if left := tagged(c.tag); len(left) > 2 { // the two hogs
 		t.Errorf("%d processes left after serve stopped", len(left)-2)
 	}
+}
+
+// sigkilled reports whether pid has received SIGKILL: it is dying, and will never run its
+// own code again, even while its exit is still under way in the kernel.
+func sigkilled(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "ShdPnd:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && mask&(1<<(syscall.SIGKILL-1)) != 0
+		}
+	}
+	return false
 }
