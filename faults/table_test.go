@@ -134,7 +134,7 @@ What the suite found (fixed, each with a regression test):
 
 What the suite found in the kernel, not fixed: with 1,000 processes mapping one executable,
 a SIGKILLed worker can spend tens of seconds in uninterruptible sleep inside its own exit
-(`+"`exit_mmap → free_pgtables → unlink_file_vma_batch_process`"+`, waiting for the mapping lock of
+(` + "`exit_mmap → free_pgtables → unlink_file_vma_batch_process`" + `, waiting for the mapping lock of
 the shared file), so it is reaped, and restarted, late. It runs none of its own code after
 the SIGKILL, so it cannot beat nor do harm; shmmon waits for it (its pidfd) before starting
 the next one, so two instances never overlap. The fleet case waits up to 2 minutes for these
