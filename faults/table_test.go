@@ -121,21 +121,17 @@ SIGSTOP (threshold + 1 intervals + kill-after) to the SIGKILL received (read fro
 process's pending signals), failing beyond that plus 4 s of slack. The end of the process is
 reported apart: see the kernel note below.
 
-What the suite found (fixed, each with a regression test):
-
-- A SIGKILLed worker could stay an unreaped zombie under serve for tens of seconds, its exit
-  never reported by the runtime poller's wait on its pidfd (seen in the fleet case, about one
-  run in two, when several workers died at once on a busy machine). ` + "`proc.Process.WaitExit`" + `
-  now also asks the pidfd directly once a second. Regression test: the fleet case.
-- A chmod of the object under the monitor went unnoticed, so the next worker started as
-  another user could not open it and was killed as hung. The monitor now checks the mode with
-  the same stat it already makes, and re-publishes the object (` + "`event=object-mode-changed`" + `).
-  Regression tests: ` + "`TestVerifyMode`" + ` (package monitor) and the case "object mode changed to 0".
+What the suite found and fixed: a chmod of the object under the monitor went unnoticed, so
+the next worker started as another user could not open it and was killed as hung. The
+monitor now checks the mode with the stat it already makes, and re-publishes the object
+(` + "`event=object-mode-changed`" + `). Regression tests: ` + "`TestVerifyMode`" + ` (package monitor) and the
+case "object mode changed to 0".
 
 What the suite found in the kernel, not fixed: with 1,000 processes mapping one executable,
 a SIGKILLed worker can spend tens of seconds in uninterruptible sleep inside its own exit
 (` + "`exit_mmap → free_pgtables → unlink_file_vma_batch_process`" + `, waiting for the mapping lock of
-the shared file), so it is reaped, and restarted, late. It runs none of its own code after
+the shared file), so it is reaped, and restarted, late (its leader may show as a zombie
+meanwhile: a process ends, and its pidfd reports it, only when its last thread has exited). It runs none of its own code after
 the SIGKILL, so it cannot beat nor do harm; shmmon waits for it (its pidfd) before starting
 the next one, so two instances never overlap. The fleet case waits up to 2 minutes for these
 ends and reports the worst in its observed column.

@@ -221,8 +221,7 @@ func (p *Process) exitedNow(op string) (bool, error) {
 }
 
 // WaitExit waits for the process to exit, up to timeout (no limit if
-// timeout ≤ 0) and while ctx is not done. It does not reap the process. An
-// exit is seen within a second even if the runtime poller misses it.
+// timeout ≤ 0) and while ctx is not done. It does not reap the process.
 // It reports true once the process has exited, reaped or not, and false
 // when the timeout passes, ctx is done, or the handle is closed before the
 // exit was seen.
@@ -238,38 +237,23 @@ func (p *Process) WaitExit(ctx context.Context, timeout time.Duration) bool {
 		defer timer.Stop()
 		expired = timer.C
 	}
-	recheck := time.NewTicker(exitRecheck)
-	defer recheck.Stop()
-	for {
+	select {
+	case <-p.exited:
+		return true
+	case <-p.watched:
+		// watch closes exited before watched if it saw the exit.
 		select {
 		case <-p.exited:
 			return true
-		case <-p.watched:
-			// watch closes exited before watched if it saw the exit.
-			select {
-			case <-p.exited:
-				return true
-			default:
-				return false
-			}
-		case <-ctx.Done():
+		default:
 			return false
-		case <-expired:
-			return false
-		case <-recheck.C:
-			if exited, err := p.exitedNow("wait"); err == nil && exited {
-				return true
-			}
 		}
+	case <-ctx.Done():
+		return false
+	case <-expired:
+		return false
 	}
 }
-
-// exitRecheck is how often WaitExit asks the pidfd directly whether the process exited,
-// besides waiting for the runtime poller's notification. That notification can be lost: the
-// fault suite (package faults) saw a SIGKILLed worker stay an unreaped zombie for tens of
-// seconds, its exit never reported through the poller, while both cores were busy and
-// several workers died at once. A direct poll(2) of the pidfd saw it at once.
-const exitRecheck = time.Second
 
 // Close releases the pidfd and waits for the goroutine watching it. It
 // returns nil, or the error from closing the pidfd on the first call, and
