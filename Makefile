@@ -6,6 +6,8 @@
 #   make build    build bin/shmmon
 #   make test     run all Go tests (with -race) against the C++ peers
 #   make lint     go vet, staticcheck, gofmt
+#   make faults   the fault-injection suite (real processes, ~5 min) -> RELIABILITY.md
+#   make fuzz     every fuzz target, FUZZTIME (10s) each, from the checked-in seed corpora
 #   make bench    Go benchmarks and the Boost reference figures -> bench.out, BENCHMARKS.md
 #   make demo     run ./demo.sh
 #   make clean    remove build outputs
@@ -28,7 +30,9 @@ COMPAT_BINS    := compat/bin/boost_worker compat/bin/boost_checker compat/bin/bo
 GO_BIN_DIR   = $(shell d="$$($(GO) env GOBIN)"; [ -n "$$d" ] || d="$$($(GO) env GOPATH | cut -d: -f1)/bin"; echo "$$d")
 STATICCHECK  = $(GO_BIN_DIR)/staticcheck
 
-.PHONY: all deps compat build test lint bench demo clean
+FUZZTIME ?= 10s
+
+.PHONY: all deps compat build test lint faults fuzz bench demo clean
 
 all: build
 
@@ -78,16 +82,31 @@ test: compat
 
 lint:
 	$(GO) vet ./...
+	$(GO) vet -tags faults ./faults
 	@[ -x "$(STATICCHECK)" ] || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
 	"$(STATICCHECK)" ./...
+	"$(STATICCHECK)" -tags faults ./faults
 	@files="$$($(GOFMT) -l .)"; \
 	if ! test -z "$$files"; then echo "gofmt -l: these files need formatting:"; echo "$$files"; exit 1; fi
 
+# The fault-injection suite: its outcome table is printed and written to RELIABILITY.md.
+faults:
+	FAULTS_REPORT="$(CURDIR)/RELIABILITY.md" $(GO) test -tags faults -count=1 -v -timeout 15m ./faults
+
+fuzz:
+	GO="$(GO)" scripts/fuzz.sh $(FUZZTIME)
+
 # The Go part may fail (for example while a package is still missing); the
 # Boost figures are still produced, and the Go failure is reported at the end.
+# The 100,000-object scan maps 100,000 objects: above the default vm.max_map_count (65530).
 bench: compat
+	@if [ "$$(cat /proc/sys/vm/max_map_count)" -lt 262144 ] && [ "$$(id -u)" = 0 ]; then \
+		echo "echo 262144 > /proc/sys/vm/max_map_count   # for the 100,000-object scan"; \
+		echo 262144 > /proc/sys/vm/max_map_count; \
+	fi
 	set -o pipefail; rc=0; \
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./shmobj ./monitor ./worker ./supervise | tee bench.out || rc=$$?; \
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./shmobj ./monitor ./worker ./supervise ./internal/benchref | tee bench.out || rc=$$?; \
+	$(GO) test -tags faults -run '^$$' -bench ServeLoad -count=1 ./faults | tee -a bench.out || rc=$$?; \
 	compat/bin/boost_bench | tee -a bench.out || exit $$?; \
 	[ $$rc = 0 ] && scripts/benchreport.sh bench.out > BENCHMARKS.md && echo "wrote BENCHMARKS.md"; \
 	exit $$rc

@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -208,5 +209,52 @@ func TestCheckerTriggerAndInterval(t *testing.T) {
 	// A check 3 new intervals late is not judged.
 	if r := c.Observe(1, now.Add(300*time.Millisecond)); r != OK {
 		t.Errorf("late check at the new interval: %v, want ok (not judged)", r)
+	}
+}
+
+// TestWallClockJumpsDoNotJudge feeds the same checks with the wall clock steady, jumping back
+// an hour, forward a day, frozen, and running backwards, while the monotonic clock moves one
+// interval per check: every verdict and stall count is the same, so a wall-clock step (NTP,
+// an operator's date -s) can neither kill a healthy worker nor spare a hung one. Then the
+// reverse: a monotonic gap with a steady wall clock is a late check, not judged. (The wall
+// clock of the machine cannot be changed for one test: CLOCK_REALTIME is not namespaced.)
+func TestWallClockJumpsDoNotJudge(t *testing.T) {
+	const iv = 100 * time.Millisecond
+	cfg := Config{Interval: iv, Stalls: 3, Grace: time.Second}
+	// A worker beats, hiccups twice, beats, then hangs: stalled, stalled, abnormal.
+	seqs := []uint64{1, 2, 3, 4, 4, 4, 5, 6, 6, 6, 6}
+	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	walls := map[string]func(i int) int64{
+		"steady":           func(i int) int64 { return base + int64(i)*int64(iv) },
+		"back an hour":     func(i int) int64 { return base + int64(i)*int64(iv) - int64(i/5)*int64(time.Hour) },
+		"forward a day":    func(i int) int64 { return base + int64(i)*int64(iv) + int64(i/5)*int64(24*time.Hour) },
+		"frozen":           func(int) int64 { return base },
+		"running backward": func(i int) int64 { return base - int64(i)*int64(iv) },
+	}
+	run := func(wall func(i int) int64) (rs []Result, st []int) {
+		c := NewChecker(cfg, clockBase)
+		for i, s := range seqs {
+			rs = append(rs, c.observe(s, time.Duration(i+1)*iv, wall(i)))
+			st = append(st, c.Stalls())
+		}
+		return rs, st
+	}
+	wantR, wantS := run(walls["steady"])
+	if wantR[len(wantR)-1] != Abnormal || wantR[5] != Stalled || wantR[6] != OK {
+		t.Fatalf("steady clock: results %v, want the hang judged abnormal at the end", wantR)
+	}
+	for name, wall := range walls {
+		if rs, st := run(wall); !slices.Equal(rs, wantR) || !slices.Equal(st, wantS) {
+			t.Errorf("wall clock %s: results %v stalls %v, want %v %v (the steady clock's)", name, rs, st, wantR, wantS)
+		}
+	}
+
+	// The monotonic clock jumps 10 intervals (the monitor was stopped) while the wall clock
+	// moves one interval: the check is late, not judged, whatever the wall clock says.
+	c := NewChecker(cfg, clockBase)
+	c.observe(1, iv, base)
+	c.observe(1, 2*iv, base+int64(iv)) // one stall
+	if r := c.observe(1, 12*iv, base+2*int64(iv)); r != OK || c.Stalls() != 1 {
+		t.Errorf("after a monotonic gap of 10 intervals: %v with %d stalls, want OK and the count kept at 1", r, c.Stalls())
 	}
 }

@@ -194,7 +194,7 @@ func (h *Heartbeat) Check(now time.Time) (r Result, err error) {
 }
 
 // Step is one iteration of a watch loop, at now: it verifies the object, re-publishes it when
-// it was removed, truncated or replaced under the monitor (logging why; the rules start over),
+// it was removed, truncated, replaced or had its mode changed under the monitor (logging why; the rules start over),
 // checks it, and logs the change when the worker's state changed. It returns the check's
 // result (OK when the object was re-published). Then it reports the step to
 // [Options.OnCheck].
@@ -245,6 +245,8 @@ func (h *Heartbeat) republish(log *slog.Logger, why error, now time.Time) {
 		event = "object-replaced"
 	case errors.Is(why, shmobj.ErrTruncated), errors.Is(why, shmobj.ErrFault):
 		event = "object-truncated"
+	case errors.Is(why, shmobj.ErrModeChanged):
+		event = "object-mode-changed"
 	}
 	if err := h.Republish(now); err != nil {
 		log.Error("cannot re-publish object; will retry", "worker", h.name, "event", event, "why", why, "err", err)
@@ -281,10 +283,16 @@ func (h *Heartbeat) Pid() int64 {
 	return 0
 }
 
-// Verify reports whether the object is still in place: nil, or an error wrapping
-// [shmobj.ErrGone], [shmobj.ErrReplaced] or [shmobj.ErrTruncated] (see [shmobj.Segment.Verify]).
-// It makes one stat system call.
-func (h *Heartbeat) Verify() error { return h.seg.Verify() }
+// Verify reports whether the object is still in place with the permissions it was published
+// with: nil, or an error wrapping [shmobj.ErrGone], [shmobj.ErrReplaced], [shmobj.ErrTruncated]
+// or [shmobj.ErrModeChanged] (see [shmobj.Segment.VerifyMode]). It makes one stat system call.
+func (h *Heartbeat) Verify() error {
+	mode := h.opts.Mode
+	if mode == 0 {
+		mode = shmobj.DefaultMode
+	}
+	return h.seg.VerifyMode(mode)
+}
 
 // Close unmaps the object and, with remove, removes it — but only while the name still
 // shows this heartbeat's own object, so an object another monitor published is never

@@ -155,3 +155,36 @@ func TestHeartbeatNotifyAdjustments(t *testing.T) {
 		t.Errorf("events %+v, want one abnormal (trigger) of pid 78", events)
 	}
 }
+
+// TestVerifyMode: a chmod of the object under the monitor is noticed (a worker started next,
+// as another user, could not open it) and Step re-publishes it with its mode.
+func TestVerifyMode(t *testing.T) {
+	name := fmt.Sprintf("shmmon-hb-mode-%d", os.Getpid())
+	defer shmobj.Remove(name)
+	h, err := Publish(name, Options{Mode: 0o660}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(true)
+	if err := h.Verify(); err != nil {
+		t.Fatalf("Verify of a fresh object = %v", err)
+	}
+	if err := os.Chmod(shmobj.Path(name), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Verify(); !errors.Is(err, shmobj.ErrModeChanged) {
+		t.Fatalf("Verify after chmod 0 = %v, want ErrModeChanged", err)
+	}
+	var logs strings.Builder
+	h.Step(time.Now(), slog.New(slog.NewTextHandler(&logs, nil)))
+	if !strings.Contains(logs.String(), "event=object-mode-changed") {
+		t.Errorf("Step logged %q, want event=object-mode-changed", logs.String())
+	}
+	fi, err := os.Stat(shmobj.Path(name))
+	if err != nil || fi.Mode().Perm() != 0o660 {
+		t.Errorf("after Step: %v, %v; want the object re-published with mode 0660", fi.Mode(), err)
+	}
+	if err := h.Verify(); err != nil {
+		t.Errorf("Verify after the re-publish = %v", err)
+	}
+}

@@ -58,7 +58,7 @@ type Watch struct {
 
 // Run publishes the object and checks it every interval until ctx is done ([Stopped]), the
 // watched process exits by itself ([Exited]) or is killed after an [Abnormal] verdict
-// ([Killed]). An object deleted, truncated or replaced under it is logged and re-published
+// ([Killed]). An object deleted, truncated, replaced or chmodded under it is logged and re-published
 // (its workers follow), and its rules start over. Run returns an error only when the object
 // cannot be published at the start, or the kill failed. Unless Keep is set, the object is
 // removed when Run returns.

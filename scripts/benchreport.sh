@@ -30,6 +30,18 @@ publish=$(ns BenchmarkPublish)
 breopen=$(ns BenchmarkBoostReopenBeat)
 bmap=$(ns BenchmarkBoostMapCheck)
 bscan=$(ns BenchmarkBoostScan/objects=10000)
+scan100k=$(ns BenchmarkScan/objects=100000)
+publish10k=$(ns BenchmarkPublish10k)
+notify=$(ns BenchmarkNotifyDatagram)
+tcp=$(ns BenchmarkTCPPacket)
+cpu=$(metric BenchmarkServeLoad cpu-%core)
+rss=$(metric BenchmarkServeLoad rss-MiB)
+anon=$(metric BenchmarkServeLoad anon-MiB)
+shmem=$(metric BenchmarkServeLoad shmem-MiB)
+hwm=$(metric BenchmarkServeLoad hwm-MiB)
+# verdict A B WANT: "met" when A/B ≥ WANT, else "**not met**".
+verdict() { awk -v a="$1" -v b="$2" -v w="$3" 'BEGIN { if (a / b >= w) print "met"; else print "**not met**" }'; }
+below() { awk -v a="$1" -v w="$2" 'BEGIN { if (a < w) print "met"; else print "**not met**" }'; }
 segbeat=$(ns BenchmarkSegmentBeat)
 checkonly=$(awk -v p="$progress" -v b="$segbeat" 'BEGIN { printf "%.1f", p - b }')
 
@@ -47,7 +59,9 @@ machine; the ratios below compare figures from this same run.
 | one atomic add into the mapped page, no fault safety (floor) | $(f1 "$floor") | $(allocs BenchmarkAtomicAddFloor) | 1× |
 | \`(*worker.Worker).Beat\` (fault-safe) | $(f1 "$beat") | $(allocs BenchmarkBeat) | $(awk -v a="$beat" -v b="$floor" 'BEGIN { printf "%.1f× the floor", a / b }') |
 | \`Beat\` from 2 goroutines at once (same cache line) | $(f1 "$beatpar") | $(allocs BenchmarkBeatParallel) | |
-| Boost worker pattern: open_only + map + clear half + store, per beat | $(f1 "$breopen") | | Beat is **$(ratio "$breopen" "$beat") faster** |
+| Boost worker pattern: open_only + map + clear half + store, per beat | $(f1 "$breopen") | | Beat is **$(ratio "$breopen" "$beat") faster** (target ≥ 1000×: $(verdict "$breopen" "$beat" 1000)) |
+| systemd-style notify: one \`WATCHDOG=1\` datagram (sendto on an open unix socket) | $(f1 "$notify") | $(allocs BenchmarkNotifyDatagram) | Beat is **$(ratio "$notify" "$beat") faster** (target ≥ 200×: $(verdict "$notify" "$beat" 200)) |
+| seed-004 TCP: one 552-byte packet written on an open loopback connection | $(f1 "$tcp") | $(allocs BenchmarkTCPPacket) | Beat is **$(ratio "$tcp" "$beat") faster** |
 
 ## Check (monitor side)
 
@@ -58,6 +72,28 @@ machine; the ratios below compare figures from this same run.
 | Boost checker pattern: map + read + compare per check | $(f1 "$bmap") | | Check is **$(ratio "$bmap" "$stalled") faster** |
 | one scan of 10,000 objects (clock read once per scan) | $(us "$scan") | $(allocs BenchmarkScan/objects=10000) | |
 | one scan of 10,000 objects, Boost map-per-check | $(ms "$bscan") | | the scan is **$(ratio "$bscan" "$scan") faster** |
+| one scan of 100,000 objects | $(ms "$scan100k") | $(allocs BenchmarkScan/objects=100000) | $(awk -v a="$scan100k" -v b="$scan" 'BEGIN { printf "%.1f× the 10,000 scan", a / b }') |
+
+## One \`shmmon serve\` watching 10,000 objects at 1 Hz
+
+The real command, 10,000 watched-only workers, every object beaten at 10 Hz by one other
+process; serve's own CPU time and memory over a 20 s window after all were ok
+(\`BenchmarkServeLoad\` in package faults).
+
+| what | value | target |
+|---|---:|---|
+| CPU, percent of one core | $cpu % | under 1%: $(below "$cpu" 1) |
+| resident memory (VmRSS) | $rss MiB | under 64 MiB: $(below "$rss" 64) |
+| of which its own (RssAnon: heap, stacks) | $anon MiB | |
+| of which the objects' pages it maps (RssShmem, 4 KiB × 10,000, shared with the workers) | $shmem MiB | |
+| peak resident (VmHWM) | $hwm MiB | |
+
+Where it goes: serve runs one goroutine and one ticker per worker, and every check makes a
+stat(2) of the object and a poll(2) of the worker's pidfd, so each worker costs
+$(awk -v c="$cpu" 'BEGIN { printf "%.1f", c }') µs of CPU per check and $(awk -v a="$anon" 'BEGIN { printf "%.0f", a * 1024 / 10000 }') KiB of its own memory (stacks, timers, per-worker
+state). The checks themselves are not the cost: one scan of 10,000 objects takes $(us "$scan")
+(above), $(awk -v a="$scan" 'BEGIN { printf "%.2f", a / 1e9 * 100 }')% of a core at 1 Hz. Meeting the targets needs one scan loop for all the
+workers of a serve, with the per-worker stat and pidfd poll batched or made less often.
 
 ## Restart of a hung worker (\`shmmon run\`)
 
@@ -71,15 +107,24 @@ SIGTERM adds exactly \`--kill-after\`. The first restart after a healthy run has
 
 ## Publishing
 
-| what | µs/op |
+| what | time |
 |---|---:|
-| publish one object (temporary name, size, record, rename) | $(awk -v a="$publish" 'BEGIN { printf "%.1f", a / 1000 }') |
+| publish one object (temporary name, size, record, rename) | $(awk -v a="$publish" 'BEGIN { printf "%.1f µs", a / 1000 }') |
+| publish 10,000 objects, as serve does at start (owner check + publish each) | $(ms "$publish10k") |
 
 ## Notes
 
 - The fault-safe Beat and Check run under \`debug.SetPanicOnFault\` with a deferred recover, so
   an object truncated under the mapping cannot crash the process; that guard costs a non-inlined
   call and two runtime calls per operation, which is what separates Beat from the floor.
+- Beat ≥ 1000× the Boost reopen pattern needs Beat ≤ $(awk -v a="$breopen" 'BEGIN { printf "%.1f", a / 1000 }') ns here, and ≥ 200× a notify datagram
+  needs Beat ≤ $(awk -v a="$notify" 'BEGIN { printf "%.1f", a / 200 }') ns, against a floor of $(f1 "$floor") ns for the bare atomic add (the floor itself
+  is $(ratio "$breopen" "$floor") and $(ratio "$notify" "$floor") faster). The fault guard costs $(awk -v a="$beat" -v b="$floor" 'BEGIN { printf "%.1f", a - b }') ns of Beat, and giving it up would
+  let a truncated object kill the worker: the targets are not met on this machine, and the
+  ratio to the floor is the figure to watch.
+- A monitor maps every object once: one memory map area each, so watching more than about
+  60,000 objects in one process needs \`vm.max_map_count\` (default 65530) raised; \`make bench\`
+  raises it to 262144 when run as root, for the 100,000-object scan.
 - The issue's targets (Beat ≤ 10 ns, Check ≤ 20 ns, 10,000-object scan ≤ 300 µs) were set on a
   machine where the floor measured 4.4 ns; compare the ratio to the floor when the floor differs.
 - Raw output of this run: \`bench.out\` (not committed).

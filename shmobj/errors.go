@@ -22,6 +22,9 @@ var (
 	// ErrTruncated is returned by [Segment.Verify] when the object became smaller than its
 	// mapping.
 	ErrTruncated = errors.New("shmobj: object truncated")
+	// ErrModeChanged is returned by [Segment.VerifyMode] when the object's permissions are no
+	// longer the ones it was published with.
+	ErrModeChanged = errors.New("shmobj: object mode changed")
 	// ErrUnsupported is returned on platforms without POSIX shared memory support in shmmon.
 	ErrUnsupported = errors.New("shmobj: unsupported platform")
 )

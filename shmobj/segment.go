@@ -3,6 +3,7 @@ package shmobj
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -94,18 +95,36 @@ func (s *Segment) Retired() (retired bool, err error) {
 // now shows another object (or file), [ErrTruncated] when the object shrank below the mapping,
 // nil otherwise. It makes one stat system call and never touches the mapping.
 func (s *Segment) Verify() error {
-	size, id, err := sysStat(Path(s.name))
+	_, err := s.verify()
+	return err
+}
+
+// VerifyMode is [Segment.Verify] for the object's monitor, which also owns its permissions: it
+// returns [ErrModeChanged] when the object is in place but its permission bits are no longer
+// perm (someone's chmod would lock out the workers that open it next). It makes one stat system
+// call, as Verify does.
+func (s *Segment) VerifyMode(perm os.FileMode) error {
+	mode, err := s.verify()
+	if err == nil && mode != uint32(perm.Perm()) {
+		return fmt.Errorf("%w: %q is %#o, want %#o", ErrModeChanged, s.name, mode, uint32(perm.Perm()))
+	}
+	return err
+}
+
+// verify is Verify, and returns the object's permission bits too.
+func (s *Segment) verify() (uint32, error) {
+	size, id, mode, err := sysStat(Path(s.name))
 	switch {
 	case err != nil && isNotExist(err):
-		return fmt.Errorf("%w: %q", ErrGone, s.name)
+		return 0, fmt.Errorf("%w: %q", ErrGone, s.name)
 	case err != nil:
-		return fmt.Errorf("shmobj: stat %q: %w", s.name, err)
+		return 0, fmt.Errorf("shmobj: stat %q: %w", s.name, err)
 	case id != s.id:
-		return fmt.Errorf("%w: %q", ErrReplaced, s.name)
+		return 0, fmt.Errorf("%w: %q", ErrReplaced, s.name)
 	case size < int64(len(s.mem)):
-		return fmt.Errorf("%w: %q is %d bytes, mapped %d", ErrTruncated, s.name, size, len(s.mem))
+		return 0, fmt.Errorf("%w: %q is %d bytes, mapped %d", ErrTruncated, s.name, size, len(s.mem))
 	}
-	return nil
+	return mode, nil
 }
 
 // Status is what a monitor writes into the status record after each check.

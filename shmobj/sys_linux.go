@@ -33,12 +33,12 @@ func sysFstat(fd int) (size int64, id FileID, err error) {
 	return st.Size, FileID{Dev: st.Dev, Ino: st.Ino}, nil
 }
 
-func sysStat(path string) (size int64, id FileID, err error) {
+func sysStat(path string) (size int64, id FileID, perm uint32, err error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
-		return 0, FileID{}, err
+		return 0, FileID{}, 0, err
 	}
-	return st.Size, FileID{Dev: st.Dev, Ino: st.Ino}, nil
+	return st.Size, FileID{Dev: st.Dev, Ino: st.Ino}, st.Mode & 0o777, nil
 }
 
 func sysFchmod(fd int, perm uint32) error   { return unix.Fchmod(fd, perm) }

@@ -7,7 +7,7 @@ package shmobj
 
 func sysOpen(string, bool, bool, uint32) (int, error) { return -1, ErrUnsupported }
 func sysFstat(int) (int64, FileID, error)             { return 0, FileID{}, ErrUnsupported }
-func sysStat(string) (int64, FileID, error)           { return 0, FileID{}, ErrUnsupported }
+func sysStat(string) (int64, FileID, uint32, error)   { return 0, FileID{}, 0, ErrUnsupported }
 func sysFchmod(int, uint32) error                     { return ErrUnsupported }
 func sysFtruncate(int, int64) error                   { return ErrUnsupported }
 func sysClose(int) error                              { return ErrUnsupported }

@@ -1,0 +1,249 @@
+//go:build faults
+
+package faults
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmmon/shmmon/shmobj"
+)
+
+// The parameters of the fleet case.
+const (
+	fleetSize     = 1000
+	fleetHangs    = 10
+	fleetInterval = time.Second
+	fleetStalls   = 3
+	fleetKill     = time.Second
+	fleetBeat     = 100 * time.Millisecond // 10 Hz
+	// fleetBound is the promise for one hang: threshold+1 intervals plus kill-after.
+	fleetBound = (fleetStalls+1)*fleetInterval + fleetKill
+)
+
+// fleetDuration is how long the fleet runs under the CPU hog with hangs injected:
+// FAULTS_FLEET_SECONDS, default 150.
+func fleetDuration() time.Duration {
+	if s, err := strconv.Atoi(os.Getenv("FAULTS_FLEET_SECONDS")); err == nil && s >= 30 {
+		return time.Duration(s) * time.Second
+	}
+	return 150 * time.Second
+}
+
+// TestFleet runs 1,000 workers (the test binary, beating at 10 Hz) under one serve while two
+// busy-looping processes keep both cores busy, and hangs 10 of them (SIGSTOP) at random
+// times: exactly those 10 are killed, each within the bound, and restarted; no other worker
+// is touched.
+func TestFleet(t *testing.T) {
+	dur := fleetDuration()
+	c := newCase(t, fmt.Sprintf("%d workers at 10 Hz under one serve, 2 CPU hogs, %d hung at random", fleetSize, fleetHangs),
+		fmt.Sprintf("exactly the %d hung killed, each ≤ %v, and restarted; no other kill", fleetHangs, fleetBound))
+	var rlim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rlim); err != nil || rlim.Max < 4*fleetSize {
+		t.Fatalf("RLIMIT_NOFILE %+v (%v): serve needs about 2 descriptors per worker, want a hard limit ≥ %d", rlim, err, 4*fleetSize)
+	}
+
+	path := filepath.Join(t.TempDir(), "shmmon.toml")
+	names := make([]string, fleetSize)
+	ws := make([]confWorker, fleetSize)
+	for i := range names {
+		names[i] = c.object(i)
+		ws[i] = confWorker{name: names[i], command: []string{exe(t)},
+			extra: fmt.Sprintf("env = { GOMAXPROCS = \"1\", %s = \"%d\" }\n", envPeriod, fleetBeat/time.Millisecond)}
+	}
+	writeConfig(t, path, fmt.Sprintf("interval = %q\nstalls = %d\nkill_after = %q\ngrace = \"2m\"\nbackoff = \"10ms\"\nbackoff_max = \"50ms\"",
+		fleetInterval, fleetStalls, fleetKill), ws)
+	startAt := time.Now()
+	serve := c.startServe(path)
+	pids := make([]int, fleetSize)
+	waitFor(t, 3*time.Minute, "all workers beating", func() bool {
+		n := 0
+		for i, name := range names {
+			if pids[i] == 0 {
+				if snap, err := shmobj.Read(name); err == nil && snap.Seq > 0 && snap.Record.State == shmobj.StateOK {
+					pids[i] = int(snap.Record.WatchedPid)
+				}
+			}
+			if pids[i] != 0 {
+				n++
+			}
+		}
+		return n == fleetSize
+	})
+	t.Logf("%d workers beating after %v", fleetSize, time.Since(startAt).Round(time.Millisecond))
+
+	for range 2 {
+		c.start("cpu hog", []string{envMode + "=hog"}, exe(t))
+	}
+
+	// The hangs: 10 distinct workers at random times over the run, leaving the last
+	// fleetBound+15 s for the last kill.
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))
+	victims := rng.Perm(fleetSize)[:fleetHangs]
+	at := make([]time.Duration, fleetHangs)
+	for i := range at {
+		at[i] = 5*time.Second + time.Duration(rng.Int64N(int64(dur-fleetBound-20*time.Second)))
+	}
+	slices.Sort(at)
+	type hang struct {
+		name    string
+		pid     int
+		stopped time.Time
+		killed  time.Duration // from SIGSTOP to SIGKILL received (or the end); 0 before
+		gone    time.Duration // from SIGSTOP to the end (exited, or a zombie); 0 before
+	}
+	var mu sync.Mutex
+	var hangs []*hang
+	done := make(chan struct{})
+	var watchers sync.WaitGroup
+	watchers.Go(func() {
+		// Follow the hung workers: when was each killed, and when did it end?
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			mu.Lock()
+			for _, h := range hangs {
+				if h.killed == 0 && (gone(h.pid) || sigkilled(h.pid)) {
+					h.killed = time.Since(h.stopped)
+				}
+				if h.gone == 0 && gone(h.pid) {
+					h.gone = time.Since(h.stopped)
+				}
+			}
+			mu.Unlock()
+		}
+	})
+	defer func() { close(done); watchers.Wait() }()
+
+	run := time.Now()
+	for i, v := range victims {
+		time.Sleep(time.Until(run.Add(at[i])))
+		h := &hang{name: names[v], pid: pids[v], stopped: time.Now()}
+		if err := syscall.Kill(h.pid, syscall.SIGSTOP); err != nil {
+			t.Fatalf("SIGSTOP to worker %s pid %d: %v", h.name, h.pid, err)
+		}
+		mu.Lock()
+		hangs = append(hangs, h)
+		mu.Unlock()
+	}
+	time.Sleep(time.Until(run.Add(dur)))
+
+	// Every hung worker was killed (SIGKILL received) within the bound and slack. Its end
+	// can take longer: the kernel's exit of a process whose binary 1,000 others map may
+	// wait tens of seconds for the file's mapping lock (see RELIABILITY.md), so the ends
+	// and restarts are waited for, up to fleetReap.
+	const fleetReap = 2 * time.Minute
+	waitFor(t, fleetReap, "the killed workers to end", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, h := range hangs {
+			if h.gone == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	var worst, worstGone time.Duration
+	hungPid := map[int]bool{}
+	mu.Lock()
+	for _, h := range hangs {
+		hungPid[h.pid] = true
+		switch {
+		case h.killed == 0:
+			c.row.MissedHangs++
+			t.Errorf("hung worker %s pid %d not killed %v after SIGSTOP", h.name, h.pid, time.Since(h.stopped))
+		case h.killed > fleetBound+2*loadSlack:
+			c.row.MissedHangs++
+			t.Errorf("hung worker %s pid %d killed %v after SIGSTOP, bound %v", h.name, h.pid, h.killed, fleetBound)
+		}
+		worst, worstGone = max(worst, h.killed), max(worstGone, h.gone)
+	}
+	mu.Unlock()
+	c.row.Trials = len(hangs)
+	waitFor(t, fleetReap, "the killed workers to be restarted", func() bool {
+		for i, name := range names {
+			if hungPid[pids[i]] {
+				snap, err := shmobj.Read(name)
+				if err != nil || int(snap.Record.WatchedPid) == pids[i] || snap.Seq == 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+
+	// The kills logged are exactly the hung workers; every other worker still has its pid.
+	ks := kills(&serve.stderr)
+	killed := map[int]bool{}
+	for _, k := range ks {
+		killed[k.pid] = true
+		if !hungPid[k.pid] {
+			c.row.FalseKills++
+			t.Errorf("serve killed worker %s pid %d, which was not hung", k.worker, k.pid)
+		}
+	}
+	for pid := range hungPid {
+		if !killed[pid] {
+			t.Errorf("hung pid %d ended without a kill logged", pid)
+		}
+	}
+	restarted, changed := 0, 0
+	for i, name := range names {
+		snap, err := shmobj.Read(name)
+		now := int(snap.Record.WatchedPid)
+		switch {
+		case err != nil:
+			t.Errorf("%s: %v", name, err)
+		case hungPid[pids[i]]:
+			if now != pids[i] && snap.Seq > 0 && !gone(now) {
+				restarted++
+			} else {
+				t.Errorf("%s: hung worker %d not restarted (pid now %d, seq %d)", name, pids[i], now, snap.Seq)
+			}
+		case now != pids[i] || gone(pids[i]):
+			changed++
+			c.row.FalseKills++
+			t.Errorf("%s: worker pid %d, was %d", name, now, pids[i])
+		}
+	}
+	exits := len(linesWith(serve.stderr.Lines(), `msg="worker ended"`))
+	c.row.observe("%d hung, %d killed (%d of them hung), worst %v from SIGSTOP to SIGKILL received (%v to the end of the process); %d restarted; %d other workers changed; %d exits logged; serve up %v (workers beating after %v)",
+		len(hangs), len(ks), len(ks)-c.row.FalseKills, worst.Round(time.Millisecond), worstGone.Round(time.Millisecond),
+		restarted, changed, exits, time.Since(startAt).Round(time.Second), run.Sub(startAt).Round(time.Second))
+
+	serve.signal(t, syscall.SIGTERM)
+	if st := serve.wait(t, time.Minute); st.ExitCode() != 0 {
+		t.Errorf("serve ended with %v after SIGTERM, want exit 0", st)
+	}
+	if left := tagged(c.tag); len(left) > 2 { // the two hogs
+		t.Errorf("%d processes left after serve stopped", len(left)-2)
+	}
+}
+
+// sigkilled reports whether pid has received SIGKILL: it is dying, and will never run its
+// own code again, even while its exit is still under way in the kernel.
+func sigkilled(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "ShdPnd:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && mask&(1<<(syscall.SIGKILL-1)) != 0
+		}
+	}
+	return false
+}

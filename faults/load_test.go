@@ -1,0 +1,114 @@
+//go:build faults
+
+package faults
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shmmon/shmmon/shmobj"
+)
+
+// BenchmarkServeLoad measures one `shmmon serve` (the real command) watching 10,000 objects
+// checked at 1 Hz: 10,000 watched-only [[worker]] entries, all naming one beater process (the
+// test binary) that keeps every object beating at 10 Hz. After every object is ok, serve's
+// CPU time (utime+stime from /proc) is read over a 20 s window, with its memory. Reported:
+// cpu-%core (percent of one core), rss-MiB (resident: anonymous + file + shared), anon-MiB
+// (its own heap and stacks), shmem-MiB (the objects' pages it maps, 4 KiB each; shared with
+// the workers, not owned by serve), and hwm-MiB (peak resident). Only serve is measured, not
+// the beater.
+func BenchmarkServeLoad(b *testing.B) {
+	const n = 10000
+	const window = 20 * time.Second
+	needMapCount(b, n)
+	c := newRun(b)
+	prefix := c.objectPrefix()
+	beater := c.start("beater", []string{envMode + "=beater", envPrefix + "=" + prefix,
+		envCount + "=" + strconv.Itoa(n), envPeriod + "=100"}, exe(b))
+	var conf strings.Builder
+	conf.WriteString("[defaults]\ninterval = \"1s\"\nstalls = 3\n")
+	for i := range n {
+		fmt.Fprintf(&conf, "\n[[worker]]\nname = \"%s-%d\"\npid = %d\n", prefix, i, beater.pid())
+	}
+	path := filepath.Join(b.TempDir(), "shmmon.toml")
+	if err := os.WriteFile(path, []byte(conf.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	serve := c.start("shmmon serve", nil, shmmon(b), "serve", "--config", path)
+	waitFor(b, 2*time.Minute, "the beater to attach every object", func() bool {
+		return strings.Contains(beater.stdout.String(), "ready")
+	})
+	waitFor(b, time.Minute, "every object ok", func() bool {
+		for i := range n {
+			snap, err := shmobj.Read(fmt.Sprintf("%s-%d", prefix, i))
+			if err != nil || snap.Record.State != shmobj.StateOK {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(3 * time.Second) // past the start's burst
+	b.ResetTimer()
+	var cpu float64
+	for range b.N {
+		t0, c0 := time.Now(), cpuTicks(b, serve.pid())
+		time.Sleep(window)
+		cpu = float64(cpuTicks(b, serve.pid())-c0) / 100 / time.Since(t0).Seconds() * 100 // USER_HZ = 100
+	}
+	b.StopTimer()
+	if !serve.running() || len(linesWith(serve.stderr.Lines(), "state=stalled")) > 0 {
+		b.Fatalf("serve judged a beating object stalled, or ended:\n%s", tail(serve.stderr.String(), 2000))
+	}
+	mem := statusKiB(b, serve.pid())
+	b.ReportMetric(cpu, "cpu-%core")
+	b.ReportMetric(float64(mem["VmRSS"])/1024, "rss-MiB")
+	b.ReportMetric(float64(mem["RssAnon"])/1024, "anon-MiB")
+	b.ReportMetric(float64(mem["RssShmem"])/1024, "shmem-MiB")
+	b.ReportMetric(float64(mem["VmHWM"])/1024, "hwm-MiB")
+	b.ReportMetric(0, "ns/op") // the op is a 20 s window: its time says nothing
+}
+
+// needMapCount fails the benchmark, naming the setting, when the kernel would refuse n
+// mappings in one process (vm.max_map_count).
+func needMapCount(b *testing.B, n int) {
+	b.Helper()
+	data, _ := os.ReadFile("/proc/sys/vm/max_map_count")
+	if limit, err := strconv.Atoi(strings.TrimSpace(string(data))); err != nil || limit < n+10000 {
+		b.Fatalf("vm.max_map_count is %q: %d mappings need about %d (sysctl -w vm.max_map_count=262144)", data, n, n+10000)
+	}
+}
+
+// cpuTicks returns the user and system time of pid, in clock ticks, from /proc/PID/stat.
+func cpuTicks(b *testing.B, pid int) int64 {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64) // fields 14 and 15 of stat(5), counted from state = 3
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return utime + stime
+}
+
+// statusKiB returns the kB fields of /proc/PID/status.
+func statusKiB(b *testing.B, pid int) map[string]int64 {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := map[string]int64{}
+	for _, l := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if f := strings.Fields(v); ok && len(f) == 2 && f[1] == "kB" {
+			m[k], _ = strconv.ParseInt(f[0], 10, 64)
+		}
+	}
+	return m
+}

@@ -1,0 +1,482 @@
+//go:build faults
+
+package faults
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/proc"
+	"github.com/shmmon/shmmon/shmobj"
+	"github.com/shmmon/shmmon/worker"
+)
+
+// The parameters of the small cases: workers beat five times per check interval.
+const (
+	interval   = 100 * time.Millisecond
+	stalls     = 3
+	killAfter  = 300 * time.Millisecond
+	beatPeriod = 20 * time.Millisecond
+	// killBound is the promise: a hung worker is gone within threshold+1 intervals plus
+	// kill-after (a SIGSTOPped worker ignores SIGTERM, so it always takes kill-after).
+	killBound = (stalls+1)*interval + killAfter
+	// loadSlack is what a loaded 2-core machine may add to killBound before a case fails.
+	loadSlack = 2 * time.Second
+	// startTimeout bounds waiting for a process to start, publish, or beat.
+	startTimeout = 15 * time.Second
+)
+
+// Environment of the test binary's helper modes (see TestMain).
+const (
+	envMode   = "FAULTS_MODE"   // beat, impostor, hog, beater
+	envPeriod = "FAULTS_PERIOD" // beat period, ms
+	envFor    = "FAULTS_FOR"    // beat: beat this many ms, then do FAULTS_THEN
+	envThen   = "FAULTS_THEN"   // beat: spin, block, or exit:N
+	envFile   = "FAULTS_FILE"   // impostor: where to write the signals it receives
+	envPrefix = "FAULTS_PREFIX" // beater: objects PREFIX-0 ... PREFIX-(COUNT-1)
+	envCount  = "FAULTS_COUNT"
+	// envTag marks every process a case starts, down to the workers a monitor starts (they
+	// inherit the monitor's environment), so that the case's cleanup finds them all.
+	envTag = "FAULTS_TAG"
+)
+
+// TestMain lets the test binary be the worker (and the other helper programs) of the cases;
+// without FAULTS_MODE it runs the suite and prints the outcome table.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(envMode); mode != "" {
+		os.Exit(helperMain(mode))
+	}
+	code := m.Run()
+	printTable(os.Stdout)
+	if path := os.Getenv("FAULTS_REPORT"); path != "" {
+		if err := writeReport(path); err != nil {
+			fmt.Fprintln(os.Stderr, "faults:", err)
+			code = 1
+		}
+	}
+	if build.dir != "" {
+		os.RemoveAll(build.dir)
+	}
+	os.Exit(code)
+}
+
+// helperMain runs one helper mode. It returns only on a usage error or for exit:N.
+func helperMain(mode string) int {
+	ms, _ := strconv.Atoi(os.Getenv(envPeriod))
+	period := time.Duration(max(ms, 1)) * time.Millisecond
+	switch mode {
+	case "beat":
+		// Beats through the package-level worker.Beat (SHMMON_NAME). With FAULTS_FOR, it
+		// stops beating after that long and does FAULTS_THEN.
+		var until <-chan time.Time
+		if ms, err := strconv.Atoi(os.Getenv(envFor)); err == nil {
+			until = time.After(time.Duration(ms) * time.Millisecond)
+		}
+		tick := time.NewTicker(period)
+		for {
+			select {
+			case <-tick.C:
+				worker.Beat()
+				continue
+			case <-until:
+			}
+			break
+		}
+		then := os.Getenv(envThen)
+		switch {
+		case then == "spin":
+			// Busy, not beating: the goroutine that beats never comes back.
+			for n := 0; ; n++ {
+				spinSink = n
+			}
+		case then == "block":
+			// Blocked in read(2) on a pipe whose write end it holds itself: nobody writes.
+			var p [2]int
+			if err := syscall.Pipe(p[:]); err != nil {
+				fmt.Fprintln(os.Stderr, "faults worker: pipe:", err)
+				return 1
+			}
+			var b [1]byte
+			for {
+				syscall.Read(p[0], b[:])
+			}
+		case strings.HasPrefix(then, "exit:"):
+			n, _ := strconv.Atoi(strings.TrimPrefix(then, "exit:"))
+			return n
+		}
+		fmt.Fprintf(os.Stderr, "faults worker: bad %s=%q: want spin, block or exit:N\n", envThen, then)
+		return 2
+	case "impostor":
+		// A process that only happens to hold a pid a monitor once watched: it records every
+		// catchable signal it gets. SIGKILL and SIGSTOP show as its death or state.
+		sigs := make(chan os.Signal, 8)
+		signal.Notify(sigs)
+		fmt.Println("ready")
+		for s := range sigs {
+			if s == syscall.SIGURG || s == syscall.SIGCHLD || s == syscall.SIGWINCH {
+				continue // the Go runtime's own, or harmless
+			}
+			f, err := os.OpenFile(os.Getenv(envFile), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+			if err == nil {
+				fmt.Fprintln(f, s)
+				f.Close()
+			}
+		}
+		return 0
+	case "hog":
+		for n := 0; ; n++ {
+			spinSink = n
+		}
+	case "beater":
+		return beaterMain(os.Getenv(envPrefix), os.Getenv(envCount), period)
+	}
+	fmt.Fprintf(os.Stderr, "faults: bad %s=%q\n", envMode, mode)
+	return 2
+}
+
+// spinSink keeps the busy loops from being optimized away.
+var spinSink int
+
+// beaterMain beats the objects PREFIX-0 ... PREFIX-(COUNT-1) every period, each mapped once:
+// many workers' beats from one process, for the load measurement.
+func beaterMain(prefix, count string, period time.Duration) int {
+	n, err := strconv.Atoi(count)
+	if err != nil || prefix == "" {
+		fmt.Fprintf(os.Stderr, "faults beater: bad %s=%q or %s=%q\n", envPrefix, prefix, envCount, count)
+		return 2
+	}
+	segs := make([]*shmobj.Segment, n)
+	for attached := 0; attached < n; {
+		for i := range segs {
+			if segs[i] == nil {
+				if s, err := shmobj.Attach(fmt.Sprintf("%s-%d", prefix, i)); err == nil {
+					segs[i] = s
+					attached++
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Println("ready")
+	for range time.Tick(period) {
+		for _, s := range segs {
+			s.Beat()
+		}
+	}
+	return 0
+}
+
+// build holds the shmmon command, built once without -race.
+var build struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// shmmon returns the path of the shmmon command, built for this test binary.
+func shmmon(t testing.TB) string {
+	t.Helper()
+	build.once.Do(func() {
+		build.dir, build.err = os.MkdirTemp("", "shmmon-faults-")
+		if build.err != nil {
+			return
+		}
+		build.path = filepath.Join(build.dir, "shmmon")
+		cmd := exec.Command("go", "build", "-o", build.path, "github.com/shmmon/shmmon/cmd/shmmon")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			build.err = fmt.Errorf("go build ./cmd/shmmon: %v\n%s", err, out)
+		}
+	})
+	if build.err != nil {
+		t.Fatal(build.err)
+	}
+	return build.path
+}
+
+// tcase is the running case: its tag, its object names, and its outcome row.
+type tcase struct {
+	t   testing.TB
+	tag string // value of FAULTS_TAG for every process of the case
+	row *row
+}
+
+// newCase starts a case: it registers the outcome row and a cleanup that kills every process
+// carrying the case's tag (monitors, and the workers they started, even those a SIGKILLed
+// monitor left behind) and removes the case's objects.
+func newCase(t testing.TB, name, expected string) *tcase {
+	t.Helper()
+	c := &tcase{t: t, tag: fmt.Sprintf("%d-%s", os.Getpid(), t.Name()),
+		row: &row{Case: name, Expected: expected}}
+	started := time.Now()
+	t.Cleanup(func() {
+		c.row.Took = time.Since(started)
+		c.row.Pass = !t.Failed()
+		results.add(*c.row)
+	})
+	c.cleanup()
+	return c
+}
+
+// newRun is newCase for a measurement: the same cleanup, and no row in the outcome table.
+func newRun(t testing.TB) *tcase {
+	t.Helper()
+	c := &tcase{t: t, tag: fmt.Sprintf("%d-%s", os.Getpid(), t.Name()), row: &row{}}
+	c.cleanup()
+	return c
+}
+
+// cleanup registers the removal of the case's processes and objects.
+func (c *tcase) cleanup() {
+	c.t.Cleanup(func() {
+		killTagged(c.tag)
+		prefix := c.objectPrefix()
+		if names, _ := filepath.Glob(filepath.Join(shmobj.Dir, prefix+"*")); len(names) > 0 {
+			for _, n := range names {
+				os.Remove(n)
+			}
+		}
+	})
+}
+
+// objectPrefix is the start of every object name of the case.
+func (c *tcase) objectPrefix() string {
+	return "shmmon-faults-" + strings.NewReplacer("/", "-", " ", "_").Replace(c.tag)
+}
+
+// object returns the name of the case's object i.
+func (c *tcase) object(i int) string { return fmt.Sprintf("%s-%d", c.objectPrefix(), i) }
+
+// env returns the environment of a process of the case, with extra added.
+func (c *tcase) env(extra ...string) []string {
+	return append(append(os.Environ(), envTag+"="+c.tag, "GORACE=atexit_sleep_ms=0"), extra...)
+}
+
+// killTagged SIGKILLs (and SIGCONTs, should it be stopped) every process whose environment
+// holds FAULTS_TAG=tag, and waits up to 10 s for them to be gone.
+func killTagged(tag string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids := tagged(tag)
+		if len(pids) == 0 || time.Now().After(deadline) {
+			return
+		}
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// tagged returns the live (not zombie) processes whose environment holds FAULTS_TAG=tag.
+func tagged(tag string) []int {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	var pids []int
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(filepath.Base(d))
+		if err != nil || pid == os.Getpid() || isZombie(pid) {
+			continue
+		}
+		if proc.HasEnv(pid, envTag+"="+tag) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// isZombie reports whether pid has exited and waits for its parent to reap it.
+func isZombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
+}
+
+// gone reports whether pid has ended (exited, or a zombie).
+func gone(pid int) bool { return !proc.Alive(pid) || isZombie(pid) }
+
+// process is a program started by a case; the case's cleanup kills it.
+type process struct {
+	label  string
+	cmd    *exec.Cmd
+	stdout testlog.Buffer
+	stderr testlog.Buffer
+	done   chan struct{}
+}
+
+// start starts path with args, in the case's environment plus env.
+func (c *tcase) start(label string, env []string, path string, args ...string) *process {
+	c.t.Helper()
+	p := &process{cmd: exec.Command(path, args...), done: make(chan struct{})}
+	p.cmd.Env = c.env(env...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	// Should the test binary die (a timeout panic), take its direct children with it; the
+	// workers of a monitor are found by their tag.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p.cmd.WaitDelay = time.Second // workers that outlive a SIGKILLed monitor hold its pipes
+	if err := p.cmd.Start(); err != nil {
+		c.t.Fatalf("starting %s: %v", label, err)
+	}
+	p.label = fmt.Sprintf("%s (pid %d)", label, p.cmd.Process.Pid)
+	go func() {
+		p.cmd.Wait()
+		close(p.done)
+	}()
+	t := c.t
+	t.Cleanup(func() {
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		p.cmd.Process.Signal(syscall.SIGCONT)
+		<-p.done
+		if tmp, _ := filepath.Glob(fmt.Sprintf("%s/.shmmon-%d-*", shmobj.Dir, p.cmd.Process.Pid)); len(tmp) > 0 {
+			for _, f := range tmp {
+				os.Remove(f)
+			}
+		}
+		if t.Failed() {
+			t.Logf("%s %s\n--- stdout:\n%s--- stderr:\n%s", p.label, strings.Join(p.cmd.Args, " "),
+				tail(p.stdout.String(), 4000), tail(p.stderr.String(), 8000))
+			if dir := os.Getenv("FAULTS_LOGDIR"); dir != "" {
+				// The whole output, for the cases whose logs are too long for the test log.
+				base := filepath.Join(dir, fmt.Sprintf("%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), p.cmd.Process.Pid))
+				os.WriteFile(base+".stdout", []byte(p.stdout.String()), 0o644)
+				os.WriteFile(base+".stderr", []byte(p.stderr.String()), 0o644)
+				t.Logf("full output of %s: %s.{stdout,stderr}", p.label, base)
+			}
+		}
+	})
+	return p
+}
+
+// tail returns the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "...\n" + s[len(s)-n:]
+}
+
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+func (p *process) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// wait waits up to timeout for the process to end and returns how it ended.
+func (p *process) wait(t testing.TB, timeout time.Duration) *os.ProcessState {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState
+	case <-time.After(timeout):
+		t.Fatalf("%s still running after %v", p.label, timeout)
+		return nil
+	}
+}
+
+func (p *process) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("sending %v to %s: %v", sig, p.label, err)
+	}
+}
+
+// workerEnv is the environment of a beating worker of the test binary.
+func workerEnv(extra ...string) []string {
+	return append([]string{envMode + "=beat", envPeriod + "=" + strconv.Itoa(int(beatPeriod/time.Millisecond))}, extra...)
+}
+
+// exe returns the path of the test binary.
+func exe(t testing.TB) string {
+	t.Helper()
+	p, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// waitFor polls cond every 10 ms until it holds, and fails the test after timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitBeating waits until name is watched by a monitor whose worker is not the process not
+// (0: any), is in state ok and has beaten, and returns the worker's pid.
+func waitBeating(t testing.TB, name string, not int, timeout time.Duration) int {
+	t.Helper()
+	var pid int
+	waitFor(t, timeout, name+": a worker beating", func() bool {
+		snap, err := shmobj.Read(name)
+		pid = int(snap.Record.WatchedPid)
+		return err == nil && pid != 0 && pid != not && snap.Seq > 0 && snap.Record.State == shmobj.StateOK
+	})
+	return pid
+}
+
+// linesWith returns the lines that contain every one of words.
+func linesWith(lines []string, words ...string) []string {
+	var out []string
+next:
+	for _, l := range lines {
+		for _, w := range words {
+			if !strings.Contains(l, w) {
+				continue next
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+var (
+	pidAttr    = regexp.MustCompile(`\bpid=(\d+)`)
+	workerAttr = regexp.MustCompile(`\bworker=(\S+)`)
+)
+
+// kill is one kill of a hung worker, read from a monitor's log.
+type kill struct {
+	worker string
+	pid    int
+}
+
+// kills returns the kills a run or serve logged ("killing hung worker").
+func kills(b *testlog.Buffer) []kill {
+	var ks []kill
+	for _, l := range linesWith(b.Lines(), `msg="killing hung worker"`) {
+		var k kill
+		if m := workerAttr.FindStringSubmatch(l); m != nil {
+			k.worker = m[1]
+		}
+		if m := pidAttr.FindStringSubmatch(l); m != nil {
+			k.pid, _ = strconv.Atoi(m[1])
+		}
+		ks = append(ks, k)
+	}
+	return ks
+}

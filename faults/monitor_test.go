@@ -1,0 +1,185 @@
+//go:build faults
+
+package faults
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmmon/shmmon/shmobj"
+)
+
+// serveFleet starts serve on n beating workers of the test binary and returns it with the
+// workers' pids by object name.
+func (c *tcase) serveFleet(n int) (serve *process, path string, pids map[string]int) {
+	c.t.Helper()
+	path = filepath.Join(c.t.TempDir(), "shmmon.toml")
+	var ws []confWorker
+	for i := range n {
+		ws = append(ws, confWorker{name: c.object(i), command: []string{exe(c.t)}})
+	}
+	writeConfig(c.t, path, smallDefaults, ws)
+	serve = c.startServe(path)
+	pids = map[string]int{}
+	for _, w := range ws {
+		pids[w.name] = waitBeating(c.t, w.name, 0, startTimeout)
+	}
+	return serve, path, pids
+}
+
+// checkUntouched counts the workers whose pid changed or that are not beating in state ok.
+func checkUntouched(t *testing.T, pids map[string]int) (killed int) {
+	t.Helper()
+	for name, pid := range pids {
+		if now := waitBeating(t, name, 0, startTimeout); now != pid || gone(pid) {
+			t.Errorf("%s: worker pid %d, was %d: a healthy worker was killed", name, now, pid)
+			killed++
+		}
+	}
+	return killed
+}
+
+// TestMonitorKilled SIGKILLs serve while its workers beat, and starts it again: the new serve
+// adopts them; none is killed or started twice.
+func TestMonitorKilled(t *testing.T) {
+	const trials = 3
+	c := newCase(t, "monitor (serve) SIGKILLed and restarted", "workers adopted, none killed")
+	serve, path, pids := c.serveFleet(4)
+	var logs []*process
+	for range trials {
+		serve.signal(t, syscall.SIGKILL)
+		serve.wait(t, startTimeout)
+		time.Sleep(3 * interval) // the workers beat on, with no monitor
+		serve = c.startServe(path)
+		logs = append(logs, serve)
+		waitFor(t, startTimeout, "the workers to be adopted", func() bool {
+			return len(linesWith(serve.stderr.Lines(), "event=adopt")) == len(pids)
+		})
+		time.Sleep(10 * interval)
+		c.row.FalseKills += checkUntouched(t, pids)
+		c.row.Trials++
+	}
+	var ks, starts int
+	for _, s := range logs {
+		ks += len(kills(&s.stderr))
+		starts += len(linesWith(s.stderr.Lines(), "msg=started"))
+	}
+	c.row.FalseKills += ks
+	c.row.observe("%d restarts of serve × %d workers: all adopted, %d kills, %d new starts", trials, len(pids), ks, starts)
+	if ks+starts != 0 {
+		t.Errorf("%d kills and %d starts after the restarts, want none", ks, starts)
+	}
+}
+
+// TestMonitorStopped stops serve (SIGSTOP) for 5 intervals and continues it: its late checks
+// judge nothing, so no worker is killed.
+func TestMonitorStopped(t *testing.T) {
+	const trials = 3
+	c := newCase(t, "monitor (serve) SIGSTOPped 5 intervals, continued", "no worker killed (late-tick guard)")
+	serve, _, pids := c.serveFleet(4)
+	for range trials {
+		serve.signal(t, syscall.SIGSTOP)
+		time.Sleep(5 * interval)
+		serve.signal(t, syscall.SIGCONT)
+		time.Sleep(10 * interval)
+		c.row.FalseKills += checkUntouched(t, pids)
+		c.row.Trials++
+	}
+	ks := len(kills(&serve.stderr))
+	abnormal := len(linesWith(serve.stderr.Lines(), "state=abnormal"))
+	c.row.FalseKills += ks
+	c.row.observe("%d stops × %d workers: %d kills, %d abnormal verdicts", trials, len(pids), ks, abnormal)
+	if ks+abnormal != 0 {
+		t.Errorf("%d kills and %d abnormal verdicts after the monitor was stopped, want none", ks, abnormal)
+	}
+}
+
+// impostorAt starts an impostor (a process that records the signals it gets) with the pid of
+// the exited and reaped process pid, by setting the kernel's last allocated pid just below it.
+// Other processes on the machine may take the pid first: it tries again, up to 50 times, and
+// fails the test when it cannot.
+func (c *tcase) impostorAt(pid int, sigFile string) *process {
+	c.t.Helper()
+	for range 50 {
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
+			c.t.Fatalf("cannot choose the next pid (root needed): %v", err)
+		}
+		p := c.start("impostor", []string{envMode + "=impostor", envFile + "=" + sigFile}, exe(c.t))
+		if p.pid() == pid {
+			waitFor(c.t, startTimeout, "the impostor to start", func() bool { return strings.Contains(p.stdout.String(), "ready") })
+			return p
+		}
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	c.t.Fatalf("could not start a process with pid %d", pid)
+	return nil
+}
+
+// TestPidReused lets a watched worker die and gives its pid to an impostor that never beats:
+// neither `watch --pid` (a pidfd) nor serve with a pidfile (the file predates the impostor)
+// signals it.
+func TestPidReused(t *testing.T) {
+	for _, mode := range []string{"watch --pid", "serve pidfile"} {
+		t.Run(mode, func(t *testing.T) {
+			c := newCase(t, "watched pid exited and reused ("+mode+")", "the new process is never signalled")
+			name := c.object(0)
+			w := c.start("worker", workerEnv("SHMMON_NAME="+name), exe(t))
+			var mon *process
+			if mode == "watch --pid" {
+				mon = c.start("shmmon watch", nil, shmmon(t), "watch", "--name", name, "--pid", strconv.Itoa(w.pid()),
+					"--interval", interval.String(), "--stalls", strconv.Itoa(stalls), "--kill-after", killAfter.String())
+			} else {
+				dir := t.TempDir()
+				pidfile := filepath.Join(dir, "worker.pid")
+				if err := os.WriteFile(pidfile, []byte(strconv.Itoa(w.pid())), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				path := filepath.Join(dir, "shmmon.toml")
+				os.WriteFile(path, []byte(fmt.Sprintf("[defaults]\n%s\n\n[[worker]]\nname = %q\npidfile = %q\n",
+					smallDefaults, name, pidfile)), 0o600)
+				mon = c.startServe(path)
+			}
+			waitBeating(t, name, 0, startTimeout)
+			// Hang the worker until the monitor counts stalls, then let it die there.
+			w.signal(t, syscall.SIGSTOP)
+			waitFor(t, startTimeout, "a stall", func() bool {
+				snap, err := shmobj.Read(name)
+				return err == nil && snap.Record.Stalls >= 1
+			})
+			old := w.pid()
+			w.signal(t, syscall.SIGKILL)
+			w.wait(t, startTimeout) // reaped: the pid is free
+			sigFile := filepath.Join(t.TempDir(), "signals")
+			imp := c.impostorAt(old, sigFile)
+			time.Sleep(20 * interval)
+			got, _ := os.ReadFile(sigFile)
+			c.row.Trials = 1
+			c.row.observe("impostor (pid %d) alive: %v; signals it got: %q; monitor: %s", old, imp.running(),
+				strings.TrimSpace(string(got)), monitorState(mon))
+			if !imp.running() || len(got) > 0 {
+				c.row.FalseKills = 1
+				t.Errorf("the impostor with the reused pid %d was signalled: alive %v, signals %q", old, imp.running(), got)
+			}
+			if mode == "watch --pid" {
+				if st := mon.wait(t, startTimeout); st.ExitCode() != 0 {
+					t.Errorf("watch ended with %v, want exit 0 (the watched process ended)", st)
+				}
+			}
+		})
+	}
+}
+
+// monitorState says whether the monitor still runs, or how it ended.
+func monitorState(p *process) string {
+	if p.running() {
+		return "running"
+	}
+	return "ended, " + p.cmd.ProcessState.String()
+}

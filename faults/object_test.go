@@ -1,0 +1,171 @@
+//go:build faults
+
+package faults
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmmon/shmmon/shmobj"
+)
+
+// confWorker is one [[worker]] of a generated serve config.
+type confWorker struct {
+	name    string
+	command []string
+	extra   string // more TOML lines
+}
+
+// writeConfig writes a serve config with the case parameters and ws.
+func writeConfig(t testing.TB, path string, defaults string, ws []confWorker) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "[defaults]\n%s\n", defaults)
+	for _, w := range ws {
+		q := make([]string, len(w.command))
+		for i, a := range w.command {
+			q[i] = strconv.Quote(a)
+		}
+		fmt.Fprintf(&b, "\n[[worker]]\nname = %q\ncommand = [%s]\n%s", w.name, strings.Join(q, ", "), w.extra)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// smallDefaults are the [defaults] of the small serve cases.
+var smallDefaults = fmt.Sprintf("interval = %q\nstalls = %d\nkill_after = %q\nbackoff = \"10ms\"\nbackoff_max = \"50ms\"",
+	interval, stalls, killAfter)
+
+// startServe starts `shmmon serve` on the config path, in the worker environment plus env.
+func (c *tcase) startServe(path string, env ...string) *process {
+	c.t.Helper()
+	return c.start("shmmon serve", workerEnv(env...), shmmon(c.t), "serve", "--config", path)
+}
+
+// publicExe returns a copy of the test binary that any user can run, for workers started as
+// another user (the build cache that holds the test binary is root's alone).
+func publicExe(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(shmmon(t)), "public")
+	path := filepath.Join(dir, "faults.test")
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := os.Open(exe(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(path+".tmp", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestObjectFaults damages the object of a beating worker under `shmmon serve`: the monitor
+// survives, reports the fault, re-publishes the object, and the worker (running as the user
+// nobody, so permissions matter) follows it without being killed.
+func TestObjectFaults(t *testing.T) {
+	faults := []struct {
+		name   string
+		event  string
+		inject func(t *testing.T, path string)
+	}{
+		{"deleted", "event=object-removed", func(t *testing.T, path string) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"truncated to 0", "event=object-truncated", func(t *testing.T, path string) {
+			if err := os.Truncate(path, 0); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"replaced by a 100-byte regular file", "event=object-replaced", func(t *testing.T, path string) {
+			tmp := filepath.Join(shmobj.Dir, fmt.Sprintf(".faults-%d-replace", os.Getpid()))
+			if err := os.WriteFile(tmp, make([]byte, 100), 0o666); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				os.Remove(tmp)
+				t.Fatal(err)
+			}
+		}},
+		{"mode changed to 0", "event=object-mode-changed", func(t *testing.T, path string) {
+			if err := os.Chmod(path, 0); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, f := range faults {
+		t.Run(f.name, func(t *testing.T) {
+			const trials = 2
+			c := newCase(t, "object "+f.name+" under serve", "reported, re-published, the worker follows; none killed")
+			name := c.object(0)
+			path := filepath.Join(t.TempDir(), "shmmon.toml")
+			writeConfig(t, path, smallDefaults, []confWorker{{name: name, command: []string{publicExe(t)},
+				extra: "user = \"nobody\"\nmode = \"0666\"\n"}})
+			serve := c.startServe(path)
+			pid := waitBeating(t, name, 0, startTimeout)
+			for i := range trials {
+				f.inject(t, shmobj.Path(name))
+				waitFor(t, startTimeout, "the fault to be reported", func() bool {
+					return len(linesWith(serve.stderr.Lines(), f.event)) > i
+				})
+				// The worker follows the new object: its pid in the worker half, beating.
+				waitFor(t, startTimeout, "the worker to beat into the re-published object", func() bool {
+					snap, err := shmobj.Read(name)
+					return err == nil && snap.WorkerPid == int64(pid) && snap.Seq > 0 && snap.Record.State == shmobj.StateOK
+				})
+				c.row.Trials++
+			}
+			if f.event == "event=object-mode-changed" {
+				// What the mode protects: a worker started next, as nobody, must be able to
+				// open the object. Crash the worker; its successor must beat.
+				syscall.Kill(pid, syscall.SIGKILL)
+				pid = waitBeating(t, name, pid, startTimeout)
+			}
+			time.Sleep(5 * interval)
+			if !serve.running() {
+				t.Fatal("serve ended")
+			}
+			if !strings.Contains(f.event, "mode") {
+				if now := waitBeating(t, name, 0, startTimeout); now != pid {
+					t.Errorf("worker pid %d, want %d: the worker was restarted", now, pid)
+				}
+			}
+			c.row.FalseKills = len(kills(&serve.stderr))
+			c.row.observe("%d of %d reported (%s) and re-published; worker followed; serve up; %d kills",
+				len(linesWith(serve.stderr.Lines(), f.event)), trials, f.event, c.row.FalseKills)
+			if c.row.FalseKills != 0 {
+				t.Errorf("the worker was killed")
+			}
+		})
+	}
+}
