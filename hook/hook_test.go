@@ -108,8 +108,8 @@ func TestTimeout(t *testing.T) {
 		t.Errorf("the hanging hook ended after %v, want about %v", took, timeout)
 	}
 	for _, pid := range []int{sh, child} {
-		if running(pid) {
-			t.Errorf("pid %d of the hook's group still running after its timeout", pid)
+		if gone(pid, 5*time.Second) != nil {
+			t.Errorf("pid %d of the hook's group still running 5s after its timeout", pid)
 		}
 	}
 	if l := log.String(); !strings.Contains(l, `status="killed at timeout"`) || !strings.Contains(l, "timeout=300ms") {
@@ -128,12 +128,8 @@ func TestBackgroundChildKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Kill(child, syscall.SIGKILL) })
-	deadline := time.Now().Add(5 * time.Second)
-	for running(child) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the hook's background child %d outlived it", child)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := gone(child, 5*time.Second); err != nil {
+		t.Fatalf("the hook's background child outlived it: %v", err)
 	}
 }
 
@@ -167,6 +163,17 @@ func TestZeroRunner(t *testing.T) {
 
 // running reports whether pid runs: it exists and is not a zombie (a killed orphan waits
 // for init to reap it).
+// gone waits up to d for pid to end (a SIGKILLed process takes a moment to exit on a loaded
+// machine): nil once it has, an error if it still runs.
+func gone(pid int, d time.Duration) error {
+	for deadline := time.Now().Add(d); running(pid); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pid %d still running after %v", pid, d)
+		}
+	}
+	return nil
+}
+
 func running(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
