@@ -22,7 +22,7 @@ func lsCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "ls",
 		Usage:     "list the heartbeat objects on this host and their state",
-		UsageText: "shmmon ls [--json] [--all] [--proctab-key 0x5095]",
+		UsageText: "shmmon ls [--json] [--all] [--proctab-key 0x5095] [--watch [--interval 1s]]",
 		Description: "Lists the objects in /dev/shm published by shmmon (they carry a status record).\n" +
 			"--all adds every other object, read as a plain Boost heartbeat (sequence only).\n" +
 			"When the System V process table of the original framework exists, its records follow\n" +
@@ -33,14 +33,21 @@ func lsCommand() *cli.Command {
 			&cli.BoolFlag{Name: "all", Usage: "include objects not published by shmmon"},
 			&cli.StringFlag{Name: "proctab-key", Value: "0x5095", Usage: "System V `KEY` of the process table (its semaphore's too)"},
 			&cli.IntFlag{Name: "proctab-slots", Value: proctab.DefaultSlots, Usage: "records in the process table"},
-			&cli.DurationFlag{Name: "watch", Usage: "refresh every `PERIOD` (e.g. 1s) until interrupted, like watch(1), with beats/s"},
+			&cli.BoolFlag{Name: "watch", Usage: "redraw the table every --interval until interrupted, like watch(1), with beats/s"},
+			&cli.DurationFlag{Name: "interval", Aliases: []string{"n"}, Value: time.Second, Usage: "with --watch: refresh every `PERIOD`"},
 		},
 		Action: func(c *cli.Context) error {
-			if d := c.Duration("watch"); d != 0 {
-				if d < 10*time.Millisecond || c.Bool("json") {
-					return usagef(c, "invalid --watch %v: want a period of at least 10ms, without --json", d)
+			if c.IsSet("interval") && !c.Bool("watch") {
+				return usagef(c, "--interval %v: only with --watch", c.Duration("interval"))
+			}
+			if c.Bool("watch") {
+				if c.Bool("json") {
+					return usagef(c, "--watch draws a table: not with --json")
 				}
-				return watchTable(c, d)
+				if d := c.Duration("interval"); d < 10*time.Millisecond {
+					return usagef(c, "invalid --interval %v: want a period of at least 10ms", d)
+				}
+				return watchTable(c, c.Duration("interval"))
 			}
 			entries, err := shmobj.List()
 			if err != nil {

@@ -276,7 +276,7 @@ func TestLsWatch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	code := run(ctx, []string{"shmmon", "ls", "--watch", "200ms"}, &out, &errOut)
+	code := run(ctx, []string{"shmmon", "ls", "--watch", "--interval", "200ms"}, &out, &errOut)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
@@ -295,8 +295,18 @@ func TestLsWatch(t *testing.T) {
 	if rate < 10 || rate > 150 {
 		t.Errorf("beats/s of %s = %v, want about 100; last frame:\n%s", name, rate, last)
 	}
-	if code, _, stderr := runCLI("ls", "--watch", "1ms"); code != exitUsage || !strings.Contains(stderr, "--watch 1ms") {
-		t.Errorf("ls --watch 1ms: exit %d, %q", code, stderr)
+	for _, bad := range []struct{ args []string }{
+		{[]string{"ls", "--watch", "-n", "1ms"}},
+		{[]string{"ls", "--watch", "--json"}},
+		{[]string{"ls", "--interval", "2s"}},
+	} {
+		code, _, stderr := runCLI(bad.args...)
+		if code != exitUsage || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%v: exit %d, %q; want %d and one line", bad.args, code, stderr, exitUsage)
+		}
+	}
+	if _, _, stderr := runCLI("ls", "--watch", "-n", "1ms"); !strings.Contains(stderr, "--interval 1ms") {
+		t.Errorf("ls --watch -n 1ms: %q does not name the value", stderr)
 	}
 }
 
