@@ -131,9 +131,13 @@ func (f *Fleet) setChecking(name string, on bool) {
 // the check observer.
 func (f *Fleet) observe(name string, opts monitor.Options) monitor.Options {
 	opts.OnEvent = func(e monitor.Event) { f.event(name, e) }
+	var b *books // looked up once: the books outlive the loop whose checks they count
 	opts.OnCheck = func(now time.Time, took time.Duration) {
 		f.bmu.Lock()
-		if b := f.books[name]; b != nil {
+		if b == nil {
+			b = f.books[name]
+		}
+		if b != nil {
 			b.lastCheck = now.Add(took)
 		}
 		fn := f.onCheck

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/shmmon/shmmon/proc"
@@ -36,7 +37,15 @@ type Heartbeat struct {
 	seg  *shmobj.Segment
 	chk  Checker
 	prev shmobj.State // state at the previous Step, for logging changes
+
+	dir      *dirWatch   // the watch on shmobj.Dir that raises changed; nil = none
+	changed  atomic.Bool // an event named the object since the last verify
+	verified time.Time   // when Step last verified the object
 }
+
+// verifyEvery is how often Step verifies its object even when the directory watch saw no
+// change naming it: a safety net for a change the watch could not see.
+const verifyEvery = 10 * time.Second
 
 // ErrWatched is returned by [Publish] and [Adopt] when the object is already watched by
 // another live shmmon: two monitors of one object would replace it from under each other.
@@ -72,6 +81,7 @@ func Publish(name string, opts Options, now time.Time) (*Heartbeat, error) {
 	if err := h.Republish(now); err != nil {
 		return nil, err
 	}
+	h.watchDir()
 	return h, nil
 }
 
@@ -95,7 +105,26 @@ func Adopt(name string, opts Options, now time.Time) (*Heartbeat, bool, error) {
 	h.seg = seg
 	h.chk.Reset(now)
 	h.prev = h.chk.State()
+	h.watchDir()
 	return h, adopted, nil
+}
+
+// watchDir subscribes the heartbeat to the directory watch. The flag starts raised, so the
+// first Step verifies whatever happened before.
+func (h *Heartbeat) watchDir() {
+	h.changed.Store(true)
+	h.dir = subscribe(h.name, &h.changed)
+}
+
+// verifyDue reports whether Step must verify the object now: after the directory watch saw
+// an event naming it, at every check when there is no trusted watch, and at least every
+// verifyEvery.
+func (h *Heartbeat) verifyDue(now time.Time) bool {
+	if h.changed.Swap(false) || !h.dir.trusted() || now.Sub(h.verified) >= verifyEvery {
+		h.verified = now
+		return true
+	}
+	return false
 }
 
 func (h *Heartbeat) publishOptions() shmobj.PublishOptions {
@@ -193,7 +222,9 @@ func (h *Heartbeat) Check(now time.Time) (r Result, err error) {
 	return r, nil
 }
 
-// Step is one iteration of a watch loop, at now: it verifies the object, re-publishes it when
+// Step is one iteration of a watch loop, at now: it verifies the object (with a stat, only
+// when the process's inotify watch on shmobj.Dir saw a change naming it, and at least every
+// 10s; at every check where no watch runs), re-publishes it when
 // it was removed, truncated, replaced or had its mode changed under the monitor (logging why; the rules start over),
 // checks it, and logs the change when the worker's state changed. It returns the check's
 // result (OK when the object was re-published). Then it reports the step to
@@ -207,7 +238,11 @@ func (h *Heartbeat) Step(now time.Time, log *slog.Logger) Result {
 }
 
 func (h *Heartbeat) step(now time.Time, log *slog.Logger) Result {
-	r, err := OK, h.Verify()
+	var err error
+	r := OK
+	if h.verifyDue(now) {
+		err = h.Verify()
+	}
 	if err == nil {
 		r, err = h.Check(now)
 	}
@@ -298,6 +333,10 @@ func (h *Heartbeat) Verify() error {
 // shows this heartbeat's own object, so an object another monitor published is never
 // removed. It is safe to call more than once.
 func (h *Heartbeat) Close(remove bool) error {
+	if h.dir != nil {
+		h.dir.unsubscribe(h.name, &h.changed)
+		h.dir = nil
+	}
 	if h.seg == nil {
 		return nil
 	}

@@ -90,16 +90,21 @@ func (w *Watch) Run(ctx context.Context) (Outcome, error) {
 	log.Info("watching", "worker", w.Name, "pid", opts.WatchedPid, "size", h.Segment().Size(),
 		"interval", opts.Interval, "stalls", opts.Stalls, "grace", opts.Grace)
 
-	ticker := time.NewTicker(opts.Interval)
+	var exited <-chan struct{} // never ready without a process
+	if w.Process != nil {
+		exited = w.Process.Done()
+	}
+	ticker := newGridTicker(opts.Interval)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			log.Info("stopped", "worker", w.Name)
 			return Stopped, nil
-		case <-ticker.C:
+		case <-ticker.C():
 		}
-		if w.Process != nil && w.Process.Exited() {
+		ticker.Next()
+		if isClosed(exited) {
 			h.Segment().SetState(shmobj.StateExited)
 			log.Info("state change", "worker", w.Name, "pid", w.Process.Pid(), "seq", h.Checker().Last(),
 				"state", shmobj.StateExited, "event", "exited")
@@ -110,6 +115,16 @@ func (w *Watch) Run(ctx context.Context) (Outcome, error) {
 		if r := h.Step(now, log); r == Abnormal && w.Process != nil {
 			return w.kill(ctx, h, log, now)
 		}
+	}
+}
+
+// isClosed reports, without a system call, whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -205,6 +205,12 @@ func (p *Process) Exited() bool {
 	return err == nil && exited
 }
 
+// Done returns a channel that is closed once the goroutine watching the pidfd has seen the
+// process exit: a moment after the exit, and never when the handle was closed first. Checking
+// it costs no system call, unlike [Process.Exited], which gives the exact answer at once.
+// Signals through the handle always check exactly.
+func (p *Process) Done() <-chan struct{} { return p.exited }
+
 // exitedNow is [Process.Exited] with an error matching os.ErrClosed, naming
 // op, when the handle is closed and the exit was not seen before.
 func (p *Process) exitedNow(op string) (bool, error) {

@@ -36,6 +36,9 @@ func (p *Process) SignalGroup(sig syscall.Signal) error { return errUnsupported 
 // Exited reports false.
 func (p *Process) Exited() bool { return false }
 
+// Done returns nil, a channel that is never ready.
+func (p *Process) Done() <-chan struct{} { return nil }
+
 // WaitExit reports false at once.
 func (p *Process) WaitExit(ctx context.Context, timeout time.Duration) bool { return false }
 
