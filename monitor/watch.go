@@ -90,32 +90,42 @@ func (w *Watch) Run(ctx context.Context) (Outcome, error) {
 	log.Info("watching", "worker", w.Name, "pid", opts.WatchedPid, "size", h.Segment().Size(),
 		"interval", opts.Interval, "stalls", opts.Stalls, "grace", opts.Grace)
 
-	var exited <-chan struct{} // never ready without a process
+	var done <-chan struct{} // never ready without a process
 	if w.Process != nil {
-		exited = w.Process.Done()
+		done = w.Process.Done()
 	}
-	ticker := newGridTicker(opts.Interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			log.Info("stopped", "worker", w.Name)
-			return Stopped, nil
-		case <-ticker.C():
+	// The checks run on the pacer of the interval; this goroutine waits for their verdict.
+	var exited bool
+	var abnormal time.Time       // when the check that judged the worker abnormal began
+	ended := make(chan struct{}) // closed by the check that ends the watch
+	checks := pace(opts.Interval, func(now time.Time) bool {
+		if isClosed(done) {
+			exited = true
+		} else if r := h.Step(now, log); r == Abnormal && w.Process != nil {
+			abnormal = now
+		} else {
+			return false
 		}
-		ticker.Next()
-		if isClosed(exited) {
-			h.Segment().SetState(shmobj.StateExited)
-			log.Info("state change", "worker", w.Name, "pid", w.Process.Pid(), "seq", h.Checker().Last(),
-				"state", shmobj.StateExited, "event", "exited")
-			h.Emit(EventExit, time.Now(), "exited")
-			return Exited, nil
-		}
-		now := time.Now()
-		if r := h.Step(now, log); r == Abnormal && w.Process != nil {
-			return w.kill(ctx, h, log, now)
-		}
+		close(ended)
+		return true
+	})
+	select {
+	case <-ctx.Done():
+	case <-ended:
 	}
+	checks.stop() // no check runs after it: h, exited and abnormal are this goroutine's again
+	switch {
+	case exited:
+		h.Segment().SetState(shmobj.StateExited)
+		log.Info("state change", "worker", w.Name, "pid", w.Process.Pid(), "seq", h.Checker().Last(),
+			"state", shmobj.StateExited, "event", "exited")
+		h.Emit(EventExit, time.Now(), "exited")
+		return Exited, nil
+	case !abnormal.IsZero():
+		return w.kill(ctx, h, log, abnormal)
+	}
+	log.Info("stopped", "worker", w.Name)
+	return Stopped, nil
 }
 
 // isClosed reports, without a system call, whether ch is closed.
