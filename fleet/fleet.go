@@ -3,7 +3,8 @@
 //
 // Each worker runs on a goroutine of its own: a supervised worker (config.Worker.Command)
 // under a [supervise.Supervisor], a watched-only one (Pid or PidFile) under a
-// [monitor.Watch]. [Fleet.Apply] moves the running set to a new configuration: it starts
+// [monitor.Watch] (whose checks run on one goroutine shared by the watched-only workers of
+// an interval). [Fleet.Apply] moves the running set to a new configuration: it starts
 // the workers that were added, stops the ones that were removed, restarts the ones whose
 // configuration changed, and leaves the unchanged ones alone (same process, same object,
 // not a beat missed). Every worker adopts what a previous monitor left (its object, and

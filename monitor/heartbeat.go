@@ -19,8 +19,9 @@ type Options struct {
 	Size       int64       // object size in bytes; 0 means shmobj.DefaultSize
 	Mode       os.FileMode // permissions; 0 means shmobj.DefaultMode
 	WatchedPid int64       // recorded in the status record; 0 = unknown
-	// OnEvent, when set, is called on the monitor's goroutine for every [Event]; it must
-	// not block (hand slow work to another goroutine).
+	// OnEvent, when set, is called on the monitor's goroutine for every [Event] (for a
+	// [Watch], the one goroutine that runs the checks of every watch loop of its interval); it
+	// must not block (hand slow work to another goroutine).
 	OnEvent func(Event)
 	// OnCheck, when set, is called on the monitor's goroutine at the end of every
 	// [Heartbeat.Step] (one check of the loop: verifying the object, judging its sequence,

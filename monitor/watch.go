@@ -61,7 +61,9 @@ type Watch struct {
 // ([Killed]). An object deleted, truncated, replaced or chmodded under it is logged and re-published
 // (its workers follow), and its rules start over. Run returns an error only when the object
 // cannot be published at the start, or the kill failed. Unless Keep is set, the object is
-// removed when Run returns.
+// removed when Run returns. The checks of every Watch of one interval run on one goroutine
+// shared by them, on a grid of slots (a tenth of the interval, at most 50ms), so a check may
+// come up to a slot after its interval; the kill runs on Run's own goroutine.
 func (w *Watch) Run(ctx context.Context) (Outcome, error) {
 	log := w.Logger
 	if log == nil {
