@@ -8,13 +8,15 @@
  *   sdnotify_client ready   READY=1, then never a beat
  *
  * It prints "sdnotify_client ready pid P usec U" once it sent READY=1. A failed sd_notify()
- * is reported on stderr and otherwise ignored, as services do (the manager may be
- * restarting). Exit status 2: bad usage; 3: sd_watchdog_enabled() says the watchdog is not
+ * is ignored, as services do (the manager may be restarting); the first failure in a row is
+ * reported on stderr. SIGPIPE is ignored: when a test's monitor is SIGKILLed, the pipe of
+ * this program's stderr may be closed behind it, and the program must live on to be adopted. Exit status 2: bad usage; 3: sd_watchdog_enabled() says the watchdog is not
  * enabled for this process (NOTIFY_SOCKET, WATCHDOG_USEC or WATCHDOG_PID missing or wrong).
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -29,10 +31,12 @@ static void sleep_usec(uint64_t usec) {
 }
 
 static void notify(const char *msg) {
+	static int failing;
 	int r = sd_notify(0, msg);
-	if (r <= 0) {
+	if (r <= 0 && !failing) {
 		fprintf(stderr, "sdnotify_client: sd_notify(\"%s\") = %d\n", msg, r);
 	}
+	failing = r <= 0;
 }
 
 int main(int argc, char **argv) {
@@ -40,6 +44,7 @@ int main(int argc, char **argv) {
 		fprintf(stderr, "usage: sdnotify_client beat|ready\n");
 		return 2;
 	}
+	signal(SIGPIPE, SIG_IGN);
 	uint64_t usec = 0;
 	int r = sd_watchdog_enabled(0, &usec);
 	if (r <= 0 || usec == 0) {
