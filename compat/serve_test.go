@@ -223,7 +223,7 @@ func TestServeRestartAdopts(t *testing.T) {
 	newPid := waitBeating(t, ws[0].name, before[ws[0].name])
 	pids = append(pids, newPid)
 	waitFor(t, startTimeout, "the previous worker to stop", func() bool {
-		return !proc.Alive(int(before[ws[0].name])) || isZombie(int(before[ws[0].name]))
+		return !proc.Alive(int(before[ws[0].name]))
 	})
 	if n := countProcesses(t, ws[0].command); n != 0 {
 		t.Errorf("%d processes still run the old command %q", n, ws[0].command)
@@ -240,7 +240,7 @@ func TestServeRestartAdopts(t *testing.T) {
 		t.Errorf("serve ended with %v after SIGTERM, want exit 0", st)
 	}
 	for _, pid := range []int64{newPid, before[ws[1].name]} {
-		waitFor(t, startTimeout, "the workers to stop", func() bool { return !proc.Alive(int(pid)) || isZombie(int(pid)) })
+		waitFor(t, startTimeout, "the workers to stop", func() bool { return !proc.Alive(int(pid)) })
 	}
 }
 
@@ -254,23 +254,11 @@ func countProcesses(t *testing.T, argv []string) int {
 	n := 0
 	for _, d := range dirs {
 		pid, _ := strconv.Atoi(filepath.Base(d))
-		if args, err := proc.Cmdline(pid); err == nil && slices.Equal(args, argv) && !isZombie(pid) {
+		if args, err := proc.Cmdline(pid); err == nil && slices.Equal(args, argv) && proc.Alive(pid) {
 			n++
 		}
 	}
 	return n
-}
-
-// isZombie reports whether pid has exited but was not reaped yet (its parent died, and the
-// new parent has not reaped it).
-func isZombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
 
 // TestServeNotify runs serve as systemd would, with NOTIFY_SOCKET and WATCHDOG_USEC: it

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -115,10 +116,10 @@ func TestFleet(t *testing.T) {
 			}
 			mu.Lock()
 			for _, h := range hangs {
-				if h.killed == 0 && (gone(h.pid) || sigkilled(h.pid)) {
+				if h.killed == 0 && (!proc.Alive(h.pid) || sigkilled(h.pid)) {
 					h.killed = time.Since(h.stopped)
 				}
-				if h.gone == 0 && gone(h.pid) {
+				if h.gone == 0 && !proc.Alive(h.pid) {
 					h.gone = time.Since(h.stopped)
 				}
 			}
@@ -207,12 +208,12 @@ func TestFleet(t *testing.T) {
 		case err != nil:
 			t.Errorf("%s: %v", name, err)
 		case hungPid[pids[i]]:
-			if now != pids[i] && snap.Seq > 0 && !gone(now) {
+			if now != pids[i] && snap.Seq > 0 && proc.Alive(now) {
 				restarted++
 			} else {
 				t.Errorf("%s: hung worker %d not restarted (pid now %d, seq %d)", name, pids[i], now, snap.Seq)
 			}
-		case now != pids[i] || gone(pids[i]):
+		case now != pids[i] || !proc.Alive(pids[i]):
 			changed++
 			c.row.FalseKills++
 			t.Errorf("%s: worker pid %d, was %d", name, now, pids[i])

@@ -286,7 +286,7 @@ func tagged(tag string) []int {
 	var pids []int
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(filepath.Base(d))
-		if err != nil || pid == os.Getpid() || isZombie(pid) {
+		if err != nil || pid == os.Getpid() || !proc.Alive(pid) {
 			continue
 		}
 		if proc.HasEnv(pid, envTag+"="+tag) {
@@ -295,19 +295,6 @@ func tagged(tag string) []int {
 	}
 	return pids
 }
-
-// isZombie reports whether pid has exited and waits for its parent to reap it.
-func isZombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
-}
-
-// gone reports whether pid has ended (exited, or a zombie).
-func gone(pid int) bool { return !proc.Alive(pid) || isZombie(pid) }
 
 // process is a program started by a case; the case's cleanup kills it.
 type process struct {

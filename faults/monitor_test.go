@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -37,7 +38,7 @@ func (c *tcase) serveFleet(n int) (serve *process, path string, pids map[string]
 func checkUntouched(t *testing.T, pids map[string]int) (killed int) {
 	t.Helper()
 	for name, pid := range pids {
-		if now := waitBeating(t, name, 0, startTimeout); now != pid || gone(pid) {
+		if now := waitBeating(t, name, 0, startTimeout); now != pid || !proc.Alive(pid) {
 			t.Errorf("%s: worker pid %d, was %d: a healthy worker was killed", name, now, pid)
 			killed++
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -30,7 +31,7 @@ func awaitKill(name string, pid int, bound time.Duration) (took time.Duration, o
 	var last uint64
 	lastChange := time.Now()
 	for {
-		if gone(pid) {
+		if !proc.Alive(pid) {
 			return time.Since(lastChange), true
 		}
 		if snap, err := shmobj.Read(name); err == nil && snap.Seq != last && snap.WorkerPid == int64(pid) {

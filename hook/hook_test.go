@@ -14,6 +14,7 @@ import (
 
 	"github.com/shmmon/shmmon/internal/testlog"
 	"github.com/shmmon/shmmon/monitor"
+	"github.com/shmmon/shmmon/proc"
 )
 
 func newRunner(max int) (*Runner, *testlog.Buffer) {
@@ -166,20 +167,10 @@ func TestZeroRunner(t *testing.T) {
 // gone waits up to d for pid to end (a SIGKILLed process takes a moment to exit on a loaded
 // machine): nil once it has, an error if it still runs.
 func gone(pid int, d time.Duration) error {
-	for deadline := time.Now().Add(d); running(pid); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(d); proc.Alive(pid); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("pid %d still running after %v", pid, d)
 		}
 	}
 	return nil
-}
-
-func running(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }

@@ -372,15 +372,25 @@ var bootTime = sync.OnceValues(func() (time.Time, error) {
 	return time.Time{}, errors.New("boot time: no btime in /proc/stat")
 })
 
-// Alive reports whether a process with this pid exists. It sends no signal (kill with signal
-// 0 only checks). A pid <= 0 is never alive. A pid can be reused, so the answer is only a
-// hint for display; use [Open] to hold on to a process.
+// Alive reports whether a process with this pid exists and has not exited: a zombie (ended,
+// not reaped yet by its parent) runs no code and is not alive. It sends no signal (kill with
+// signal 0 only checks). A pid <= 0 is never alive. A pid can be reused, so the answer is only
+// a hint for display; use [Open] to hold on to a process.
 func Alive(pid int) bool {
 	if pid <= 0 {
 		return false
 	}
-	err := unix.Kill(pid, 0)
-	return err == nil || err == unix.EPERM
+	if err := unix.Kill(pid, 0); err != nil && err != unix.EPERM {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false // reaped meanwhile
+	}
+	// Field 3, the state, follows the command name, which is in parentheses and may itself
+	// hold spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
 
 // KillOrphanedGroup sends SIGKILL to what is left of the process group that p led, after p

@@ -665,6 +665,23 @@ func TestAlive(t *testing.T) {
 			t.Errorf("Alive(%d) = true", pid)
 		}
 	}
+	// A child that ended but is not reaped yet (a zombie) is not alive.
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	p, err := Open(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if !p.WaitExit(context.Background(), 10*time.Second) {
+		t.Fatal("true did not exit")
+	}
+	if Alive(cmd.Process.Pid) {
+		t.Errorf("Alive(%d) = true for a zombie", cmd.Process.Pid)
+	}
 }
 
 func TestKillOrphanedGroup(t *testing.T) {
