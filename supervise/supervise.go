@@ -2,7 +2,8 @@
 //
 // A [Supervisor] publishes the worker's object, then starts the program in a process group of
 // its own with SHMMON_NAME (the object) and SHMMON_INTERVAL (the check interval, e.g. "1s")
-// in its environment, so the first beat is never lost. It checks the heartbeat every interval
+// in its environment, so the first beat is never lost; before every start the sequence goes
+// back to 0, so each run gets the startup grace. It checks the heartbeat every interval
 // (see package monitor) and, when the verdict is abnormal, signals the whole group
 // (Signal, then SIGKILL after KillAfter). Whenever the program ends — by itself, by a crash,
 // or killed as hung — what is left of its group is killed and the program is reaped, so no
@@ -31,8 +32,7 @@
 // taken from the running program, its process group and its descendants only, and applied
 // on the supervisor's goroutine:
 //
-//   - WATCHDOG=1 beats the object (its sequence, kind [shmobj.KindNotify]); a new program
-//     starts again from sequence 0.
+//   - WATCHDOG=1 beats the object (its sequence, kind [shmobj.KindNotify]).
 //   - READY=1 ends the startup grace ([monitor.Checker.Ready]); EXTEND_TIMEOUT_USEC=
 //     prolongs it, or a shutdown's suspension ([monitor.Checker.Extend]).
 //   - STATUS= is kept in the object's status text and logged when it changes.
@@ -308,11 +308,10 @@ func (s *Supervisor) Run(ctx context.Context) (Outcome, error) {
 			orphan = 0
 		}
 		if c == nil {
-			// shmmon counts a notify program's beats in the object: a new program starts
-			// from 0, as a Go worker does, so the last one's count is not its first beat.
-			if snap, err := h.Segment().Snapshot(); err == nil && snap.Record.Kind == shmobj.KindNotify {
-				h.Segment().ResetWorker(0)
-			}
+			// A new program starts from sequence 0, whatever writes its beats: the last
+			// program's count must not stand in for the new one's first beat, which would
+			// take away its startup grace (a slow start would be judged as stalls).
+			h.Segment().ResetWorker(0)
 			c, err = s.start()
 		}
 		e := s.runOnce(ctx, h, c, err, restarts > 0)

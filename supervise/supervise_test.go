@@ -36,6 +36,7 @@ const modeEnv = "SHMMON_TEST_MODE"
 //   - sleep: block.
 //   - exit N: exit with status N at once.
 //   - count: append a line to $SHMMON_TEST_FILE, beat a few times, exit 0.
+//   - slow-start: first beat after 400ms, then beat for 200ms, exit 3.
 //   - notify-*: a client of the notify protocol (see notifyMain).
 func TestMain(m *testing.M) {
 	mode, arg, _ := strings.Cut(os.Getenv(modeEnv), " ")
@@ -73,6 +74,13 @@ func TestMain(m *testing.M) {
 	case "exit":
 		n, _ := strconv.Atoi(arg)
 		os.Exit(n)
+	case "slow-start":
+		time.Sleep(400 * time.Millisecond)
+		for range 20 {
+			worker.Beat()
+			time.Sleep(10 * time.Millisecond)
+		}
+		os.Exit(3)
 	case "count":
 		f, err := os.OpenFile(os.Getenv("SHMMON_TEST_FILE"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 		if err == nil {
@@ -479,5 +487,16 @@ func TestEvents(t *testing.T) {
 	want := []monitor.EventKind{monitor.EventStart, monitor.EventStall, monitor.EventAbnormal, monitor.EventKill, monitor.EventRestart}
 	if !slices.Equal(kinds, want) {
 		t.Errorf("events %v, want %v", kinds, want)
+	}
+}
+
+// TestRestartGetsGrace: a restarted program that takes a while to beat is in its startup
+// grace, not judged on the last program's sequence (3 stalls at 50ms would kill it long
+// before its first beat at 400ms).
+func TestRestartGetsGrace(t *testing.T) {
+	r := supervise(t, "slow-start", Options{Backoff: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond, StartLimit: 100})
+	waitFor(t, "three runs", func() bool { return r.logs.Count("msg=started") >= 3 })
+	if n := r.logs.Count("event=kill"); n != 0 || r.record().Record.Kills != 0 {
+		t.Errorf("%d kill lines, %d kills recorded; want none (each run is in its grace until it beats)", n, r.record().Record.Kills)
 	}
 }
