@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -61,10 +63,33 @@ type Watch struct {
 // ([Killed]). An object deleted, truncated, replaced or chmodded under it is logged and re-published
 // (its workers follow), and its rules start over. Run returns an error only when the object
 // cannot be published at the start, or the kill failed. Unless Keep is set, the object is
-// removed when Run returns. The checks of every Watch of one interval run on one goroutine
-// shared by them, on a grid of slots (a tenth of the interval, at most 50ms), so a check may
-// come up to a slot after its interval; the kill runs on Run's own goroutine.
+// removed when Run returns. Run is [Watch.Start] and a wait for its end.
 func (w *Watch) Run(ctx context.Context) (Outcome, error) {
+	type result struct {
+		out Outcome
+		err error
+	}
+	ended := make(chan result, 1)
+	stop, err := w.Start(func(out Outcome, err error) { ended <- result{out, err} })
+	if err != nil {
+		return Stopped, err
+	}
+	defer context.AfterFunc(ctx, stop)()
+	r := <-ended
+	return r.out, r.err
+}
+
+// Start is [Watch.Run] without the wait: it publishes the object, starts the checks and
+// returns stop, holding no goroutine while the watch lasts. Calling stop is what cancelling
+// Run's context is: the watch ends [Stopped], or a kill under way is cut short; once the
+// watch has ended, stop does nothing. The checks of every Watch of one
+// interval run on one goroutine shared by them, on a grid of slots (a tenth of the interval,
+// at most 50ms), so a check may come up to a slot after its interval. The end — stop, the
+// process's exit (seen at once, not at the next check), or an [Abnormal] verdict, whose kill
+// runs then — is handled on a goroutine of its own (never inside Start or stop), which calls
+// done once with what Run would return. When the object cannot be published, Start returns
+// the error and never calls done.
+func (w *Watch) Start(done func(Outcome, error)) (stop func(), err error) {
 	log := w.Logger
 	if log == nil {
 		log = slog.Default()
@@ -75,69 +100,124 @@ func (w *Watch) Run(ctx context.Context) (Outcome, error) {
 		opts.WatchedPid = int64(w.Process.Pid())
 	}
 	var h *Heartbeat
-	var err error
 	if w.Adopt {
 		h, _, err = Adopt(w.Name, opts, time.Now())
 	} else {
 		h, err = Publish(w.Name, opts, time.Now())
 	}
 	if err != nil {
-		return Stopped, err
+		return nil, err
 	}
-	defer func() {
-		if err := h.Close(!w.Keep); err != nil {
-			log.Error("closing object", "worker", w.Name, "err", err)
-		}
-	}()
 	log.Info("watching", "worker", w.Name, "pid", opts.WatchedPid, "size", h.Segment().Size(),
 		"interval", opts.Interval, "stalls", opts.Stalls, "grace", opts.Grace)
-
-	var done <-chan struct{} // never ready without a process
+	r := &watchRun{w: w, h: h, log: log, done: done}
+	r.mu.Lock() // finish waits for the fields below
+	defer r.mu.Unlock()
+	r.checks = pace(opts.Interval, r.check)
 	if w.Process != nil {
-		done = w.Process.Done()
+		r.stopExit = w.Process.AfterExit(func() { r.end(endExit) })
 	}
-	// The checks run on the pacer of the interval; this goroutine waits for their verdict.
-	var exited bool
-	var abnormal time.Time       // when the check that judged the worker abnormal began
-	ended := make(chan struct{}) // closed by the check that ends the watch
-	checks := pace(opts.Interval, func(now time.Time) bool {
-		if isClosed(done) {
-			exited = true
-		} else if r := h.Step(now, log); r == Abnormal && w.Process != nil {
-			abnormal = now
-		} else {
-			return false
-		}
-		close(ended)
+	return r.stop, nil
+}
+
+// A watchRun is one started [Watch]: its heartbeat, checked on the pacer, and what ends it.
+type watchRun struct {
+	w    *Watch
+	h    *Heartbeat
+	log  *slog.Logger
+	done func(Outcome, error)
+
+	mu       sync.Mutex // held by Start until checks and stopExit are set; guards the rest
+	checks   *paced
+	stopExit func() bool // nil without a process
+	stopping bool        // stop was called
+	stopKill func()      // cancels the kill under way; nil when none runs
+
+	ended    atomic.Int32 // the endWhy that won, or 0 while the watch goes on
+	abnormal time.Time    // when the check that judged the worker abnormal began
+}
+
+// endWhy says what ended a watch.
+type endWhy int32
+
+const (
+	endStop endWhy = iota + 1 // stop was called
+	endExit                   // the process exited
+	endKill                   // the worker was judged abnormal: kill it
+)
+
+// check is one check, on the pacer's goroutine; true ends the checks.
+func (r *watchRun) check(now time.Time) bool {
+	if r.ended.Load() != 0 {
 		return true
-	})
-	select {
-	case <-ctx.Done():
-	case <-ended:
 	}
-	checks.stop() // no check runs after it: h, exited and abnormal are this goroutine's again
-	switch {
-	case exited:
+	if r.h.Step(now, r.log) != Abnormal || r.w.Process == nil {
+		return false
+	}
+	r.abnormal = now // read by finish only if this check's end wins
+	r.end(endKill)
+	return true
+}
+
+// end ends the watch for why, unless something else ended it first, on a goroutine of its
+// own.
+func (r *watchRun) end(why endWhy) bool {
+	if !r.ended.CompareAndSwap(0, int32(why)) {
+		return false
+	}
+	go r.finish(why)
+	return true
+}
+
+// stop ends the watch, or cuts short the kill under way.
+func (r *watchRun) stop() {
+	if r.end(endStop) {
+		return
+	}
+	r.mu.Lock()
+	r.stopping = true
+	cancel := r.stopKill
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// finish stops the checks, handles the end and reports it to done.
+func (r *watchRun) finish(why endWhy) {
+	r.mu.Lock() // waits for Start to have set them
+	checks, stopExit := r.checks, r.stopExit
+	r.mu.Unlock()
+	checks.stop() // no check runs after it: h and abnormal are this goroutine's now
+	if stopExit != nil {
+		stopExit()
+	}
+	w, h, log := r.w, r.h, r.log
+	out, err := Stopped, error(nil)
+	switch why {
+	case endExit:
 		h.Segment().SetState(shmobj.StateExited)
 		log.Info("state change", "worker", w.Name, "pid", w.Process.Pid(), "seq", h.Checker().Last(),
 			"state", shmobj.StateExited, "event", "exited")
 		h.Emit(EventExit, time.Now(), "exited")
-		return Exited, nil
-	case !abnormal.IsZero():
-		return w.kill(ctx, h, log, abnormal)
-	}
-	log.Info("stopped", "worker", w.Name)
-	return Stopped, nil
-}
-
-// isClosed reports, without a system call, whether ch is closed.
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
+		out = Exited
+	case endKill:
+		ctx, cancel := context.WithCancel(context.Background())
+		r.mu.Lock()
+		r.stopKill = cancel
+		if r.stopping {
+			cancel()
+		}
+		r.mu.Unlock()
+		out, err = w.kill(ctx, h, log, r.abnormal)
+		cancel()
 	default:
-		return false
+		log.Info("stopped", "worker", w.Name)
 	}
+	if cerr := h.Close(!w.Keep); cerr != nil {
+		log.Error("closing object", "worker", w.Name, "err", cerr)
+	}
+	r.done(out, err)
 }
 
 // kill runs the escalation on the hung worker and records it.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -238,5 +239,95 @@ func TestWatchEvents(t *testing.T) {
 	}
 	if len(got) == 3 && got[1].Stalls != fast.Stalls {
 		t.Errorf("abnormal with %d stalls, want %d", got[1].Stalls, fast.Stalls)
+	}
+}
+
+// TestWatchStartHoldsNoGoroutine: many started watches of one process add no goroutine per
+// watch (their checks share the pacer's, the exits one watcher's); the process's exit ends
+// every one at once, long before a check would see it; stop after the end does nothing.
+func TestWatchStartHoldsNoGoroutine(t *testing.T) {
+	const n = 100
+	cmd, first := startChild(t, "sleep")
+	first.Close()
+	slow := Config{Interval: time.Minute, Stalls: 3, Grace: time.Minute}
+	type result struct {
+		out Outcome
+		err error
+	}
+	ends := make(chan result, n)
+	before := runtime.NumGoroutine()
+	var stops []func()
+	for i := range n {
+		p, err := proc.Open(cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		name := fmt.Sprintf("%s-%d", watchName(t), i)
+		defer shmobj.Remove(name)
+		w := &Watch{Name: name, Options: Options{Config: slow}, Process: p, Logger: slog.New(slog.DiscardHandler)}
+		stop, err := w.Start(func(out Outcome, err error) { ends <- result{out, err} })
+		if err != nil {
+			t.Fatal(err)
+		}
+		stops = append(stops, stop)
+	}
+	// The pacer's goroutine, the exit watcher's, and slack for the runtime's own.
+	if grew := runtime.NumGoroutine() - before; grew > 5 {
+		t.Errorf("%d started watches added %d goroutines, want at most 5", n, grew)
+	}
+	killed := time.Now()
+	cmd.Process.Kill()
+	for range n {
+		select {
+		case r := <-ends:
+			if r.out != Exited || r.err != nil {
+				t.Errorf("a watch ended %v, %v, want exited", r.out, r.err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the watches did not all end within 10s of the exit (interval %v)", slow.Interval)
+		}
+	}
+	t.Logf("all %d watches ended %v after the kill", n, time.Since(killed).Round(time.Millisecond))
+	for _, stop := range stops {
+		stop()
+	}
+	select {
+	case r := <-ends:
+		t.Errorf("stop after the end ended a watch again: %v, %v", r.out, r.err)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// TestWatchStop: stop ends a started watch Stopped and removes its object, once.
+func TestWatchStop(t *testing.T) {
+	name := watchName(t)
+	_, p := startChild(t, "sleep")
+	ended := make(chan Outcome, 2)
+	w := &Watch{Name: name, Options: Options{Config: fast}, Process: p, Logger: slog.New(slog.DiscardHandler)}
+	stop, err := w.Start(func(out Outcome, err error) {
+		if err != nil {
+			t.Errorf("done(%v, %v)", out, err)
+		}
+		ended <- out
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	stop()
+	if out := <-ended; out != Stopped {
+		t.Errorf("ended %v, want stopped", out)
+	}
+	if _, err := os.Stat(shmobj.Path(name)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("object after stop: %v, want removed", err)
+	}
+	if p.Exited() {
+		t.Error("stop signalled the process")
+	}
+	select {
+	case out := <-ended:
+		t.Errorf("done called twice (%v)", out)
+	case <-time.After(50 * time.Millisecond):
 	}
 }
