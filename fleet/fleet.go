@@ -1,10 +1,11 @@
 // Package fleet runs the workers of a configuration file in one monitor process, the engine
 // of `shmmon serve`.
 //
-// Each worker runs on a goroutine of its own: a supervised worker (config.Worker.Command)
-// under a [supervise.Supervisor], a watched-only one (Pid or PidFile) under a
-// [monitor.Watch] (whose checks run on one goroutine shared by the watched-only workers of
-// an interval). [Fleet.Apply] moves the running set to a new configuration: it starts
+// A supervised worker (config.Worker.Command) runs under a [supervise.Supervisor] on a
+// goroutine of its own. A watched-only one (Pid or PidFile) has no goroutine: it is a
+// started [monitor.Watch], whose checks run on one goroutine shared by the watched-only
+// workers of an interval, and a timer while it waits for its pidfile, so a fleet of
+// thousands of watched processes costs memory per worker, not a goroutine stack each. [Fleet.Apply] moves the running set to a new configuration: it starts
 // the workers that were added, stops the ones that were removed, restarts the ones whose
 // configuration changed, and leaves the unchanged ones alone (same process, same object,
 // not a beat missed). Every worker adopts what a previous monitor left (its object, and
@@ -62,8 +63,8 @@ type Fleet struct {
 
 // member is one running worker.
 type member struct {
-	w      config.Worker
-	cancel context.CancelFunc
+	w      *config.Worker // shared with the worker's books
+	cancel func()         // stops the worker; done closes once it has stopped
 	done   chan struct{}
 }
 
@@ -85,17 +86,18 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var ch Changes
-	want := map[string]config.Worker{}
-	names := map[string]bool{}
+	// One copy of each worker's configuration, shared by its member, books and loop.
+	want := make(map[string]*config.Worker, len(ws))
+	names := make(map[string]bool, len(ws))
 	for _, w := range ws {
-		want[w.Name] = w
+		want[w.Name] = &w
 		names[w.Name] = true
 	}
 	f.names.Store(&names)
 	// Stop what goes, all at once: each stop may wait its worker's kill-after.
 	var wg sync.WaitGroup
 	for name, m := range f.members {
-		if w, ok := want[name]; !ok || !w.EqualExceptHooks(m.w) {
+		if w, ok := want[name]; !ok || !w.EqualExceptHooks(*m.w) {
 			wg.Go(m.stop)
 			delete(f.members, name)
 			if ok {
@@ -108,9 +110,10 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 	}
 	wg.Wait()
 	f.keepBooks(want)
-	for _, w := range ws {
+	for _, cw := range ws {
+		w := want[cw.Name]
 		if m, ok := f.members[w.Name]; ok {
-			if !w.Equal(m.w) {
+			if !w.Equal(*m.w) {
 				m.w = w
 				f.log.Info("hooks changed; the worker keeps running", "worker", w.Name, "event", "config-hooks")
 			}
@@ -150,33 +153,33 @@ func (m *member) stop() {
 	<-m.done
 }
 
-// start starts one worker's goroutine. f.mu must be held.
-func (f *Fleet) start(w config.Worker) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &member{w: w, cancel: cancel, done: make(chan struct{})}
+// start starts one worker. f.mu must be held.
+func (f *Fleet) start(w *config.Worker) error {
+	m := &member{w: w, done: make(chan struct{})}
 	log := f.log
-	if w.Supervised() {
-		opts := supervisorOptions(w, log)
-		opts.Monitor = f.observe(w.Name, opts.Monitor)
-		s, err := supervise.New(w.Name, opts)
-		if err != nil {
-			cancel()
-			return err
-		}
-		go func() {
-			defer close(m.done)
-			out, err := s.Run(ctx)
-			if out != supervise.Stopped {
-				log.Error("worker no longer supervised (change its config to try again)", "worker", w.Name,
-					"event", "supervision-ended", "outcome", out, "err", err)
-			}
-		}()
-	} else {
-		go func() {
-			defer close(m.done)
-			f.watchLoop(ctx, w, log)
-		}()
+	if !w.Supervised() {
+		x := &watched{f: f, w: w, log: log, done: m.done}
+		m.cancel = x.stop
+		x.start()
+		f.members[w.Name] = m
+		return nil
 	}
+	opts := supervisorOptions(*w, log)
+	opts.Monitor = f.observe(w.Name, opts.Monitor)
+	s, err := supervise.New(w.Name, opts)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	go func() {
+		defer close(m.done)
+		out, err := s.Run(ctx)
+		if out != supervise.Stopped {
+			log.Error("worker no longer supervised (change its config to try again)", "worker", w.Name,
+				"event", "supervision-ended", "outcome", out, "err", err)
+		}
+	}()
 	f.members[w.Name] = m
 	return nil
 }
@@ -211,52 +214,6 @@ func supervisorOptions(w config.Worker, log *slog.Logger) supervise.Options {
 		Every:        w.Every,
 		Adopt:        true,
 		Logger:       log,
-	}
-}
-
-// watchLoop watches a process started elsewhere. With a pidfile, a process that ended (or
-// was killed when it hung) is followed by the next one the file names; with a fixed pid,
-// watching ends with the process.
-func (f *Fleet) watchLoop(ctx context.Context, w config.Worker, log *slog.Logger) {
-	var lastErr string
-	for ctx.Err() == nil {
-		p, err := watchedProcess(w)
-		if err != nil {
-			if msg := err.Error(); msg != lastErr {
-				log.Warn("cannot watch the worker's process; retrying", "worker", w.Name, "event", "pid-unavailable", "err", err)
-				lastErr = msg
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(w.Interval):
-			}
-			continue
-		}
-		lastErr = ""
-		wt := monitor.Watch{
-			Name:      w.Name,
-			Options:   f.observe(w.Name, monitorOptions(w)),
-			Process:   p,
-			Signal:    w.Signal,
-			KillAfter: w.KillAfter,
-			Adopt:     true,
-			Logger:    log,
-		}
-		f.setChecking(w.Name, true)
-		out, err := wt.Run(ctx)
-		f.setChecking(w.Name, false)
-		p.Close()
-		if err != nil {
-			log.Error("watching", "worker", w.Name, "err", err)
-		}
-		if out == monitor.Stopped {
-			return
-		}
-		if w.PidFile == "" {
-			log.Warn("the watched process is gone; nothing more to watch until the config changes", "worker", w.Name, "pid", w.Pid)
-			<-ctx.Done()
-			return
-		}
 	}
 }
 

@@ -3,6 +3,7 @@ package fleet
 import (
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/shmmon/shmmon/config"
@@ -15,14 +16,15 @@ import (
 // [WorkerStatus.Late] reports it (see [WorkerStatus.Deadline]).
 const LateFloor = time.Second
 
-// books is the fleet's record of one worker. f.bmu guards it.
+// books is the fleet's record of one worker. f.bmu guards it, except lastCheck, which the
+// worker's checks store without a lock.
 type books struct {
-	w                       config.Worker // the current configuration: hooks are read from it
+	w                       *config.Worker // the current configuration: hooks are read from it
 	starts, restarts, kills uint64
 	lastExit                string
 	lastExitAt              time.Time
 	checking                bool      // the loop checks the heartbeat: a program runs, or a process is watched
-	lastCheck               time.Time // the loop's last check, or when it began checking
+	lastCheck               atomic.Int64 // the loop's last check, or when it began checking: ns since clockBase
 	abnormal                bool      // judged hung; the kill that follows may take kill_after and more
 }
 
@@ -72,9 +74,9 @@ func (f *Fleet) Status() []WorkerStatus {
 		if b.abnormal {
 			allow += b.w.KillAfter + proc.KillWait
 		}
-		out = append(out, WorkerStatus{Worker: b.w, Starts: b.starts, Restarts: b.restarts, Kills: b.kills,
-			LastExit: b.lastExit, LastExitAt: b.lastExitAt, Checking: b.checking, LastCheck: b.lastCheck,
-			Deadline: b.lastCheck.Add(allow)})
+		out = append(out, WorkerStatus{Worker: *b.w, Starts: b.starts, Restarts: b.restarts, Kills: b.kills,
+			LastExit: b.lastExit, LastExitAt: b.lastExitAt, Checking: b.checking, LastCheck: b.lastChecked(),
+			Deadline: b.lastChecked().Add(allow)})
 	}
 	f.bmu.Unlock()
 	slices.SortFunc(out, func(a, b WorkerStatus) int { return strings.Compare(a.Worker.Name, b.Worker.Name) })
@@ -98,7 +100,7 @@ func (f *Fleet) ObserveChecks(fn func(worker string, took time.Duration)) {
 
 // keepBooks keeps the books of the workers in want (updating their configuration, starting
 // books for new ones) and drops the others.
-func (f *Fleet) keepBooks(want map[string]config.Worker) {
+func (f *Fleet) keepBooks(want map[string]*config.Worker) {
 	f.bmu.Lock()
 	defer f.bmu.Unlock()
 	for name := range f.books {
@@ -122,7 +124,7 @@ func (f *Fleet) setChecking(name string, on bool) {
 	if b := f.books[name]; b != nil {
 		b.checking, b.abnormal = on, false
 		if on {
-			b.lastCheck = time.Now()
+			b.checked(time.Now())
 		}
 	}
 }
@@ -131,17 +133,15 @@ func (f *Fleet) setChecking(name string, on bool) {
 // the check observer.
 func (f *Fleet) observe(name string, opts monitor.Options) monitor.Options {
 	opts.OnEvent = func(e monitor.Event) { f.event(name, e) }
-	var b *books // looked up once: the books outlive the loop whose checks they count
+	// The books outlive the loop whose checks they count (keepBooks made them before the
+	// worker started), and the observer is set before it too: a check takes no lock.
+	f.bmu.Lock()
+	b, fn := f.books[name], f.onCheck
+	f.bmu.Unlock()
 	opts.OnCheck = func(now time.Time, took time.Duration) {
-		f.bmu.Lock()
-		if b == nil {
-			b = f.books[name]
-		}
 		if b != nil {
-			b.lastCheck = now.Add(took)
+			b.checked(now.Add(took))
 		}
-		fn := f.onCheck
-		f.bmu.Unlock()
 		if fn != nil {
 			fn(name, took)
 		}
@@ -161,7 +161,8 @@ func (f *Fleet) event(name string, e monitor.Event) {
 	switch e.Kind {
 	case monitor.EventStart, monitor.EventRestart:
 		b.starts++
-		b.checking, b.abnormal, b.lastCheck = true, false, e.Time
+		b.checking, b.abnormal = true, false
+		b.checked(e.Time)
 		if e.Kind == monitor.EventRestart {
 			b.restarts++
 			command = b.w.OnRestart
@@ -189,3 +190,12 @@ func (f *Fleet) event(name string, e monitor.Event) {
 	f.bmu.Unlock()
 	f.hooks.Run(command, timeout, e)
 }
+
+// clockBase anchors the books' check times, kept as monotonic offsets from it.
+var clockBase = time.Now()
+
+// checked records a check of the worker's loop at t.
+func (b *books) checked(t time.Time) { b.lastCheck.Store(int64(t.Sub(clockBase))) }
+
+// lastChecked returns the time of the loop's last check.
+func (b *books) lastChecked() time.Time { return clockBase.Add(time.Duration(b.lastCheck.Load())) }

@@ -1,0 +1,140 @@
+package fleet
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/shmmon/shmmon/config"
+	"github.com/shmmon/shmmon/monitor"
+	"github.com/shmmon/shmmon/proc"
+)
+
+// watched runs one watched-only worker: it watches the process the worker names (a fixed
+// pid, or the one its pidfile names) with a started [monitor.Watch], and with a pidfile it
+// follows a process that ended (or was killed when it hung) with the next one the file
+// names, reading the file again every interval until it names a live process. With a fixed
+// pid, watching ends with the process. It holds no goroutine: the watch runs on the
+// monitor's pacer, the retries on a timer.
+type watched struct {
+	f    *Fleet
+	w    *config.Worker
+	log  *slog.Logger
+	done chan struct{} // closed once stopped: no watch, no timer left
+
+	lastErr string // the last "cannot watch" error logged; used by one attempt at a time
+
+	// mu guards the state below. At most one of retry, stopWatch and idle is set; none is
+	// while an attempt or the end of a watch is under way, which then looks at stopped.
+	mu        sync.Mutex
+	stopped   bool
+	retry     *time.Timer // a pending attempt
+	stopWatch func()      // stops the running watch
+	idle      bool        // the fixed pid is gone: nothing runs until stop
+}
+
+// start makes the first attempt.
+func (x *watched) start() { x.attempt() }
+
+// stop stops the worker; done closes once nothing of it runs.
+func (x *watched) stop() {
+	x.mu.Lock()
+	x.stopped = true
+	closeNow, stopWatch := false, x.stopWatch
+	switch {
+	case x.retry != nil:
+		// A timer that already fired is an attempt under way, which will see stopped.
+		closeNow = x.retry.Stop()
+		x.retry = nil
+	case x.idle:
+		closeNow = true
+	}
+	x.mu.Unlock()
+	if closeNow {
+		close(x.done)
+	}
+	if stopWatch != nil {
+		stopWatch() // its end (ended) closes done
+	}
+}
+
+// attempt takes hold of the worker's process and starts watching it, or tries again after
+// an interval.
+func (x *watched) attempt() {
+	x.mu.Lock()
+	x.retry = nil
+	stopped := x.stopped
+	x.mu.Unlock()
+	if stopped {
+		close(x.done)
+		return
+	}
+	p, err := watchedProcess(*x.w)
+	if err != nil {
+		if msg := err.Error(); msg != x.lastErr {
+			x.log.Warn("cannot watch the worker's process; retrying", "worker", x.w.Name, "event", "pid-unavailable", "err", err)
+			x.lastErr = msg
+		}
+		x.later()
+		return
+	}
+	x.lastErr = ""
+	wt := &monitor.Watch{
+		Name:      x.w.Name,
+		Options:   x.f.observe(x.w.Name, monitorOptions(*x.w)),
+		Process:   p,
+		Signal:    x.w.Signal,
+		KillAfter: x.w.KillAfter,
+		Adopt:     true,
+		Logger:    x.log,
+	}
+	x.f.setChecking(x.w.Name, true)
+	// mu is held across Start: the watch's end, which may come at once, waits in ended.
+	x.mu.Lock()
+	stopWatch, err := wt.Start(func(out monitor.Outcome, err error) { x.ended(p, out, err) })
+	x.stopWatch = stopWatch
+	stopped = x.stopped
+	x.mu.Unlock()
+	if err != nil {
+		x.ended(p, monitor.Stopped, err)
+	} else if stopped {
+		stopWatch()
+	}
+}
+
+// ended takes the end of a watch: it stops, waits for stop (a fixed pid is gone), or
+// follows the pidfile.
+func (x *watched) ended(p *proc.Process, out monitor.Outcome, err error) {
+	x.f.setChecking(x.w.Name, false)
+	p.Close()
+	if err != nil {
+		x.log.Error("watching", "worker", x.w.Name, "err", err)
+	}
+	x.mu.Lock()
+	x.stopWatch = nil
+	stopped := x.stopped
+	if !stopped && out != monitor.Stopped && x.w.PidFile == "" {
+		x.idle = true
+	}
+	idle := x.idle
+	x.mu.Unlock()
+	switch {
+	case stopped || out == monitor.Stopped:
+		close(x.done)
+	case idle:
+		x.log.Warn("the watched process is gone; nothing more to watch until the config changes", "worker", x.w.Name, "pid", x.w.Pid)
+	default:
+		x.attempt()
+	}
+}
+
+// later makes the next attempt after an interval, unless the worker is stopped.
+func (x *watched) later() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.stopped {
+		close(x.done)
+		return
+	}
+	x.retry = time.AfterFunc(x.w.Interval, x.attempt)
+}
