@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -24,7 +25,7 @@ const dirEvents = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN
 type dirWatch struct {
 	f    *os.File
 	done chan struct{} // closed when read returns
-	subs map[string]map[*atomic.Bool]struct{}
+	subs map[string][]*atomic.Bool // by object name; nearly always one each
 	// broken is set when the watch can no longer be trusted (it was removed, or reading
 	// failed): every subscriber then verifies at every check.
 	broken atomic.Bool
@@ -53,13 +54,10 @@ func subscribe(name string, changed *atomic.Bool) *dirWatch {
 		// Non-blocking, the file is in the runtime poller: read waits without a thread, and
 		// Close wakes it.
 		dirCur = &dirWatch{f: os.NewFile(uintptr(fd), "inotify:"+shmobj.Dir), done: make(chan struct{}),
-			subs: map[string]map[*atomic.Bool]struct{}{}}
+			subs: map[string][]*atomic.Bool{}}
 		go dirCur.read()
 	}
-	if dirCur.subs[name] == nil {
-		dirCur.subs[name] = map[*atomic.Bool]struct{}{}
-	}
-	dirCur.subs[name][changed] = struct{}{}
+	dirCur.subs[name] = append(dirCur.subs[name], changed)
 	return dirCur
 }
 
@@ -67,8 +65,9 @@ func subscribe(name string, changed *atomic.Bool) *dirWatch {
 // goroutine.
 func (d *dirWatch) unsubscribe(name string, changed *atomic.Bool) {
 	dirMu.Lock()
-	delete(d.subs[name], changed)
-	if len(d.subs[name]) == 0 {
+	if fs := slices.DeleteFunc(d.subs[name], func(f *atomic.Bool) bool { return f == changed }); len(fs) > 0 {
+		d.subs[name] = fs
+	} else {
 		delete(d.subs, name)
 	}
 	last := len(d.subs) == 0 && dirCur == d
@@ -124,7 +123,7 @@ func (d *dirWatch) dispatch(buf []byte) {
 		case ev.Mask&unix.IN_Q_OVERFLOW != 0:
 			d.raiseAllLocked() // events were lost: everyone verifies once
 		default:
-			for f := range d.subs[string(name)] {
+			for _, f := range d.subs[string(name)] {
 				f.Store(true)
 			}
 		}
@@ -139,7 +138,7 @@ func (d *dirWatch) raiseAll() {
 
 func (d *dirWatch) raiseAllLocked() {
 	for _, fs := range d.subs {
-		for f := range fs {
+		for _, f := range fs {
 			f.Store(true)
 		}
 	}

@@ -3,6 +3,8 @@
 package shmobj
 
 import (
+	"unsafe"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -46,10 +48,19 @@ func sysFtruncate(fd int, size int64) error { return unix.Ftruncate(fd, size) }
 func sysClose(fd int) error                 { return unix.Close(fd) }
 func sysUnlink(path string) error           { return unix.Unlink(path) }
 func sysRename(from, to string) error       { return unix.Rename(from, to) }
-func sysMunmap(b []byte) error              { return unix.Munmap(b) }
 
+// sysMmap and sysMunmap use the pointer forms: unix.Mmap keeps every mapping in a map of its
+// own, tens of bytes per object that a monitor of thousands does not need.
 func sysMmap(fd int, size int) ([]byte, error) {
-	return unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	p, err := unix.MmapPtr(fd, 0, nil, uintptr(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	return unsafe.Slice((*byte)(p), size), nil
+}
+
+func sysMunmap(b []byte) error {
+	return unix.MunmapPtr(unsafe.Pointer(unsafe.SliceData(b)), uintptr(len(b)))
 }
 
 func isNotExist(err error) bool { return err == unix.ENOENT }
