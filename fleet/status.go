@@ -23,9 +23,9 @@ type books struct {
 	starts, restarts, kills uint64
 	lastExit                string
 	lastExitAt              time.Time
-	checking                bool      // the loop checks the heartbeat: a program runs, or a process is watched
+	checking                bool         // the loop checks the heartbeat: a program runs, or a process is watched
 	lastCheck               atomic.Int64 // the loop's last check, or when it began checking: ns since clockBase
-	abnormal                bool      // judged hung; the kill that follows may take kill_after and more
+	abnormal                bool         // judged hung; the kill that follows may take kill_after and more
 }
 
 // WorkerStatus is one worker as [Fleet.Status] reports it: its status record as read from

@@ -24,7 +24,7 @@ const dirEvents = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN
 // last to unsubscribe closes it, which ends its goroutine.
 type dirWatch struct {
 	f    *os.File
-	done chan struct{} // closed when read returns
+	done chan struct{}             // closed when read returns
 	subs map[string][]*atomic.Bool // by object name; nearly always one each
 	// broken is set when the watch can no longer be trusted (it was removed, or reading
 	// failed): every subscriber then verifies at every check.
