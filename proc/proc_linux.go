@@ -274,14 +274,18 @@ func (p *Process) AfterExit(f func()) (stop func() bool) {
 	a := &afterExit{p: p, f: f}
 	w := p.w
 	w.mu.Lock()
-	if _, watched := w.procs[p.id]; watched {
+	_, watched := w.procs[p.id]
+	now := !watched && isClosed(p.exited)
+	switch {
+	case watched:
 		p.afters = append(p.afters, a)
-	} else if isClosed(p.exited) {
+	case now:
 		a.started = true
 	}
 	// Otherwise the handle was closed before the exit was seen.
 	w.mu.Unlock()
-	if a.started {
+	// Not a.started: once a is in p.afters, it is the watcher's to change.
+	if now {
 		go f()
 	}
 	return a.stop
