@@ -942,6 +942,7 @@ func TestAfterExit(t *testing.T) {
 		case <-time.After(long):
 			t.Fatal("WaitExit still waiting after Close")
 		}
+		checkReleased(t, p)
 		start := time.Now()
 		if p.WaitExit(context.Background(), long) {
 			t.Error("WaitExit after Close = true")
@@ -1022,9 +1023,21 @@ func TestManyHandles(t *testing.T) {
 		if !isClosed(p.Done()) {
 			t.Errorf("handle %d on pid %d: Done not closed after its callback ran", i, p.Pid())
 		}
+		checkReleased(t, p)
 	}
 	for _, c := range cs {
 		c.wait(t)
+	}
+}
+
+// checkReleased checks that the exit watcher holds nothing of p, which has
+// been closed or seen to exit: a handle left behind would be a leak.
+func checkReleased(t *testing.T, p *Process) {
+	t.Helper()
+	p.w.mu.Lock()
+	defer p.w.mu.Unlock()
+	if _, ok := p.w.procs[p.id]; ok || len(p.afters) > 0 {
+		t.Errorf("pid %d handle %d: still in the exit watcher (%v) with %d callbacks", p.pid, p.id, ok, len(p.afters))
 	}
 }
 
@@ -1073,6 +1086,7 @@ func TestCloseRacesExit(t *testing.T) {
 	c.wait(t)
 	var seen int
 	for i, p := range ps {
+		checkReleased(t, p)
 		exited := isClosed(p.Done())
 		if exited != p.WaitExit(context.Background(), 0) || exited != p.Exited() {
 			t.Errorf("handle %d: Done closed %v, WaitExit %v, Exited %v", i, exited,
