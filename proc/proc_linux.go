@@ -123,20 +123,32 @@ type exitWatcher struct {
 	procs map[uint64]*Process // open handles whose exit has not been seen
 }
 
+var (
+	exitsMu  sync.Mutex
+	theExits *exitWatcher // nil until exits first succeeds
+)
+
 // exits returns the exit watcher, creating it and starting its goroutine on
-// the first call. An error (epoll_create1 failed) is kept: every later Open
-// fails with it too.
-var exits = sync.OnceValues(func() (*exitWatcher, error) {
+// the first call. If epoll_create1 fails (say with EMFILE while the process
+// is out of descriptors), it returns the error and the next call tries
+// again, rather than keeping every later Open failing the way a sync.Once
+// would.
+func exits() (*exitWatcher, error) {
+	exitsMu.Lock()
+	defer exitsMu.Unlock()
+	if theExits != nil {
+		return theExits, nil
+	}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("exit watcher: epoll_create1: %w", err)
 	}
-	w := &exitWatcher{epfd: epfd, procs: make(map[uint64]*Process)}
+	theExits = &exitWatcher{epfd: epfd, procs: make(map[uint64]*Process)}
 	// The package's one goroutine; the epoll set lives as long as the
 	// process, and so does this.
-	go w.run()
-	return w, nil
-})
+	go theExits.run()
+	return theExits, nil
+}
 
 // add gives p an id and adds its pidfd to the epoll set. The pidfd is armed
 // for one event (EPOLLONESHOT): a pidfd stays readable once its process has
