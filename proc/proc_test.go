@@ -58,6 +58,10 @@ func TestMain(m *testing.M) {
 //     group, print the grandchild's pid, block.
 //   - "signal-group PID": open PID and send signal 0 to its group; print
 //     "refused" if that was refused with ErrRefused, else what happened.
+//   - "open-emfile PID": the first Open in the process, with room for the
+//     pidfd but not for the exit watcher's epoll set; print its error, then
+//     whether the pidfd was closed ("pidfd closed"), then, with the room
+//     back, the error of a second Open ("reopened: <nil>").
 func helper(mode string) int {
 	const helperLife = 5 * time.Minute
 	mode, arg, _ := strings.Cut(mode, " ")
@@ -111,9 +115,60 @@ func helper(mode string) int {
 			fmt.Printf("not refused: %v\n", err)
 		}
 		return 0
+	case "open-emfile":
+		pid, err := strconv.Atoi(arg)
+		if err == nil {
+			err = openEMFILE(pid)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper open-emfile:", err)
+			return 2
+		}
+		return 0
 	}
 	fmt.Fprintf(os.Stderr, "unknown helper mode %q\n", mode)
 	return 2
+}
+
+// openEMFILE is the helper mode "open-emfile".
+func openEMFILE(pid int) error {
+	// Opening a file first sets up the runtime poller's own descriptors,
+	// so the lowest free descriptor is free for the pidfd afterwards.
+	f, err := os.Open("/dev/null")
+	if err != nil {
+		return err
+	}
+	lowest := f.Fd()
+	f.Close()
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	tight := lim
+	tight.Cur = uint64(lowest) + 1
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &tight); err != nil {
+		return err
+	}
+	p, err := Open(pid)
+	fmt.Println(err)
+	if p != nil {
+		p.Close()
+	}
+	if f, err := os.Open("/dev/null"); err == nil {
+		fmt.Println("pidfd closed")
+		f.Close()
+	} else {
+		fmt.Println("pidfd left open:", err)
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	p, err = Open(pid)
+	fmt.Println("reopened:", err)
+	if p != nil {
+		p.Close()
+	}
+	return nil
 }
 
 // child is a helper process started by a test.
@@ -805,6 +860,27 @@ func TestPpidAndInTree(t *testing.T) {
 	}
 	if !InTree(grandchild, leader.pid()) {
 		t.Errorf("a reparented member of the root's group is not in its tree")
+	}
+}
+
+// TestOpenNoRoomForWatcher checks that Open fails cleanly when the exit
+// watcher's epoll set cannot be created, and that a later Open tries again.
+func TestOpenNoRoomForWatcher(t *testing.T) {
+	// Only the first Open of a process creates the set, so a helper does it;
+	// it opens the test, which it does not signal.
+	c := startHelper(t, "open-emfile "+strconv.Itoa(os.Getpid()), nil)
+	want := fmt.Sprintf("proc: open pid %d: exit watcher: epoll_create1: %v", os.Getpid(), unix.EMFILE)
+	if have := c.line(t); have != want {
+		t.Errorf("Open without room for the epoll set: %q, want %q", have, want)
+	}
+	if have := c.line(t); have != "pidfd closed" {
+		t.Errorf("after the failed Open: %q, want %q", have, "pidfd closed")
+	}
+	if have, want := c.line(t), "reopened: <nil>"; have != want {
+		t.Errorf("Open with room again: %q, want %q", have, want)
+	}
+	if sig := c.wait(t); sig != -1 || c.cmd.ProcessState.ExitCode() != 0 {
+		t.Errorf("helper ended with %v", c.cmd.ProcessState)
 	}
 }
 
