@@ -16,7 +16,9 @@
 // A Process never reaps. A child started with os/exec is still reaped by its
 // cmd.Wait; a process that is not the caller's child is reaped by its own
 // parent. Exit is observed through the pidfd, which becomes readable when the
-// process exits, whether or not it has been reaped yet.
+// process exits, whether or not it has been reaped yet: one goroutine waits
+// on the pidfds of all open handles together (see [Open]), which then report
+// the exit through [Process.Done] and [Process.AfterExit].
 //
 // [StartTime] reads when a process started, so a caller that kept only a pid
 // can tell whether the pid now names another process.

@@ -22,23 +22,29 @@ import (
 // by another process after this one exited is never signalled through it.
 //
 // A Process is safe for concurrent use. Call [Process.Close] when done with
-// it: until then, or until the process exits, a goroutine watches for the
-// exit.
+// it: until then, or until the process exits, its pidfd stays registered with
+// the package's exit watcher (see [Open]).
 type Process struct {
 	pid int
 
 	// f owns the pidfd. It is an os.File rather than a bare descriptor
 	// because the File counts references: Close cannot release the number
-	// while a signal is being sent through it, so a racing Close never lets
-	// a signal go through a number reused for another descriptor. The File
-	// also puts the pidfd in the runtime poller, so watch waits for exit
-	// without holding a thread.
+	// while a signal is being sent through it, or while it is being added to
+	// or removed from the exit watcher's epoll set, so a racing Close never
+	// lets a signal or an epoll_ctl go through a number reused for another
+	// descriptor. The pidfd is blocking, so the File stays out of the
+	// runtime poller: the exit watcher waits for it instead, for every
+	// handle at once.
 	f  *os.File
 	rc syscall.RawConn
 
-	exited    chan struct{} // closed by watch once the process has exited
-	watched   chan struct{} // closed when watch returns
+	w         *exitWatcher  // the package's exit watcher
+	id        uint64        // the pidfd's key in w, unique for the life of the process
+	exited    chan struct{} // closed by the exit watcher once the process has exited
+	closed    chan struct{} // closed by Close once the handle has left the exit watcher
 	closeOnce sync.Once
+
+	afters []*afterExit // callbacks of AfterExit waiting for the exit; guarded by w.mu
 }
 
 // Open returns a handle on the process pid. Outcomes:
@@ -49,10 +55,18 @@ type Process struct {
 //     matching [fs.ErrNotExist]). A process that has exited but not yet been
 //     reaped still exists: Open succeeds and the handle reports it exited.
 //   - pidfd_open fails otherwise (for example ENOSYS before Linux 5.10, or
-//     EINVAL when pid is a thread that does not lead its process): nil and
-//     the wrapped error.
+//     EINVAL when pid is a thread that does not lead its process), or the
+//     pidfd cannot be added to the exit watcher's epoll set: nil and the
+//     wrapped error.
 //
 // Otherwise the handle, which the caller must Close.
+//
+// The first Open starts the package's exit watcher: one epoll set holding the
+// pidfds of all open handles, and one goroutine waiting on it, which closes
+// each handle's [Process.Done] and starts its [Process.AfterExit] callbacks.
+// That goroutine is the only one the package owns; it lives as long as the
+// process and keeps an OS thread blocked in epoll_wait. However many handles
+// are open, none costs a goroutine of its own.
 func Open(pid int) (*Process, error) {
 	switch {
 	case pid <= 1:
@@ -60,8 +74,9 @@ func Open(pid int) (*Process, error) {
 	case pid == os.Getpid():
 		return nil, fmt.Errorf("%w pid %d: it is this process", ErrRefused, pid)
 	}
-	// PIDFD_NONBLOCK lets os.NewFile put the pidfd in the runtime poller.
-	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	// Without PIDFD_NONBLOCK, os.NewFile leaves the pidfd out of the runtime
+	// poller: no poll descriptor, and no goroutine parked on it.
+	fd, err := unix.PidfdOpen(pid, 0)
 	if errors.Is(err, unix.ESRCH) {
 		return nil, fmt.Errorf("%w: pid %d", ErrNotExist, pid)
 	}
@@ -74,26 +89,241 @@ func Open(pid int) (*Process, error) {
 		f.Close()
 		return nil, fmt.Errorf("proc: open pid %d: %w", pid, err)
 	}
-	p := &Process{
-		pid:     pid,
-		f:       f,
-		rc:      rc,
-		exited:  make(chan struct{}),
-		watched: make(chan struct{}),
+	w, err := exits()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("proc: open pid %d: %w", pid, err)
 	}
-	go p.watch()
+	p := &Process{
+		pid:    pid,
+		f:      f,
+		rc:     rc,
+		w:      w,
+		exited: make(chan struct{}),
+		closed: make(chan struct{}),
+	}
+	if err := w.add(p); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("proc: open pid %d: %w", pid, err)
+	}
 	return p, nil
 }
 
-// watch closes p.exited once the pidfd becomes readable, which the kernel
-// makes it when the process exits. It returns early when Close closes the
-// file, and closes p.watched when it returns.
-func (p *Process) watch() {
-	defer close(p.watched)
-	// Read calls the function again each time the poller reports the pidfd
-	// readable, until it returns true; it fails once the file is closed.
-	if err := p.rc.Read(func(fd uintptr) bool { return pollExited(int(fd)) }); err == nil {
-		close(p.exited)
+// exitWatcher notices the exits of the processes of all open handles: each
+// pidfd is in one epoll set, keyed by its handle's id, and run waits on the
+// set. A pidfd becomes readable when its process exits, so each event is an
+// exit. Ids are never reused, unlike fd numbers, so an event that arrives for
+// a handle already closed (whose number may now be another handle's pidfd)
+// finds no entry and is ignored.
+type exitWatcher struct {
+	epfd int
+
+	mu    sync.Mutex
+	last  uint64              // the last id handed out
+	procs map[uint64]*Process // open handles whose exit has not been seen
+}
+
+var (
+	exitsMu  sync.Mutex
+	theExits *exitWatcher // nil until exits first succeeds
+)
+
+// exits returns the exit watcher, creating it and starting its goroutine on
+// the first call. If epoll_create1 fails (say with EMFILE while the process
+// is out of descriptors), it returns the error and the next call tries
+// again, rather than keeping every later Open failing the way a sync.Once
+// would.
+func exits() (*exitWatcher, error) {
+	exitsMu.Lock()
+	defer exitsMu.Unlock()
+	if theExits != nil {
+		return theExits, nil
+	}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("exit watcher: epoll_create1: %w", err)
+	}
+	theExits = &exitWatcher{epfd: epfd, procs: make(map[uint64]*Process)}
+	// The package's one goroutine; the epoll set lives as long as the
+	// process, and so does this.
+	go theExits.run()
+	return theExits, nil
+}
+
+// add gives p an id and adds its pidfd to the epoll set. The pidfd is armed
+// for one event (EPOLLONESHOT): a pidfd stays readable once its process has
+// exited, and one event is all the watcher needs.
+func (w *exitWatcher) add(p *Process) error {
+	w.mu.Lock()
+	w.last++
+	p.id = w.last
+	// In the map before the pidfd is in the set, so an exit that comes at
+	// once finds it.
+	w.procs[p.id] = p
+	w.mu.Unlock()
+
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT}
+	setEventID(&ev, p.id)
+	var err error
+	if cerr := p.rc.Control(func(fd uintptr) {
+		err = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
+	}); cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		w.mu.Lock()
+		delete(w.procs, p.id)
+		w.mu.Unlock()
+		return fmt.Errorf("exit watcher: epoll_ctl add: %w", err)
+	}
+	return nil
+}
+
+// remove takes p out of the watcher, dropping the AfterExit callbacks that
+// have not started, and its pidfd out of the epoll set. Once it returns, the
+// watcher no longer touches p: p.exited is closed already or never will be.
+func (w *exitWatcher) remove(p *Process) error {
+	w.mu.Lock()
+	delete(w.procs, p.id)
+	p.afters = nil
+	w.mu.Unlock()
+
+	var err error
+	if cerr := p.rc.Control(func(fd uintptr) {
+		err = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
+	}); cerr != nil {
+		err = cerr
+	}
+	// ENOENT or EBADF: not in the set (any more); nothing to undo.
+	if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EBADF) {
+		return fmt.Errorf("exit watcher: epoll_ctl del: %w", err)
+	}
+	return nil
+}
+
+// run waits for exits for the rest of the process's life.
+func (w *exitWatcher) run() {
+	events := make([]unix.EpollEvent, 64)
+	for {
+		n, err := unix.EpollWait(w.epfd, events, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			// Only EBADF, EFAULT or EINVAL, none possible with this set
+			// and buffer, which nothing closes or frees.
+			panic(fmt.Sprintf("proc: exit watcher: epoll_wait: %v", err))
+		}
+		for i := range events[:n] {
+			w.exit(eventID(&events[i]))
+		}
+	}
+}
+
+// exit records the exit of the process of the handle id, if that handle is
+// still watched: it closes the handle's exited channel and starts its
+// AfterExit callbacks, each on its own goroutine.
+func (w *exitWatcher) exit(id uint64) {
+	w.mu.Lock()
+	p, ok := w.procs[id]
+	if !ok {
+		w.mu.Unlock()
+		return
+	}
+	delete(w.procs, id)
+	close(p.exited)
+	afters := p.afters
+	p.afters = nil
+	for _, a := range afters {
+		a.started = true
+	}
+	w.mu.Unlock()
+	for _, a := range afters {
+		go a.f()
+	}
+}
+
+// setEventID stores id as the event's data, which the kernel hands back with
+// each event. Fd and Pad together are the 64 bits of epoll_data on every
+// architecture; which half is which does not matter, as eventID reads them
+// back the same way.
+func setEventID(ev *unix.EpollEvent, id uint64) {
+	ev.Fd = int32(uint32(id))
+	ev.Pad = int32(uint32(id >> 32))
+}
+
+// eventID is the id setEventID stored in ev.
+func eventID(ev *unix.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}
+
+// afterExit is one callback registered with [Process.AfterExit].
+type afterExit struct {
+	p       *Process
+	f       func()
+	started bool // guarded by p.w.mu
+}
+
+// AfterExit arranges for f to run on its own goroutine once the process has
+// exited, reaped or not: a moment after the exit, when [Process.Done] is
+// closed, or at once if the exit was seen already (even if the handle has
+// been closed since). A handle closed before the exit was seen never runs f,
+// whether f was registered before or after Close: [Process.Close] drops the
+// callbacks that have not started.
+//
+// It returns stop, which unregisters f. stop reports whether f has not been
+// started and never will be: true if this or an earlier call of stop removed
+// f, or if Close dropped it; false once f has been started, in which case f
+// may still be running (stop does not wait for it). It may be called any
+// number of times, from any goroutine.
+//
+// f must not be nil. Each call costs two small allocations and no system
+// call.
+func (p *Process) AfterExit(f func()) (stop func() bool) {
+	if f == nil {
+		panic("proc: AfterExit with a nil func")
+	}
+	a := &afterExit{p: p, f: f}
+	w := p.w
+	w.mu.Lock()
+	_, watched := w.procs[p.id]
+	now := !watched && isClosed(p.exited)
+	switch {
+	case watched:
+		p.afters = append(p.afters, a)
+	case now:
+		a.started = true
+	}
+	// Otherwise the handle was closed before the exit was seen.
+	w.mu.Unlock()
+	// Not a.started: once a is in p.afters, it is the watcher's to change.
+	if now {
+		go f()
+	}
+	return a.stop
+}
+
+// stop is the stop function of [Process.AfterExit].
+func (a *afterExit) stop() bool {
+	w := a.p.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if a.started {
+		return false
+	}
+	if i := slices.Index(a.p.afters, a); i >= 0 {
+		a.p.afters = slices.Delete(a.p.afters, i, i+1)
+	}
+	return true
+}
+
+// isClosed reports whether the channel c is closed.
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -205,8 +435,8 @@ func (p *Process) Exited() bool {
 	return err == nil && exited
 }
 
-// Done returns a channel that is closed once the goroutine watching the pidfd has seen the
-// process exit: a moment after the exit, and never when the handle was closed first. Checking
+// Done returns a channel that is closed once the package's exit watcher has seen the process
+// exit: a moment after the exit, and never when the handle was closed first. Checking
 // it costs no system call, unlike [Process.Exited], which gives the exact answer at once.
 // Signals through the handle always check exactly.
 func (p *Process) Done() <-chan struct{} { return p.exited }
@@ -246,14 +476,10 @@ func (p *Process) WaitExit(ctx context.Context, timeout time.Duration) bool {
 	select {
 	case <-p.exited:
 		return true
-	case <-p.watched:
-		// watch closes exited before watched if it saw the exit.
-		select {
-		case <-p.exited:
-			return true
-		default:
-			return false
-		}
+	case <-p.closed:
+		// Close took the handle out of the exit watcher before closing
+		// closed, so exited is closed by now if it ever will be.
+		return isClosed(p.exited)
 	case <-ctx.Done():
 		return false
 	case <-expired:
@@ -261,18 +487,21 @@ func (p *Process) WaitExit(ctx context.Context, timeout time.Duration) bool {
 	}
 }
 
-// Close releases the pidfd and waits for the goroutine watching it. It
-// returns nil, or the error from closing the pidfd on the first call, and
-// nil on every later call. After Close, signals fail with an error matching
-// [os.ErrClosed], and Exited and WaitExit report only an exit seen before.
-// Close does not signal or reap the process.
+// Close takes the handle out of the exit watcher and releases the pidfd. It
+// returns nil, or the error from doing so on the first call, and nil on
+// every later call. After Close, signals fail with an error matching
+// [os.ErrClosed]; Exited, WaitExit, Done and AfterExit report only an exit
+// seen before; AfterExit callbacks that had not started never run (Close
+// does not wait for those that have). Close does not signal or reap the
+// process.
 func (p *Process) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
-		if cerr := p.f.Close(); cerr != nil {
-			err = fmt.Errorf("proc: close pid %d: %w", p.pid, cerr)
+		rerr := p.w.remove(p)
+		close(p.closed)
+		if err = errors.Join(rerr, p.f.Close()); err != nil {
+			err = fmt.Errorf("proc: close pid %d: %w", p.pid, err)
 		}
-		<-p.watched
 	})
 	return err
 }

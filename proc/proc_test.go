@@ -11,9 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -55,6 +58,10 @@ func TestMain(m *testing.M) {
 //     group, print the grandchild's pid, block.
 //   - "signal-group PID": open PID and send signal 0 to its group; print
 //     "refused" if that was refused with ErrRefused, else what happened.
+//   - "open-emfile PID": the first Open in the process, with room for the
+//     pidfd but not for the exit watcher's epoll set; print its error, then
+//     whether the pidfd was closed ("pidfd closed"), then, with the room
+//     back, the error of a second Open ("reopened: <nil>").
 func helper(mode string) int {
 	const helperLife = 5 * time.Minute
 	mode, arg, _ := strings.Cut(mode, " ")
@@ -108,9 +115,60 @@ func helper(mode string) int {
 			fmt.Printf("not refused: %v\n", err)
 		}
 		return 0
+	case "open-emfile":
+		pid, err := strconv.Atoi(arg)
+		if err == nil {
+			err = openEMFILE(pid)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper open-emfile:", err)
+			return 2
+		}
+		return 0
 	}
 	fmt.Fprintf(os.Stderr, "unknown helper mode %q\n", mode)
 	return 2
+}
+
+// openEMFILE is the helper mode "open-emfile".
+func openEMFILE(pid int) error {
+	// Opening a file first sets up the runtime poller's own descriptors,
+	// so the lowest free descriptor is free for the pidfd afterwards.
+	f, err := os.Open("/dev/null")
+	if err != nil {
+		return err
+	}
+	lowest := f.Fd()
+	f.Close()
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	tight := lim
+	tight.Cur = uint64(lowest) + 1
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &tight); err != nil {
+		return err
+	}
+	p, err := Open(pid)
+	fmt.Println(err)
+	if p != nil {
+		p.Close()
+	}
+	if f, err := os.Open("/dev/null"); err == nil {
+		fmt.Println("pidfd closed")
+		f.Close()
+	} else {
+		fmt.Println("pidfd left open:", err)
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	p, err = Open(pid)
+	fmt.Println("reopened:", err)
+	if p != nil {
+		p.Close()
+	}
+	return nil
 }
 
 // child is a helper process started by a test.
@@ -122,7 +180,7 @@ type child struct {
 
 // startHelper starts the test binary in helper mode with attr, and makes
 // sure it is killed and reaped when the test ends.
-func startHelper(t *testing.T, mode string, attr *syscall.SysProcAttr) *child {
+func startHelper(t testing.TB, mode string, attr *syscall.SysProcAttr) *child {
 	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -154,7 +212,7 @@ func startHelper(t *testing.T, mode string, attr *syscall.SysProcAttr) *child {
 func (c *child) pid() int { return c.cmd.Process.Pid }
 
 // line returns the next line the helper prints.
-func (c *child) line(t *testing.T) string {
+func (c *child) line(t testing.TB) string {
 	t.Helper()
 	c.out.SetReadDeadline(time.Now().Add(long))
 	s, err := c.r.ReadString('\n')
@@ -165,7 +223,7 @@ func (c *child) line(t *testing.T) string {
 }
 
 // ready waits for the helper's "ready" line.
-func (c *child) ready(t *testing.T) {
+func (c *child) ready(t testing.TB) {
 	t.Helper()
 	if have := c.line(t); have != "ready" {
 		t.Fatalf("helper %d printed %q, want %q", c.pid(), have, "ready")
@@ -802,5 +860,350 @@ func TestPpidAndInTree(t *testing.T) {
 	}
 	if !InTree(grandchild, leader.pid()) {
 		t.Errorf("a reparented member of the root's group is not in its tree")
+	}
+}
+
+// TestOpenNoRoomForWatcher checks that Open fails cleanly when the exit
+// watcher's epoll set cannot be created, and that a later Open tries again.
+func TestOpenNoRoomForWatcher(t *testing.T) {
+	// Only the first Open of a process creates the set, so a helper does it;
+	// it opens the test, which it does not signal.
+	c := startHelper(t, "open-emfile "+strconv.Itoa(os.Getpid()), nil)
+	want := fmt.Sprintf("proc: open pid %d: exit watcher: epoll_create1: %v", os.Getpid(), unix.EMFILE)
+	if have := c.line(t); have != want {
+		t.Errorf("Open without room for the epoll set: %q, want %q", have, want)
+	}
+	if have := c.line(t); have != "pidfd closed" {
+		t.Errorf("after the failed Open: %q, want %q", have, "pidfd closed")
+	}
+	if have, want := c.line(t), "reopened: <nil>"; have != want {
+		t.Errorf("Open with room again: %q, want %q", have, want)
+	}
+	if sig := c.wait(t); sig != -1 || c.cmd.ProcessState.ExitCode() != 0 {
+		t.Errorf("helper ended with %v", c.cmd.ProcessState)
+	}
+}
+
+// settle is how long a test waits for something that must not happen, such
+// as a callback that should not run: long enough that a wrongly started
+// goroutine would have run on a loaded machine, short enough to keep tests
+// quick.
+const settle = 200 * time.Millisecond
+
+// counter counts the runs of an AfterExit callback and signals each one.
+type counter struct {
+	n    atomic.Int32
+	runs chan struct{}
+}
+
+func newCounter() *counter { return &counter{runs: make(chan struct{}, 16)} }
+
+func (c *counter) f() {
+	c.n.Add(1)
+	c.runs <- struct{}{}
+}
+
+// ran waits up to long for the next run.
+func (c *counter) ran(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-c.runs:
+	case <-time.After(long):
+		t.Fatalf("%s: callback did not run", what)
+	}
+}
+
+func TestAfterExit(t *testing.T) {
+	t.Run("fires once after the exit", func(t *testing.T) {
+		c := startHelper(t, "sleep", nil)
+		c.ready(t)
+		p := open(t, c.pid())
+		before := newCounter()
+		var doneFirst atomic.Bool // Done was closed when the callback ran
+		stop := p.AfterExit(func() {
+			doneFirst.Store(isClosed(p.Done()))
+			before.f()
+		})
+		time.Sleep(50 * time.Millisecond)
+		if n := before.n.Load(); n != 0 {
+			t.Fatalf("callback ran %d times before the exit", n)
+		}
+		if err := c.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		before.ran(t, "registered before the exit")
+		if !doneFirst.Load() {
+			t.Error("callback ran before Done was closed")
+		}
+		if stop() {
+			t.Error("stop() = true after the callback started")
+		}
+
+		// Registered after the exit was seen: at once, reaped or not.
+		after := newCounter()
+		stopAfter := p.AfterExit(after.f)
+		after.ran(t, "registered after the exit")
+		if stopAfter() {
+			t.Error("stop() = true after the callback started")
+		}
+		c.wait(t)
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// The exit was seen before Close, so it still counts.
+		closed := newCounter()
+		stop = p.AfterExit(closed.f)
+		closed.ran(t, "registered after the exit and Close")
+		if stop() {
+			t.Error("stop() = true after the callback started")
+		}
+
+		time.Sleep(settle)
+		for _, tt := range []struct {
+			what string
+			c    *counter
+		}{{"before", before}, {"after", after}, {"after Close", closed}} {
+			if n := tt.c.n.Load(); n != 1 {
+				t.Errorf("callback registered %s ran %d times, want 1", tt.what, n)
+			}
+		}
+	})
+	t.Run("stop before the exit", func(t *testing.T) {
+		c := startHelper(t, "sleep", nil)
+		c.ready(t)
+		p := open(t, c.pid())
+		stopped, sentinel := newCounter(), newCounter()
+		stop := p.AfterExit(stopped.f)
+		p.AfterExit(sentinel.f)
+		if !stop() {
+			t.Fatal("stop() = false before the exit")
+		}
+		if !stop() {
+			t.Error("second stop() = false: the callback never started")
+		}
+		if err := c.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		sentinel.ran(t, "sentinel")
+		time.Sleep(settle)
+		if n := stopped.n.Load(); n != 0 {
+			t.Errorf("stopped callback ran %d times", n)
+		}
+		if !stop() {
+			t.Error("stop() = false after the exit for a stopped callback")
+		}
+		c.wait(t)
+	})
+	t.Run("close before the exit", func(t *testing.T) {
+		c := startHelper(t, "sleep", nil)
+		c.ready(t)
+		p, err := Open(c.pid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		witness := open(t, c.pid()) // a second handle, to know when the exit was seen
+		dropped, witnessed := newCounter(), newCounter()
+		stop := p.AfterExit(dropped.f)
+		witness.AfterExit(witnessed.f)
+		waited := make(chan bool)
+		go func() { waited <- p.WaitExit(context.Background(), 0) }()
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case exited := <-waited:
+			if exited {
+				t.Error("WaitExit = true, interrupted by Close")
+			}
+		case <-time.After(long):
+			t.Fatal("WaitExit still waiting after Close")
+		}
+		checkReleased(t, p)
+		start := time.Now()
+		if p.WaitExit(context.Background(), long) {
+			t.Error("WaitExit after Close = true")
+		}
+		if took := time.Since(start); took > long/2 {
+			t.Errorf("WaitExit after Close took %v, want at once", took)
+		}
+		late := newCounter()
+		lateStop := p.AfterExit(late.f)
+
+		if err := c.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		witnessed.ran(t, "witness")
+		c.wait(t)
+		time.Sleep(settle)
+		if isClosed(p.Done()) {
+			t.Error("Done closed for a handle closed before the exit")
+		}
+		if n, m := dropped.n.Load(), late.n.Load(); n != 0 || m != 0 {
+			t.Errorf("callbacks of a handle closed before the exit ran: %d registered before Close, %d after", n, m)
+		}
+		if !stop() || !lateStop() {
+			t.Error("stop() = false for a callback that never started")
+		}
+	})
+}
+
+// TestManyHandles opens many handles and checks that they cost no goroutine
+// each, and that every one of them sees its process exit.
+func TestManyHandles(t *testing.T) {
+	const children, perChild = 4, 50
+	cs := make([]*child, children)
+	for i := range cs {
+		cs[i] = startHelper(t, "sleep", nil)
+		cs[i].ready(t)
+	}
+	// The exit watcher's goroutine is started by the first Open in the test
+	// binary; this makes sure it exists before the count.
+	open(t, cs[0].pid())
+
+	before := runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	var ps []*Process
+	for _, c := range cs {
+		for range perChild {
+			p := open(t, c.pid())
+			ps = append(ps, p)
+			wg.Add(1)
+			p.AfterExit(wg.Done)
+		}
+	}
+	// A goroutine per handle would add 200. The slack allows for goroutines
+	// that the runtime and the testing package start on their own at any
+	// time (the finalizer and cleanup goroutines start on first use, the
+	// testing package's timers and signal handling); none is the package's.
+	const slack = 5
+	if added := runtime.NumGoroutine() - before; added > slack {
+		t.Errorf("%d handles added %d goroutines, want at most %d", len(ps), added, slack)
+	}
+	if n := watcherGoroutines(); n != 1 {
+		t.Errorf("%d exit watcher goroutines, want 1", n)
+	}
+
+	for _, c := range cs {
+		if err := c.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := make(chan struct{})
+	go func() { wg.Wait(); close(all) }()
+	select {
+	case <-all:
+	case <-time.After(long):
+		t.Fatal("not every handle's callback ran after its process exited")
+	}
+	for i, p := range ps {
+		if !isClosed(p.Done()) {
+			t.Errorf("handle %d on pid %d: Done not closed after its callback ran", i, p.Pid())
+		}
+		checkReleased(t, p)
+	}
+	for _, c := range cs {
+		c.wait(t)
+	}
+}
+
+// checkReleased checks that the exit watcher holds nothing of p, which has
+// been closed or seen to exit: a handle left behind would be a leak.
+func checkReleased(t *testing.T, p *Process) {
+	t.Helper()
+	p.w.mu.Lock()
+	defer p.w.mu.Unlock()
+	if _, ok := p.w.procs[p.id]; ok || len(p.afters) > 0 {
+		t.Errorf("pid %d handle %d: still in the exit watcher (%v) with %d callbacks", p.pid, p.id, ok, len(p.afters))
+	}
+}
+
+// watcherGoroutines counts the goroutines running the exit watcher's loop.
+func watcherGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "proc.(*exitWatcher).run(")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// TestCloseRacesExit closes handles while their process exits: each handle
+// must then either have seen the exit, and run its callback, or not, and
+// never run it.
+func TestCloseRacesExit(t *testing.T) {
+	const handles = 100
+	c := startHelper(t, "sleep", nil)
+	c.ready(t)
+	ps := make([]*Process, handles)
+	counts := make([]*counter, handles)
+	stops := make([]func() bool, handles)
+	for i := range ps {
+		ps[i] = open(t, c.pid())
+		counts[i] = newCounter()
+		stops[i] = ps[i].AfterExit(counts[i].f)
+	}
+	// The kill goes first: the exit then reaches the watcher while the
+	// handles are being closed, and usually some close before it and some
+	// after.
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, p := range ps {
+		wg.Go(func() {
+			if err := p.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	c.wait(t)
+	var seen int
+	for i, p := range ps {
+		checkReleased(t, p)
+		exited := isClosed(p.Done())
+		if exited != p.WaitExit(context.Background(), 0) || exited != p.Exited() {
+			t.Errorf("handle %d: Done closed %v, WaitExit %v, Exited %v", i, exited,
+				p.WaitExit(context.Background(), 0), p.Exited())
+		}
+		if exited {
+			seen++
+			counts[i].ran(t, fmt.Sprintf("handle %d", i))
+			if stops[i]() {
+				t.Errorf("handle %d: stop() = true after the callback ran", i)
+			}
+		} else if !stops[i]() {
+			t.Errorf("handle %d: stop() = false though the exit was not seen before Close", i)
+		}
+	}
+	time.Sleep(settle)
+	for i, cn := range counts {
+		exited := isClosed(ps[i].Done())
+		want := int32(0)
+		if exited {
+			want = 1
+		}
+		if n := cn.n.Load(); n != want {
+			t.Errorf("handle %d (exit seen before Close: %v): callback ran %d times, want %d", i, exited, n, want)
+		}
+	}
+	t.Logf("%d of %d handles saw the exit before Close", seen, handles)
+}
+
+func BenchmarkOpenClose(b *testing.B) {
+	c := startHelper(b, "sleep", nil)
+	c.ready(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := Open(c.pid())
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.AfterExit(func() {})()
+		if err := p.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
