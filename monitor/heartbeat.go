@@ -121,7 +121,8 @@ func (h *Heartbeat) watchDir() {
 // an event naming it, at every check when there is no trusted watch, and at least every
 // verifyEvery.
 func (h *Heartbeat) verifyDue(now time.Time) bool {
-	if h.changed.Swap(false) || !h.dir.trusted() || now.Sub(h.verified) >= verifyEvery {
+	// A load first: the swap, a locked instruction, only when an event raised the flag.
+	if (h.changed.Load() && h.changed.Swap(false)) || !h.dir.trusted() || now.Sub(h.verified) >= verifyEvery {
 		h.verified = now
 		return true
 	}
