@@ -3,7 +3,6 @@ package fleet
 import (
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/shmmon/shmmon/config"
@@ -16,16 +15,15 @@ import (
 // [WorkerStatus.Late] reports it (see [WorkerStatus.Deadline]).
 const LateFloor = time.Second
 
-// books is the fleet's record of one worker. f.bmu guards it, except lastCheck, which the
-// worker's checks store without a lock.
+// books is the fleet's record of one worker. f.bmu guards it.
 type books struct {
 	w                       *config.Worker // the current configuration: hooks are read from it
 	starts, restarts, kills uint64
 	lastExit                string
 	lastExitAt              time.Time
-	checking                bool         // the loop checks the heartbeat: a program runs, or a process is watched
-	lastCheck               atomic.Int64 // the loop's last check, or when it began checking: ns since clockBase
-	abnormal                bool         // judged hung; the kill that follows may take kill_after and more
+	checking                bool      // the loop checks the heartbeat: a program runs, or a process is watched
+	since                   time.Time // when the loop began checking
+	abnormal                bool      // judged hung; the kill that follows may take kill_after and more
 }
 
 // WorkerStatus is one worker as [Fleet.Status] reports it: its status record as read from
@@ -50,8 +48,8 @@ type WorkerStatus struct {
 	// does not check: waiting to restart a program (backoff, a periodic job between runs),
 	// after giving up on it, or waiting for a watched worker's pidfile to name a process.
 	Checking bool
-	// LastCheck is the time of the loop's last check, or of the start of the run when it
-	// has not checked yet.
+	// LastCheck is the time of the loop's last check (the status record's, which every
+	// check writes), or of the start of the run when it has not checked yet.
 	LastCheck time.Time
 	// Deadline is when a checking loop that did not check again is late: LastCheck plus
 	// the larger of 3 intervals and [LateFloor], plus kill_after and [proc.KillWait] while a
@@ -75,15 +73,22 @@ func (f *Fleet) Status() []WorkerStatus {
 			allow += b.w.KillAfter + proc.KillWait
 		}
 		out = append(out, WorkerStatus{Worker: *b.w, Starts: b.starts, Restarts: b.restarts, Kills: b.kills,
-			LastExit: b.lastExit, LastExitAt: b.lastExitAt, Checking: b.checking, LastCheck: b.lastChecked(),
-			Deadline: b.lastChecked().Add(allow)})
+			LastExit: b.lastExit, LastExitAt: b.lastExitAt, Checking: b.checking, LastCheck: b.since,
+			Deadline: b.since.Add(allow)})
 	}
 	f.bmu.Unlock()
 	slices.SortFunc(out, func(a, b WorkerStatus) int { return strings.Compare(a.Worker.Name, b.Worker.Name) })
 	for i := range out {
-		out[i].Snapshot, out[i].Err = shmobj.Read(out[i].Worker.Name)
-		if out[i].Err != nil {
-			out[i].Snapshot = shmobj.Snapshot{}
+		s := &out[i]
+		s.Snapshot, s.Err = shmobj.Read(s.Worker.Name)
+		if s.Err != nil {
+			s.Snapshot = shmobj.Snapshot{}
+			continue
+		}
+		// Every check writes its time into the record: the deadline moves with it.
+		if at := time.Unix(0, s.Snapshot.Record.LastCheck); s.Snapshot.HasRecord && at.After(s.LastCheck) {
+			s.Deadline = s.Deadline.Add(at.Sub(s.LastCheck))
+			s.LastCheck = at
 		}
 	}
 	return out
@@ -124,7 +129,7 @@ func (f *Fleet) setChecking(name string, on bool) {
 	if b := f.books[name]; b != nil {
 		b.checking, b.abnormal = on, false
 		if on {
-			b.checked(time.Now())
+			b.since = time.Now()
 		}
 	}
 }
@@ -133,18 +138,13 @@ func (f *Fleet) setChecking(name string, on bool) {
 // the check observer.
 func (f *Fleet) observe(name string, opts monitor.Options) monitor.Options {
 	opts.OnEvent = func(e monitor.Event) { f.event(name, e) }
-	// The books outlive the loop whose checks they count (keepBooks made them before the
-	// worker started), and the observer is set before it too: a check takes no lock.
+	// The observer is set before any worker starts: a check takes no lock, and without an
+	// observer there is no per-check callback at all.
 	f.bmu.Lock()
-	b, fn := f.books[name], f.onCheck
+	fn := f.onCheck
 	f.bmu.Unlock()
-	opts.OnCheck = func(now time.Time, took time.Duration) {
-		if b != nil {
-			b.checked(now.Add(took))
-		}
-		if fn != nil {
-			fn(name, took)
-		}
+	if fn != nil {
+		opts.OnCheck = func(_ time.Time, took time.Duration) { fn(name, took) }
 	}
 	return opts
 }
@@ -161,8 +161,7 @@ func (f *Fleet) event(name string, e monitor.Event) {
 	switch e.Kind {
 	case monitor.EventStart, monitor.EventRestart:
 		b.starts++
-		b.checking, b.abnormal = true, false
-		b.checked(e.Time)
+		b.checking, b.abnormal, b.since = true, false, e.Time
 		if e.Kind == monitor.EventRestart {
 			b.restarts++
 			command = b.w.OnRestart
@@ -190,12 +189,3 @@ func (f *Fleet) event(name string, e monitor.Event) {
 	f.bmu.Unlock()
 	f.hooks.Run(command, timeout, e)
 }
-
-// clockBase anchors the books' check times, kept as monotonic offsets from it.
-var clockBase = time.Now()
-
-// checked records a check of the worker's loop at t.
-func (b *books) checked(t time.Time) { b.lastCheck.Store(int64(t.Sub(clockBase))) }
-
-// lastChecked returns the time of the loop's last check.
-func (b *books) lastChecked() time.Time { return clockBase.Add(time.Duration(b.lastCheck.Load())) }

@@ -120,11 +120,12 @@ func (p *pacer) run() {
 func (p *pacer) scan() time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := time.Since(clockBase)
+	wall := time.Now() // one clock read per scan, as the checks of one loop share it
+	now := wall.Sub(clockBase)
 	first := never
 	for i, due := range p.due {
 		if due <= now {
-			if p.ents[i].check(time.Now()) {
+			if p.ents[i].check(wall) {
 				due = never
 			} else {
 				due += p.interval
