@@ -5,16 +5,18 @@
 // goroutine of its own. A watched-only one (Pid or PidFile) has no goroutine: it is a
 // started [monitor.Watch], whose checks run on one goroutine shared by the watched-only
 // workers of an interval, and a timer while it waits for its pidfile, so a fleet of
-// thousands of watched processes costs memory per worker, not a goroutine stack each. [Fleet.Apply] moves the running set to a new configuration: it starts
-// the workers that were added, stops the ones that were removed, restarts the ones whose
-// configuration changed, and leaves the unchanged ones alone (same process, same object,
-// not a beat missed). Every worker adopts what a previous monitor left (its object, and
+// thousands of watched processes costs memory per worker, not a goroutine stack each.
+//
+// [Fleet.Apply] moves the running set to a new configuration: it starts the workers that
+// were added, stops the ones that were removed, restarts the ones whose configuration
+// changed, and leaves the unchanged ones alone (same process, same object, not a beat
+// missed). Every worker adopts what a previous monitor left (its object, and
 // for a supervised worker its still-running program), so restarting serve neither kills
 // nor duplicates healthy workers.
 //
-// The fleet keeps books on every worker from its monitor's events and checks: starts,
-// restarts, kills, how its last run ended, whether its loop is checking and when it last
-// did. [Fleet.Status] returns them with the worker's status record. The counts live as long
+// The fleet keeps books on every worker from its monitor's events: starts, restarts,
+// kills, how its last run ended, whether its loop is checking (and when it last did, from
+// the status record). [Fleet.Status] returns them with the worker's status record. The counts live as long
 // as the worker's name stays in the configuration: a worker restarted because its
 // configuration changed keeps them, a removed one loses them. The fleet also runs the
 // worker's event hooks (see package hook); hooks that change on reload are taken without
