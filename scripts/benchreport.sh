@@ -86,20 +86,23 @@ process; serve's own CPU time and memory over a 20 s window after all were ok
 | resident memory (VmRSS) | $rss MiB | under 64 MiB: $(below "$rss" 64) |
 | of which its own (RssAnon: heap, stacks) | $anon MiB | |
 | of which the objects' pages it maps (RssShmem, 4 KiB × 10,000, shared with the workers) | $shmem MiB | |
+| of which the executable's and libraries' pages (RssFile) | $(awk -v r="$rss" -v a="$anon" -v s="$shmem" 'BEGIN { printf "%.1f", r - a - s }') MiB | |
 | peak resident (VmHWM) | $hwm MiB | |
 
-Where it goes: the checks of every watched-only worker of one interval run on one goroutine,
-on a grid of slots (a tenth of the interval, at most 50 ms): a few wake-ups a second in all,
-not a goroutine wake-up per check. An object is stat(2)ed only after the one inotify watch on
-/dev/shm names it (and every 10 s as a safety net), and a worker's exit is seen by the
-goroutine waiting on its pidfd, with no poll(2) per check. What is left, $(awk -v c="$cpu" 'BEGIN { printf "%.1f", c }') µs of CPU per
-check, is the check over 10,000 cold pages and per-worker records (the sequence, the status
-record, the fleet's books, the clock) and the safety-net stats; a bare scan of 10,000 objects
-takes $(us "$scan") (above), $(awk -v a="$scan" 'BEGIN { printf "%.2f", a / 1e9 * 100 }')% of a core at 1 Hz. Each worker also costs $(awk -v a="$anon" 'BEGIN { printf "%.0f", a * 1024 / 10000 }') KiB of serve's
-own memory: two parked goroutines (the worker's watch, which waits for the verdict and runs a
-kill, and its pidfd watcher) with their stacks, and per-worker state. The memory target
-cannot be met as measured: the 10,000 mapped pages alone are 39 MiB of the 64, leaving
-2.5 KiB per worker for everything else.
+Where it goes: a watched-only worker holds no goroutine. Its checks run with every other
+check of its interval on one goroutine, on a grid of slots (a tenth of the interval, at most
+50 ms), reading the clock once per slot; the exits of all watched processes come from one epoll
+set on their pidfds, read by one goroutine; an object is stat(2)ed only after the one inotify
+watch on /dev/shm names it (and once a minute as a safety net). What is left, $(awk -v c="$cpu" 'BEGIN { printf "%.2f", c }') µs of CPU
+per check, is the check over 10,000 cold pages (the sequence and the status record) and
+per-worker state; a bare scan of 10,000 objects takes $(us "$scan") (above), $(awk -v a="$scan" 'BEGIN { printf "%.2f", a / 1e9 * 100 }')% of a core at 1 Hz.
+
+The memory target is not met, and cannot be by serve's own memory alone: the 10,000 mapped
+pages are $shmem MiB (the monitor maps each object once and touches the sequence and the
+record on every check), and the executable's own pages and libc are $(awk -v r="$rss" -v a="$anon" -v s="$shmem" 'BEGIN { printf "%.1f", r - a - s }') MiB (RssFile), which
+leaves $(awk -v r="$rss" -v a="$anon" -v s="$shmem" 'BEGIN { printf "%.1f", 64 - (r - a - s) - s }') MiB, $(awk -v r="$rss" -v a="$anon" -v s="$shmem" 'BEGIN { printf "%.1f", (64 - (r - a - s) - s) * 1024 / 10000 }') KiB per worker, for serve's heap. It uses $(awk -v a="$anon" 'BEGIN { printf "%.1f", a * 1024 / 10000 }') KiB per
+worker (its configuration, heartbeat and checker, mapping, pidfd handle, watch and books, and
+the garbage collector's headroom).
 
 ## Restart of a hung worker (\`shmmon run\`)
 
