@@ -18,7 +18,7 @@
 // parent. Exit is observed through the pidfd, which becomes readable when the
 // process exits, whether or not it has been reaped yet: one goroutine waits
 // on the pidfds of all open handles together (see [Open]), which then report
-// the exit through [Process.Done] and [Process.AfterExit].
+// the exit through [Process.WaitExit] and [Process.AfterExit].
 //
 // [StartTime] reads when a process started, so a caller that kept only a pid
 // can tell whether the pid now names another process.

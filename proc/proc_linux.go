@@ -63,7 +63,8 @@ type Process struct {
 //
 // The first Open starts the package's exit watcher: one epoll set holding the
 // pidfds of all open handles, and one goroutine waiting on it, which closes
-// each handle's [Process.Done] and starts its [Process.AfterExit] callbacks.
+// each handle's exited channel (which [Process.WaitExit] waits for) and starts its
+// [Process.AfterExit] callbacks.
 // That goroutine is the only one the package owns; it lives as long as the
 // process and keeps an OS thread blocked in epoll_wait. However many handles
 // are open, none costs a goroutine of its own.
@@ -265,8 +266,8 @@ type afterExit struct {
 }
 
 // AfterExit arranges for f to run on its own goroutine once the process has
-// exited, reaped or not: a moment after the exit, when [Process.Done] is
-// closed, or at once if the exit was seen already (even if the handle has
+// exited, reaped or not: a moment after the exit, when the exit watcher sees
+// it, or at once if the exit was seen already (even if the handle has
 // been closed since). A handle closed before the exit was seen never runs f,
 // whether f was registered before or after Close: [Process.Close] drops the
 // callbacks that have not started.
@@ -434,12 +435,6 @@ func (p *Process) Exited() bool {
 	exited, err := p.exitedNow("check")
 	return err == nil && exited
 }
-
-// Done returns a channel that is closed once the package's exit watcher has seen the process
-// exit: a moment after the exit, and never when the handle was closed first. Checking
-// it costs no system call, unlike [Process.Exited], which gives the exact answer at once.
-// Signals through the handle always check exactly.
-func (p *Process) Done() <-chan struct{} { return p.exited }
 
 // exitedNow is [Process.Exited] with an error matching os.ErrClosed, naming
 // op, when the handle is closed and the exit was not seen before.

@@ -36,9 +36,6 @@ func (p *Process) SignalGroup(sig syscall.Signal) error { return errUnsupported 
 // Exited reports false.
 func (p *Process) Exited() bool { return false }
 
-// Done returns nil, a channel that is never ready.
-func (p *Process) Done() <-chan struct{} { return nil }
-
 // AfterExit never runs f: no process is watched on this platform. The stop it
 // returns reports true.
 func (p *Process) AfterExit(f func()) (stop func() bool) { return func() bool { return true } }

@@ -919,9 +919,9 @@ func TestAfterExit(t *testing.T) {
 		c.ready(t)
 		p := open(t, c.pid())
 		before := newCounter()
-		var doneFirst atomic.Bool // Done was closed when the callback ran
+		var doneFirst atomic.Bool // exited was closed when the callback ran
 		stop := p.AfterExit(func() {
-			doneFirst.Store(isClosed(p.Done()))
+			doneFirst.Store(isClosed(p.exited))
 			before.f()
 		})
 		time.Sleep(50 * time.Millisecond)
@@ -933,7 +933,7 @@ func TestAfterExit(t *testing.T) {
 		}
 		before.ran(t, "registered before the exit")
 		if !doneFirst.Load() {
-			t.Error("callback ran before Done was closed")
+			t.Error("callback ran before exited was closed")
 		}
 		if stop() {
 			t.Error("stop() = true after the callback started")
@@ -1035,8 +1035,8 @@ func TestAfterExit(t *testing.T) {
 		witnessed.ran(t, "witness")
 		c.wait(t)
 		time.Sleep(settle)
-		if isClosed(p.Done()) {
-			t.Error("Done closed for a handle closed before the exit")
+		if isClosed(p.exited) {
+			t.Error("exited closed for a handle closed before the exit")
 		}
 		if n, m := dropped.n.Load(), late.n.Load(); n != 0 || m != 0 {
 			t.Errorf("callbacks of a handle closed before the exit ran: %d registered before Close, %d after", n, m)
@@ -1096,8 +1096,8 @@ func TestManyHandles(t *testing.T) {
 		t.Fatal("not every handle's callback ran after its process exited")
 	}
 	for i, p := range ps {
-		if !isClosed(p.Done()) {
-			t.Errorf("handle %d on pid %d: Done not closed after its callback ran", i, p.Pid())
+		if !isClosed(p.exited) {
+			t.Errorf("handle %d on pid %d: exited not closed after its callback ran", i, p.Pid())
 		}
 		checkReleased(t, p)
 	}
@@ -1163,9 +1163,9 @@ func TestCloseRacesExit(t *testing.T) {
 	var seen int
 	for i, p := range ps {
 		checkReleased(t, p)
-		exited := isClosed(p.Done())
+		exited := isClosed(p.exited)
 		if exited != p.WaitExit(context.Background(), 0) || exited != p.Exited() {
-			t.Errorf("handle %d: Done closed %v, WaitExit %v, Exited %v", i, exited,
+			t.Errorf("handle %d: exited closed %v, WaitExit %v, Exited %v", i, exited,
 				p.WaitExit(context.Background(), 0), p.Exited())
 		}
 		if exited {
@@ -1180,7 +1180,7 @@ func TestCloseRacesExit(t *testing.T) {
 	}
 	time.Sleep(settle)
 	for i, cn := range counts {
-		exited := isClosed(ps[i].Done())
+		exited := isClosed(ps[i].exited)
 		want := int32(0)
 		if exited {
 			want = 1
