@@ -120,7 +120,7 @@ func (p *pacer) run() {
 func (p *pacer) scan() time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	wall := time.Now() // one clock read per scan, as the checks of one loop share it
+	wall := time.Now() // one clock read per scan: its checks share it
 	now := wall.Sub(clockBase)
 	first := never
 	for i, due := range p.due {
