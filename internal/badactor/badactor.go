@@ -1,0 +1,200 @@
+// Package badactor is the other local user of shmmon's security tests (package security) and
+// of the fault suite's bad-actor cases: the attacks an unprivileged account can make on a
+// root shmmon through what it may write (a process-table record, an object in /dev/shm, a
+// pidfile, a loopback connection, a file name), and the root processes it aims them at.
+//
+// Each attack is a [Scenario]: it runs a real shmmon as root and a real attacker as a
+// throwaway user (see testkit.NewUser) for some trials, and counts what went wrong: processes
+// signalled that shmmon did not own, and hangs past SIGTERM. The security tests run every
+// scenario once and fail on any count; the fault suite runs them for many trials and writes
+// the counts to RELIABILITY.md.
+//
+// The attacker and the victim are the test binary itself in a mode of this package: a test
+// binary that uses it calls [Main] first in its TestMain.
+package badactor
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmmon/shmmon/internal/testkit"
+)
+
+// envMode names the mode the test binary runs in instead of its tests.
+const envMode = "SHMMON_BADACTOR"
+
+// modes are the helper modes of the scenarios, by name: each gets the arguments after the
+// mode and returns the exit code.
+var modes = map[string]func(args []string) int{
+	"victim": victimMain,
+}
+
+// Main runs the mode the environment names, if any: ok reports whether it did, and code is
+// its exit code. A test binary calls it first in TestMain:
+//
+//	if code, ok := badactor.Main(); ok {
+//		os.Exit(code)
+//	}
+func Main() (code int, ok bool) {
+	mode := os.Getenv(envMode)
+	if mode == "" {
+		return 0, false
+	}
+	f := modes[mode]
+	if f == nil {
+		fmt.Fprintf(os.Stderr, "badactor: unknown mode %q\n", mode)
+		return 2, true
+	}
+	return f(os.Args[1:]), true
+}
+
+// Outcome counts what one scenario's trials did.
+type Outcome struct {
+	Trials int
+	// Signalled counts the processes shmmon did not own that got a signal from it (or died)
+	// during a trial: must be 0.
+	Signalled int
+	// Hangs counts the times shmmon did not end within HangBound of SIGTERM, or blocked in
+	// a way the scenario checks: must be 0.
+	Hangs int
+	// Detail says what was seen, for the fault suite's observed column.
+	Detail string
+}
+
+// HangBound is how long shmmon may take to end after SIGTERM in a scenario.
+const HangBound = 3 * time.Second
+
+// Scenario is one attack.
+type Scenario struct {
+	Name string // what the attacker does, as the fault suite's row names it
+	// Run runs trials of the attack; it fails t on a setup error, and reports in the Outcome
+	// what shmmon did (it does not fail t for a signalled process or a hang: the caller
+	// judges the Outcome).
+	Run func(t testing.TB, trials int) Outcome
+}
+
+// Scenarios are every attack of the package, in the order of the security issue.
+var Scenarios []Scenario
+
+// register adds s to Scenarios, keeping the order of the security issue (by the number in
+// front of its name's file).
+func register(order int, s Scenario) {
+	registered = append(registered, ordered{order, s})
+	slices.SortStableFunc(registered, func(a, b ordered) int { return a.order - b.order })
+	Scenarios = Scenarios[:0]
+	for _, r := range registered {
+		Scenarios = append(Scenarios, r.s)
+	}
+}
+
+type ordered struct {
+	order int
+	s     Scenario
+}
+
+var registered []ordered
+
+// Check fails t for every process signalled and every hang in o, naming the scenario.
+func Check(t testing.TB, name string, o Outcome) {
+	t.Helper()
+	if o.Signalled != 0 || o.Hangs != 0 {
+		t.Errorf("%s: %d processes signalled that shmmon did not own, %d hangs past SIGTERM in %d trials; want 0 and 0 (%s)",
+			name, o.Signalled, o.Hangs, o.Trials, o.Detail)
+	} else {
+		t.Logf("%s: %d trials, 0 signalled, 0 hangs: %s", name, o.Trials, o.Detail)
+	}
+}
+
+// As returns the command that runs the test binary (its public copy) as u in mode with args.
+func As(t testing.TB, u *testkit.User, mode string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := u.Command(testkit.PublicExecutable(t), args...)
+	cmd.Env = append(cmd.Env, envMode+"="+mode)
+	return cmd
+}
+
+// Self returns the command that runs the test binary as the caller (root) in mode with args.
+func Self(t testing.TB, mode string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(testkit.PublicExecutable(t), args...)
+	cmd.Env = append(os.Environ(), envMode+"="+mode)
+	return cmd
+}
+
+// Victim is a root process that an attacker tries to have shmmon kill: it records every
+// catchable signal it gets in a file; SIGKILL and SIGSTOP show as its death or its state.
+type Victim struct {
+	p    *testkit.Process
+	file string
+}
+
+// StartVictim starts a victim (the test binary as the caller, normally root) and waits until
+// it is ready. It is killed when the test ends.
+func StartVictim(t testing.TB) *Victim {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "signals")
+	p := testkit.Start(t, "victim", Self(t, "victim", file))
+	testkit.WaitLine(t, &p.Stdout, 10*time.Second, "ready")
+	return &Victim{p: p, file: file}
+}
+
+// Pid returns the victim's pid.
+func (v *Victim) Pid() int { return v.p.Pid() }
+
+// Hit reports whether the victim got a signal or is no longer running normally (dead, or
+// stopped), with what it saw.
+func (v *Victim) Hit() (bool, string) {
+	if !v.p.Running() {
+		return true, "victim " + v.p.Label + " died: " + v.p.Cmd.ProcessState.String()
+	}
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", v.Pid())); err == nil {
+		if i := strings.LastIndexByte(string(st), ')'); i > 0 && i+2 < len(st) && (st[i+2] == 'T' || st[i+2] == 't') {
+			return true, "victim " + v.p.Label + " is stopped"
+		}
+	}
+	if b, _ := os.ReadFile(v.file); len(b) > 0 {
+		return true, "victim " + v.p.Label + " got " + strings.Join(strings.Fields(string(b)), ", ")
+	}
+	return false, ""
+}
+
+// victimMain records the signals it gets in args[0] and never returns.
+func victimMain(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "badactor victim: want the signal file")
+		return 2
+	}
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs)
+	fmt.Println("ready")
+	for s := range sigs {
+		if s == syscall.SIGURG || s == syscall.SIGCHLD || s == syscall.SIGWINCH {
+			continue // the Go runtime's own, or harmless
+		}
+		if f, err := os.OpenFile(args[0], os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+			fmt.Fprintln(f, s)
+			f.Close()
+		}
+	}
+	return 0
+}
+
+// StopPromptly sends SIGTERM to p (a shmmon) and reports whether it ended within HangBound.
+func StopPromptly(t testing.TB, p *testkit.Process) bool {
+	t.Helper()
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.Done():
+		return true
+	case <-time.After(HangBound):
+		return false
+	}
+}

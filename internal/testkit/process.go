@@ -1,0 +1,176 @@
+package testkit
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmmon/shmmon/internal/testlog"
+)
+
+// Process is a program started by a test with [Start]. Its output is kept in Stdout and
+// Stderr; it is killed (SIGKILL, then SIGCONT in case it was stopped) and reaped when the test
+// ends, and its output is logged when the test failed.
+type Process struct {
+	Label  string // what it is and its pid, for messages
+	Cmd    *exec.Cmd
+	Stdout testlog.Buffer
+	Stderr testlog.Buffer
+	done   chan struct{} // closed once Wait returned
+}
+
+// Start starts cmd (its Stdout and Stderr are set to the Process's buffers unless already set)
+// and registers its end with t.Cleanup. Should the test binary itself die, the kernel kills
+// the program too (Pdeathsig), unless cmd.SysProcAttr was set by the caller.
+func Start(t testing.TB, label string, cmd *exec.Cmd) *Process {
+	t.Helper()
+	p := &Process{Cmd: cmd, done: make(chan struct{})}
+	if cmd.Stdout == nil {
+		cmd.Stdout = &p.Stdout
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = &p.Stderr
+	}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	// A monitor's workers inherit its output pipes and may outlive it (a SIGKILLed serve):
+	// once the process itself has ended, do not wait for them to close the pipes.
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", label, err)
+	}
+	p.Label = fmt.Sprintf("%s (pid %d)", label, cmd.Process.Pid)
+	go func() {
+		cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Process.Signal(syscall.SIGCONT)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s did not die 10 s after SIGKILL", p.Label)
+		}
+		// A monitor killed while publishing may leave its temporary object.
+		if tmp, _ := filepath.Glob(fmt.Sprintf("/dev/shm/.shmmon-%d-*", cmd.Process.Pid)); len(tmp) > 0 {
+			for _, f := range tmp {
+				os.Remove(f)
+			}
+		}
+		if t.Failed() {
+			t.Logf("%s %s\n--- stdout:\n%s--- stderr:\n%s", p.Label, strings.Join(cmd.Args, " "),
+				tail(p.Stdout.String(), 4000), tail(p.Stderr.String(), 8000))
+		}
+	})
+	return p
+}
+
+// tail returns the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "...\n" + s[len(s)-n:]
+}
+
+// Pid returns the process's pid.
+func (p *Process) Pid() int { return p.Cmd.Process.Pid }
+
+// Running reports whether the process has not exited yet.
+func (p *Process) Running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Done is closed once the process has exited and been reaped.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Signal sends sig to the process, failing the test when it cannot.
+func (p *Process) Signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if err := p.Cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("sending %v to %s: %v", sig, p.Label, err)
+	}
+}
+
+// Wait waits up to timeout for the process to exit and returns how it ended.
+func (p *Process) Wait(t testing.TB, timeout time.Duration) *os.ProcessState {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.Cmd.ProcessState
+	case <-time.After(timeout):
+		t.Fatalf("%s still running after %v", p.Label, timeout)
+		return nil
+	}
+}
+
+// WaitLine waits up to timeout for a line of b that contains want and returns it.
+func WaitLine(t testing.TB, b *testlog.Buffer, timeout time.Duration, want string) string {
+	t.Helper()
+	var found string
+	WaitFor(t, timeout, fmt.Sprintf("a line containing %q", want), func() bool {
+		if l := LinesWith(b.Lines(), want); len(l) > 0 {
+			found = l[0]
+			return true
+		}
+		return false
+	})
+	return found
+}
+
+// shmmonBuild is the shmmon command built for this test binary.
+var shmmonBuild struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// Shmmon returns the path of the shmmon command, built once per test binary (without -race,
+// in a directory every user may read, so that a test's second user can run it too). Call
+// [Cleanup] from TestMain to remove it.
+func Shmmon(t testing.TB) string {
+	t.Helper()
+	b := &shmmonBuild
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "shmmon-bin-"); b.err != nil {
+			return
+		}
+		if b.err = os.Chmod(b.dir, 0o755); b.err != nil {
+			return
+		}
+		b.path = filepath.Join(b.dir, "shmmon")
+		cmd := exec.Command("go", "build", "-o", b.path, "github.com/shmmon/shmmon/cmd/shmmon")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build ./cmd/shmmon: %v\n%s", err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
+// Cleanup removes what the package's helpers made for the whole test binary (the shmmon
+// build, the public copy of the test binary). Call it from TestMain after m.Run.
+func Cleanup() {
+	for _, d := range []string{shmmonBuild.dir, publicExe.dir} {
+		if d != "" {
+			os.RemoveAll(d)
+		}
+	}
+}

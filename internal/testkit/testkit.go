@@ -1,0 +1,65 @@
+// Package testkit holds the helpers shmmon's tests share: polling for a condition, running a
+// real program for a test (killed and reaped when the test ends), building the shmmon command
+// once per test binary, and running code as a throwaway local user for the security tests.
+//
+// Every helper cleans up what it made with t.Cleanup. A helper that needs something the
+// machine may lack (root, useradd) skips the test with a reason on a developer's machine and
+// fails it under CI=true, where the project's own files install everything (see [Require]).
+package testkit
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// InCI reports whether the tests run in CI (CI=true), where a missing tool is a failure.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Require skips the test with why when ok is false, or fails it under CI=true (see [InCI]).
+func Require(t testing.TB, ok bool, why string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if InCI() {
+		t.Fatalf("%s; CI=true, so this is a failure (CI must provide it)", why)
+	}
+	t.Skip(why)
+}
+
+// WaitFor polls cond every 10 ms until it holds, and fails the test after timeout, naming what
+// it waited for.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// LinesWith returns the lines that contain every one of words.
+func LinesWith(lines []string, words ...string) []string {
+	var out []string
+next:
+	for _, l := range lines {
+		for _, w := range words {
+			if !strings.Contains(l, w) {
+				continue next
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// Name returns a name for an object or a file of the test, unique per test binary and test:
+// prefix, the pid and the test's name with '/' and ' ' replaced.
+func Name(t testing.TB, prefix string) string {
+	return fmt.Sprintf("%s-%d-%s", prefix, os.Getpid(), strings.NewReplacer("/", "-", " ", "_").Replace(t.Name()))
+}
