@@ -65,6 +65,9 @@ type Outcome struct {
 	// Hangs counts the times shmmon did not end within HangBound of SIGTERM, or blocked in
 	// a way the scenario checks: must be 0.
 	Hangs int
+	// FalseKills counts the healthy workers of shmmon's own that the attack got killed (a
+	// feed taken over, say): must be 0.
+	FalseKills int
 	// Detail says what was seen, for the fault suite's observed column.
 	Detail string
 }
@@ -102,14 +105,14 @@ type ordered struct {
 
 var registered []ordered
 
-// Check fails t for every process signalled and every hang in o, naming the scenario.
+// Check fails t for every process signalled, hang and false kill in o, naming the scenario.
 func Check(t testing.TB, name string, o Outcome) {
 	t.Helper()
-	if o.Signalled != 0 || o.Hangs != 0 {
-		t.Errorf("%s: %d processes signalled that shmmon did not own, %d hangs past SIGTERM in %d trials; want 0 and 0 (%s)",
-			name, o.Signalled, o.Hangs, o.Trials, o.Detail)
+	if o.Signalled != 0 || o.Hangs != 0 || o.FalseKills != 0 {
+		t.Errorf("%s: in %d trials, %d processes signalled that shmmon did not own, %d hangs past SIGTERM, "+
+			"%d healthy workers killed; want 0 of each (%s)", name, o.Trials, o.Signalled, o.Hangs, o.FalseKills, o.Detail)
 	} else {
-		t.Logf("%s: %d trials, 0 signalled, 0 hangs: %s", name, o.Trials, o.Detail)
+		t.Logf("%s: %d trials, 0 signalled, 0 hangs, 0 false kills: %s", name, o.Trials, o.Detail)
 	}
 }
 
