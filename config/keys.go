@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -133,7 +134,16 @@ var keys = []keyDef{
 			}
 			return ""
 		})},
-	{"interval", inWorker | inDefaults, durationKey(func(w *Worker) *time.Duration { return &w.Interval }, atLeastMs)},
+	{"interval", inWorker | inDefaults, durationKey(func(w *Worker) *time.Duration { return &w.Interval },
+		func(d time.Duration) string {
+			switch {
+			case monitor.ValidateInterval(d) == nil:
+				return ""
+			case d > monitor.MaxInterval:
+				return fmt.Sprintf("must be at most %v (10 intervals, the default grace, must fit in a duration)", monitor.MaxInterval)
+			}
+			return atLeastMs(d)
+		})},
 	{"stalls", inWorker | inDefaults, intKey(func(w *Worker) *int { return &w.Stalls }, 1, maxStalls)},
 	{"grace", inWorker | inDefaults, durationKey(func(w *Worker) *time.Duration { return &w.Grace },
 		func(d time.Duration) string {
@@ -169,6 +179,9 @@ var keys = []keyDef{
 		}
 		if n < shmobj.MinSize {
 			return fmt.Errorf("%d is too small (want at least %d bytes)", n, shmobj.MinSize)
+		}
+		if err := shmobj.ValidateSize(n); err != nil {
+			return fmt.Errorf("%d is more than this host's memory (want at least %d bytes and at most the host's memory)", n, shmobj.MinSize)
 		}
 		w.Size = n
 		return nil

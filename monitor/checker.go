@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/shmmon/shmmon/shmobj"
@@ -37,7 +38,19 @@ const (
 	// MinGrace is the shortest default startup grace, so that a worker that retries its
 	// open once a second is not judged before it could have beaten.
 	MinGrace = 3 * time.Second
+	// MaxInterval is the longest check interval: the default grace, 10 intervals, must fit
+	// in a time.Duration.
+	MaxInterval = time.Duration(math.MaxInt64 / 10)
 )
+
+// ValidateInterval reports whether d is a check interval shmmon accepts: 1ms to
+// [MaxInterval].
+func ValidateInterval(d time.Duration) error {
+	if d < time.Millisecond || d > MaxInterval {
+		return fmt.Errorf("monitor: interval %v: want at least 1ms and at most %v", d, MaxInterval)
+	}
+	return nil
+}
 
 // Config holds the parameters of the check rules. The zero value means the defaults.
 type Config struct {
@@ -62,10 +75,13 @@ func (c Config) WithDefaults() Config {
 
 // Validate reports the first field of c (after defaults) that is out of range.
 func (c Config) Validate() error {
+	if c.Interval != 0 {
+		if err := ValidateInterval(c.Interval); err != nil {
+			return err
+		}
+	}
 	c = c.WithDefaults()
 	switch {
-	case c.Interval < time.Millisecond:
-		return fmt.Errorf("monitor: interval %v: want at least 1ms", c.Interval)
 	case c.Stalls < 1 || c.Stalls > 1<<20:
 		return fmt.Errorf("monitor: stalls %d: want 1 to %d", c.Stalls, 1<<20)
 	case c.Grace < 0:
@@ -213,10 +229,10 @@ func (c *Checker) Suspended(now time.Time) bool { return now.Sub(clockBase) < c.
 func (c *Checker) Trigger() { c.state = shmobj.StateAbnormal }
 
 // SetInterval changes the check interval to d from now on (a worker's WATCHDOG_USEC=); the
-// stall count and the grace stay. A d under 1ms is refused.
+// stall count and the grace stay. A d [ValidateInterval] refuses is refused.
 func (c *Checker) SetInterval(d time.Duration, now time.Time) error {
-	if d < time.Millisecond {
-		return fmt.Errorf("monitor: interval %v: want at least 1ms", d)
+	if err := ValidateInterval(d); err != nil {
+		return err
 	}
 	c.cfg.Interval = d
 	// The next check comes d after now: measured from the previous one it could look late.

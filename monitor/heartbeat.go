@@ -30,6 +30,24 @@ type Options struct {
 	OnCheck func(now time.Time, took time.Duration)
 }
 
+// Validate reports the first field of o that is out of range: the check rules
+// ([Config.Validate]) and the object's size ([shmobj.ValidateSize]; 0 is the default) and mode
+// (0 is the default, else 0001 to 0777).
+func (o Options) Validate() error {
+	if err := o.Config.Validate(); err != nil {
+		return err
+	}
+	if o.Size != 0 {
+		if err := shmobj.ValidateSize(o.Size); err != nil {
+			return fmt.Errorf("monitor: %w", err)
+		}
+	}
+	if o.Mode&^os.ModePerm != 0 {
+		return fmt.Errorf("monitor: mode %v: want permission bits only, 0001 to 0777", o.Mode)
+	}
+	return nil
+}
+
 // Heartbeat is one published object and the [Checker] that judges its sequence. The object
 // is mapped once, for the Heartbeat's life. A Heartbeat is not safe for concurrent use.
 type Heartbeat struct {

@@ -627,7 +627,7 @@ const execScript = `WATCHDOG_PID=$$; export WATCHDOG_PID; exec "$@"`
 func (s *Supervisor) start() (*child, error) {
 	argv := s.opts.Command
 	// Found as exec.Cmd finds it: a missing program is a clear error, not the shell's 127.
-	if err := lookPath(argv[0], s.opts.Dir); err != nil {
+	if err := FindProgram(argv[0], s.opts.Dir); err != nil {
 		return nil, err
 	}
 	env := append(inheritedEnv(), s.opts.Env...)
@@ -667,9 +667,10 @@ func (s *Supervisor) start() (*child, error) {
 	return c, nil
 }
 
-// lookPath checks that the program name can be started as exec.Cmd would find it: a name
-// without a slash in PATH, a relative path from dir.
-func lookPath(name, dir string) error {
+// FindProgram reports whether the program name (a command's argv[0]) can be started as
+// exec.Cmd would find it: a name without a slash in PATH, a relative path from dir. The error
+// wraps exec's (errors.Is(err, exec.ErrNotFound), fs.ErrNotExist or fs.ErrPermission).
+func FindProgram(name, dir string) error {
 	if strings.Contains(name, "/") && dir != "" && !filepath.IsAbs(name) {
 		name = filepath.Join(dir, name)
 	}

@@ -18,8 +18,9 @@ func beatCommand() *cli.Command {
 			"does not clear the worker half, so repeated calls keep counting. Exits 1 when the\n" +
 			"object does not exist (no monitor running).",
 		OnUsageError: usageError,
+		Before:       checkUsage(false, "name"),
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "name", Usage: "object `NAME`", Required: true},
+			&cli.StringFlag{Name: "name", Usage: "object `NAME`; required"},
 		},
 		Action: func(c *cli.Context) error {
 			name := c.String("name")

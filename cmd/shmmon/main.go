@@ -94,8 +94,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			checkprocCommand(),
 			proctabCommand(),
 			{
-				Name:  "version",
-				Usage: "print the version",
+				Name:   "version",
+				Usage:  "print the version",
+				Before: checkUsage(false),
 				Action: func(c *cli.Context) error {
 					fmt.Fprintf(c.App.Writer, "shmmon %s\n", buildVersion())
 					return nil
@@ -120,6 +121,23 @@ func commandPath(c *cli.Context) string {
 		}
 	}
 	return strings.Join(append([]string{"shmmon"}, names...), " ")
+}
+
+// checkUsage returns the Before of a command: every flag in required is set, and there is no
+// positional argument unless takesArgs. Both are one-line usage errors (exit 2); urfave/cli's
+// own Required check would print the whole help first.
+func checkUsage(takesArgs bool, required ...string) cli.BeforeFunc {
+	return func(c *cli.Context) error {
+		for _, f := range required {
+			if !c.IsSet(f) {
+				return usagef(c, "--%s is required (see '%s --help')", f, commandPath(c))
+			}
+		}
+		if !takesArgs && c.NArg() > 0 {
+			return usagef(c, "unexpected argument %q: this command takes flags only (see '%s --help')", c.Args().First(), commandPath(c))
+		}
+		return nil
+	}
 }
 
 // usagef returns a one-line usage error (exit code 2) for the command of c.

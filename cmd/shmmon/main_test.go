@@ -87,12 +87,32 @@ func TestBadInput(t *testing.T) {
 		{"serve bad listen", []string{"serve", "--config", "/nonexistent.toml", "--listen", "nonsense:xx"},
 			`shmmon serve: invalid --listen: "nonsense:xx" is not a listen address (want PORT, :PORT or HOST:PORT`},
 		{"serve listen port too big", []string{"serve", "--config", "/nonexistent.toml", "--listen", "65536"}, `"65536"`},
+		{"serve without config", []string{"serve"}, "--config is required"},
+		{"inspect without name", []string{"inspect"}, "--name is required"},
+		{"beat without name", []string{"beat"}, "--name is required"},
+		{"watch extra argument", []string{"watch", "--name", "t", "extra"}, `unexpected argument "extra"`},
+		{"ls extra argument", []string{"ls", "extra"}, `unexpected argument "extra"`},
+		{"serve extra argument", []string{"serve", "--config", "/nonexistent.toml", "extra"}, `unexpected argument "extra"`},
+		{"version extra argument", []string{"version", "extra"}, `unexpected argument "extra"`},
+		{"checkproc extra argument", []string{"checkproc", "extra"}, `unexpected argument "extra"`},
+		{"size over the host's memory", []string{"watch", "--name", "t", "--size", "1000000000000000"}, "--size 1000000000000000"},
+		{"interval whose grace overflows", []string{"watch", "--name", "t", "--interval", "300000h"}, "--interval 300000h0m0s"},
+		{"run interval whose grace overflows", []string{"run", "--name", "t", "--interval", "300000h", "--", "true"}, "--interval 300000h0m0s"},
+		{"run a program that does not exist", []string{"run", "--name", "t", "--", "/nonexistent/prog"}, `"/nonexistent/prog"`},
+		{"run a program not in PATH", []string{"run", "--name", "t", "--", "no-such-program-of-shmmon"}, `"no-such-program-of-shmmon"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, _, stderr := runCLI(tt.args...)
+			began := time.Now()
+			code, stdout, stderr := runCLI(tt.args...)
 			if code != exitUsage {
 				t.Errorf("exit %d, want %d; stderr: %s", code, exitUsage, stderr)
+			}
+			if took := time.Since(began); took > 2*time.Second {
+				t.Errorf("took %v to refuse; want at once", took)
+			}
+			if stdout != "" {
+				t.Errorf("printed on stdout, want only the error line on stderr:\n%s", stdout)
 			}
 			msg := strings.TrimSuffix(stderr, "\n")
 			if msg == "" || strings.Contains(msg, "\n") {

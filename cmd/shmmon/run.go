@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"os/signal"
 	"syscall"
@@ -34,6 +35,7 @@ func runCommand() *cli.Command {
 			"program failed and is not restarted; 2 bad usage; 3 the program hung, was killed and\n" +
 			"is not restarted; 4 gave up after too many starts.",
 		OnUsageError: usageError,
+		Before:       checkUsage(true, "name"),
 		Flags: append(monitorFlags(),
 			&cli.StringFlag{Name: "restart", Value: "always", Usage: "restart `POLICY`: always, on-failure or never"},
 			&cli.DurationFlag{Name: "every", Usage: "run as a periodic job: start again this long after each run ends"},
@@ -54,6 +56,10 @@ func runAction(c *cli.Context) error {
 	}
 	if c.NArg() == 0 {
 		return usagef(c, "no command: give it after the flags, e.g. shmmon run --name %s -- ./worker", m.name)
+	}
+	// A program that cannot be found is a typo, not a crash to retry for a minute.
+	if err := supervise.FindProgram(c.Args().First(), ""); err != nil {
+		return usagef(c, "cannot run %q: %v", c.Args().First(), errors.Unwrap(err))
 	}
 	policy, err := supervise.ParsePolicy(c.String("restart"))
 	if err != nil {

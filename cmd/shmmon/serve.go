@@ -38,8 +38,9 @@ func serveCommand() *cli.Command {
 			"With --listen (or listen in the config's [serve] table) it serves /metrics (Prometheus),\n" +
 			"/status (JSON) and /healthz over HTTP; see the README.",
 		OnUsageError: usageError,
+		Before:       checkUsage(false, "config"),
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "config", Usage: "config `FILE` (TOML)", Required: true},
+			&cli.StringFlag{Name: "config", Usage: "config `FILE` (TOML); required"},
 			&cli.StringFlag{Name: "listen", Usage: "serve /metrics, /status and /healthz on `ADDR`: PORT or :PORT (127.0.0.1:PORT), " +
 				"or HOST:PORT; overrides the config's [serve] listen"},
 		},

@@ -30,6 +30,7 @@ func watchCommand() *cli.Command {
 			"Exit codes: 0 the watched process ended by itself (or SIGINT/SIGTERM), 1 error,\n" +
 			"2 bad usage (including a --pid that does not exist), 3 a hung worker was killed.",
 		OnUsageError: usageError,
+		Before:       checkUsage(false, "name"),
 		Flags: append([]cli.Flag{
 			&cli.IntFlag{Name: "pid", Usage: "`PID` of the worker to kill when it hangs (omit to only report)"},
 		}, monitorFlags()...),
@@ -40,7 +41,7 @@ func watchCommand() *cli.Command {
 // monitorFlags are the flags of every command that publishes and judges an object.
 func monitorFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "name", Usage: "object `NAME` (the Boost name; /dev/shm/NAME)", Required: true},
+		&cli.StringFlag{Name: "name", Usage: "object `NAME` (the Boost name; /dev/shm/NAME); required"},
 		&cli.Int64Flag{Name: "size", Value: shmobj.DefaultSize, Usage: "object size in `BYTES` (at least 16)"},
 		&cli.StringFlag{Name: "mode", Value: "0600", Usage: "object permissions, `OCTAL` (e.g. 0660 for workers of another user)"},
 		&cli.DurationFlag{Name: "interval", Value: monitor.DefaultInterval, Usage: "time between checks; workers should beat at least twice per interval"},
@@ -110,15 +111,15 @@ func monitorFromFlags(c *cli.Context) (monitored, error) {
 		return none, usagef(c, "--name: %s", stripPkg(err))
 	}
 	size := c.Int64("size")
-	if size < shmobj.MinSize {
-		return none, usagef(c, "invalid --size %d: want at least %d bytes", size, shmobj.MinSize)
+	if err := shmobj.ValidateSize(size); err != nil {
+		return none, usagef(c, "invalid --size %d: %s", size, stripPkg(err))
 	}
 	mode, err := parseMode(c.String("mode"))
 	if err != nil {
 		return none, usagef(c, "%v", err)
 	}
-	if iv := c.Duration("interval"); iv < time.Millisecond {
-		return none, usagef(c, "invalid --interval %v: want at least 1ms", iv)
+	if iv := c.Duration("interval"); monitor.ValidateInterval(iv) != nil {
+		return none, usagef(c, "invalid --interval %v: want at least 1ms and at most %v", iv, monitor.MaxInterval)
 	}
 	if n := c.Int("stalls"); n < 1 || n > 1<<20 {
 		return none, usagef(c, "invalid --stalls %d: want 1 to %d", n, 1<<20)
@@ -163,6 +164,12 @@ func openPid(c *cli.Context, pid int) (*proc.Process, error) {
 		return nil, usagef(c, "invalid --pid %d: %s", pid, stripPkg(err))
 	case err != nil:
 		return nil, failf(c, "--pid %d: %s", pid, stripPkg(err))
+	}
+	// A process this user may not signal would only fail at the kill, after the hang: say
+	// so now (signal 0 checks the permission and sends nothing).
+	if err := p.Signal(0); errors.Is(err, os.ErrPermission) {
+		p.Close()
+		return nil, usagef(c, "invalid --pid %d: this user (uid %d) may not signal it (run shmmon as its user or as root)", pid, os.Geteuid())
 	}
 	return p, nil
 }
