@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -28,6 +30,7 @@ func lsCommand() *cli.Command {
 			"When the System V process table of the original framework exists, its records follow\n" +
 			"(in JSON: entries with \"kind\": \"proctab\").",
 		OnUsageError: usageError,
+		Before:       checkUsage(false),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
 			&cli.BoolFlag{Name: "all", Usage: "include objects not published by shmmon"},
@@ -116,7 +119,7 @@ func watchTable(c *cli.Context, period time.Duration) error {
 			if pid == 0 {
 				pid = v.WorkerPid
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\n", v.Name, v.Kind, dash(pid), v.State, v.Seq, rate,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\n", shown(v.Name), v.Kind, dash(pid), v.State, v.Seq, rate,
 				ageText(v), stallsText(v), v.Restarts)
 		}
 		tw.Flush()
@@ -135,8 +138,9 @@ func inspectCommand() *cli.Command {
 		Usage:        "show the decoded contents of one object",
 		UsageText:    "shmmon inspect --name NAME [--json]",
 		OnUsageError: usageError,
+		Before:       checkUsage(false, "name"),
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "name", Usage: "object `NAME`", Required: true},
+			&cli.StringFlag{Name: "name", Usage: "object `NAME`; required"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 		},
 		Action: func(c *cli.Context) error {
@@ -230,7 +234,7 @@ func writeTable(w io.Writer, views []objectView) {
 		if pid == 0 {
 			pid = v.WorkerPid
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", v.Name, v.Kind, v.State, v.Seq, dash(pid),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", shown(v.Name), v.Kind, v.State, v.Seq, dash(pid),
 			stallsText(v), ageText(v), v.Kills, dash(v.MonitorPid), statusText(v))
 	}
 	tw.Flush()
@@ -239,7 +243,7 @@ func writeTable(w io.Writer, views []objectView) {
 func writeDetail(w io.Writer, v objectView) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, val string) { fmt.Fprintf(tw, "%s:\t%s\n", k, val) }
-	row("name", v.Name)
+	row("name", shown(v.Name))
 	row("size", strconv.FormatInt(v.Size, 10))
 	row("sequence", strconv.FormatUint(v.Seq, 10))
 	row("worker pid", dash(v.WorkerPid))
@@ -262,6 +266,22 @@ func writeDetail(w io.Writer, v objectView) {
 	row("kills", strconv.FormatUint(v.Kills, 10))
 	row("restarts", strconv.FormatUint(v.Restarts, 10))
 	tw.Flush()
+}
+
+// shown returns a name read from /dev/shm or from the process table as it may be printed in a
+// terminal: as it is when every character is a printable one other than a space, a quote or a
+// backslash, else quoted as a Go string, so that no escape sequence, newline or tab in another
+// user's name can forge rows or drive the terminal.
+func shown(name string) string {
+	for _, r := range name {
+		if !unicode.IsPrint(r) || r == ' ' || r == '"' || r == '\\' || r == utf8.RuneError {
+			return strconv.Quote(name)
+		}
+	}
+	if name == "" {
+		return `""`
+	}
+	return name
 }
 
 // statusText quotes the worker's status text, so that a tab or a control character in it

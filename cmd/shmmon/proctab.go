@@ -64,6 +64,7 @@ func checkprocCommand() *cli.Command {
 			"signals pid 1 or less or itself, signals through a pidfd, and clears (never kills) a\n" +
 			"record whose pid now names a process that started after its last heartbeat.",
 		OnUsageError: usageError,
+		Before:       checkUsage(false),
 		Flags: append(proctabFlags(),
 			&cli.DurationFlag{Name: "every", Usage: "sweep again this often until SIGINT/SIGTERM (default: one pass)"},
 			&cli.StringFlag{Name: "signal", Value: "TERM", Usage: "first `SIGNAL` sent to a timed-out process"},
@@ -122,6 +123,7 @@ func proctabCommand() *cli.Command {
 			Usage:        "list the table's records: pid, name, timeout, heartbeat age, alive",
 			UsageText:    "shmmon proctab ls [--key 0x5095] [--slots 1000] [--json]",
 			OnUsageError: usageError,
+			Before:       checkUsage(false),
 			Flags:        append(proctabFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
 			Action: func(c *cli.Context) error {
 				opts, err := proctabOptions(c)
@@ -196,7 +198,7 @@ func writeProctab(w io.Writer, views []proctabView) {
 		if v.TimedOut {
 			age += " (timed out)"
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%v\n", v.Slot, v.Pid, v.Name, seconds(v.TimeoutSec), age, v.Alive)
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%v\n", v.Slot, v.Pid, shown(v.Name), seconds(v.TimeoutSec), age, v.Alive)
 	}
 	tw.Flush()
 }
