@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/badactor"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/internal/testlog"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
@@ -54,6 +56,9 @@ const (
 // TestMain lets the test binary be the worker (and the other helper programs) of the cases;
 // without FAULTS_MODE it runs the suite and prints the outcome table.
 func TestMain(m *testing.M) {
+	if code, ok := badactor.Main(); ok {
+		os.Exit(code)
+	}
 	if mode := os.Getenv(envMode); mode != "" {
 		os.Exit(helperMain(mode))
 	}
@@ -68,6 +73,7 @@ func TestMain(m *testing.M) {
 	if build.dir != "" {
 		os.RemoveAll(build.dir)
 	}
+	testkit.Cleanup()
 	os.Exit(code)
 }
 

@@ -11,19 +11,27 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shmmon/shmmon/internal/badactor"
 )
 
 // row is one line of the outcome table.
 type row struct {
 	Case        string
+	Section     string // which table: "" the faults, sectionBadActor the attacks of another user
 	Trials      int
 	Expected    string
 	Observed    string
 	FalseKills  int // healthy workers killed
 	MissedHangs int // hung workers not killed in time
+	Signalled   int // bad actor: processes shmmon did not own that got a signal
+	Hangs       int // bad actor: shmmon did not end promptly on SIGTERM
 	Took        time.Duration
 	Pass        bool
 }
+
+// sectionBadActor is the section of the bad-actor cases (TestBadActors).
+const sectionBadActor = "bad actor"
 
 // table collects the rows of the cases that ran, in the order they ended.
 type table struct {
@@ -65,7 +73,11 @@ func printTable(w io.Writer) {
 		}
 		fk += r.FalseKills
 		mh += r.MissedHangs
-		fmt.Fprintf(w, "%-4s  %-60s %6d  %-11d %-12d  %s\n", res, r.Case, r.Trials, r.FalseKills, r.MissedHangs, r.Observed)
+		obs := r.Observed
+		if r.Section == sectionBadActor {
+			obs = fmt.Sprintf("signalled %d, hangs %d: %s", r.Signalled, r.Hangs, obs)
+		}
+		fmt.Fprintf(w, "%-4s  %-60s %6d  %-11d %-12d  %s\n", res, r.Case, r.Trials, r.FalseKills, r.MissedHangs, obs)
 	}
 	fmt.Fprintf(w, "total: %d cases, %d failed, %d false kills, %d missed hangs\n", len(rs), failed, fk, mh)
 }
@@ -100,13 +112,38 @@ Run: %s, on %d cores (%s, %s), %s; %d cases in %v, %d failed.
 |---|---:|---|---|---:|---:|---|
 `, time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), cpuModel(), strings.TrimSpace(string(kernel)),
 		runtime.Version(), len(rs), took.Round(time.Second), failed, fk, mh)
+	var bad []row
 	for _, r := range rs {
-		res := "pass"
-		if !r.Pass {
-			res = "**FAIL**"
+		if r.Section == sectionBadActor {
+			bad = append(bad, r)
+			continue
 		}
 		fmt.Fprintf(&b, "| %s | %d | %s | %s | %d | %d | %s |\n", r.Case, r.Trials, r.Expected, r.Observed,
-			r.FalseKills, r.MissedHangs, res)
+			r.FalseKills, r.MissedHangs, result(r))
+	}
+	if len(bad) > 0 {
+		var sig, hangs, fk int
+		for _, r := range bad {
+			sig, hangs, fk = sig+r.Signalled, hangs+r.Hangs, fk+r.FalseKills
+		}
+		fmt.Fprintf(&b, `
+## Bad actors
+
+Each case is an attack of another local user (a throwaway account made for the case) on a
+root shmmon, through something that user can write: a process-table record, an object in
+/dev/shm, a pidfile, a loopback connection, a file name (package `+"`internal/badactor`"+`, whose
+scenarios `+"`go test ./security`"+` also runs once each). What must never happen: a process that
+shmmon did not start and was not told to watch gets a signal from it; shmmon does not end
+promptly (%v) on SIGTERM; a healthy worker of its own is killed.
+
+**Processes signalled that shmmon did not own: %d. Hangs past SIGTERM: %d. Healthy workers killed: %d.**
+
+| case | trials | observed | processes signalled that shmmon did not own | hangs past SIGTERM | healthy workers killed | result |
+|---|---:|---|---:|---:|---:|---|
+`, badactor.HangBound, sig, hangs, fk)
+		for _, r := range bad {
+			fmt.Fprintf(&b, "| %s | %d | %s | %d | %d | %d | %s |\n", r.Case, r.Trials, r.Observed, r.Signalled, r.Hangs, r.FalseKills, result(r))
+		}
 	}
 	b.WriteString(`
 Parameters of the small cases: check interval 100 ms, 3 stalls, kill-after 300 ms, workers
@@ -142,6 +179,14 @@ disturb everything else on it. That only the monotonic clock decides is shown by
 test ` + "`TestWallClockJumpsDoNotJudge`" + ` in package monitor.
 `)
 	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// result is the result column of r.
+func result(r row) string {
+	if r.Pass {
+		return "pass"
+	}
+	return "**FAIL**"
 }
 
 // cpuModel returns the CPU's model name from /proc/cpuinfo.

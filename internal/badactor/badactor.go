@@ -78,6 +78,9 @@ const HangBound = 3 * time.Second
 // Scenario is one attack.
 type Scenario struct {
 	Name string // what the attacker does, as the fault suite's row names it
+	// Trials is how many trials the fault suite runs: at least 20, unless a trial is too
+	// expensive for the suite's time budget.
+	Trials int
 	// Run runs trials of the attack; it fails t on a setup error, and reports in the Outcome
 	// what shmmon did (it does not fail t for a signalled process or a hang: the caller
 	// judges the Outcome).
