@@ -37,7 +37,7 @@
 //	env            W S    table of strings  -         extra environment, KEY = "value"; KEY without '=', not SHMMON_*
 //	dir            W S    string            -         absolute working directory (default: serve's)
 //	pid            W      integer           -         pid of a running process, 2 to 4194304
-//	pidfile        W      string            -         absolute path of a file holding the pid
+//	pidfile        W      string            -         absolute path of a file holding the pid; trusted as package pidfile says
 //	user           W D S  string            -         user name or numeric uid; only when serve runs as root
 //	group          W D S  string            user's    group name or numeric gid; only when serve runs as root
 //	restart        W D S  string            "always"  "always", "on-failure" or "never"
