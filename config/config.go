@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -53,6 +55,10 @@ type File struct {
 	TCPWatchdog *TCPWatchdog
 	// Serve is the [serve] table; its zero value when the file has none.
 	Serve Serve
+	// Size is the length of the file in bytes. An empty file (0) is a valid configuration
+	// without workers; serve's reload takes it for a save in progress instead (editors
+	// truncate a file before writing it again), and keeps the running configuration.
+	Size int64
 }
 
 // Worker is one fully resolved worker: defaults applied, durations parsed, everything
@@ -223,14 +229,62 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying error, if any.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Load reads the file at path and validates it (see [Parse]). A file that cannot be read is
-// an error prefixed "config: " that wraps the os error (errors.Is(err, fs.ErrNotExist) works).
+// MaxSize is the largest configuration file [Load] reads, in bytes: 16 MiB, room for some
+// hundred thousand workers.
+const MaxSize = 16 << 20
+
+// Load reads the file at path and validates it (see [Parse]). The path may be a symbolic link
+// (the administrator chose it); what it names must be a regular file of at most [MaxSize]
+// bytes. A FIFO or a device is refused without waiting for a writer or reading a byte: the
+// open does not block (O_NONBLOCK) and the type is checked on the open file before any read.
+// A file that cannot be read, or is not a regular file, or is too large, is an error
+// prefixed "config: " that names the path (and wraps the os error, if any: errors.Is(err,
+// fs.ErrNotExist) works). An empty file is valid: it has no workers (see [File.Size]).
 func Load(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|openNonBlock, 0)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("config: %s is %s, not a regular file", path, fileType(fi.Mode()))
+	}
+	tooLarge := func(size int64) error {
+		return fmt.Errorf("config: %s is %d bytes; a config may have at most %d (16 MiB)", path, size, MaxSize)
+	}
+	if fi.Size() > MaxSize {
+		return nil, tooLarge(fi.Size())
+	}
+	// The file may grow while it is read: read one byte more than allowed to see it.
+	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(data) > MaxSize {
+		return nil, tooLarge(int64(len(data)))
+	}
 	return Parse(path, data)
+}
+
+// fileType names the type of a file that is not a regular one.
+func fileType(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "of type " + m.Type().String()
 }
 
 // Parse validates the configuration in data; path only names the file in messages. It
@@ -245,6 +299,7 @@ func Parse(path string, data []byte) (*File, error) {
 	}
 	p.pos = scanPositions(string(data))
 	f := p.file(raw)
+	f.Size = int64(len(data))
 	if len(p.errs) > 0 {
 		slices.SortStableFunc(p.errs, func(a, b *Error) int { return lineOrder(a.Line) - lineOrder(b.Line) })
 		errs := make([]error, len(p.errs))

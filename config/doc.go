@@ -37,7 +37,7 @@
 //	env            W S    table of strings  -         extra environment, KEY = "value"; KEY without '=', not SHMMON_*
 //	dir            W S    string            -         absolute working directory (default: serve's)
 //	pid            W      integer           -         pid of a running process, 2 to 4194304
-//	pidfile        W      string            -         absolute path of a file holding the pid
+//	pidfile        W      string            -         absolute path of a file holding the pid; trusted as package pidfile says
 //	user           W D S  string            -         user name or numeric uid; only when serve runs as root
 //	group          W D S  string            user's    group name or numeric gid; only when serve runs as root
 //	restart        W D S  string            "always"  "always", "on-failure" or "never"
@@ -90,4 +90,18 @@
 //
 // Load and Parse only read the file and the user database: whether a pid, a pidfile, a
 // command or a directory exists is for serve to find out when it starts the worker.
+//
+// # Reading and watching the file
+//
+// [Load] follows symbolic links (the administrator chose the path) but reads only a regular
+// file of at most [MaxSize] (16 MiB) bytes: a FIFO, a device or a directory is an error
+// without a wait or a read (the open is non-blocking and the type is checked on the open
+// file), and so is a larger file, naming its size and the limit. [File.Size] tells an empty
+// file, which is a valid configuration without workers, but which serve's reload takes for a
+// save in progress (editors truncate, then write) and skips.
+//
+// [Watch] reports when the file changed, for a live reload: it watches the file's directory
+// and, for a path through symbolic links (a Kubernetes ConfigMap:
+// config.toml -> ..data/config.toml, ..data -> ..TIMESTAMP), the directory of the file the
+// path resolves to, resolved again after each change, so that the swap of ..data is a change.
 package config

@@ -6,6 +6,10 @@
 // started [monitor.Watch], whose checks run on one goroutine shared by the watched-only
 // workers of an interval, and a timer while it waits for its pidfile, so a fleet of
 // thousands of watched processes costs memory per worker, not a goroutine stack each.
+// A pidfile is read through package pidfile, whose rules decide whether it is trusted: one
+// refused (another user could have written it, or it names another user's process) is logged
+// once per reason (event pidfile-refused) and read again every interval, as one that names no
+// process yet is (event pid-unavailable); nothing is signalled meanwhile.
 //
 // [Fleet.Apply] moves the running set to a new configuration: it starts the workers that
 // were added, stops the ones that were removed, restarts the ones whose configuration
@@ -28,9 +32,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -39,6 +40,7 @@ import (
 	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/hook"
 	"github.com/shmmon/shmmon/monitor"
+	"github.com/shmmon/shmmon/pidfile"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/supervise"
 )
@@ -219,31 +221,15 @@ func supervisorOptions(w config.Worker, log *slog.Logger) supervise.Options {
 	}
 }
 
-// watchedProcess takes hold of the process a watched-only worker names.
+// watchedProcess takes hold of the process a watched-only worker names: its pid, or the one
+// its pidfile names once package pidfile trusts the file and the process.
 func watchedProcess(w config.Worker) (*proc.Process, error) {
-	pid := w.Pid
 	if w.PidFile != "" {
-		b, err := os.ReadFile(w.PidFile)
-		if err != nil {
-			return nil, err
-		}
-		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || pid <= 1 {
-			return nil, fmt.Errorf("pidfile %s: %q is not a pid", w.PidFile, strings.TrimSpace(string(b)))
-		}
-		// A pidfile left by a process that ended may name a pid the system handed out
-		// again: a process that started after the file was written is not the one it meant.
-		fi, err := os.Stat(w.PidFile)
-		if err != nil {
-			return nil, err
-		}
-		if st, err := proc.StartTime(pid); err == nil && st.After(fi.ModTime().Add(time.Second)) {
-			return nil, fmt.Errorf("pidfile %s names pid %d, which started after the file was written: stale", w.PidFile, pid)
-		}
+		return pidfile.Open(w.PidFile)
 	}
-	p, err := proc.Open(pid)
+	p, err := proc.Open(w.Pid)
 	if errors.Is(err, proc.ErrNotExist) {
-		return nil, fmt.Errorf("pid %d: no such process", pid)
+		return nil, fmt.Errorf("pid %d: no such process", w.Pid)
 	}
 	return p, err
 }

@@ -1,12 +1,14 @@
 package fleet
 
 import (
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/monitor"
+	"github.com/shmmon/shmmon/pidfile"
 	"github.com/shmmon/shmmon/proc"
 )
 
@@ -72,7 +74,7 @@ func (x *watched) attempt() {
 	p, err := watchedProcess(*x.w)
 	if err != nil {
 		if msg := err.Error(); msg != x.lastErr {
-			x.log.Warn("cannot watch the worker's process; retrying", "worker", x.w.Name, "event", "pid-unavailable", "err", err)
+			x.logUnavailable(err)
 			x.lastErr = msg
 		}
 		x.later()
@@ -126,6 +128,26 @@ func (x *watched) ended(p *proc.Process, out monitor.Outcome, err error) {
 	default:
 		x.attempt()
 	}
+}
+
+// logUnavailable logs why the worker's process cannot be watched now: a pidfile that breaks a
+// trust rule of package pidfile is refused (event pidfile-refused), anything else is
+// unavailable for now (event pid-unavailable, a pidfile naming nothing yet, say). Both are
+// tried again every interval; nothing is signalled.
+func (x *watched) logUnavailable(err error) {
+	var pe *pidfile.Error
+	if errors.Is(err, pidfile.ErrUntrusted) && errors.As(err, &pe) {
+		attrs := []any{"worker", x.w.Name, "event", "pidfile-refused", "pidfile", pe.Path}
+		if pe.Owner >= 0 {
+			attrs = append(attrs, "owner_uid", pe.Owner)
+		}
+		if pe.Pid > 0 {
+			attrs = append(attrs, "pid", pe.Pid)
+		}
+		x.log.Error("pidfile refused: not trusted; retrying", append(attrs, "why", pe.Why)...)
+		return
+	}
+	x.log.Warn("cannot watch the worker's process; retrying", "worker", x.w.Name, "event", "pid-unavailable", "err", err)
 }
 
 // later makes the next attempt after an interval, unless the worker is stopped.

@@ -151,3 +151,43 @@ func TestWatchedFixedPidGone(t *testing.T) {
 		t.Errorf("stopping took %v", took)
 	}
 }
+
+// TestWatchedPidfileRefused: a pidfile others may write is refused with one log line per
+// reason, tried again every interval, and taken once it is safe; nothing is signalled.
+func TestWatchedPidfileRefused(t *testing.T) {
+	name := objectName(t)
+	cmd := startBeater(t, name)
+	pidfile := filepath.Join(t.TempDir(), "worker.pid")
+	if err := os.WriteFile(pidfile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(pidfile, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	f, log := newFleet(t)
+	f.Apply([]config.Worker{watchedWorker(t, name, fmt.Sprintf("pidfile = %q", pidfile), "3s")})
+	waitFor(t, 5*time.Second, "pidfile-refused", func() bool { return strings.Contains(log.String(), "event=pidfile-refused") })
+	time.Sleep(300 * time.Millisecond) // 6 intervals, 6 attempts
+	if n := strings.Count(log.String(), "event=pidfile-refused"); n != 1 {
+		t.Errorf("%d pidfile-refused lines for one reason, want 1:\n%s", n, log)
+	}
+	if l := log.String(); !strings.Contains(l, "pidfile="+pidfile) || !strings.Contains(l, "owner_uid=") ||
+		!strings.Contains(l, "writable by group or others (mode 0666)") {
+		t.Errorf("the refusal does not name the pidfile, its owner and why:\n%s", l)
+	}
+	if s := status(t, f, name); s.Checking {
+		t.Error("checking the process of a refused pidfile")
+	}
+	// Made safe: the next attempt takes it.
+	if err := os.Chmod(pidfile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the worker watched", func() bool {
+		snap, err := shmobj.Read(name)
+		return err == nil && snap.Record.State == shmobj.StateOK && snap.Record.WatchedPid == int64(cmd.Process.Pid)
+	})
+	f.Apply(nil)
+	if !proc.Alive(cmd.Process.Pid) {
+		t.Error("the watched process was signalled")
+	}
+}

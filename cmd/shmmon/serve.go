@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"net"
 	"os"
 	"os/signal"
@@ -13,7 +14,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/fsnotify/fsnotify"
 	"github.com/urfave/cli/v2"
 
 	"github.com/shmmon/shmmon/config"
@@ -30,9 +30,13 @@ func serveCommand() *cli.Command {
 			"(command) as 'shmmon run' does, watched ones (pid, pidfile) as 'shmmon watch --pid' does.\n" +
 			"The file is reloaded when it changes and on SIGHUP: added workers start, removed ones\n" +
 			"stop, changed ones restart, unchanged ones are left alone; an invalid file is reported\n" +
-			"and the running config stays. A restarted serve adopts what is still there (objects,\n" +
-			"and supervised programs still running). With a [tcp_watchdog] table it also serves the\n" +
-			"seeds' TCP watchdog protocol: a client's feeds of a worker's name are that worker's beats.\n" +
+			"and the running config stays, and so does it while the file is empty (a save in progress).\n" +
+			"A config path through symbolic links (a Kubernetes ConfigMap) is reloaded when a link\n" +
+			"changes too. The file must be a regular file of at most 16 MiB; a pidfile is trusted only\n" +
+			"when nobody but root or serve's user could have written it (see the README).\n" +
+			"A restarted serve adopts what is still there (objects, and supervised programs still\n" +
+			"running). With a [tcp_watchdog] table it also serves the seeds' TCP watchdog protocol:\n" +
+			"a client's feeds of a worker's name are that worker's beats.\n" +
 			"Under systemd (NOTIFY_SOCKET) it sends READY=1, WATCHDOG=1 and STOPPING=1.\n" +
 			"SIGINT/SIGTERM stop every worker and exit 0.\n" +
 			"With --listen (or listen in the config's [serve] table) it serves /metrics (Prometheus),\n" +
@@ -61,6 +65,10 @@ func serveAction(c *cli.Context) error {
 	}
 	file, err := config.Load(path)
 	if err != nil {
+		if ce := (*config.Error)(nil); !errors.As(err, &ce) {
+			// Not read at all (missing, not a regular file, too large): one line says why.
+			return cli.Exit("shmmon serve: "+err.Error(), exitUsage)
+		}
 		return cli.Exit("shmmon serve: invalid config:\n"+err.Error(), exitUsage)
 	}
 	if listen == "" {
@@ -70,16 +78,11 @@ func serveAction(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	// Watch the directory, not the file: editors that save by writing a new file and
-	// renaming it over the old one would leave a watch on the file itself behind.
-	watcher, err := fsnotify.NewWatcher()
+	watcher, err := config.Watch(path)
 	if err != nil {
-		return failf(c, "watching %s: %v", path, err)
+		return failf(c, "%s", strings.TrimPrefix(err.Error(), "config: "))
 	}
 	defer watcher.Close()
-	if err := watcher.Add(filepath.Dir(path)); err != nil {
-		return failf(c, "watching %s: %v", filepath.Dir(path), err)
-	}
 
 	f := fleet.New(log)
 	var api *httpapi.Server
@@ -145,14 +148,28 @@ func serveAction(c *cli.Context) error {
 		}
 	}
 	firstListen := file.Serve.Listen
+	// reload never blocks on the file: Load neither waits on a FIFO nor reads more than
+	// config.MaxSize. It may wait for workers to stop (each up to its kill_after).
 	reload := func(why string) {
 		file, err := config.Load(path)
-		reloaded(err)
-		if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			reloaded(err)
+			log.Error("config file removed; the running config stays", "config", path, "why", why, "event", "reload-failed")
+			return
+		case err != nil:
+			reloaded(err)
 			log.Error("config reload failed; the running config stays", "config", path, "why", why,
 				"event", "reload-failed", "err", strings.ReplaceAll(err.Error(), "\n", "; "))
 			return
+		case file.Size == 0:
+			// Editors that save in place truncate the file, then write it: stopping every
+			// worker for the moment between would be wrong. The write is the next change.
+			log.Warn("config file is empty, a save in progress: the running config stays until the next change",
+				"config", path, "why", why, "event", "reload-deferred")
+			return
 		}
+		reloaded(nil)
 		if file.Serve.Listen != firstListen {
 			log.Warn("[serve] listen changed: restart serve to apply it", "config", path, "listen", file.Serve.Listen,
 				"serving", listen, "event", "listen-changed")
@@ -165,25 +182,13 @@ func serveAction(c *cli.Context) error {
 		log.Info("config reloaded", "config", path, "why", why, "event", "reload", "started", ch.Started,
 			"stopped", ch.Stopped, "restarted", ch.Restarted, "unchanged", ch.Unchanged)
 	}
-	// A save is often several events (truncate, write, rename): reload once they settle.
-	var settle <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-hup:
 			reload("SIGHUP")
-		case ev := <-watcher.Events:
-			if filepath.Clean(ev.Name) == path && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename|fsnotify.Remove) != 0 {
-				settle = time.After(100 * time.Millisecond)
-			}
-		case <-settle:
-			settle = nil
-			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-				reloaded(err)
-				log.Error("config file removed; the running config stays", "config", path, "event", "reload-failed")
-				continue
-			}
+		case <-watcher.C:
 			reload("file changed")
 		case err := <-watcher.Errors:
 			log.Error("watching the config file", "config", path, "err", err)

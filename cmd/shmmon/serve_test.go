@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmmon/shmmon/config"
+	"github.com/shmmon/shmmon/internal/testlog"
+)
+
+// TestServeConfigNotRead: a config that is not a regular file, or too large, ends serve at
+// once with one line and exit 2 (a FIFO, which nobody writes, would otherwise hold its start).
+func TestServeConfigNotRead(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(path string) error
+		want  string
+	}{
+		{"a FIFO", func(path string) error { return syscall.Mkfifo(path, 0o600) }, "is a named pipe, not a regular file"},
+		{"larger than 16 MiB", func(path string) error {
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				return err
+			}
+			return os.Truncate(path, config.MaxSize+1)
+		}, fmt.Sprintf("is %d bytes; a config may have at most %d (16 MiB)", config.MaxSize+1, config.MaxSize)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "shmmon.toml")
+			if err := tt.setup(path); err != nil {
+				t.Fatal(err)
+			}
+			type result struct {
+				code   int
+				stderr string
+			}
+			done := make(chan result, 1)
+			go func() { code, _, stderr := runCLI("serve", "--config", path); done <- result{code, stderr} }()
+			select {
+			case r := <-done:
+				want := "shmmon serve: config: " + path + " " + tt.want + "\n"
+				if r.code != exitUsage || r.stderr != want {
+					t.Errorf("exit %d, stderr %q; want exit %d and %q", r.code, r.stderr, exitUsage, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("serve did not end")
+			}
+		})
+	}
+}
+
+// serveInProcess runs serve on path until the test ends, and returns its log.
+func serveInProcess(t *testing.T, path string) *testlog.Buffer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut testlog.Buffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"shmmon", "serve", "--config", path}, &out, &errOut) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != exitOK {
+				t.Errorf("serve exit %d:\n%s", code, errOut.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("serve did not stop:\n%s", errOut.String())
+		}
+	})
+	waitLog(t, &errOut, "event=serve", 1)
+	return &errOut
+}
+
+// waitLog waits for n lines of log containing want and returns the last.
+func waitLog(t *testing.T, log *testlog.Buffer, want string, n int) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var found []string
+		for _, l := range log.Lines() {
+			if strings.Contains(l, want) {
+				found = append(found, l)
+			}
+		}
+		if len(found) >= n {
+			return found[n-1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %d lines with %q:\n%s", n, want, log.String())
+		}
+	}
+}
+
+// watchedConfig returns a config of watched workers, one per name, whose pidfiles name
+// nothing: serve waits for them, and never touches a process.
+func watchedConfig(t *testing.T, names ...string) []byte {
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "[[worker]]\nname = %q\npidfile = %q\n", n+fmt.Sprint(os.Getpid()), filepath.Join(t.TempDir(), "none.pid"))
+	}
+	return []byte(b.String())
+}
+
+// TestServeReloadEmpty: a config truncated to zero bytes is a save in progress: the running
+// config stays (nothing stops) until the file is written.
+func TestServeReloadEmpty(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shmmon.toml")
+	one := watchedConfig(t, "empty-a")
+	if err := os.WriteFile(path, one, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := serveInProcess(t, path)
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, log, "event=reload-deferred", 1)
+	if strings.Contains(log.String(), "event=config-remove") || strings.Contains(log.String(), "event=reload ") {
+		t.Fatalf("an empty file was applied:\n%s", log)
+	}
+	// The save completes: the same worker and one more.
+	if err := os.WriteFile(path, append(one, watchedConfig(t, "empty-b")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if l := waitLog(t, log, "event=reload ", 1); !strings.Contains(l, "started=1 stopped=0 restarted=0 unchanged=1") {
+		t.Errorf("reload after the save: %s", l)
+	}
+}
+
+// TestServeReloadConfigMap: a config mounted as Kubernetes mounts a ConfigMap
+// (shmmon.toml -> ..data/shmmon.toml, ..data -> ..TIMESTAMP) is reloaded when ..data is
+// swapped for a link to a new version.
+func TestServeReloadConfigMap(t *testing.T) {
+	dir := t.TempDir()
+	version := func(stamp string, conf []byte) {
+		t.Helper()
+		if err := os.Mkdir(filepath.Join(dir, stamp), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, stamp, "shmmon.toml"), conf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(stamp, filepath.Join(dir, "..data_tmp")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one := watchedConfig(t, "cm-a")
+	version("..2026_01_01_00_00_00.1", one)
+	path := filepath.Join(dir, "shmmon.toml")
+	if err := os.Symlink("..data/shmmon.toml", path); err != nil {
+		t.Fatal(err)
+	}
+	log := serveInProcess(t, path)
+	version("..2026_01_02_00_00_00.2", append(one, watchedConfig(t, "cm-b")...))
+	if l := waitLog(t, log, "event=reload ", 1); !strings.Contains(l, "started=1 stopped=0 restarted=0 unchanged=1") {
+		t.Errorf("reload after the swap: %s", l)
+	}
+}
