@@ -75,3 +75,9 @@ func Ppid(pid int) (int, error) { return 0, errUnsupported }
 
 // InTree is Linux only: it reports false.
 func InTree(pid, root int) bool { return false }
+
+// Credentials is Linux only.
+func (p *Process) Credentials() (Credentials, error) { return Credentials{}, errUnsupported }
+
+// SysVAttached is Linux only.
+func (p *Process) SysVAttached(key, shmid int) (bool, error) { return false, errUnsupported }
