@@ -46,7 +46,7 @@ var proctabKeySeq atomic.Int32
 func proctabTable(t testing.TB) (opts proctab.Options, remove func()) {
 	t.Helper()
 	key := 0x7c000000 | (os.Getpid()&0xffff)<<8 | int(proctabKeySeq.Add(1)&0xff)
-	opts = proctab.Options{Key: key, SemKey: key, Slots: proctabSlots}
+	opts = proctab.Options{Key: key, SemKey: key, Slots: proctabSlots, Mode: 0o666}
 	tab, err := proctab.Open(opts)
 	if err != nil {
 		t.Fatalf("creating the test process table: %v", err)
