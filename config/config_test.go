@@ -895,16 +895,26 @@ func FuzzParse(f *testing.F) {
 }
 
 func TestProctabTable(t *testing.T) {
-	f, err := Parse("p.toml", []byte("[proctab]\nkey = \"0x7e01\"\nsem_key = 32258\nslots = 10\nevery = \"2s\"\nsignal = \"INT\"\nkill_after = \"1s\"\n"))
+	f, err := Parse("p.toml", []byte("[proctab]\nkey = \"0x7e01\"\nsem_key = 32258\nslots = 10\nevery = \"2s\"\nsignal = \"INT\"\nkill_after = \"1s\"\n"+
+		"create = false\nmode = \"0640\"\ngroup = \"4242\"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Proctab{Key: 0x7e01, SemKey: 32258, Slots: 10, Every: 2 * time.Second, Signal: syscall.SIGINT, KillAfter: time.Second}
+	want := Proctab{Key: 0x7e01, SemKey: 32258, Slots: 10, Every: 2 * time.Second, Signal: syscall.SIGINT, KillAfter: time.Second,
+		Mode: 0o640, Group: 4242}
 	if f.Proctab == nil || *f.Proctab != want {
 		t.Fatalf("Proctab = %+v, want %+v", f.Proctab, want)
 	}
-	if f, err := Parse("p.toml", []byte("[proctab]\n")); err != nil || f.Proctab.Key != 0x5095 || f.Proctab.Every != 10*time.Second {
-		t.Errorf("defaults: %+v, %v", f.Proctab, err)
+	if o := want.Options(); o.Mode != 0o640 || o.Group != 4242 || o.Key != 0x7e01 || o.SemKey != 32258 || o.Slots != 10 {
+		t.Errorf("Options() = %+v", o)
+	}
+	def := Proctab{Key: 0x5095, SemKey: 0x5095, Slots: 1000, Every: 10 * time.Second, Signal: syscall.SIGTERM, KillAfter: 5 * time.Second,
+		Create: true, Mode: 0o660}
+	if f, err := Parse("p.toml", []byte("[proctab]\nsignal = \"TERM\"\n")); err != nil || *f.Proctab != def {
+		t.Errorf("defaults: %+v, %v; want %+v", f.Proctab, err, def)
+	}
+	if f, err := Parse("p.toml", []byte("[proctab]\ngroup = \"root\"\nevery = \"100ms\"\n")); err != nil || f.Proctab.Group != 0 || f.Proctab.Every != 100*time.Millisecond {
+		t.Errorf("group root, every 100ms: %+v, %v", f.Proctab, err)
 	}
 	if f, _ := Parse("p.toml", []byte("")); f.Proctab != nil {
 		t.Error("no [proctab] table, but a Proctab")
@@ -914,6 +924,11 @@ func TestProctabTable(t *testing.T) {
 		{"[proctab]\nkey = \"zz\"\n", "p.toml:2: proctab key"},
 		{"[proctab]\n\nslots = 0\n", "p.toml:3: proctab slots"},
 		{"[proctab]\nevery = \"0s\"\n", "p.toml:2: proctab every"},
+		{"[proctab]\nevery = \"99ms\"\n", `p.toml:2: proctab every: "99ms" must be at least 100ms`},
+		{"[proctab]\ncreate = 1\n", "p.toml:2: proctab create: got integer 1 (want true or false)"},
+		{"[proctab]\nmode = \"0666x\"\n", "p.toml:2: proctab mode"},
+		{"[proctab]\nmode = 438\n", "p.toml:2: proctab mode"},
+		{"[proctab]\ngroup = \"no-such-group-here\"\n", `p.toml:2: proctab group: "no-such-group-here": no such group`},
 		{"[proctab]\nsignal = \"NOPE\"\n", "p.toml:2: proctab signal"},
 		{"[proctab]\nbogus = 1\n", "p.toml:2: proctab bogus: unknown key"},
 		{"proctab = 3\n", "p.toml:1: proctab"},

@@ -61,6 +61,8 @@ type Fleet struct {
 	onCheck func(worker string, took time.Duration)
 	proctab *config.Proctab // the table swept, for ProctabRecords; nil = none
 
+	ptHealth ProctabHealth // how that table's sweep goes, but for Sweeping (see ProctabHealth)
+
 	tcpwd *tcpWatchdog                    // nil when no TCP watchdog runs
 	names atomic.Pointer[map[string]bool] // the workers' names, for IsWorker
 }

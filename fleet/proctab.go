@@ -2,7 +2,9 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/shmmon/shmmon/config"
@@ -16,9 +18,28 @@ type sweeper struct {
 	done   chan struct{}
 }
 
+// ProctabHealth is how the sweep of the process table goes (see [Fleet.ProctabHealth]).
+type ProctabHealth struct {
+	Sweeping bool // a process table is configured
+	// LockTimeouts counts the passes skipped because the table's lock was not free within
+	// proctab.LockTimeout, since the fleet began (a reload keeps the count).
+	LockTimeouts uint64
+	// Err says why the last pass failed: the table could not be opened, its lock not taken,
+	// ... nil when it swept the table, and before the first pass.
+	Err error
+	// Since is when the passes began to fail; zero when Err is nil.
+	Since time.Time
+}
+
 // SetProctab makes the fleet sweep the table pt describes every pt.Every, as
 // `shmmon checkproc --every` does; nil stops sweeping. An unchanged pt leaves the running
 // sweeper alone.
+//
+// Each pass opens the table if it is not open yet (creating it, pt.Create, with pt.Mode and
+// pt.Group; or attaching it only, so a table its clients have not created yet is looked for
+// again every pass), then sweeps it. A pass that cannot take the table's lock in time is
+// logged (event=lock-timeout), counted and skipped; a pass that fails otherwise detaches the
+// table, to open it again at the next. [Fleet.ProctabHealth] tells how the last pass went.
 func (f *Fleet) SetProctab(pt *config.Proctab) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -29,36 +50,89 @@ func (f *Fleet) SetProctab(pt *config.Proctab) {
 		return
 	}
 	f.stopSweeper()
+	f.sweptProctab(nil) // a new table, or none: no trouble yet
 	if pt == nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &sweeper{cfg: *pt, cancel: cancel, done: make(chan struct{})}
 	f.sweeper = s
-	log := f.log.With("key", fmt.Sprintf("%#x", pt.Key))
 	go func() {
 		defer close(s.done)
-		tab, err := proctab.Open(pt.Options())
-		if err != nil {
-			log.Error("cannot open the process table; not sweeping it", "err", err)
-			return
-		}
-		defer tab.Close()
-		log.Info("sweeping the process table", "every", pt.Every, "event", "proctab")
-		opts := proctab.SweepOptions{Signal: pt.Signal, KillAfter: pt.KillAfter, Logger: log}
-		t := time.NewTicker(pt.Every)
-		defer t.Stop()
-		for {
-			if res, err := tab.Sweep(ctx, opts); err == nil && (res.Cleared > 0 || res.Killed > 0) {
-				log.Info("swept the process table", "checked", res.Checked, "cleared", res.Cleared, "killed", res.Killed, "event", "sweep")
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+		f.sweep(ctx, *pt, f.log.With("key", fmt.Sprintf("%#x", pt.Key)))
+	}()
+}
+
+// sweep is the sweeper's goroutine: a pass every pt.Every until ctx is done.
+func (f *Fleet) sweep(ctx context.Context, pt config.Proctab, log *slog.Logger) {
+	var tab *proctab.Table
+	defer func() {
+		if tab != nil {
+			tab.Close()
 		}
 	}()
+	open := proctab.Attach
+	if pt.Create {
+		open = proctab.Open
+	}
+	opts := proctab.SweepOptions{Signal: pt.Signal, KillAfter: pt.KillAfter, Logger: log}
+	t := time.NewTicker(pt.Every)
+	defer t.Stop()
+	var openErr string // the last error of opening, logged once
+	for {
+		var err error
+		if tab == nil {
+			if tab, err = open(pt.Options()); err != nil {
+				if err.Error() != openErr {
+					log.Error("cannot open the process table; trying again every pass", "event", "proctab-open-failed", "err", err)
+					openErr = err.Error()
+				}
+			} else {
+				log.Info("sweeping the process table", "every", pt.Every, "event", "proctab")
+			}
+		}
+		if tab != nil {
+			var res proctab.SweepResult
+			res, err = tab.Sweep(ctx, opts)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case errors.Is(err, proctab.ErrLockTimeout):
+				f.bmu.Lock()
+				f.ptHealth.LockTimeouts++
+				f.bmu.Unlock()
+				log.Error("the process table's lock is not free; skipping this pass", "event", "lock-timeout", "err", err)
+			case err != nil:
+				log.Error("cannot sweep the process table; opening it again next pass", "event", "sweep-failed", "err", err)
+				tab.Close()
+				tab, openErr = nil, ""
+			case res.Cleared > 0 || res.Killed > 0:
+				log.Info("swept the process table", "checked", res.Checked, "cleared", res.Cleared, "refused", res.Refused,
+					"killed", res.Killed, "event", "sweep")
+			}
+		}
+		f.sweptProctab(err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sweptProctab records how a pass went: err is nil when it swept the table.
+func (f *Fleet) sweptProctab(err error) {
+	f.bmu.Lock()
+	defer f.bmu.Unlock()
+	h := &f.ptHealth
+	switch {
+	case err == nil:
+		h.Err, h.Since = nil, time.Time{}
+	case h.Err == nil:
+		h.Err, h.Since = err, time.Now()
+	default:
+		h.Err = err
+	}
 }
 
 // stopSweeper stops the running sweeper, if any. f.mu must be held.
@@ -70,9 +144,18 @@ func (f *Fleet) stopSweeper() {
 	}
 }
 
+// ProctabHealth tells how the sweep of the process table goes. It does not block.
+func (f *Fleet) ProctabHealth() ProctabHealth {
+	f.bmu.Lock()
+	defer f.bmu.Unlock()
+	h := f.ptHealth
+	h.Sweeping = f.proctab != nil
+	return h
+}
+
 // ProctabRecords returns the records of the process table the fleet sweeps: nil and no
 // error when it sweeps none, an error when the table cannot be read (it does not exist yet,
-// for one).
+// for one, or its lock is not free within proctab.LockTimeout).
 func (f *Fleet) ProctabRecords() ([]proctab.Record, error) {
 	f.bmu.Lock()
 	pt := f.proctab

@@ -3,8 +3,9 @@
 //	GET /metrics   Prometheus exposition (text or protobuf, as the scraper asks) of every
 //	               worker, the monitor's checks and reloads, and the Go and process collectors
 //	GET /status    JSON: every worker's status record and the fleet's books ([Status])
-//	GET /healthz   200 while every worker loop that should be checking checks on time, else
-//	               503 naming the late ones ([Health])
+//	GET /healthz   200 while every worker loop that should be checking checks on time and the
+//	               last pass over the process table (if serve sweeps one) swept it, else 503
+//	               naming the late workers and why the table's sweep fails ([Health])
 //
 // The worker metrics are read when scraped, from [fleet.Fleet.Status] (and the System V
 // process table the fleet sweeps, as kind "proctab"); each series has the labels name (the
@@ -28,6 +29,13 @@
 //	shmmon_check_duration_seconds        histogram of one check of one worker (every worker has
 //	                                     its own loop: verify the object, read and judge the sequence)
 //	shmmon_config_reloads_total{result}  reloads of the config file, result "success" or "failure"
+//	shmmon_proctab_lock_timeouts_total   passes over the process table skipped because its lock was
+//	                                     not free within 3s (only while serve sweeps a table)
+//
+// Reading the process table takes its lock, which anyone who may write the table can keep
+// from being free: /status and /metrics then answer after at most proctab.LockTimeout, the
+// table's part replaced by its error (proctab_error in /status; no proctab series in
+// /metrics), and /healthz, which takes no lock, reports the sweep's trouble.
 package httpapi
 
 import (
@@ -53,6 +61,8 @@ type Source interface {
 	// ProctabRecords returns the records of the process table the source sweeps; nil and
 	// no error when it sweeps none.
 	ProctabRecords() ([]proctab.Record, error)
+	// ProctabHealth tells how the sweep of that table goes, without blocking.
+	ProctabHealth() fleet.ProctabHealth
 }
 
 // Server serves the endpoints of the package doc. Create it with [New].
@@ -142,6 +152,7 @@ func (s *Server) serveStatus(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	h := NewHealth(s.src.Status(), s.now())
+	h.addProctab(s.src.ProctabHealth())
 	code := http.StatusOK
 	if h.Status != "ok" {
 		code = http.StatusServiceUnavailable
@@ -160,8 +171,19 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // Health is the body of /healthz.
 type Health struct {
-	Status string       `json:"status"` // "ok", or "late" (the code is then 503)
-	Late   []LateWorker `json:"late"`   // the late workers; empty when ok
+	// Status is "ok"; "late" when a worker is late; "proctab" when no worker is late but the
+	// process table's sweep fails. The code is 503 unless it is "ok".
+	Status string       `json:"status"`
+	Late   []LateWorker `json:"late"` // the late workers; empty when none is
+	// Proctab says why the last pass over the process table failed (its lock was not free,
+	// say); absent while it sweeps fine, or sweeps nothing.
+	Proctab *ProctabTrouble `json:"proctab,omitempty"`
+}
+
+// ProctabTrouble is why the sweep of the process table fails, in /healthz.
+type ProctabTrouble struct {
+	Error string    `json:"error"`
+	Since time.Time `json:"since"` // when its passes began to fail
 }
 
 // LateWorker is one worker whose loop missed its deadline (see [fleet.WorkerStatus.Late]).
@@ -172,7 +194,7 @@ type LateWorker struct {
 }
 
 // NewHealth judges the workers at now: "ok" when no loop that should be checking is past its
-// deadline.
+// deadline. (/healthz adds the process table's trouble, if any.)
 func NewHealth(ws []fleet.WorkerStatus, now time.Time) Health {
 	h := Health{Status: "ok", Late: []LateWorker{}}
 	for _, w := range ws {
@@ -182,4 +204,15 @@ func NewHealth(ws []fleet.WorkerStatus, now time.Time) Health {
 		}
 	}
 	return h
+}
+
+// addProctab adds the trouble of the process table's sweep, if it has any.
+func (h *Health) addProctab(pt fleet.ProctabHealth) {
+	if !pt.Sweeping || pt.Err == nil {
+		return
+	}
+	h.Proctab = &ProctabTrouble{Error: pt.Err.Error(), Since: pt.Since}
+	if h.Status == "ok" {
+		h.Status = "proctab"
+	}
 }

@@ -236,10 +236,12 @@ type fakeSource struct {
 	ws   []fleet.WorkerStatus
 	recs []proctab.Record
 	err  error
+	pt   fleet.ProctabHealth
 }
 
 func (f fakeSource) Status() []fleet.WorkerStatus              { return f.ws }
 func (f fakeSource) ProctabRecords() ([]proctab.Record, error) { return f.recs, f.err }
+func (f fakeSource) ProctabHealth() fleet.ProctabHealth        { return f.pt }
 
 // TestSeries covers what a live fleet rarely shows: an unreadable object, a process table
 // with two records of one name, the reload counter; and lints the exposition.
@@ -348,5 +350,43 @@ func TestServe(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return after cancel")
+	}
+}
+
+// TestProctabHealth: while the process table's sweep fails, /healthz is 503 and says why,
+// and the lock timeouts are a counter; a fleet that sweeps no table has neither.
+func TestProctabHealth(t *testing.T) {
+	since := time.Now().Add(-time.Minute).Truncate(time.Second)
+	for _, tc := range []struct {
+		name    string
+		src     fakeSource
+		code    int
+		status  string
+		counter bool
+	}{
+		{"no table", fakeSource{}, http.StatusOK, "ok", false},
+		{"sweeping", fakeSource{pt: fleet.ProctabHealth{Sweeping: true}}, http.StatusOK, "ok", true},
+		{"lock never free", fakeSource{pt: fleet.ProctabHealth{Sweeping: true, LockTimeouts: 3,
+			Err: fmt.Errorf("%w: semaphore 0x5095 not free", proctab.ErrLockTimeout), Since: since}}, http.StatusServiceUnavailable, "proctab", true},
+		{"late and lock never free", fakeSource{
+			ws: []fleet.WorkerStatus{{Worker: config.Worker{Name: "w"}, Checking: true, Deadline: time.Now().Add(-time.Minute)}},
+			pt: fleet.ProctabHealth{Sweeping: true, Err: proctab.ErrLockTimeout, Since: since}}, http.StatusServiceUnavailable, "late", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New(tc.src)
+			var h Health
+			if code := get(t, s, "/healthz", &h); code != tc.code || h.Status != tc.status {
+				t.Errorf("/healthz: %d %+v, want %d, status %q", code, h, tc.code, tc.status)
+			}
+			if tc.src.pt.Err != nil && (h.Proctab == nil || !strings.Contains(h.Proctab.Error, "lock wait timed out") || !h.Proctab.Since.Equal(since)) {
+				t.Errorf("/healthz proctab: %+v, want the sweep's error since %v", h.Proctab, since)
+			} else if tc.src.pt.Err == nil && h.Proctab != nil {
+				t.Errorf("/healthz proctab: %+v, want none", h.Proctab)
+			}
+			v, ok := value(scrape(t, s), "shmmon_proctab_lock_timeouts_total", nil)
+			if ok != tc.counter || v != float64(tc.src.pt.LockTimeouts) {
+				t.Errorf("shmmon_proctab_lock_timeouts_total = %v (present %v), want %d (present %v)", v, ok, tc.src.pt.LockTimeouts, tc.counter)
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -20,6 +21,9 @@ var (
 	descStr  = prometheus.NewDesc("shmmon_worker_starts_total", "Starts of the worker's program, adoptions and restarts included, since serve began supervising it.", labels, nil)
 	descRst  = prometheus.NewDesc("shmmon_worker_restarts_total", "Starts of the worker's program after the first, since serve began supervising it.", labels, nil)
 	descKil  = prometheus.NewDesc("shmmon_worker_kills_total", "Kills of the worker for hanging, since serve began watching it.", labels, nil)
+
+	descLockTimeouts = prometheus.NewDesc("shmmon_proctab_lock_timeouts_total",
+		"Passes over the System V process table skipped because its lock was not free within "+proctab.LockTimeout.String()+".", nil, nil)
 )
 
 // states are the values of the state label, in the order of shmobj's states.
@@ -35,7 +39,7 @@ var states = func() []shmobj.State {
 type workerCollector struct{ s *Server }
 
 func (c workerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descSeq, descStl, descSt, descAge, descLate, descStr, descRst, descKil} {
+	for _, d := range []*prometheus.Desc{descUp, descSeq, descStl, descSt, descAge, descLate, descStr, descRst, descKil, descLockTimeouts} {
 		ch <- d
 	}
 }
@@ -72,6 +76,9 @@ func (c workerCollector) Collect(ch chan<- prometheus.Metric) {
 				gauge(descAge, now.Sub(timeNs(r.LastProgress)).Seconds(), lv...)
 			}
 		}
+	}
+	if pt := c.s.src.ProctabHealth(); pt.Sweeping {
+		ch <- prometheus.MustNewConstMetric(descLockTimeouts, prometheus.CounterValue, float64(pt.LockTimeouts))
 	}
 	// The process table may hold several records of one name (instances of a service):
 	// the second and later get their slot in the name, so every series stays unique.

@@ -20,6 +20,10 @@
 // on the pidfds of all open handles together (see [Open]), which then report
 // the exit through [Process.WaitExit] and [Process.AfterExit].
 //
+// [Process.Credentials] and [Process.SysVAttached] read facts about a held
+// process from /proc (who it runs as, what it has attached), failing rather
+// than answering for another process should the pid be reused meanwhile.
+//
 // [StartTime] reads when a process started, so a caller that kept only a pid
 // can tell whether the pid now names another process.
 //
@@ -34,6 +38,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -209,4 +214,18 @@ func (p *Process) Terminate(ctx context.Context, opts TerminateOptions) (Termina
 		err = fmt.Errorf("proc: terminate pid %d: still running %v after SIGKILL", p.Pid(), KillWait)
 	}
 	return finish(err)
+}
+
+// Credentials are the identity the kernel checks a process's access with (see
+// [Process.Credentials]).
+type Credentials struct {
+	Uid    uint32   // effective uid: the owner checks use it
+	Gid    uint32   // filesystem gid (the effective one unless set apart): the group checks use it
+	Groups []uint32 // supplementary groups
+}
+
+// InGroup reports whether gid is the credentials' gid or one of their supplementary groups,
+// as the kernel's group check does.
+func (c Credentials) InGroup(gid uint32) bool {
+	return c.Gid == gid || slices.Contains(c.Groups, gid)
 }

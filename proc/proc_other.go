@@ -78,3 +78,9 @@ func InTree(pid, root int) bool { return false }
 
 // RealUID is Linux only.
 func (p *Process) RealUID() (uint32, error) { return 0, errUnsupported }
+
+// Credentials is Linux only.
+func (p *Process) Credentials() (Credentials, error) { return Credentials{}, errUnsupported }
+
+// SysVAttached is Linux only.
+func (p *Process) SysVAttached(key, shmid int) (bool, error) { return false, errUnsupported }

@@ -58,6 +58,7 @@ func TestMain(m *testing.M) {
 //     group, print the grandchild's pid, block.
 //   - "signal-group PID": open PID and send signal 0 to its group; print
 //     "refused" if that was refused with ErrRefused, else what happened.
+//   - "shm-attach ID": attach the System V segment ID, print "ready", block.
 //   - "open-emfile PID": the first Open in the process, with room for the
 //     pidfd but not for the exit watcher's epoll set; print its error, then
 //     whether the pidfd was closed ("pidfd closed"), then, with the room
@@ -115,6 +116,16 @@ func helper(mode string) int {
 			fmt.Printf("not refused: %v\n", err)
 		}
 		return 0
+	case "shm-attach":
+		id, err := strconv.Atoi(arg)
+		if err == nil {
+			_, err = unix.SysvShmAttach(id, 0, 0)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper shm-attach:", err)
+			return 2
+		}
+		return block("ready")
 	case "open-emfile":
 		pid, err := strconv.Atoi(arg)
 		if err == nil {

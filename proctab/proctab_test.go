@@ -1,3 +1,5 @@
+//go:build linux
+
 package proctab
 
 import (
@@ -5,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -16,17 +19,21 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proc"
 )
 
 // TestMain lets the test binary be a helper process: PROCTAB_TEST=sleep blocks;
 // PROCTAB_TEST=hold-lock KEY takes the lock of the table with that key, prints "locked" and
-// blocks.
+// blocks; PROCTAB_TEST=attach KEY SLOTS attaches that table (a client of it), prints
+// "attached" and blocks; PROCTAB_TEST=attach-ro KEY attaches its segment read-only.
 func TestMain(m *testing.M) {
 	mode, arg, _ := strings.Cut(os.Getenv("PROCTAB_TEST"), " ")
 	switch mode {
 	case "":
-		os.Exit(m.Run())
+		code := m.Run()
+		testkit.Cleanup()
+		os.Exit(code)
 	case "sleep":
 		time.Sleep(5 * time.Minute)
 	case "exit":
@@ -37,8 +44,18 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			os.Exit(3)
 		}
-		semOp(t.semid, -1)
+		semTake(t.semid, time.Hour)
 		os.Stdout.WriteString("locked\n")
+		time.Sleep(5 * time.Minute)
+	case "attach", "attach-ro":
+		key, slots, _ := strings.Cut(arg, " ")
+		k, _ := strconv.Atoi(key)
+		n, _ := strconv.Atoi(slots)
+		if err := attachHelper(k, n, mode == "attach-ro"); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(3)
+		}
+		os.Stdout.WriteString("attached\n")
 		time.Sleep(5 * time.Minute)
 	}
 	os.Exit(2)
@@ -67,13 +84,35 @@ func testTable(t *testing.T, slots int) *Table {
 // child starts the test binary in mode and kills and reaps it when the test ends.
 func child(t *testing.T, mode string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0])
+	return startChild(t, exec.Command(os.Args[0]), mode)
+}
+
+// startChild starts cmd, the test binary, in mode; a mode that attaches a table has
+// attached it when startChild returns. The child is killed and reaped when the test ends.
+func startChild(t *testing.T, cmd *exec.Cmd, mode string) *exec.Cmd {
+	t.Helper()
 	cmd.Env = append(os.Environ(), "PROCTAB_TEST="+mode)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if strings.HasPrefix(mode, "attach") {
+		if line, _ := bufio.NewReader(out).ReadString('\n'); line != "attached\n" {
+			t.Fatalf("child %q said %q", mode, line)
+		}
+	}
 	return cmd
+}
+
+// client starts a child that has tab attached.
+func client(t *testing.T, tab *Table) *exec.Cmd {
+	t.Helper()
+	return child(t, fmt.Sprintf("attach %d %d", tab.opts.Key, tab.opts.Slots))
 }
 
 func TestLayout(t *testing.T) {
@@ -163,7 +202,7 @@ func TestAttachMissing(t *testing.T) {
 
 func TestSweep(t *testing.T) {
 	tab := testTable(t, 16)
-	healthy, hung, reused := child(t, "sleep"), child(t, "sleep"), child(t, "sleep")
+	healthy, hung, reused := client(t, tab), client(t, tab), client(t, tab)
 	gone := exec.Command(os.Args[0])
 	gone.Env = append(os.Environ(), "PROCTAB_TEST=exit")
 	gone.Run()
@@ -192,8 +231,8 @@ func TestSweep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res != (SweepResult{Checked: 6, Cleared: 4, Killed: 1}) {
-		t.Errorf("Sweep = %+v, want checked 6, cleared 4, killed 1\n%s", res, &logs)
+	if res != (SweepResult{Checked: 6, Cleared: 4, Refused: 2, Killed: 1}) {
+		t.Errorf("Sweep = %+v, want checked 6, cleared 4 (2 refused), killed 1\n%s", res, &logs)
 	}
 	recs, _ := tab.List()
 	if len(recs) != 1 || recs[0].Name != "healthy" {
@@ -208,7 +247,7 @@ func TestSweep(t *testing.T) {
 			t.Errorf("pid %d was killed", c.Process.Pid)
 		}
 	}
-	for _, want := range []string{"pid reused", "process gone", "refusing to signal"} {
+	for _, want := range []string{"pid reused", "process gone", "why=\"pid 1 or less", "why=\"it is this sweeper's own pid\""} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, &logs)
 		}

@@ -1,8 +1,10 @@
 package proctab
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"syscall"
@@ -22,103 +24,177 @@ type SweepOptions struct {
 // SweepResult counts what one sweep did.
 type SweepResult struct {
 	Checked int // records in use
-	Cleared int // records cleared without a signal (gone, stale, refused pid)
+	Cleared int // records cleared without a signal (gone, stale, refused)
+	Refused int // of the cleared records, those refused (see [Table.Sweep])
 	Killed  int // processes killed because their heartbeat timed out
 }
 
 // Sweep is one pass of checkproc over the table. For each record in use:
 //
-//   - pid <= 1, or this process: never signalled; the record is cleared.
+//   - pid <= 1, or this process: never signalled; the record is refused.
+//   - a bad record: a timeout under 1 s (a negative one would be timed out forever), or a
+//     heartbeat more than a second in the future: refused, whatever process it names.
 //   - no such process: the record is cleared.
 //   - the pid names a process that started after the record's last heartbeat (the pid was
 //     reused): the record is cleared, the process left alone.
+//   - the heartbeat is within the timeout: left alone. This costs one read of
+//     /proc/PID/stat, so that a sweep of a thousand healthy records stays cheap.
 //   - the heartbeat is older than the timeout (now - atime > timeout in whole seconds: atime
-//     has whole seconds, and a beat within the timeout must never kill): the record is read
-//     again, and if it still holds the same process and has not beaten since, the process
-//     is killed (Signal, then SIGKILL after KillAfter) through a pidfd and the record cleared.
+//     has whole seconds, and a beat within the timeout must never kill): the process is held
+//     through a pidfd, so the process judged is the one signalled, and the record is read
+//     again. If it still holds the same process and has not beaten since, the record must be
+//     trusted to name that process: the process has this table attached (its
+//     /proc/PID/maps shows this segment: nobody can make another process attach one), and its
+//     user may write the table (the segment's owner, group and mode, as the kernel judges
+//     them; root always may). Anyone who may write the table may write any record, so a
+//     record naming a process that is not a client of the table, or whose user could not have
+//     written it, is refused. A trusted one's process is killed (Signal, then SIGKILL after
+//     KillAfter) and the record cleared.
+//
+// A refused record is cleared, never acted on, and logged at warning level with
+// event=record-refused, its pid, the uid of its process (when one was held) and why; it counts
+// in Cleared and in Refused.
 //
 // The lock is held only to read and to clear records, never while a process is being
 // killed; a record that changed meanwhile (re-registered, or a new heartbeat) is not cleared.
+// Every wait for the lock is bounded: a pass that cannot take it within [LockTimeout] ends
+// there, with what it did so far and an error matching [ErrLockTimeout]. A pass ends early,
+// with ctx's error, when ctx is done.
 func (t *Table) Sweep(ctx context.Context, opts SweepOptions) (SweepResult, error) {
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	recs, err := t.List()
+	recs, err := t.list(ctx)
 	if err != nil {
 		return SweepResult{}, err
 	}
-	res := SweepResult{Checked: len(recs)}
-	self := os.Getpid()
+	segment, err := shmStat(t.shmid)
+	if err != nil {
+		return SweepResult{}, fmt.Errorf("proctab: segment %#x: %w", t.opts.Key, err)
+	}
+	s := &pass{t: t, ctx: ctx, opts: opts, log: cmp.Or(opts.Logger, slog.Default()), segment: segment, self: os.Getpid()}
+	s.res.Checked = len(recs)
 	for _, r := range recs {
 		if ctx.Err() != nil {
 			break
 		}
-		attrs := []any{"slot", r.Slot, "pid", r.Pid, "name", r.Name, "timeout", r.Timeout, "age", time.Since(r.Atime).Round(time.Second)}
-		atime := r.Atime.Unix()
-		clearRec := func(msg string) {
-			if err := t.clearIf(r.Slot, int32(r.Pid), &atime); err != nil {
-				log.Error("clearing record", append(attrs, "err", err)...)
-				return
-			}
-			res.Cleared++
-			log.Warn(msg, attrs...)
-		}
-		if r.Pid <= 1 || r.Pid == self {
-			clearRec("refusing to signal this pid; record cleared")
-			continue
-		}
-		// Hold the process through a pidfd before judging it, so the process judged is the
-		// one signalled.
-		p, err := proc.Open(r.Pid)
-		if errors.Is(err, proc.ErrNotExist) {
-			clearRec("process gone; record cleared")
-			continue
-		} else if err != nil {
-			log.Error("cannot check process", append(attrs, "err", err)...)
-			continue
-		}
-		outcome := t.judge(ctx, p, r, atime, opts, log, attrs, clearRec)
-		p.Close()
-		if outcome {
-			res.Killed++
+		if err := s.sweep(r); err != nil {
+			return s.res, err
 		}
 	}
-	return res, ctx.Err()
+	return s.res, ctx.Err()
 }
 
-// judge decides about one live process and reports whether it was killed.
-func (t *Table) judge(ctx context.Context, p *proc.Process, r Record, atime int64, opts SweepOptions,
-	log *slog.Logger, attrs []any, clearRec func(string)) bool {
-	// atime has whole seconds: a process that started more than a second after it did not
-	// write that heartbeat.
-	if start, err := proc.StartTime(r.Pid); err == nil && start.After(r.Atime.Add(time.Second)) {
-		clearRec("pid reused by a process that started after the last heartbeat; record cleared, process left alone")
-		return false
+// pass is one [Table.Sweep].
+type pass struct {
+	t       *Table
+	ctx     context.Context
+	opts    SweepOptions
+	log     *slog.Logger
+	segment perm // the segment's permissions, read once per pass
+	self    int
+	res     SweepResult
+}
+
+// sweep judges one record. Its error (a wait for the lock that failed) ends the pass.
+func (s *pass) sweep(r Record) error {
+	attrs := []any{"slot", r.Slot, "pid", r.Pid, "name", r.Name, "timeout", r.Timeout, "age", time.Since(r.Atime).Round(time.Second)}
+	switch {
+	case r.Pid <= 1:
+		return s.refuse(r, attrs, "pid 1 or less names no single process")
+	case r.Pid == s.self:
+		return s.refuse(r, attrs, "it is this sweeper's own pid")
+	}
+	now := time.Now()
+	bad := r.problem(now)
+	if bad == "" && !r.TimedOut(now) {
+		switch start, err := proc.StartTime(r.Pid); {
+		case errors.Is(err, proc.ErrNotExist):
+			return s.clear(r, attrs, "process gone; record cleared")
+		case err == nil && reused(start, r):
+			return s.clear(r, attrs, "pid reused by a process that started after the last heartbeat; record cleared, process left alone")
+		}
+		return nil
+	}
+
+	p, err := proc.Open(r.Pid)
+	if errors.Is(err, proc.ErrNotExist) {
+		return s.clear(r, attrs, "process gone; record cleared")
+	} else if err != nil {
+		s.log.Error("cannot check process", append(attrs, "err", err)...)
+		return nil
+	}
+	defer p.Close()
+	cred, credErr := p.Credentials()
+	if errors.Is(credErr, os.ErrProcessDone) {
+		return s.clear(r, attrs, "process gone; record cleared")
+	} else if credErr == nil {
+		attrs = append(attrs, "uid", cred.Uid)
+	}
+	if bad != "" {
+		return s.refuse(r, attrs, bad)
+	}
+	if start, err := proc.StartTime(r.Pid); err == nil && reused(start, r) {
+		return s.clear(r, attrs, "pid reused by a process that started after the last heartbeat; record cleared, process left alone")
 	}
 	// Judge the record as it is now, not as the pass read it: killing another process may
 	// have taken seconds, and this one may have beaten meanwhile.
-	cur, ok := t.record(r.Slot)
-	if !ok || cur.Pid != r.Pid || !cur.TimedOut(time.Now()) {
-		return false
+	cur, ok, err := s.t.record(s.ctx, r.Slot)
+	if err != nil {
+		return err
 	}
-	atime = cur.Atime.Unix()
-	log.Warn("heartbeat timed out: killing", attrs...)
-	term, err := p.Terminate(ctx, proc.TerminateOptions{
-		Signal:    opts.Signal,
-		KillAfter: opts.KillAfter,
+	if !ok || cur.Pid != r.Pid || !cur.TimedOut(time.Now()) {
+		return nil
+	}
+	if credErr != nil {
+		return s.refuse(cur, attrs, fmt.Sprintf("cannot read its credentials: %v", credErr))
+	}
+	if why := s.t.distrust(p, cred, s.segment); why != "" {
+		return s.refuse(cur, attrs, why)
+	}
+	return s.kill(p, cur, attrs)
+}
+
+// reused reports whether a process that started at start cannot have written r's heartbeat:
+// atime has whole seconds, so a process that started more than a second after it did not.
+func reused(start time.Time, r Record) bool { return start.After(r.Atime.Add(time.Second)) }
+
+// kill runs the kill escalation on p, whose record r timed out, and clears the record.
+func (s *pass) kill(p *proc.Process, r Record, attrs []any) error {
+	s.log.Warn("heartbeat timed out: killing", attrs...)
+	term, err := p.Terminate(s.ctx, proc.TerminateOptions{
+		Signal:    s.opts.Signal,
+		KillAfter: s.opts.KillAfter,
 		Log: func(step string, a ...any) {
-			log.Warn("kill step", append([]any{"slot", r.Slot, "name", r.Name, "event", step}, a...)...)
+			s.log.Warn("kill step", append([]any{"slot", r.Slot, "name", r.Name, "event", step}, a...)...)
 		},
 	})
 	if err != nil {
-		log.Error("killing", append(attrs, "err", err)...)
-		return false
+		s.log.Error("killing", append(attrs, "err", err)...)
+		return nil
 	}
-	if err := t.clearIf(r.Slot, int32(r.Pid), &atime); err != nil {
-		log.Error("clearing record", append(attrs, "err", err)...)
+	if term.Signalled {
+		s.res.Killed++
 	}
-	return term.Signalled
+	atime := r.Atime.Unix()
+	return s.t.clearIf(s.ctx, r.Slot, int32(r.Pid), &atime)
+}
+
+// clear clears r's slot, if it still holds r's pid and heartbeat, and logs msg.
+func (s *pass) clear(r Record, attrs []any, msg string, more ...any) error {
+	atime := r.Atime.Unix()
+	if err := s.t.clearIf(s.ctx, r.Slot, int32(r.Pid), &atime); err != nil {
+		return err
+	}
+	s.res.Cleared++
+	s.log.Warn(msg, append(attrs, more...)...)
+	return nil
+}
+
+// refuse clears r as a record that must not be acted on, saying why.
+func (s *pass) refuse(r Record, attrs []any, why string) error {
+	if err := s.clear(r, attrs, "record refused: cleared, its process left alone", "event", "record-refused", "why", why); err != nil {
+		return err
+	}
+	s.res.Refused++
+	return nil
 }
 
 // TimedOut reports whether r's heartbeat is certainly older than its timeout at now. atime

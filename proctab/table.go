@@ -2,6 +2,7 @@ package proctab
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -26,12 +27,35 @@ const (
 	OffAtime   = 64
 )
 
+const (
+	// DefaultMode is the permission of a table [Open] creates unless [Options] say otherwise:
+	// its creator's user and group may read and write it, nobody else. (The original's 0666
+	// lets every local user write records and the lock.)
+	DefaultMode os.FileMode = 0o660
+
+	// LockTimeout bounds every wait for the table's lock: a holder that keeps it, or a
+	// semaphore someone set to 0, makes the operation fail with [ErrLockTimeout] rather
+	// than block.
+	LockTimeout = 3 * time.Second
+
+	// MinEvery is the shortest time between two sweeps that checkproc --every and the
+	// [proctab] every of serve accept: each sweep takes the lock the clients wait for.
+	MinEvery = 100 * time.Millisecond
+
+	// lockSlice is the longest single wait for the lock: a cancelled context ends a wait
+	// within it.
+	lockSlice = 100 * time.Millisecond
+)
+
 var (
 	// ErrFull is returned by [Table.Register] when every slot is taken.
 	ErrFull = errors.New("proctab: table full")
 	// ErrNotExist is returned by [Attach] when there is no table with the key; it matches
 	// fs.ErrNotExist.
 	ErrNotExist = fmt.Errorf("proctab: no table: %w", fs.ErrNotExist)
+	// ErrLockTimeout is returned, wrapped with the semaphore's key, when the table's lock
+	// was not free within [LockTimeout].
+	ErrLockTimeout = errors.New("proctab: lock wait timed out")
 	// ErrUnsupported is returned on platforms other than Linux.
 	ErrUnsupported = errors.New("proctab: System V tables are supported on Linux only")
 )
@@ -47,11 +71,21 @@ type record struct {
 	atime   atomic.Int64
 }
 
-// Options select a table. The zero value means the defaults.
+// Options select a table, and how [Open] creates it. The zero value means the defaults.
 type Options struct {
 	Key    int // System V key of the segment; 0 = DefaultKey
 	SemKey int // System V key of the semaphore; 0 = Key when Key is set, else DefaultSemKey
 	Slots  int // records; 0 = DefaultSlots. Every user of a table must agree on it.
+
+	// Mode is the permission (0 to 0777) of the segment and the semaphore that Open
+	// creates; 0 = DefaultMode. A table that exists keeps its own. Whoever may write the
+	// table may rewrite its records and its lock, so 0666 (the original's) only when every
+	// local user is trusted with the table's clients.
+	Mode os.FileMode
+	// Group is the gid given to the segment and the semaphore that Open creates, so that
+	// clients of several users can share a table of Mode 0660; 0 = none (the creator's
+	// group, which is root's when root creates it).
+	Group int
 }
 
 func (o Options) withDefaults() Options {
@@ -69,6 +103,9 @@ func (o Options) withDefaults() Options {
 	if o.Slots == 0 {
 		o.Slots = DefaultSlots
 	}
+	if o.Mode == 0 {
+		o.Mode = DefaultMode
+	}
 	return o
 }
 
@@ -82,8 +119,9 @@ type Table struct {
 	recs  []record
 }
 
-// Open attaches the table of opts, creating the segment (mode 0666) and the semaphore (set to
-// 1) when they are absent, as the original does.
+// Open attaches the table of opts, creating the segment and the semaphore (set to 1) when they
+// are absent, as the original does, but with opts.Mode (DefaultMode, 0660, unless set) and
+// opts.Group.
 func Open(opts Options) (*Table, error) { return open(opts, true) }
 
 // Attach attaches an existing table; it returns an error matching [ErrNotExist] (and
@@ -92,10 +130,15 @@ func Attach(opts Options) (*Table, error) { return open(opts, false) }
 
 func open(opts Options, create bool) (*Table, error) {
 	opts = opts.withDefaults()
-	if opts.Slots < 1 || opts.Slots > 1<<20 {
+	switch {
+	case opts.Slots < 1 || opts.Slots > 1<<20:
 		return nil, fmt.Errorf("proctab: %d slots: want 1 to %d", opts.Slots, 1<<20)
+	case opts.Mode&^0o777 != 0:
+		return nil, fmt.Errorf("proctab: mode %#o: want permission bits, 0 to 0777", uint32(opts.Mode))
+	case opts.Group < 0:
+		return nil, fmt.Errorf("proctab: group %d: want a gid, or 0 for none", opts.Group)
 	}
-	shmid, err := shmGet(opts.Key, opts.Slots*RecordSize, create)
+	shmid, created, err := shmGet(opts.Key, opts.Slots*RecordSize, opts.Mode, create)
 	if err != nil {
 		if isNotExist(err) {
 			return nil, fmt.Errorf("%w with key %#x", ErrNotExist, opts.Key)
@@ -105,19 +148,43 @@ func open(opts Options, create bool) (*Table, error) {
 		}
 		return nil, fmt.Errorf("proctab: segment %#x (%d slots): %w", opts.Key, opts.Slots, err)
 	}
-	semid, err := semGet(opts.SemKey, create)
+	// What this call created goes again if the rest fails: no half-made table is left.
+	undo := func() {}
+	if created {
+		undo = func() { shmRemove(shmid) }
+		if opts.Group != 0 {
+			if err := shmSetGroup(shmid, opts.Group); err != nil {
+				undo()
+				return nil, fmt.Errorf("proctab: segment %#x: giving it group %d: %w", opts.Key, opts.Group, err)
+			}
+		}
+	}
+	semid, semCreated, err := semGet(opts.SemKey, opts.Mode, create)
 	if err != nil {
+		undo()
 		if isNotExist(err) {
 			return nil, fmt.Errorf("%w: no semaphore with key %#x", ErrNotExist, opts.SemKey)
 		}
 		return nil, fmt.Errorf("proctab: semaphore %#x: %w", opts.SemKey, err)
 	}
+	if semCreated {
+		shmUndo := undo
+		undo = func() { shmUndo(); semRemove(semid) }
+		if opts.Group != 0 {
+			if err := semSetGroup(semid, opts.Group); err != nil {
+				undo()
+				return nil, fmt.Errorf("proctab: semaphore %#x: giving it group %d: %w", opts.SemKey, opts.Group, err)
+			}
+		}
+	}
 	mem, err := shmAttach(shmid)
 	if err != nil {
+		undo()
 		return nil, fmt.Errorf("proctab: attach segment %#x: %w", opts.Key, err)
 	}
 	if len(mem) < opts.Slots*RecordSize {
 		shmDetach(mem)
+		undo()
 		return nil, fmt.Errorf("proctab: segment %#x has %d bytes, too small for %d slots", opts.Key, len(mem), opts.Slots)
 	}
 	recs := unsafe.Slice((*record)(unsafe.Pointer(&mem[0])), opts.Slots)
@@ -142,14 +209,39 @@ func (t *Table) Remove() error {
 	return errors.Join(shmRemove(t.shmid), semRemove(t.semid))
 }
 
-// locked runs f holding the table's semaphore.
-func (t *Table) locked(f func()) error {
-	if err := semOp(t.semid, -1); err != nil {
-		return fmt.Errorf("proctab: lock %#x: %w", t.opts.SemKey, err)
+// locked runs f holding the table's semaphore, once [Table.lock] took it.
+func (t *Table) locked(ctx context.Context, f func()) error {
+	if err := t.lock(ctx); err != nil {
+		return err
 	}
-	defer semOp(t.semid, +1)
+	defer semGive(t.semid)
 	f()
 	return nil
+}
+
+// lock takes the table's semaphore, waiting at most LockTimeout ([ErrLockTimeout]) and
+// while ctx is not done (its cause). The wait is made of slices of at most lockSlice, and
+// ctx is looked at between them, so that a cancel (SIGTERM, say) ends it promptly: a signal
+// only interrupts semtimedop with EINTR, which says nothing about giving up.
+func (t *Table) lock(ctx context.Context) error {
+	deadline := time.Now().Add(LockTimeout)
+	for {
+		if ctx.Err() != nil {
+			return fmt.Errorf("proctab: lock %#x: %w", t.opts.SemKey, context.Cause(ctx))
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("%w: semaphore %#x not free within %v (a holder keeps it, or someone who may write it set it to 0)",
+				ErrLockTimeout, t.opts.SemKey, LockTimeout)
+		}
+		taken, err := semTake(t.semid, min(left, lockSlice))
+		if err != nil {
+			return fmt.Errorf("proctab: lock %#x: %w", t.opts.SemKey, err)
+		}
+		if taken {
+			return nil
+		}
+	}
 }
 
 // Record is one decoded record.
@@ -191,10 +283,13 @@ func (r *record) clear() {
 	r.atime.Store(0)
 }
 
-// List returns the records in use (pid != 0), read under the lock, in slot order.
-func (t *Table) List() ([]Record, error) {
+// List returns the records in use (pid != 0), read under the lock, in slot order. The wait
+// for the lock is bounded: see [ErrLockTimeout].
+func (t *Table) List() ([]Record, error) { return t.list(context.Background()) }
+
+func (t *Table) list(ctx context.Context) ([]Record, error) {
 	var out []Record
-	err := t.locked(func() {
+	err := t.locked(ctx, func() {
 		for i := range t.recs {
 			if t.recs[i].pid.Load() != 0 {
 				out = append(out, t.recs[i].decode(i))
@@ -205,13 +300,13 @@ func (t *Table) List() ([]Record, error) {
 }
 
 // record reads slot under the lock; ok is false when it is free.
-func (t *Table) record(slot int) (r Record, ok bool) {
-	t.locked(func() {
+func (t *Table) record(ctx context.Context, slot int) (r Record, ok bool, err error) {
+	err = t.locked(ctx, func() {
 		if t.recs[slot].pid.Load() != 0 {
 			r, ok = t.recs[slot].decode(slot), true
 		}
 	})
-	return r, ok
+	return r, ok, err
 }
 
 // Slot is this process's record in a table, from [Table.Register].
@@ -223,7 +318,8 @@ type Slot struct {
 
 // Register records this process with name (at most 50 bytes) and timeout (whole seconds,
 // at least 1) and a heartbeat now, under the lock: it reuses a record that already holds this
-// pid, else the first free one. A full table is [ErrFull].
+// pid, else the first free one. A full table is [ErrFull]; a lock not free in time,
+// [ErrLockTimeout].
 func (t *Table) Register(name string, timeout time.Duration) (*Slot, error) {
 	return t.put(os.Getpid(), name, timeout, time.Now())
 }
@@ -236,7 +332,7 @@ func (t *Table) put(pid int, name string, timeout time.Duration, atime time.Time
 		return nil, fmt.Errorf("proctab: timeout %v: want whole seconds, at least 1s", timeout)
 	}
 	slot := -1
-	err := t.locked(func() {
+	err := t.locked(context.Background(), func() {
 		free := -1
 		for i := range t.recs {
 			switch p := t.recs[i].pid.Load(); {
@@ -273,13 +369,13 @@ func (s *Slot) Update() { s.t.recs[s.slot].atime.Store(time.Now().Unix()) }
 
 // Close clears the record, under the lock, if it still belongs to this process.
 func (s *Slot) Close() error {
-	return s.t.clearIf(s.slot, s.pid, nil)
+	return s.t.clearIf(context.Background(), s.slot, s.pid, nil)
 }
 
 // clearIf clears slot under the lock if it still holds pid (and, when atime is not nil, that
 // heartbeat): a record re-registered meanwhile is left alone.
-func (t *Table) clearIf(slot int, pid int32, atime *int64) error {
-	return t.locked(func() {
+func (t *Table) clearIf(ctx context.Context, slot int, pid int32, atime *int64) error {
+	return t.locked(ctx, func() {
 		r := &t.recs[slot]
 		if r.pid.Load() == pid && (atime == nil || r.atime.Load() == *atime) {
 			r.clear()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/proctab"
 )
@@ -55,20 +56,31 @@ func parseKey(s string) (int, error) {
 
 func checkprocCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "checkproc",
-		Usage:     "sweep the System V process table of the original framework: kill timed-out processes",
-		UsageText: "shmmon checkproc [--key 0x5095] [--sem-key 0x5095] [--slots 1000] [--every 10s] [--kill-after 5s]",
+		Name:  "checkproc",
+		Usage: "sweep the System V process table of the original framework: kill timed-out processes",
+		UsageText: "shmmon checkproc [--key 0x5095] [--sem-key 0x5095] [--slots 1000] [--every 10s] [--kill-after 5s]\n" +
+			"                 [--create [--mode 0660] [--group GROUP]]",
 		Description: "One pass over the table (or one every --every): a record whose process is gone is\n" +
 			"cleared; a process whose heartbeat is older than its timeout is killed (--signal, then\n" +
-			"SIGKILL after --kill-after) and its record cleared. Unlike the original, it never\n" +
+			"SIGKILL after --kill-after) and its record cleared, if it has the table attached and its\n" +
+			"user may write the table: anyone who may write the table may write any record, so other\n" +
+			"records, and bad ones (a timeout under 1s, a heartbeat in the future), are refused:\n" +
+			"cleared and logged (event=record-refused), never acted on. Unlike the original, it never\n" +
 			"signals pid 1 or less or itself, signals through a pidfd, and clears (never kills) a\n" +
-			"record whose pid now names a process that started after its last heartbeat.",
+			"record whose pid now names a process that started after its last heartbeat.\n" +
+			"It creates no table unless --create is given (then mode 0660 unless --mode says\n" +
+			"otherwise: 0666 lets every local user rewrite records and block the lock). A lock that\n" +
+			"is not free within " + proctab.LockTimeout.String() + " is an error: exit 1 for one pass, a logged error\n" +
+			"(event=lock-timeout) and a skipped pass with --every. SIGINT/SIGTERM end it at once.",
 		OnUsageError: usageError,
 		Before:       checkUsage(false),
 		Flags: append(proctabFlags(),
-			&cli.DurationFlag{Name: "every", Usage: "sweep again this often until SIGINT/SIGTERM (default: one pass)"},
+			&cli.DurationFlag{Name: "every", Usage: "sweep again this often (at least " + proctab.MinEvery.String() + ") until SIGINT/SIGTERM (default: one pass)"},
 			&cli.StringFlag{Name: "signal", Value: "TERM", Usage: "first `SIGNAL` sent to a timed-out process"},
 			&cli.DurationFlag{Name: "kill-after", Value: proc.DefaultKillAfter, Usage: "wait this long after --signal, then SIGKILL"},
+			&cli.BoolFlag{Name: "create", Usage: "create the table when it does not exist"},
+			&cli.StringFlag{Name: "mode", Value: "0660", Usage: "with --create: permissions of a new table, `OCTAL`"},
+			&cli.StringFlag{Name: "group", Usage: "with --create: `GROUP` (name or gid) of a new table, for clients of several users"},
 		),
 		Action: func(c *cli.Context) error {
 			opts, err := proctabOptions(c)
@@ -80,14 +92,30 @@ func checkprocCommand() *cli.Command {
 				return usagef(c, "%v", err)
 			}
 			every, ka := c.Duration("every"), c.Duration("kill-after")
-			if every < 0 {
-				return usagef(c, "invalid --every %v: want more than 0", every)
+			if every != 0 && every < proctab.MinEvery {
+				return usagef(c, "invalid --every %v: want 0 (one pass) or at least %v", every, proctab.MinEvery)
 			}
 			if ka <= 0 {
 				return usagef(c, "invalid --kill-after %v: want more than 0", ka)
 			}
-			tab, err := proctab.Open(opts)
-			if err != nil {
+			open := proctab.Attach
+			if c.Bool("create") {
+				if opts.Mode, err = parseMode(c.String("mode")); err != nil {
+					return usagef(c, "%v", err)
+				}
+				if g := c.String("group"); g != "" {
+					if opts.Group, err = config.LookupGroup(g); err != nil {
+						return usagef(c, "invalid --group: %v", err)
+					}
+				}
+				open = proctab.Open
+			} else if c.IsSet("mode") || c.IsSet("group") {
+				return usagef(c, "--mode and --group apply to a table checkproc creates: want --create with them")
+			}
+			tab, err := open(opts)
+			if errors.Is(err, fs.ErrNotExist) {
+				return failf(c, "no process table with key %#x (give --create to create it, or check --key and --sem-key)", opts.Key)
+			} else if err != nil {
 				return failf(c, "%s", stripPkg(err))
 			}
 			defer tab.Close()
@@ -97,10 +125,17 @@ func checkprocCommand() *cli.Command {
 			sweep := proctab.SweepOptions{Signal: sig, KillAfter: ka, Logger: log}
 			for {
 				res, err := tab.Sweep(ctx, sweep)
-				if err != nil && ctx.Err() == nil {
+				switch {
+				case ctx.Err() != nil:
+					return nil
+				case errors.Is(err, proctab.ErrLockTimeout) && every != 0:
+					log.Error("the table's lock is not free; skipping this pass", "key", fmt.Sprintf("%#x", opts.Key), "event", "lock-timeout", "err", err)
+				case err != nil:
 					return failf(c, "%s", stripPkg(err))
+				default:
+					log.Info("swept", "key", fmt.Sprintf("%#x", opts.Key), "checked", res.Checked, "cleared", res.Cleared,
+						"refused", res.Refused, "killed", res.Killed, "event", "sweep")
 				}
-				log.Info("swept", "key", fmt.Sprintf("%#x", opts.Key), "checked", res.Checked, "cleared", res.Cleared, "killed", res.Killed, "event", "sweep")
 				if every == 0 {
 					return nil
 				}
