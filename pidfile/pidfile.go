@@ -122,12 +122,13 @@ func open(path string, euid uint32) (*proc.Process, error) {
 	if err != nil {
 		return nil, refuse(fmt.Sprintf("names pid %d: %v", f.Pid, err), err)
 	}
-	// Both reads happen before RealUID looks at the pidfd: they are of the process held.
+	// Both reads happen before Credentials looks at the pidfd: they are of the process held.
 	started, serr := proc.StartTime(f.Pid)
-	uid, err := p.RealUID()
+	cred, err := p.Credentials()
 	if err == nil {
 		err = serr
 	}
+	uid := cred.RealUid
 	switch {
 	case errors.Is(err, os.ErrProcessDone) || errors.Is(err, proc.ErrNotExist):
 		err = refuse(fmt.Sprintf("names pid %d: no such process", f.Pid), proc.ErrNotExist)

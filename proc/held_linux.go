@@ -64,7 +64,7 @@ func parseCredentials(status []byte) (Credentials, error) {
 				return Credentials{}, fmt.Errorf("%s: %d ids, want 4 (real, effective, saved, filesystem)", name, len(ids))
 			}
 			if name[0] == 'U' {
-				c.Uid = ids[1]
+				c.RealUid, c.Uid = ids[0], ids[1]
 			} else {
 				c.Gid = ids[3]
 			}

@@ -20,21 +20,21 @@ func sleeper(t *testing.T, cred *syscall.Credential) *Process {
 	return open(t, cmd.Process.Pid)
 }
 
-// TestRealUID: the real uid of a process, and ErrProcessDone once it has exited.
+// TestRealUID: the real uid in a process's credentials, and ErrProcessDone once it has exited.
 func TestRealUID(t *testing.T) {
-	if uid, err := sleeper(t, nil).RealUID(); err != nil || uid != uint32(os.Getuid()) {
-		t.Errorf("RealUID of a child = %d, %v; want %d", uid, err, os.Getuid())
+	if c, err := sleeper(t, nil).Credentials(); err != nil || c.RealUid != uint32(os.Getuid()) {
+		t.Errorf("real uid of a child = %d, %v; want %d", c.RealUid, err, os.Getuid())
 	}
 	if os.Geteuid() == 0 {
 		const other = 42421
-		if uid, err := sleeper(t, &syscall.Credential{Uid: other, Gid: other}).RealUID(); err != nil || uid != other {
-			t.Errorf("RealUID of a process of uid %d = %d, %v", other, uid, err)
+		if c, err := sleeper(t, &syscall.Credential{Uid: other, Gid: other}).Credentials(); err != nil || c.RealUid != other {
+			t.Errorf("real uid of a process of uid %d = %d, %v", other, c.RealUid, err)
 		}
 	}
 	c := startHelper(t, "exit 0", nil)
 	p := open(t, c.pid())
 	c.wait(t)
-	if _, err := p.RealUID(); !errors.Is(err, os.ErrProcessDone) {
-		t.Errorf("RealUID of an exited process: %v, want os.ErrProcessDone", err)
+	if _, err := p.Credentials(); !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("credentials of an exited process: %v, want os.ErrProcessDone", err)
 	}
 }

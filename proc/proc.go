@@ -219,9 +219,10 @@ func (p *Process) Terminate(ctx context.Context, opts TerminateOptions) (Termina
 // Credentials are the identity the kernel checks a process's access with (see
 // [Process.Credentials]).
 type Credentials struct {
-	Uid    uint32   // effective uid: the owner checks use it
-	Gid    uint32   // filesystem gid (the effective one unless set apart): the group checks use it
-	Groups []uint32 // supplementary groups
+	RealUid uint32   // real uid: the user who started it (a setuid program does not change it)
+	Uid     uint32   // effective uid: the owner checks use it
+	Gid     uint32   // filesystem gid (the effective one unless set apart): the group checks use it
+	Groups  []uint32 // supplementary groups
 }
 
 // InGroup reports whether gid is the credentials' gid or one of their supplementary groups,

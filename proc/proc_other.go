@@ -76,9 +76,6 @@ func Ppid(pid int) (int, error) { return 0, errUnsupported }
 // InTree is Linux only: it reports false.
 func InTree(pid, root int) bool { return false }
 
-// RealUID is Linux only.
-func (p *Process) RealUID() (uint32, error) { return 0, errUnsupported }
-
 // Credentials is Linux only.
 func (p *Process) Credentials() (Credentials, error) { return Credentials{}, errUnsupported }
 
