@@ -1,32 +1,24 @@
 package security
 
 import (
-	"os"
+	"fmt"
 	"os/exec"
-	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/shmmon/shmmon/internal/badactor"
 	"github.com/shmmon/shmmon/internal/testkit"
-	"github.com/shmmon/shmmon/shmobj"
 )
 
-// TestNamesQuoted: another user plants objects whose names hold an escape sequence, a newline
-// that would forge a row, and a tab; `shmmon ls`, `ls --all` and `inspect`, run by root, print
+// TestNamesQuoted: another user plants objects and process-table records whose names hold an escape sequence, a newline
+// that would forge a row, and a tab; `shmmon ls`, `ls --all`, `inspect` and `proctab ls`, run by root, print
 // them quoted: no control character reaches the terminal and no row is forged.
 func TestNamesQuoted(t *testing.T) {
-	u := testkit.NewUser(t)
-	prefix := testkit.Name(t, "ba-names")
-	t.Cleanup(func() {
-		names, _ := filepath.Glob(filepath.Join(shmobj.Dir, prefix+"*"))
-		for _, n := range names {
-			os.Remove(n)
-		}
-	})
-	if out, err := badactor.As(t, u, "plant-names", prefix).CombinedOutput(); err != nil || !strings.Contains(string(out), "planted") {
-		t.Fatalf("the attacker could not plant its objects: %v\n%s", err, out)
-	}
+	planted := badactor.PlantNames(t, testkit.NewUser(t))
+	prefix := planted.Prefix
+	key := fmt.Sprintf("%#x", planted.Table.Key)
+	slots := strconv.Itoa(planted.Table.Slots)
 	shmmon := testkit.Shmmon(t)
 	for _, args := range [][]string{{"ls"}, {"ls", "--all"}} {
 		out, err := exec.Command(shmmon, args...).Output()
@@ -41,6 +33,23 @@ func TestNamesQuoted(t *testing.T) {
 		}
 		if l := testkit.LinesWith(strings.Split(string(out), "\n"), "forged-row"); len(l) > 0 && !strings.Contains(l[0], prefix) {
 			t.Errorf("shmmon %v printed a forged row: %q", args, l[0])
+		}
+	}
+	// The process table's records, listed by proctab ls and ls.
+	for _, args := range [][]string{{"proctab", "ls", "--key", key, "--slots", slots}, {"ls", "--proctab-key", key, "--proctab-slots", slots}} {
+		out, err := exec.Command(shmmon, args...).Output()
+		if err != nil {
+			t.Fatalf("shmmon %v: %v", args, err)
+		}
+		checkNoControl(t, strings.Join(args, " "), string(out))
+		rows := testkit.LinesWith(strings.Split(string(out), "\n"), "forged-row")
+		if len(rows) == 0 {
+			t.Errorf("shmmon %v does not list the record named with a newline:\n%s", args, out)
+		}
+		for _, l := range rows {
+			if !strings.Contains(l, `-nl\nforged-row`) {
+				t.Errorf("shmmon %v printed a forged row: %q", args, l)
+			}
 		}
 	}
 	for _, n := range badactor.EvilNames {

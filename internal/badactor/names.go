@@ -4,11 +4,23 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/shmmon/shmmon/internal/testkit"
+	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
-func init() { modes["plant-names"] = plantNamesMain }
+func init() {
+	modes["plant-names"] = plantNamesMain
+	modes["proctab-names"] = proctabNamesMain
+}
 
 // EvilNames are the object names the attacker plants after a prefix of the test's: an escape
 // sequence that would clear the screen and colour the terminal, a newline that would forge a
@@ -55,4 +67,63 @@ func ForgedObject(size int, monitor, watched int64) []byte {
 	le.PutUint32(r[shmobj.RecThreshold:], 3)
 	le.PutUint64(r[shmobj.RecInterval:], uint64(1e9))
 	return b
+}
+
+// Planted is what [PlantNames] made: objects named Prefix + each of EvilNames, and a process
+// table (0666, as the original's clients make it) holding one record per EvilNames, each
+// registered by the attacker (its own pid) under that name.
+type Planted struct {
+	Prefix string
+	Table  proctab.Options
+}
+
+// PlantNames has u plant objects and process-table records with the names of EvilNames; all
+// are removed when the test ends.
+func PlantNames(t testing.TB, u *testkit.User) Planted {
+	t.Helper()
+	p := Planted{Prefix: testkit.Name(t, "ba-names")}
+	t.Cleanup(func() {
+		names, _ := filepath.Glob(filepath.Join(shmobj.Dir, p.Prefix+"*"))
+		for _, n := range names {
+			os.Remove(n)
+		}
+	})
+	if out, err := As(t, u, "plant-names", p.Prefix).CombinedOutput(); err != nil || !strings.Contains(string(out), "planted") {
+		t.Fatalf("the attacker could not plant its objects: %v\n%s", err, out)
+	}
+	var remove func()
+	p.Table, remove = proctabTable(t)
+	t.Cleanup(remove)
+	cmd := As(t, u, "proctab-names", strconv.Itoa(p.Table.Key), strconv.Itoa(p.Table.Slots))
+	proc := testkit.Start(t, "proctab-names", cmd)
+	testkit.WaitLine(t, &proc.Stdout, 10*time.Second, "registered")
+	return p
+}
+
+// proctabNamesMain writes one record per EvilNames (this process's pid, a timeout of an hour,
+// a heartbeat now) into free slots of the table of key args[0], as a raw writer of a 0666
+// table may, then prints "registered" and waits to be killed (the records name a live
+// process, so listings show them as alive).
+func proctabNamesMain(args []string) int {
+	key, _ := strconv.Atoi(args[0])
+	id, err := unix.SysvShmGet(key, 0, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "badactor proctab-names: shmget:", err)
+		return 1
+	}
+	mem, err := unix.SysvShmAttach(id, 0, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "badactor proctab-names: shmat:", err)
+		return 1
+	}
+	for i, n := range EvilNames {
+		r := mem[i*proctab.RecordSize : (i+1)*proctab.RecordSize]
+		clear(r)
+		copy(r[proctab.OffName:proctab.OffName+proctab.MaxNameLen], n)
+		binary.NativeEndian.PutUint32(r[proctab.OffTimeout:], 3600)
+		binary.NativeEndian.PutUint64(r[proctab.OffAtime:], uint64(time.Now().Unix()))
+		binary.NativeEndian.PutUint32(r[proctab.OffPid:], uint32(os.Getpid()))
+	}
+	fmt.Println("registered")
+	select {}
 }
