@@ -381,6 +381,10 @@ func adopt(name string, opts PublishOptions) (*Segment, Snapshot, error) {
 	if err != nil {
 		return nil, Snapshot{}, err
 	}
+	if int64(seg.Size()) != opts.Size { // resized since the stat
+		seg.Close()
+		return nil, Snapshot{}, fmt.Errorf("shmobj: not adopting %q: %d bytes, want %d", name, seg.Size(), opts.Size)
+	}
 	prev, err := seg.adoptable()
 	if err == nil {
 		err = seg.initRecord(opts, true)

@@ -45,7 +45,7 @@ func sysFstat(fd int) (Info, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return Info{}, err
 	}
-	return info(&st), nil
+	return statInfo(&st), nil
 }
 
 func sysLstat(path string) (Info, error) {
@@ -53,11 +53,11 @@ func sysLstat(path string) (Info, error) {
 	if err := unix.Lstat(path, &st); err != nil {
 		return Info{}, err
 	}
-	return info(&st), nil
+	return statInfo(&st), nil
 }
 
-// info converts a stat result, its mode as os.FileMode has it.
-func info(st *unix.Stat_t) Info {
+// statInfo converts a stat result, its mode as os.FileMode has it.
+func statInfo(st *unix.Stat_t) Info {
 	mode := os.FileMode(st.Mode & 0o777)
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
