@@ -26,10 +26,15 @@ func TestAdoptForeignObjectSquatter(t *testing.T) {
 	badactor.Check(t, s.Name, s.Run(t, 1))
 }
 
-// TestPlantedFIFO is path 6: a FIFO at the object's name hangs nothing.
+// TestPlantedFIFO is path 6: a FIFO at the object's name hangs nothing, and a monitor that
+// may not replace it says whose it is.
 func TestPlantedFIFO(t *testing.T) {
 	s := badactor.PlantedFIFO
-	badactor.Check(t, s.Name, s.Run(t, 1))
+	o := s.Run(t, 1)
+	badactor.Check(t, s.Name, o)
+	if !strings.Contains(o.Detail, "watch as another user: exit status 1") || !strings.Contains(o.Detail, "belongs to uid") {
+		t.Errorf("another user's watch did not fail with an error naming the FIFO's owner: %s", o.Detail)
+	}
 }
 
 // TestForgedMonitorPid is path 8 (objects): an object whose record names a live root shmmon

@@ -143,7 +143,7 @@ func objServeTrial(t testing.TB, o *Outcome, name string, command []string, targ
 		o.Signalled++
 		saw = append(saw, why)
 	}
-	for _, l := range testkit.LinesWith(serve.Stderr.Lines(), "event=kill") {
+	for _, l := range testkit.LinesWith(serve.Stderr.Lines(), `msg="killing hung worker"`) {
 		if !strings.Contains(l, fmt.Sprintf("pid=%d ", target)) {
 			o.FalseKills++
 			saw = append(saw, "serve killed its own program")
@@ -257,7 +257,8 @@ func objPlantedFIFO(t testing.TB, trials int) Outcome {
 				o.Hangs++
 				details = append(details, kind+": did not publish the object")
 			case kind == "watch as another user":
-				details = append(details, fmt.Sprintf("%s: %v, %q", kind, p.Cmd.ProcessState, strings.TrimSpace(p.Stderr.String())))
+				msg := strings.ReplaceAll(strings.TrimSpace(p.Stderr.String()), name, "NAME")
+				details = append(details, fmt.Sprintf("%s: %v, %q", kind, p.Cmd.ProcessState, msg))
 			}
 			if p.Running() && !StopPromptly(t, p) {
 				o.Hangs++
@@ -268,8 +269,8 @@ func objPlantedFIFO(t testing.TB, trials int) Outcome {
 		}
 	}
 	o.Detail = objSummary(details)
-	if o.Detail == "" {
-		o.Detail = "watch, run and serve replaced the FIFO and ended promptly"
+	if o.Hangs == 0 {
+		o.Detail = "watch, run and serve replaced the FIFO and ended promptly; " + o.Detail
 	}
 	return o
 }
