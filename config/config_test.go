@@ -254,11 +254,13 @@ var invalidTests = []struct {
 	{"command integer element", nameOnlyHead, `command = ["bin/w", 5]`, "command", `element 2: got integer 5 (want a string)`},
 	{"command empty program", nameOnlyHead, `command = ["", "-v"]`, "command", `the program is "" (want its path or name first`},
 	{"command NUL", nameOnlyHead, `command = ["bin/w", "a\u0000"]`, "command", `element 2 contains a NUL byte`},
-	{"name empty", noNameHead, `name = ""`, "name", `"" is not a valid object name (want 1-255 bytes, no '/' or NUL, not "." or "..")`},
+	{"name empty", noNameHead, `name = ""`, "name", `"" is not a valid object name (want 1-255 bytes, no '/', NUL or control characters, not "." or "..")`},
 	{"name slash", noNameHead, `name = "a/b"`, "name", `"a/b" is not a valid object name`},
 	{"name dot", noNameHead, `name = "."`, "name", `"." is not a valid object name`},
 	{"name dotdot", noNameHead, `name = ".."`, "name", `".." is not a valid object name`},
 	{"name NUL", noNameHead, `name = "a\u0000"`, "name", `is not a valid object name`},
+	{"name newline", noNameHead, `name = "a\nb"`, "name", `"a\nb" is not a valid object name`},
+	{"name escape", noNameHead, `name = "\u001b[2J"`, "name", `"\x1b[2J" is not a valid object name`},
 	{"name too long", noNameHead, `name = "` + strings.Repeat("n", 256) + `"`, "name", `"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"... is not a valid object name`},
 	{"name integer", noNameHead, `name = 5`, "name", `got integer 5 (want a string, e.g. name = "db")`},
 	{"env string", supervisedHead, `env = "A=1"`, "env", `got string "A=1" (want a table of strings, e.g. env = { LOG_LEVEL = "debug" })`},
@@ -883,7 +885,7 @@ func FuzzParse(f *testing.F) {
 		}
 		seen := make(map[string]bool)
 		for _, w := range file.Workers {
-			if seen[w.Name] || shmobj.ValidateName(w.Name) != nil {
+			if seen[w.Name] || shmobj.ValidatePublishName(w.Name) != nil {
 				t.Fatalf("worker name %q: invalid or duplicate", w.Name)
 			}
 			seen[w.Name] = true

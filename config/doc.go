@@ -32,7 +32,7 @@
 // [defaults]). Durations are strings in Go syntax ("250ms", "1s", "1m30s").
 //
 //	key            where  type              default   accepted
-//	name           W      string            -         object name: 1-255 bytes, no '/' or NUL, not "." or ".."
+//	name           W      string            -         object name: 1-255 bytes, no '/', NUL or control characters, not "." or ".."
 //	command        W      array of strings  -         argv, at least the program; relative paths as os/exec resolves them
 //	env            W S    table of strings  -         extra environment, KEY = "value"; KEY without '=', not SHMMON_*
 //	dir            W S    string            -         absolute working directory (default: serve's)

@@ -45,8 +45,8 @@ var keys = []keyDef{
 		if !ok {
 			return gotWant(v, `a string, e.g. name = "db"`)
 		}
-		if err := shmobj.ValidateName(s); err != nil {
-			return wrapf(err, "%s is not a valid object name (want 1-%d bytes, no '/' or NUL, not \".\" or \"..\")",
+		if err := shmobj.ValidatePublishName(s); err != nil {
+			return wrapf(err, "%s is not a valid object name (want 1-%d bytes, no '/', NUL or control characters, not \".\" or \"..\")",
 				shorten(s), shmobj.MaxNameLen)
 		}
 		w.Name = s

@@ -135,7 +135,7 @@ func (p *parser) defaults(raw map[string]any) Worker {
 // a valid one.
 func workerTable(i int, name string) table {
 	t := table{path: []string{"worker", "#" + strconv.Itoa(i)}, label: fmt.Sprintf("worker #%d", i+1), where: inWorker}
-	if name != "" && shmobj.ValidateName(name) == nil {
+	if name != "" && shmobj.ValidatePublishName(name) == nil {
 		t.label = fmt.Sprintf("worker %q", name)
 	}
 	return t

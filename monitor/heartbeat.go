@@ -73,16 +73,27 @@ const verifyEvery = time.Minute
 // another live shmmon: two monitors of one object would replace it from under each other.
 var ErrWatched = errors.New("monitor: object is watched by another running shmmon")
 
-// checkOwner refuses an object whose status record names a live monitor other than this
-// process that runs the same program. A dead monitor, a reused pid (another program) or an
-// object without a record (a Boost checker's) is fair game: that object is stale.
+// checkOwner refuses an object that another live shmmon watches: one whose status record
+// names, as its monitor, a live process other than this one that runs the same program and
+// maps this very object (its /proc/PID/maps shows the object's device and inode), when the
+// object belongs to this process's user or to root. Anyone who may write an object can
+// write any pid into its record, so the pid alone proves nothing: an object of another
+// owner, a record naming a process that does not map the object, a dead monitor, a reused
+// pid (another program) or an object without a record (a Boost checker's) is stale, and fair
+// game.
 func checkOwner(name string) error {
-	snap, err := shmobj.Read(name)
+	snap, fi, err := shmobj.Inspect(name)
 	if err != nil || !snap.HasRecord || snap.Record.Retired {
+		return nil
+	}
+	if int(fi.Uid) != os.Geteuid() && fi.Uid != 0 {
 		return nil
 	}
 	pid := int(snap.Record.MonitorPid)
 	if pid <= 1 || pid == os.Getpid() || !proc.Alive(pid) || !proc.SameProgram(pid) {
+		return nil
+	}
+	if mapped, err := proc.MapsFile(pid, fi.ID.Dev, fi.ID.Ino); err != nil || !mapped {
 		return nil
 	}
 	return fmt.Errorf("%w: pid %d watches %q (stop it first)", ErrWatched, pid, name)
@@ -108,27 +119,30 @@ func Publish(name string, opts Options, now time.Time) (*Heartbeat, error) {
 }
 
 // Adopt is Publish for a restarted monitor: it takes over the existing object name when it
-// has the wanted size and is shmmon's (see [shmobj.Adopt]) — the worker's sequence and the
-// kill and restart counts are kept — and publishes a fresh one otherwise. The rules start at
-// now either way. It reports whether the object was adopted.
-func Adopt(name string, opts Options, now time.Time) (*Heartbeat, bool, error) {
+// can trust it — this user's, writable by no one the configured mode leaves out, of the
+// wanted size, shmmon's (see [shmobj.Adopt]) — keeping the worker's sequence and the kill
+// and restart counts, and publishes a fresh one otherwise. The rules start at now either
+// way. The [shmobj.Adoption] tells whether the object was adopted, what its record held
+// then, or why an object found was not adopted. An object another running shmmon watches
+// is refused with [ErrWatched].
+func Adopt(name string, opts Options, now time.Time) (*Heartbeat, shmobj.Adoption, error) {
 	if err := opts.Validate(); err != nil {
-		return nil, false, err
+		return nil, shmobj.Adoption{}, err
 	}
 	if err := checkOwner(name); err != nil {
-		return nil, false, err
+		return nil, shmobj.Adoption{}, err
 	}
 	opts.Config = opts.WithDefaults()
 	h := &Heartbeat{name: name, opts: opts, chk: Checker{cfg: opts.Config}}
-	seg, adopted, err := shmobj.Adopt(name, h.publishOptions())
+	seg, a, err := shmobj.Adopt(name, h.publishOptions())
 	if err != nil {
-		return nil, false, err
+		return nil, a, err
 	}
 	h.seg = seg
 	h.chk.Reset(now)
 	h.prev = h.chk.State()
 	h.watchDir()
-	return h, adopted, nil
+	return h, a, nil
 }
 
 // watchDir subscribes the heartbeat to the directory watch. The flag starts raised, so the

@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -186,5 +188,96 @@ func TestVerifyMode(t *testing.T) {
 	}
 	if err := h.Verify(); err != nil {
 		t.Errorf("Verify after the re-publish = %v", err)
+	}
+}
+
+// TestCheckOwner: an object is refused as watched by another shmmon only when its record
+// names a live process of the same program that maps this very object, and the object is
+// this user's or root's: anyone who may write the object can write any pid into its record.
+func TestCheckOwner(t *testing.T) {
+	tests := []struct {
+		name    string
+		maps    bool // the process named maps the object
+		another bool // the object belongs to another user
+		refused bool
+	}{
+		{"named process maps it", true, false, true},
+		{"named process does not map it", false, false, false},
+		{"another user owns it", true, true, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.another && os.Geteuid() != 0 {
+				t.Skip("giving an object to another user needs root")
+			}
+			name := fmt.Sprintf("shmmon-owner-test-%d-%d", os.Getpid(), i)
+			t.Cleanup(func() { shmobj.Remove(name) })
+			seg, err := shmobj.Publish(name, shmobj.PublishOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer seg.Close()
+			target := name // what the named process maps
+			if !tt.maps {
+				target = name + "-other"
+				other, err := shmobj.Publish(target, shmobj.PublishOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				other.Close()
+				t.Cleanup(func() { shmobj.Remove(target) })
+			}
+			cmd, _ := startChild(t, "map", "SHMMON_TEST_OBJECT="+target)
+			waitMapped(t, cmd.Process.Pid, target)
+			setMonitorPid(t, name, seg.Size(), cmd.Process.Pid)
+			if tt.another {
+				if err := os.Chown(shmobj.Path(name), 65534, 65534); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h, err := Publish(name, Options{}, time.Now())
+			if tt.refused {
+				if !errors.Is(err, ErrWatched) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d watches", cmd.Process.Pid)) {
+					t.Errorf("Publish = %v, want ErrWatched naming pid %d", err, cmd.Process.Pid)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Publish = %v, want the stale object taken over", err)
+			}
+			h.Close(true)
+		})
+	}
+}
+
+// waitMapped waits until the process pid maps the object name.
+func waitMapped(t *testing.T, pid int, name string) {
+	t.Helper()
+	_, fi, err := shmobj.Inspect(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if ok, err := proc.MapsFile(pid, fi.ID.Dev, fi.ID.Ino); ok {
+			return
+		} else if err != nil || time.Now().After(deadline) {
+			t.Fatalf("pid %d does not map %s: %v", pid, name, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// setMonitorPid writes pid as the monitor of the object name (of size bytes) into its file,
+// as anyone who may write the object can.
+func setMonitorPid(t *testing.T, name string, size, pid int) {
+	t.Helper()
+	f, err := os.OpenFile(shmobj.Path(name), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(binary.NativeEndian.AppendUint64(nil, uint64(pid)), int64(size/2+shmobj.RecMonitorPid)); err != nil {
+		t.Fatal(err)
 	}
 }

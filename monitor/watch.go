@@ -101,7 +101,11 @@ func (w *Watch) Start(done func(Outcome, error)) (stop func(), err error) {
 	}
 	var h *Heartbeat
 	if w.Adopt {
-		h, _, err = Adopt(w.Name, opts, time.Now())
+		var a shmobj.Adoption
+		h, a, err = Adopt(w.Name, opts, time.Now())
+		if err == nil && a.Refused != nil {
+			log.Warn("not adopting the object; published a new one", "worker", w.Name, "event", "adopt-refused", "why", a.Refused)
+		}
 	} else {
 		h, err = Publish(w.Name, opts, time.Now())
 	}

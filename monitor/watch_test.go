@@ -21,11 +21,17 @@ import (
 )
 
 // TestMain lets the test binary act as a watched process: SHMMON_TEST_MODE=sleep blocks
-// until killed (a hung worker), exit-soon exits 0 after 300ms.
+// until killed (a hung worker), exit-soon exits 0 after 300ms, map maps the object
+// $SHMMON_TEST_OBJECT and blocks.
 func TestMain(m *testing.M) {
 	switch os.Getenv("SHMMON_TEST_MODE") {
 	case "sleep":
 		time.Sleep(5 * time.Minute) // not select{}: the runtime would call that a deadlock
+	case "map":
+		if _, err := shmobj.Attach(os.Getenv("SHMMON_TEST_OBJECT")); err != nil {
+			os.Exit(2)
+		}
+		time.Sleep(5 * time.Minute)
 	case "exit-soon":
 		time.Sleep(300 * time.Millisecond)
 		os.Exit(0)
@@ -44,11 +50,11 @@ func watchName(t *testing.T) string {
 	return name
 }
 
-// startChild starts the test binary in mode and takes hold of it through a pidfd.
-func startChild(t *testing.T, mode string) (*exec.Cmd, *proc.Process) {
+// startChild starts the test binary in mode (with env) and takes hold of it through a pidfd.
+func startChild(t *testing.T, mode string, env ...string) (*exec.Cmd, *proc.Process) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "SHMMON_TEST_MODE="+mode)
+	cmd.Env = append(append(os.Environ(), "SHMMON_TEST_MODE="+mode), env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

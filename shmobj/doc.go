@@ -43,6 +43,23 @@
 // When the monitor half has room for it, the record is followed by the worker's status text
 // (the notify protocol's STATUS=): a uint32 length at 128, then up to [MaxStatusText] bytes.
 //
+// # Trust
+//
+// Anyone may create a file under a free name in /dev/shm, and anyone an object's mode lets in
+// may write its bytes, record included. So this package trusts neither a name nor what an
+// object says about itself:
+//
+//   - Every open of a name never blocks and never follows a symbolic link
+//     (O_NONBLOCK|O_NOFOLLOW); only a regular file is read or mapped, after fstat says so.
+//     A FIFO, a socket or a directory under the name fails with [ErrNotRegular], and
+//     [Publish] replaces such a file like any stale object. [Read] reads at most the worker
+//     pid and the record, whatever the object's size.
+//   - [Adopt] keeps an object only when this process's user owns it, no one outside the
+//     configured mode may write it, it has no other name (one link) and the wanted size;
+//     anything else is replaced, and [Adoption] says why. [Inspect] gives the owner and
+//     identity of an object with its contents, for callers that must judge its record.
+//   - Names shmmon publishes obey [ValidatePublishName]: no control characters.
+//
 // # Faults
 //
 // A mapping is larger than its object when a third party truncates the object: touching the

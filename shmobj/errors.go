@@ -8,6 +8,10 @@ import (
 var (
 	// ErrInvalidName is returned for a name that [ValidateName] rejects.
 	ErrInvalidName = errors.New("shmobj: invalid name")
+	// ErrNotRegular is returned for a name that shows something other than a regular file
+	// (a FIFO, a socket, a directory, a symbolic link, a device): not an object. Such a file
+	// is never read or mapped; a monitor publishing the name replaces it as a stale object.
+	ErrNotRegular = errors.New("shmobj: not a shared-memory object")
 	// ErrTooSmall is returned when an object is smaller than [MinSize], so it has no room for
 	// a sequence.
 	ErrTooSmall = errors.New("shmobj: object too small")

@@ -1,7 +1,6 @@
 package shmobj
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -42,8 +41,13 @@ type Object struct {
 // exactly mode (the umask does not apply, as with Boost's permissions) and size 0: call
 // [Object.Truncate] before [Object.Map].
 //
-// The error wraps [ErrInvalidName] for a bad name; for a missing object with [OpenOnly] it
-// matches [fs.ErrNotExist]; for an existing one with [CreateOnly], [fs.ErrExist].
+// Anyone may create a file in /dev/shm, so the open never blocks and never follows a link
+// (O_NONBLOCK|O_NOFOLLOW), and only a regular file is an object: anything else under the
+// name (a FIFO, a socket, a directory) is closed at once, unread.
+//
+// The error wraps [ErrInvalidName] for a bad name and [ErrNotRegular] for a file that is not
+// an object; for a missing object with [OpenOnly] it matches [fs.ErrNotExist]; for an
+// existing one with [CreateOnly], [fs.ErrExist].
 func Open(name string, flag Flag, mode os.FileMode) (*Object, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
@@ -76,6 +80,10 @@ func Open(name string, flag Flag, mode os.FileMode) (*Object, error) {
 		if err != nil {
 			return nil, fmt.Errorf("shmobj: open %q: %w", name, err)
 		}
+		if err := checkRegular(fd, name); err != nil {
+			_ = sysClose(fd)
+			return nil, fmt.Errorf("shmobj: open %q: %w", name, err)
+		}
 		if created {
 			if err := sysFchmod(fd, perm); err != nil {
 				_ = sysClose(fd)
@@ -85,6 +93,16 @@ func Open(name string, flag Flag, mode os.FileMode) (*Object, error) {
 		}
 		return &Object{name: name, fd: fd}, nil
 	}
+}
+
+// checkRegular returns nil when fd is a regular file, else an error wrapping
+// [ErrNotRegular] (or fstat's).
+func checkRegular(fd int, name string) error {
+	fi, err := sysFstat(fd)
+	if err != nil {
+		return err
+	}
+	return fi.regular(name)
 }
 
 // Remove removes the object name, like shared_memory_object::remove: it reports whether an
@@ -107,11 +125,17 @@ func (o *Object) Name() string { return o.name }
 
 // Size returns the object's current size in bytes.
 func (o *Object) Size() (int64, error) {
-	size, _, err := sysFstat(o.fd)
+	fi, err := o.Stat()
+	return fi.Size, err
+}
+
+// Stat returns what the file system says about the open object (fstat).
+func (o *Object) Stat() (Info, error) {
+	fi, err := sysFstat(o.fd)
 	if err != nil {
-		return 0, fmt.Errorf("shmobj: stat %q: %w", o.name, err)
+		return Info{}, fmt.Errorf("shmobj: stat %q: %w", o.name, err)
 	}
-	return size, nil
+	return fi, nil
 }
 
 // Truncate sets the object's size, like shared_memory_object::truncate.
@@ -125,10 +149,11 @@ func (o *Object) Truncate(size int64) error {
 // Map maps the whole object, read-write and shared. The mapping stays valid after the Object
 // is closed. An object smaller than [MinSize] is refused with [ErrTooSmall].
 func (o *Object) Map() (*Segment, error) {
-	size, id, err := sysFstat(o.fd)
+	fi, err := o.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("shmobj: stat %q: %w", o.name, err)
+		return nil, err
 	}
+	size := fi.Size
 	if size < MinSize {
 		return nil, fmt.Errorf("%w: %q has %d bytes, want at least %d", ErrTooSmall, o.name, size, MinSize)
 	}
@@ -139,7 +164,7 @@ func (o *Object) Map() (*Segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shmobj: map %q: %w", o.name, err)
 	}
-	return newSegment(o.name, mem, id), nil
+	return newSegment(o.name, mem, fi.ID), nil
 }
 
 // Close closes the object's descriptor. It is safe to call more than once.
@@ -180,10 +205,14 @@ type PublishOptions struct {
 // is created under a temporary name of its own in /dev/shm, sized, given a status record in
 // its monitor half (state [StateWaiting], this process as monitor), and then renamed over
 // name, so a worker that opens name never sees a missing or empty object. A shmmon object it
-// replaces is first marked retired, so its workers move to the new one. The temporary object
-// is removed on every error path.
+// replaces is first marked retired, so its workers move to the new one; a file that is no
+// object (a FIFO, a socket) is replaced unread. The temporary object is removed on every
+// error path. The name must pass [ValidatePublishName].
+//
+// /dev/shm is sticky: only root, or the owner of what holds name, may replace it. For any
+// other caller, another user's file under name is an error saying whose it is.
 func Publish(name string, opts PublishOptions) (*Segment, error) {
-	if err := ValidateName(name); err != nil {
+	if err := ValidatePublishName(name); err != nil {
 		return nil, err
 	}
 	if opts.Size == 0 {
@@ -220,7 +249,7 @@ func Publish(name string, opts PublishOptions) (*Segment, error) {
 		retire(name)
 		if err := sysRename(Path(tmp.name), Path(name)); err != nil {
 			seg.Close()
-			return nil, fmt.Errorf("shmobj: rename %q to %q: %w", tmp.name, name, err)
+			return nil, renameError(tmp.name, name, err)
 		}
 		seg.name = name
 		return seg, nil
@@ -230,6 +259,20 @@ func Publish(name string, opts PublishOptions) (*Segment, error) {
 		return nil, fmt.Errorf("shmobj: publish %q: %w", name, err)
 	}
 	return seg, nil
+}
+
+// renameError explains why the temporary object tmp could not replace name.
+func renameError(tmp, name string, err error) error {
+	fi, serr := sysLstat(Path(name))
+	switch {
+	case serr != nil:
+	case isDenied(err) && int(fi.Uid) != os.Geteuid():
+		return fmt.Errorf("shmobj: cannot replace %s: it belongs to uid %d, and in the sticky %s only its owner or root may (%w)",
+			Path(name), fi.Uid, Dir, err)
+	case fi.Mode.IsDir():
+		return fmt.Errorf("shmobj: cannot replace %s: it is a directory (%w)", Path(name), err)
+	}
+	return fmt.Errorf("shmobj: rename %q to %q: %w", tmp, name, err)
 }
 
 // initRecord writes a fresh status record for this monitor: state waiting, no stalls, the
@@ -277,51 +320,113 @@ func retire(name string) {
 	_ = seg.MarkRetired()
 }
 
-// Adopt takes over the existing object name when it can, as a restarted monitor does: an
-// object of exactly opts.Size bytes whose monitor half holds a shmmon record (or is all zero)
-// is mapped as it is — the worker half, and so the sequence, is kept — and its record is
-// written anew (this process as monitor, state [StateWaiting], counters kept). Anything else
-// (missing, another size, a foreign monitor half) is replaced by [Publish]. It reports
-// whether the object was adopted.
-func Adopt(name string, opts PublishOptions) (*Segment, bool, error) {
+// Adoption is what [Adopt] did with the object it found under the name.
+type Adoption struct {
+	// Adopted is true when the existing object was taken over. Prev is then what it held
+	// just before Adopt wrote this process's record: the previous monitor's record.
+	Adopted bool
+	Prev    Snapshot
+	// Refused says why an object found under the name was replaced rather than adopted; it
+	// is nil when the object was adopted, or when there was none.
+	Refused error
+}
+
+// Adopt takes over the existing object name when it can trust it, as a restarted monitor
+// does: a regular file that this process's effective uid owns, with one link (no other
+// name), that no one may write beyond opts.Mode allows (and no other group, when the mode
+// lets the group write), of exactly opts.Size bytes, whose monitor half holds a shmmon
+// record (or is all zero). It is mapped as it is — the worker half, and so the sequence, is
+// kept — and its record is written anew (this process as monitor, state [StateWaiting],
+// counters kept). Anything else (missing, another size, another owner, a FIFO, a foreign
+// monitor half) is replaced by [Publish], and the Adoption says why.
+func Adopt(name string, opts PublishOptions) (*Segment, Adoption, error) {
+	if err := ValidatePublishName(name); err != nil {
+		return nil, Adoption{}, err
+	}
 	if opts.Size == 0 {
 		opts.Size = DefaultSize
 	}
-	seg, err := Attach(name)
-	if err != nil {
-		seg, err = Publish(name, opts)
-		return seg, false, err
+	if opts.Mode == 0 {
+		opts.Mode = DefaultMode
 	}
-	if ok, _ := seg.adoptable(int64(opts.Size)); !ok {
-		seg.Close()
-		seg, err = Publish(name, opts)
-		return seg, false, err
+	seg, prev, err := adopt(name, opts)
+	if err == nil {
+		return seg, Adoption{Adopted: true, Prev: prev}, nil
 	}
-	if err := seg.initRecord(opts, true); err != nil {
-		seg.Close()
-		seg, err = Publish(name, opts)
-		return seg, false, err
+	var a Adoption
+	if !errors.Is(err, fs.ErrNotExist) {
+		a.Refused = err
 	}
-	return seg, true, nil
+	seg, err = Publish(name, opts)
+	return seg, a, err
 }
 
-// adoptable reports whether the segment has the wanted size and a monitor half that is
-// shmmon's or empty.
-func (s *Segment) adoptable(size int64) (ok bool, err error) {
-	if int64(len(s.mem)) != size {
-		return false, nil
+// adopt maps the object name and writes this process's record into it when the object
+// passes the checks of [Adopt], and returns what it held before; otherwise it returns why
+// not, having written nothing.
+func adopt(name string, opts PublishOptions) (*Segment, Snapshot, error) {
+	o, err := Open(name, OpenOnly, 0)
+	if err != nil {
+		return nil, Snapshot{}, err
 	}
-	if s.rec == nil {
-		return true, nil
+	defer o.Close()
+	fi, err := o.Stat()
+	if err != nil {
+		return nil, Snapshot{}, err
+	}
+	if err := trusted(fi, opts); err != nil {
+		return nil, Snapshot{}, fmt.Errorf("shmobj: not adopting %q: %w", name, err)
+	}
+	seg, err := o.Map()
+	if err != nil {
+		return nil, Snapshot{}, err
+	}
+	if int64(seg.Size()) != opts.Size { // resized since the stat
+		seg.Close()
+		return nil, Snapshot{}, fmt.Errorf("shmobj: not adopting %q: %d bytes, want %d", name, seg.Size(), opts.Size)
+	}
+	prev, err := seg.adoptable()
+	if err == nil {
+		err = seg.initRecord(opts, true)
+	}
+	if err != nil {
+		seg.Close()
+		return nil, Snapshot{}, fmt.Errorf("shmobj: not adopting %q: %w", name, err)
+	}
+	return seg, prev, nil
+}
+
+// trusted returns nil when an object of this file is one this process may adopt for opts
+// (see [Adopt]), else why not.
+func trusted(fi Info, opts PublishOptions) error {
+	perm := fi.Mode.Perm()
+	switch {
+	case int(fi.Uid) != os.Geteuid():
+		return fmt.Errorf("owned by uid %d, not this process's %d", fi.Uid, os.Geteuid())
+	case perm&^opts.Mode.Perm() != 0:
+		return fmt.Errorf("mode %#o allows more than the configured %#o", perm, opts.Mode.Perm())
+	case perm&0o020 != 0 && int(fi.Gid) != os.Getegid():
+		return fmt.Errorf("writable by group %d, not this process's %d", fi.Gid, os.Getegid())
+	case fi.Links != 1:
+		return fmt.Errorf("it has %d links (other names)", fi.Links)
+	case fi.Size != opts.Size:
+		return fmt.Errorf("%d bytes, want %d", fi.Size, opts.Size)
+	}
+	return nil
+}
+
+// adoptable returns the segment's contents when its monitor half is shmmon's or empty, else
+// why not.
+func (s *Segment) adoptable() (snap Snapshot, err error) {
+	snap, err = s.Snapshot()
+	if err != nil || snap.HasRecord || s.rec == nil {
+		return snap, err
 	}
 	defer Unguard(Guard(), &err)
-	if bytes.Equal(s.rec.magic[:], []byte(Magic)) {
-		return true, nil
-	}
 	for _, b := range s.mem[len(s.mem)/2 : len(s.mem)/2+RecordLen] {
 		if b != 0 {
-			return false, nil
+			return snap, errors.New("its monitor half is not shmmon's")
 		}
 	}
-	return true, nil
+	return snap, nil
 }

@@ -12,27 +12,40 @@ import (
 // Read reads the object name from its file, without mapping it (so an object truncated
 // meanwhile cannot fault the reader), and decodes it. Values are read with plain reads, each
 // 8-byte field as the kernel copies it; that is enough for display. The error matches
-// [fs.ErrNotExist] for a missing object and wraps [ErrTooSmall] for one under [MinSize].
+// [fs.ErrNotExist] for a missing object, wraps [ErrNotRegular] for a file that is not an
+// object, and [ErrTooSmall] for one under [MinSize].
 func Read(name string) (Snapshot, error) {
+	snap, _, err := Inspect(name)
+	return snap, err
+}
+
+// Inspect is [Read], and also returns what the file system says about the object: its owner,
+// permissions and identity, from the same open file that was read. The open never blocks and
+// never follows a link, only a regular file is read, and no more than the worker pid and the
+// record (with the status text) is read, whatever the object's size.
+func Inspect(name string) (Snapshot, Info, error) {
 	if err := ValidateName(name); err != nil {
-		return Snapshot{}, err
+		return Snapshot{}, Info{}, err
 	}
-	f, err := os.Open(Path(name))
+	fd, err := sysOpenRead(Path(name))
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("shmobj: read %q: %w", name, err)
+		return Snapshot{}, Info{}, fmt.Errorf("shmobj: read %q: %w", name, err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
+	defer sysClose(fd)
+	fi, err := sysFstat(fd)
+	if err == nil {
+		err = fi.regular(name)
+	}
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("shmobj: read %q: %w", name, err)
+		return Snapshot{}, Info{}, fmt.Errorf("shmobj: read %q: %w", name, err)
 	}
-	size := fi.Size()
-	if !fi.Mode().IsRegular() || size < MinSize {
-		return Snapshot{}, fmt.Errorf("%w: %q has %d bytes, want at least %d", ErrTooSmall, name, size, MinSize)
+	size := fi.Size
+	if size < MinSize {
+		return Snapshot{}, fi, fmt.Errorf("%w: %q has %d bytes, want at least %d", ErrTooSmall, name, size, MinSize)
 	}
 	head := make([]byte, min(size/2, OffWorkerPid+8))
-	if _, err := f.ReadAt(head, 0); err != nil {
-		return Snapshot{}, fmt.Errorf("shmobj: read %q: %w", name, noEOF(err))
+	if err := readAt(fd, head, 0); err != nil {
+		return Snapshot{}, fi, fmt.Errorf("shmobj: read %q: %w", name, err)
 	}
 	var rec []byte // the record, and the status text when there is room for it
 	if half := size / 2; half >= RecordLen {
@@ -40,23 +53,31 @@ func Read(name string) (Snapshot, error) {
 		if half >= OffStatusText+MaxStatusText {
 			rec = make([]byte, OffStatusText+MaxStatusText)
 		}
-		if _, err := f.ReadAt(rec, half); err != nil {
-			return Snapshot{}, fmt.Errorf("shmobj: read %q: %w", name, noEOF(err))
+		if err := readAt(fd, rec, half); err != nil {
+			return Snapshot{}, fi, fmt.Errorf("shmobj: read %q: %w", name, err)
 		}
 	}
 	s, err := decodeParts(size, head, rec)
 	if err == nil && s.HasRecord {
 		s.StatusText = decodeText(rec)
 	}
-	return s, err
+	return s, fi, err
 }
 
-// noEOF reports a short read (the object shrank while being read) as such.
-func noEOF(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
+// readAt fills b from offset off of fd; a short read (the object shrank while being read) is
+// [io.ErrUnexpectedEOF].
+func readAt(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := sysPread(fd, b, off)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrUnexpectedEOF
+		}
+		b, off = b[n:], off+int64(n)
 	}
-	return err
+	return nil
 }
 
 // Entry is one object found by [List].

@@ -111,20 +111,21 @@ func (s *Segment) VerifyMode(perm os.FileMode) error {
 	return err
 }
 
-// verify is Verify, and returns the object's permission bits too.
+// verify is Verify, and returns the object's permission bits too. The name is not followed:
+// a symbolic link put in its place is a replacement.
 func (s *Segment) verify() (uint32, error) {
-	size, id, mode, err := sysStat(Path(s.name))
+	fi, err := sysLstat(Path(s.name))
 	switch {
 	case err != nil && isNotExist(err):
 		return 0, fmt.Errorf("%w: %q", ErrGone, s.name)
 	case err != nil:
 		return 0, fmt.Errorf("shmobj: stat %q: %w", s.name, err)
-	case id != s.id:
+	case fi.ID != s.id:
 		return 0, fmt.Errorf("%w: %q", ErrReplaced, s.name)
-	case size < int64(len(s.mem)):
-		return 0, fmt.Errorf("%w: %q is %d bytes, mapped %d", ErrTruncated, s.name, size, len(s.mem))
+	case fi.Size < int64(len(s.mem)):
+		return 0, fmt.Errorf("%w: %q is %d bytes, mapped %d", ErrTruncated, s.name, fi.Size, len(s.mem))
 	}
-	return mode, nil
+	return uint32(fi.Mode.Perm()), nil
 }
 
 // Status is what a monitor writes into the status record after each check.

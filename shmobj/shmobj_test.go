@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -326,8 +328,8 @@ func TestPublishErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.Remove(Path(dir))
-	if _, err := Publish(dir, PublishOptions{}); err == nil {
-		t.Error("Publish over a directory succeeded")
+	if _, err := Publish(dir, PublishOptions{}); err == nil || !strings.Contains(err.Error(), "it is a directory") {
+		t.Errorf("Publish over a directory = %v, want an error saying a directory is in the way", err)
 	}
 	noTempLeft(t)
 }
@@ -520,13 +522,16 @@ func TestAdopt(t *testing.T) {
 	for range 5 {
 		seg.Beat()
 	}
-	seg.StoreStatus(Status{LastSeq: 5, Stalls: 2, State: StateStalled})
+	seg.StoreStatus(Status{LastSeq: 5, LastCheck: 42, Stalls: 2, State: StateStalled})
 	seg.SetCounts(3, 4)
 	seg.Close()
 
-	adopted, ok, err := Adopt(name, PublishOptions{WatchedPid: 99, Threshold: 7})
-	if err != nil || !ok {
-		t.Fatalf("Adopt = %v, %v, want adopted", ok, err)
+	adopted, a, err := Adopt(name, PublishOptions{WatchedPid: 99, Threshold: 7})
+	if err != nil || !a.Adopted || a.Refused != nil {
+		t.Fatalf("Adopt = %+v, %v, want adopted", a, err)
+	}
+	if a.Prev.Seq != 5 || !a.Prev.HasRecord || a.Prev.Record.LastCheck != 42 || a.Prev.Record.Kills != 3 {
+		t.Errorf("Adopt's previous contents %+v, want seq 5 and the record as it was", a.Prev)
 	}
 	snap, _ := adopted.Snapshot()
 	want := Record{Version: 1, MonitorPid: int64(os.Getpid()), WatchedPid: 99, Threshold: 7, State: StateWaiting, Kills: 3, Restarts: 4}
@@ -536,9 +541,9 @@ func TestAdopt(t *testing.T) {
 	adopted.Close()
 
 	// Another size: replaced.
-	replaced, ok, err := Adopt(name, PublishOptions{Size: 8192})
-	if err != nil || ok {
-		t.Fatalf("Adopt with another size = %v, %v, want replaced", ok, err)
+	replaced, a, err := Adopt(name, PublishOptions{Size: 8192})
+	if err != nil || a.Adopted || a.Refused == nil {
+		t.Fatalf("Adopt with another size = %+v, %v, want replaced and why", a, err)
 	}
 	if s, _ := replaced.Seq(); s != 0 || replaced.Size() != 8192 {
 		t.Errorf("replaced object: seq %d size %d", s, replaced.Size())
@@ -553,21 +558,223 @@ func TestAdopt(t *testing.T) {
 	o.Close()
 	defer foreign.Close()
 	foreign.mem[2048+100] = 1
-	if _, ok, err := Adopt(name, PublishOptions{}); ok || err != nil {
-		t.Errorf("Adopt of a foreign object = %v, %v, want replaced", ok, err)
+	if _, a, err := Adopt(name, PublishOptions{}); a.Adopted || err != nil || a.Refused == nil ||
+		!strings.Contains(a.Refused.Error(), "monitor half") {
+		t.Errorf("Adopt of a foreign object = %+v, %v, want replaced as not shmmon's", a, err)
 	}
 	if foreign.mem[2048+100] != 1 || foreign.mem[2048] != 0 {
 		t.Error("foreign object's monitor half was written")
 	}
 
-	// Missing: published.
+	// Missing: published, nothing refused.
 	Remove(name)
-	fresh, ok, err := Adopt(name, PublishOptions{})
-	if err != nil || ok {
-		t.Fatalf("Adopt of a missing object = %v, %v, want published", ok, err)
+	fresh, a, err := Adopt(name, PublishOptions{})
+	if err != nil || a.Adopted || a.Refused != nil {
+		t.Fatalf("Adopt of a missing object = %+v, %v, want published", a, err)
 	}
 	fresh.Close()
 	noTempLeft(t)
+}
+
+// TestAdoptTrust: an object that someone other than this process could have written is
+// replaced, never adopted, and its contents are left as they were.
+func TestAdoptTrust(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving an object to another user needs root")
+	}
+	const nobody = 65534
+	tests := []struct {
+		name  string
+		mode  os.FileMode // configured
+		plant func(t *testing.T, path string)
+		why   string
+	}{
+		{"another owner", 0o600, func(t *testing.T, path string) { chown(t, path, nobody, 0) }, "owned by uid 65534"},
+		{"wider mode", 0o600, func(t *testing.T, path string) { chmod(t, path, 0o622) }, "mode 0622 allows more than the configured 0600"},
+		{"group writable by another group", 0o660, func(t *testing.T, path string) { chown(t, path, 0, nobody) }, "writable by group 65534"},
+		{"another name", 0o600, func(t *testing.T, path string) {
+			if err := os.Link(path, path+"-link"); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.Remove(path + "-link") })
+		}, "2 links"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := testName(t)
+			seg, err := Publish(name, PublishOptions{Mode: tt.mode, WatchedPid: 1234})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer seg.Close()
+			seg.Beat()
+			tt.plant(t, Path(name))
+			got, a, err := Adopt(name, PublishOptions{Mode: tt.mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer got.Close()
+			if a.Adopted || a.Refused == nil || !strings.Contains(a.Refused.Error(), tt.why) {
+				t.Errorf("Adopt = %+v, want refused: %s", a, tt.why)
+			}
+			if got.ID() == seg.ID() {
+				t.Error("the planted object was kept under its name, want a new one")
+			}
+			if snap, _ := seg.Snapshot(); snap.Seq != 1 || snap.Record.MonitorPid != int64(os.Getpid()) || snap.Record.WatchedPid != 1234 {
+				t.Errorf("the refused object was written: %+v", snap)
+			}
+			noTempLeft(t)
+		})
+	}
+}
+
+func chown(t *testing.T, path string, uid, gid int) {
+	t.Helper()
+	if err := os.Chown(path, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func chmod(t *testing.T, path string, mode os.FileMode) {
+	t.Helper()
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// within runs f and fails the test unless it returns within 5 s: it must not block.
+func within(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s blocked", what)
+	}
+}
+
+// TestSpecialFiles: a FIFO, a socket or a symbolic link under an object's name is never
+// opened as an object, read or mapped, nor waited on; Publish and Adopt replace it as a
+// stale object.
+func TestSpecialFiles(t *testing.T) {
+	target := testName(t) + "-target"
+	t.Cleanup(func() { Remove(target) })
+	tests := []struct {
+		kind  string
+		plant func(t *testing.T, path string)
+		want  error // from Open, Attach and Read; nil: any error
+	}{
+		{"fifo", func(t *testing.T, path string) {
+			if err := syscall.Mkfifo(path, 0o666); err != nil {
+				t.Fatal(err)
+			}
+		}, ErrNotRegular},
+		{"socket", func(t *testing.T, path string) {
+			l, err := net.Listen("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+		}, nil},
+		{"symlink", func(t *testing.T, path string) {
+			if err := os.WriteFile(Path(target), make([]byte, 4096), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(Path(target), path); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kind, func(t *testing.T) {
+			name := testName(t)
+			tt.plant(t, Path(name))
+			check := func(what string, err error) {
+				t.Helper()
+				if err == nil || (tt.want != nil && !errors.Is(err, tt.want)) {
+					t.Errorf("%s of a %s = %v, want an error (%v)", what, tt.kind, err, tt.want)
+				}
+			}
+			within(t, "Open", func() {
+				o, err := Open(name, OpenOnly, 0)
+				if err == nil {
+					o.Close()
+				}
+				check("Open", err)
+			})
+			within(t, "Attach", func() {
+				seg, err := Attach(name)
+				if err == nil {
+					seg.Close()
+				}
+				check("Attach", err)
+			})
+			within(t, "Read", func() {
+				_, err := Read(name)
+				check("Read", err)
+			})
+			var a Adoption
+			var seg *Segment
+			var err error
+			within(t, "Adopt", func() { seg, a, err = Adopt(name, PublishOptions{}) })
+			if err != nil {
+				t.Fatalf("Adopt over a %s: %v, want it replaced", tt.kind, err)
+			}
+			defer seg.Close()
+			if a.Adopted || a.Refused == nil {
+				t.Errorf("Adopt over a %s = %+v, want refused and replaced", tt.kind, a)
+			}
+			if err := seg.Verify(); err != nil {
+				t.Errorf("Verify of the object that replaced a %s: %v", tt.kind, err)
+			}
+			if fi, err := os.Lstat(Path(name)); err != nil || !fi.Mode().IsRegular() {
+				t.Errorf("after Adopt: %v, %v; want a regular file", fi.Mode(), err)
+			}
+			noTempLeft(t)
+		})
+	}
+	if b, err := os.ReadFile(Path(target)); err != nil || len(b) != 4096 {
+		t.Errorf("the symbolic link's target: %d bytes, %v; want it left alone", len(b), err)
+	}
+}
+
+func TestValidatePublishName(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"abcd", true},
+		{"é-ü", true},
+		{strings.Repeat("x", 255), true},
+		{`a\nb`, true}, // a backslash and an n
+		{"a\nb", false},
+		{"\x1b[31mred", false},
+		{"tab\t", false},
+		{"del\x7f", false},
+		{"a/b", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%.20q", tt.name), func(t *testing.T) {
+			err := ValidatePublishName(tt.name)
+			if (err == nil) != tt.ok {
+				t.Fatalf("ValidatePublishName(%q) = %v, want ok=%v", tt.name, err, tt.ok)
+			}
+			if err != nil && (!errors.Is(err, ErrInvalidName) || strings.ContainsAny(err.Error(), "\n\x1b\t\x7f")) {
+				t.Errorf("error %q: want one ErrInvalidName line without the control characters", err)
+			}
+		})
+	}
+	if _, err := Publish("a\nb", PublishOptions{}); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("Publish of a name with a newline = %v, want ErrInvalidName", err)
+	}
+	if _, _, err := Adopt("a\nb", PublishOptions{}); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("Adopt of a name with a newline = %v, want ErrInvalidName", err)
+	}
 }
 
 // FuzzValidateName checks that every name ValidateName accepts is one Linux can use as a

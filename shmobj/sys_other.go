@@ -6,8 +6,10 @@ package shmobj
 // this package fails with ErrUnsupported.
 
 func sysOpen(string, bool, bool, uint32) (int, error) { return -1, ErrUnsupported }
-func sysFstat(int) (int64, FileID, error)             { return 0, FileID{}, ErrUnsupported }
-func sysStat(string) (int64, FileID, uint32, error)   { return 0, FileID{}, 0, ErrUnsupported }
+func sysOpenRead(string) (int, error)                 { return -1, ErrUnsupported }
+func sysFstat(int) (Info, error)                      { return Info{}, ErrUnsupported }
+func sysLstat(string) (Info, error)                   { return Info{}, ErrUnsupported }
+func sysPread(int, []byte, int64) (int, error)        { return 0, ErrUnsupported }
 func sysFchmod(int, uint32) error                     { return ErrUnsupported }
 func sysFtruncate(int, int64) error                   { return ErrUnsupported }
 func sysClose(int) error                              { return ErrUnsupported }
@@ -17,3 +19,4 @@ func sysMunmap([]byte) error                          { return ErrUnsupported }
 func sysMmap(int, int) ([]byte, error)                { return nil, ErrUnsupported }
 func isNotExist(error) bool                           { return false }
 func isExist(error) bool                              { return false }
+func isDenied(error) bool                             { return false }

@@ -140,10 +140,13 @@ type Options struct {
 	StartWindow  time.Duration
 	Every        time.Duration // > 0: a periodic job, run every Every after it ends
 	Keep         bool          // leave the object in place when Run returns
-	// Adopt takes over what a previous monitor left: an existing object of the right size is
-	// kept (the sequence with it), and when its record names a process that is still alive,
-	// leads its own group and runs exactly Command, that process is supervised instead of
-	// starting a second one.
+	// Adopt takes over what a previous monitor left: an existing object of the right size
+	// that this user owns and no one outside Monitor.Mode may write is kept (the sequence
+	// with it), and when its record names the process the previous monitor started for it —
+	// still alive, leading its own group, running as Credential says, with SHMMON_NAME set
+	// to the object, started before the record's last update, and running exactly Command —
+	// that process is supervised instead of starting a second one. Anything else is logged
+	// (event=adopt-refused) and replaced: a new object, the program started.
 	Adopt bool
 
 	Logger *slog.Logger // nil = slog.Default()
@@ -178,7 +181,7 @@ type Supervisor struct {
 
 // New checks opts and returns a Supervisor for the object name.
 func New(name string, opts Options) (*Supervisor, error) {
-	if err := shmobj.ValidateName(name); err != nil {
+	if err := shmobj.ValidatePublishName(name); err != nil {
 		return nil, err
 	}
 	if len(opts.Command) == 0 || opts.Command[0] == "" {
@@ -300,12 +303,14 @@ func (s *Supervisor) Run(ctx context.Context) (Outcome, error) {
 			h.Segment().AddRestart()
 		}
 		var c *child
-		if orphan != 0 {
-			c, err = s.adopt(orphan)
-			if err != nil { // it ended since it was found: start a new one instead
-				s.log.Info("the previous worker is gone; starting a new one", "worker", s.name, "pid", orphan, "err", err)
+		if orphan != nil {
+			if orphan.Exited() { // it ended since it was found: start a new one instead
+				s.log.Info("the previous worker is gone; starting a new one", "worker", s.name, "pid", orphan.Pid())
+				orphan.Close()
+			} else {
+				c = s.adopt(orphan)
 			}
-			orphan = 0
+			orphan = nil
 		}
 		if c == nil {
 			// A new program starts from sequence 0, whatever writes its beats: the last
@@ -389,38 +394,103 @@ func recent(ts []time.Time, now time.Time, window time.Duration) []time.Time {
 	return ts[i:]
 }
 
-// publish publishes the object, or adopts it with Adopt; it returns the pid of a program left
-// by the previous monitor that this one should adopt (0 for none).
-func (s *Supervisor) publish() (*monitor.Heartbeat, int, error) {
+// publish publishes the object, or adopts it with Adopt; it returns a handle on the program
+// left by the previous monitor that this one should adopt (nil for none).
+//
+// The object and its record may have been written by anyone the object's mode lets in (or
+// planted before the monitor started), so neither alone names a process to take over:
+// monitor.Adopt adopts only an object it can trust, and the process its record names must
+// also be the one the previous monitor started for this object (see [Supervisor.previous]).
+// When it is not, the object is published anew (the sequence such a process beats must not
+// count) and the program is started; this is logged as event=adopt-refused.
+func (s *Supervisor) publish() (*monitor.Heartbeat, *proc.Process, error) {
 	if !s.opts.Adopt {
 		h, err := monitor.Publish(s.name, s.opts.Monitor, time.Now())
-		return h, 0, err
+		return h, nil, err
 	}
-	prev, err := shmobj.Read(s.name) // before Adopt writes its own record
-	h, adopted, aerr := monitor.Adopt(s.name, s.opts.Monitor, time.Now())
-	if aerr != nil || !adopted || err != nil || !prev.HasRecord {
-		return h, 0, aerr
+	h, a, err := monitor.Adopt(s.name, s.opts.Monitor, time.Now())
+	if err != nil {
+		return nil, nil, err
 	}
-	pid := int(prev.Record.WatchedPid)
-	if pid <= 1 || !proc.LeadsGroup(pid) {
-		return h, 0, nil
+	if a.Refused != nil {
+		s.log.Warn("not adopting the object; published a new one", "worker", s.name, "event", "adopt-refused", "why", a.Refused)
 	}
-	if args, err := proc.Cmdline(pid); err == nil && slices.Equal(args, s.opts.Command) {
-		return h, pid, nil
+	if !a.Adopted || !a.Prev.HasRecord || a.Prev.Record.WatchedPid == 0 {
+		return h, nil, nil
 	}
-	// Not the command configured now. If a previous monitor started it for this object
-	// (its environment names the object), it must go: left running, it would beat into the
-	// object of the program started in its place and hide that program's hangs.
-	if proc.HasEnv(pid, worker.EnvName+"="+s.name) {
-		s.log.Warn("stopping the previous worker: it runs another command", "worker", s.name, "pid", pid, "event", "stop-previous")
-		if p, err := proc.Open(pid); err == nil {
-			if _, err := p.Terminate(context.Background(), proc.TerminateOptions{Signal: s.opts.Signal, KillAfter: s.opts.KillAfter, Group: true}); err != nil {
-				s.log.Error("stopping the previous worker", "worker", s.name, "pid", pid, "err", err)
-			}
+	pid := int(a.Prev.Record.WatchedPid)
+	// The pidfd first: the checks then read about the process it holds, not a pid reused
+	// meanwhile.
+	p, err := proc.Open(pid)
+	if err == nil {
+		if err = s.previous(p, a.Prev.Record); err != nil {
 			p.Close()
 		}
 	}
-	return h, 0, nil
+	if err != nil {
+		s.log.Warn("not adopting the process the object's record names; starting the program", "worker", s.name,
+			"pid", pid, "event", "adopt-refused", "why", err)
+		if err := h.Republish(time.Now()); err != nil {
+			h.Close(false)
+			return nil, nil, err
+		}
+		return h, nil, nil
+	}
+	if args, err := proc.Cmdline(pid); err == nil && slices.Equal(args, s.opts.Command) {
+		return h, p, nil
+	}
+	// Not the command configured now, but the previous monitor started it for this object:
+	// it must go. Left running, it would beat into the object of the program started in its
+	// place and hide that program's hangs.
+	s.log.Warn("stopping the previous worker: it runs another command", "worker", s.name, "pid", pid, "event", "stop-previous")
+	if _, err := p.Terminate(context.Background(), proc.TerminateOptions{Signal: s.opts.Signal, KillAfter: s.opts.KillAfter, Group: true}); err != nil {
+		s.log.Error("stopping the previous worker", "worker", s.name, "pid", pid, "err", err)
+	}
+	p.Close()
+	return h, nil, nil
+}
+
+// previous returns nil when p, the process the adopted record rec names, is the worker a
+// previous monitor started for this object, as far as its configured identity tells: it is
+// alive, leads its own process group, runs as the configured user and group (real and
+// effective; shmmon's own without a Credential), has SHMMON_NAME=name in its environment,
+// and started before the previous monitor's last update of the record. Else it says what
+// does not match. The command is the caller's to check: a process that passes all this but
+// runs another command is the previous worker of an older config.
+func (s *Supervisor) previous(p *proc.Process, rec shmobj.Record) error {
+	pid := p.Pid()
+	if !proc.LeadsGroup(pid) {
+		return fmt.Errorf("pid %d does not lead its process group", pid)
+	}
+	ids, err := proc.ProcessIDs(pid)
+	if err != nil {
+		return err
+	}
+	want := proc.IDs{Uid: uint32(os.Getuid()), Euid: uint32(os.Geteuid()), Gid: uint32(os.Getgid()), Egid: uint32(os.Getegid())}
+	if c := s.opts.Credential; c != nil {
+		want = proc.IDs{Uid: c.Uid, Euid: c.Uid, Gid: c.Gid, Egid: c.Gid}
+	}
+	if ids != want {
+		return fmt.Errorf("pid %d runs as uid %d/%d gid %d/%d (real/effective), want uid %d/%d gid %d/%d",
+			pid, ids.Uid, ids.Euid, ids.Gid, ids.Egid, want.Uid, want.Euid, want.Gid, want.Egid)
+	}
+	if !proc.HasEnv(pid, worker.EnvName+"="+s.name) {
+		return fmt.Errorf("pid %d was not started for this object (no %s=%s in its environment)", pid, worker.EnvName, s.name)
+	}
+	started, err := proc.StartTime(pid)
+	if err != nil {
+		return err
+	}
+	if last := time.Unix(0, rec.LastCheck); rec.LastCheck <= 0 || !started.Before(last) {
+		return fmt.Errorf("pid %d started at %s, not before the record's last update (%s)",
+			pid, started.Format(time.RFC3339Nano), last.Format(time.RFC3339Nano))
+	}
+	// Everything above was read from /proc/PID: it was about p only if p is still running
+	// (a pid is not reused before its process is reaped).
+	if p.Exited() {
+		return fmt.Errorf("pid %d is not running", pid)
+	}
+	return nil
 }
 
 // runOnce supervises one run of the program (c, or err when it could not be started; restart
@@ -601,19 +671,15 @@ func (s *Supervisor) stopMain(c *child, why string) {
 	}
 }
 
-// adopt takes hold of a program a previous monitor started. It is not our child: its exit is
+// adopt supervises p, a program a previous monitor started. It is not our child: its exit is
 // seen through the pidfd, and its parent (init, or a subreaper) reaps it.
-func (s *Supervisor) adopt(pid int) (*child, error) {
-	p, err := proc.Open(pid)
-	if err != nil {
-		return nil, err
-	}
+func (s *Supervisor) adopt(p *proc.Process) *child {
 	c := &child{proc: p, started: time.Now(), done: make(chan *os.ProcessState, 1)}
 	go func() {
 		p.WaitExit(context.Background(), 0)
 		c.done <- nil
 	}()
-	return c, nil
+	return c
 }
 
 // execScript starts the program in place of the shell that runs it, with WATCHDOG_PID set

@@ -115,7 +115,7 @@ var fast = monitor.Config{Interval: 50 * time.Millisecond, Stalls: 3, Grace: 2 *
 // supervise starts a supervisor of the test binary in mode, with opts filled in.
 func supervise(t *testing.T, mode string, opts Options) *running {
 	t.Helper()
-	name := fmt.Sprintf("shmmon-sup-test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-"))
+	name := objectName(t)
 	opts.Command = []string{os.Args[0]}
 	// Under -race a Go program sleeps 1s at exit by default (atexit_sleep_ms), long after
 	// its last beat; a real program does not.
@@ -147,6 +147,11 @@ func supervise(t *testing.T, mode string, opts Options) *running {
 		}
 	})
 	return r
+}
+
+// objectName is the object of the test's supervisor.
+func objectName(t *testing.T) string {
+	return fmt.Sprintf("shmmon-sup-test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-"))
 }
 
 // wait waits for Run to return.

@@ -107,7 +107,7 @@ type monitored struct {
 func monitorFromFlags(c *cli.Context) (monitored, error) {
 	var none monitored
 	name := c.String("name")
-	if err := shmobj.ValidateName(name); err != nil {
+	if err := shmobj.ValidatePublishName(name); err != nil {
 		return none, usagef(c, "--name: %s", stripPkg(err))
 	}
 	size := c.Int64("size")
