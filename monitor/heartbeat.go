@@ -90,10 +90,15 @@ func checkOwner(name string) error {
 		return nil
 	}
 	pid := int(snap.Record.MonitorPid)
-	if pid <= 1 || pid == os.Getpid() || !proc.Alive(pid) || !proc.SameProgram(pid) {
+	p, err := proc.Open(pid) // refuses pid <= 1 and this process
+	if err != nil {
 		return nil
 	}
-	if mapped, err := proc.MapsFile(pid, fi.ID.Dev, fi.ID.Ino); err != nil || !mapped {
+	defer p.Close()
+	if !proc.SameProgram(pid) {
+		return nil
+	}
+	if mapped, err := p.MapsFile(fi.ID.Dev, fi.ID.Ino); err != nil || !mapped {
 		return nil
 	}
 	return fmt.Errorf("%w: pid %d watches %q (stop it first)", ErrWatched, pid, name)

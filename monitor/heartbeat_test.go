@@ -257,9 +257,14 @@ func waitMapped(t *testing.T, pid int, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p, err := proc.Open(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if ok, err := proc.MapsFile(pid, fi.ID.Dev, fi.ID.Ino); ok {
+		if ok, err := p.MapsFile(fi.ID.Dev, fi.ID.Ino); ok {
 			return
 		} else if err != nil || time.Now().After(deadline) {
 			t.Fatalf("pid %d does not map %s: %v", pid, name, err)

@@ -66,7 +66,7 @@ func parseCredentials(status []byte) (Credentials, error) {
 			if name[0] == 'U' {
 				c.RealUid, c.Uid = ids[0], ids[1]
 			} else {
-				c.Gid = ids[3]
+				c.RealGid, c.Egid, c.Gid = ids[0], ids[1], ids[3]
 			}
 			seen++
 		case "Groups":
@@ -91,7 +91,27 @@ func parseCredentials(status []byte) (Credentials, error) {
 //   - The map cannot be read (another user's process, for a caller that is not root): the
 //     wrapped error.
 func (p *Process) SysVAttached(key, shmid int) (bool, error) {
-	const op = "memory map of"
+	name := fmt.Sprintf("/SYSV%08x", uint32(key))
+	return p.mapped("memory map of", func(m *procfs.ProcMap) bool {
+		return m.Inode == uint64(shmid) && (m.Pathname == name || m.Pathname == name+" (deleted)")
+	})
+}
+
+// MapsFile reports whether the process has the file of device dev and inode ino mapped into
+// its memory (a shared-memory object: the st_dev and st_ino of its file), from
+// /proc/PID/maps. The file is matched by its numbers, not by the path the maps show, which
+// follows renames and may end in " (deleted)". Reading another user's maps needs root.
+// Outcomes:
+//
+//   - Whether a mapping of the file is there, nil.
+//   - The process exited (before or during the read): an error matching [os.ErrProcessDone].
+//   - The maps cannot be read (e.g. matching fs.ErrPermission): the wrapped error.
+func (p *Process) MapsFile(dev, ino uint64) (bool, error) {
+	return p.mapped("memory map of", func(m *procfs.ProcMap) bool { return m.Dev == dev && m.Inode == ino })
+}
+
+// mapped reports whether a line of the process's /proc/PID/maps matches.
+func (p *Process) mapped(op string, match func(*procfs.ProcMap) bool) (bool, error) {
 	var maps []*procfs.ProcMap
 	pr, err := procfs.NewProc(p.pid)
 	if err == nil {
@@ -100,13 +120,7 @@ func (p *Process) SysVAttached(key, shmid int) (bool, error) {
 	if err := p.heldRead(op, err); err != nil {
 		return false, err
 	}
-	name := fmt.Sprintf("/SYSV%08x", uint32(key))
-	for _, m := range maps {
-		if m.Inode == uint64(shmid) && (m.Pathname == name || m.Pathname == name+" (deleted)") {
-			return true, nil
-		}
-	}
-	return false, nil
+	return slices.ContainsFunc(maps, match), nil
 }
 
 // heldRead turns the outcome of a read of /proc/PID into the error of a fact about the held

@@ -20,9 +20,10 @@
 // on the pidfds of all open handles together (see [Open]), which then report
 // the exit through [Process.WaitExit] and [Process.AfterExit].
 //
-// [Process.Credentials] and [Process.SysVAttached] read facts about a held
-// process from /proc (who it runs as, what it has attached), failing rather
-// than answering for another process should the pid be reused meanwhile.
+// [Process.Credentials], [Process.MapsFile] and [Process.SysVAttached] read
+// facts about a held process from /proc (who it runs as, what it has mapped),
+// failing rather than answering for another process should the pid be reused
+// meanwhile.
 //
 // [StartTime] reads when a process started, so a caller that kept only a pid
 // can tell whether the pid now names another process.
@@ -221,6 +222,8 @@ func (p *Process) Terminate(ctx context.Context, opts TerminateOptions) (Termina
 type Credentials struct {
 	RealUid uint32   // real uid: the user who started it (a setuid program does not change it)
 	Uid     uint32   // effective uid: the owner checks use it
+	RealGid uint32   // real gid
+	Egid    uint32   // effective gid
 	Gid     uint32   // filesystem gid (the effective one unless set apart): the group checks use it
 	Groups  []uint32 // supplementary groups
 }

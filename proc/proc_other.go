@@ -79,5 +79,8 @@ func InTree(pid, root int) bool { return false }
 // Credentials is Linux only.
 func (p *Process) Credentials() (Credentials, error) { return Credentials{}, errUnsupported }
 
+// MapsFile is Linux only.
+func (p *Process) MapsFile(dev, ino uint64) (bool, error) { return false, errUnsupported }
+
 // SysVAttached is Linux only.
 func (p *Process) SysVAttached(key, shmid int) (bool, error) { return false, errUnsupported }

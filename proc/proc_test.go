@@ -59,6 +59,7 @@ func TestMain(m *testing.M) {
 //   - "signal-group PID": open PID and send signal 0 to its group; print
 //     "refused" if that was refused with ErrRefused, else what happened.
 //   - "shm-attach ID": attach the System V segment ID, print "ready", block.
+//   - "mmap-file PATH": map the first page of the file PATH, print "ready", block.
 //   - "open-emfile PID": the first Open in the process, with room for the
 //     pidfd but not for the exit watcher's epoll set; print its error, then
 //     whether the pidfd was closed ("pidfd closed"), then, with the room
@@ -123,6 +124,17 @@ func helper(mode string) int {
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "helper shm-attach:", err)
+			return 2
+		}
+		return block("ready")
+	case "mmap-file":
+		f, err := os.Open(arg)
+		if err == nil {
+			_, err = unix.Mmap(int(f.Fd()), 0, 4096, unix.PROT_READ, unix.MAP_SHARED)
+			f.Close()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper mmap-file:", err)
 			return 2
 		}
 		return block("ready")

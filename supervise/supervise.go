@@ -462,17 +462,19 @@ func (s *Supervisor) previous(p *proc.Process, rec shmobj.Record) error {
 	if !proc.LeadsGroup(pid) {
 		return fmt.Errorf("pid %d does not lead its process group", pid)
 	}
-	ids, err := proc.ProcessIDs(pid)
+	c, err := p.Credentials()
 	if err != nil {
 		return err
 	}
-	want := proc.IDs{Uid: uint32(os.Getuid()), Euid: uint32(os.Geteuid()), Gid: uint32(os.Getgid()), Egid: uint32(os.Getegid())}
-	if c := s.opts.Credential; c != nil {
-		want = proc.IDs{Uid: c.Uid, Euid: c.Uid, Gid: c.Gid, Egid: c.Gid}
+	type ids struct{ uid, euid, gid, egid uint32 }
+	have := ids{c.RealUid, c.Uid, c.RealGid, c.Egid}
+	want := ids{uint32(os.Getuid()), uint32(os.Geteuid()), uint32(os.Getgid()), uint32(os.Getegid())}
+	if cred := s.opts.Credential; cred != nil {
+		want = ids{cred.Uid, cred.Uid, cred.Gid, cred.Gid}
 	}
-	if ids != want {
+	if have != want {
 		return fmt.Errorf("pid %d runs as uid %d/%d gid %d/%d (real/effective), want uid %d/%d gid %d/%d",
-			pid, ids.Uid, ids.Euid, ids.Gid, ids.Egid, want.Uid, want.Euid, want.Gid, want.Egid)
+			pid, have.uid, have.euid, have.gid, have.egid, want.uid, want.euid, want.gid, want.egid)
 	}
 	if !proc.HasEnv(pid, worker.EnvName+"="+s.name) {
 		return fmt.Errorf("pid %d was not started for this object (no %s=%s in its environment)", pid, worker.EnvName, s.name)
