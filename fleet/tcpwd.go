@@ -36,10 +36,10 @@ func (f *Fleet) WorkerRoot(name string) (root int, ok bool) {
 }
 
 // SetTCPWatchdog makes the fleet serve the TCP watchdog protocol (package tcpwd) on
-// tw.Listen, the names it accepts being the fleet's workers and their process trees those of
-// [Fleet.WorkerRoot]; nil stops it. An unchanged tw leaves the running server and its
-// connections alone; a changed one closes them and listens again. It fails when it cannot
-// listen, and then no server runs.
+// tw.Listen for at most tw.MaxConnections clients at once, the names it accepts being the
+// fleet's workers and their process trees those of [Fleet.WorkerRoot]; nil stops it. An
+// unchanged tw leaves the running server and its connections alone; a changed one closes them
+// and listens again. It fails when it cannot listen, and then no server runs.
 func (f *Fleet) SetTCPWatchdog(tw *config.TCPWatchdog) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -51,7 +51,7 @@ func (f *Fleet) SetTCPWatchdog(tw *config.TCPWatchdog) error {
 		return nil
 	}
 	log := f.log.With("listen", tw.Listen)
-	srv, err := tcpwd.NewServer(tcpwd.Options{Lookup: f.WorkerRoot, Logger: log})
+	srv, err := tcpwd.NewServer(tcpwd.Options{Lookup: f.WorkerRoot, Logger: log, MaxConns: tw.MaxConnections})
 	if err != nil {
 		return fmt.Errorf("fleet: %w", err)
 	}

@@ -91,7 +91,7 @@ func TestTCPWatchdog(t *testing.T) {
 	f := New(slog.New(slog.NewTextHandler(&log, nil)))
 	defer f.Stop()
 	name := shortName(t, "tw")
-	first := &config.TCPWatchdog{Listen: freeAddr(t)}
+	first := &config.TCPWatchdog{Listen: freeAddr(t), MaxConnections: 10}
 	if err := f.SetTCPWatchdog(first); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestTCPWatchdog(t *testing.T) {
 	b, _ := tcpwd.Packet{Cmd: tcpwd.CmdReceive, Source: name}.MarshalBinary()
 	c.Write(b)
 	waitFor(t, 5*time.Second, "the registration", func() bool { return strings.Contains(log.String(), "event=tcp-receiver") })
-	if err := f.SetTCPWatchdog(&config.TCPWatchdog{Listen: first.Listen}); err != nil {
+	if err := f.SetTCPWatchdog(&config.TCPWatchdog{Listen: first.Listen, MaxConnections: 10}); err != nil {
 		t.Fatal(err)
 	}
 	if !open(t, c) {
@@ -125,13 +125,29 @@ func TestTCPWatchdog(t *testing.T) {
 		t.Errorf("read after a refused name: %v, want EOF", err)
 	}
 
-	// A new address: the old listener goes.
-	if err := f.SetTCPWatchdog(&config.TCPWatchdog{Listen: freeAddr(t)}); err != nil {
+	// A new address, for one client: the old listener goes, a second client is closed.
+	second := &config.TCPWatchdog{Listen: freeAddr(t), MaxConnections: 1}
+	if err := f.SetTCPWatchdog(second); err != nil {
 		t.Fatal(err)
 	}
 	if c, err := net.Dial("tcp", first.Listen); err == nil {
 		c.Close()
 		t.Error("the old address still accepts connections")
+	}
+	var clients [2]net.Conn
+	for i := range clients {
+		if clients[i], err = net.Dial("tcp", second.Listen); err != nil {
+			t.Fatal(err)
+		}
+		defer clients[i].Close()
+	}
+	// The server accepts in order: the first client is counted before the second comes.
+	if !open(t, clients[0]) {
+		t.Error("the first client was closed")
+	}
+	clients[1].SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := clients[1].Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("read of a client over max_connections 1: %v, want EOF", err)
 	}
 	// Taken: an error, and no server.
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
@@ -139,7 +155,7 @@ func TestTCPWatchdog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	if err := f.SetTCPWatchdog(&config.TCPWatchdog{Listen: busy.Addr().String()}); err == nil {
+	if err := f.SetTCPWatchdog(&config.TCPWatchdog{Listen: busy.Addr().String(), MaxConnections: 10}); err == nil {
 		t.Error("listening on a busy port did not fail")
 	}
 	if err := f.SetTCPWatchdog(nil); err != nil {
