@@ -35,13 +35,15 @@ const (
 	tcpwdForged   = "forged-by-attacker"
 )
 
-// tcpwdTakeover runs serve (as the caller, root) with a [tcp_watchdog] on loopback and one
-// supervised worker, the project's C client, which feeds its name and forwards a message to
-// itself every 100ms. The attacker, a throwaway user, forwards a packet to that name with the
-// name as its forged source, then connects every tcpwdEvery and registers the name as its
-// receiver and with the watchdog. Each kill of the worker is a false kill. The attacker must
-// also be refused every registration, receive nothing forwarded to the name, and its forged
-// packet must not reach the worker: Outcome has no count for those, so they fail t.
+// tcpwdTakeover runs serve (as the caller, root) with a [tcp_watchdog] on loopback and two
+// supervised workers: the project's C client, which feeds its name and forwards a message to
+// itself every 100ms, and an idle one (sleep) that never connects. The attacker, a throwaway
+// user, forwards a packet to the client's name with that name as its forged source, registers
+// the idle worker's name (free: only the check of the peer's process can refuse it), then
+// connects every tcpwdEvery and registers the client's name as its receiver and with the
+// watchdog. Each kill of the client is a false kill. The attacker must also be refused every
+// registration, receive nothing forwarded, and its forged packet must not reach the client:
+// Outcome has no count for those, so they fail t.
 func tcpwdTakeover(t testing.TB, trials int) Outcome {
 	t.Helper()
 	u := testkit.NewUser(t)
@@ -59,8 +61,8 @@ func tcpwdTakeover(t testing.TB, trials int) Outcome {
 			o.Hangs++
 		}
 	}
-	o.Detail = fmt.Sprintf("%d takeover registrations accepted of %d, %d forwarded packets received by the attacker, "+
-		"%d forged packets delivered, %d kills of the real client", accepted, trials*tcpwdAttempts, received, forged, o.FalseKills)
+	o.Detail = fmt.Sprintf("%d registrations accepted of %d, %d forwarded packets received by the attacker, "+
+		"%d forged packets delivered, %d kills of the real client", accepted, trials*(tcpwdAttempts+1), received, forged, o.FalseKills)
 	if accepted+received+forged != 0 {
 		t.Errorf("TCP watchdog takeover: %s; want every registration refused and nothing delivered", o.Detail)
 	}
@@ -73,15 +75,20 @@ func tcpwdTakeover(t testing.TB, trials int) Outcome {
 func tcpwdTrial(t testing.TB, u *testkit.User, shmmon, client string, trial int) (accepted, received, forged, kills int, hang bool) {
 	t.Helper()
 	name := "b" + strconv.FormatInt(int64(os.Getpid()), 36) + strconv.FormatInt(int64(trial), 36)
-	if err := tcpwd.ValidateName(name); err != nil {
-		t.Fatal(err)
+	idle := name + "i"
+	for _, n := range []string{name, idle} {
+		if err := tcpwd.ValidateName(n); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { shmobj.Remove(n) })
 	}
-	t.Cleanup(func() { shmobj.Remove(name) })
 	addr := freeLoopback(t)
 	cfg := fmt.Sprintf("[[worker]]\nname = %q\ncommand = [%q, \"--server\", %q, \"--feed-every\", \"50\", "+
 		"\"--send-to\", %q, \"--msg\", \"to-self\", \"--send-every\", \"100\"]\n"+
-		"interval = %q\nstalls = %d\nkill_after = \"1s\"\n\n[tcp_watchdog]\nlisten = %q\n",
-		name, client, addr, name, tcpwdInterval.String(), tcpwdStalls, addr)
+		"interval = %q\nstalls = %d\nkill_after = \"1s\"\n\n"+
+		"[[worker]]\nname = %q\ncommand = [\"sleep\", \"60\"]\ngrace = \"60s\"\nkill_after = \"1s\"\n\n"+
+		"[tcp_watchdog]\nlisten = %q\n",
+		name, client, addr, name, tcpwdInterval.String(), tcpwdStalls, idle, addr)
 	path := filepath.Join(t.TempDir(), "shmmon.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -95,7 +102,7 @@ func tcpwdTrial(t testing.TB, u *testkit.User, shmmon, client string, trial int)
 		return err == nil && snap.Seq > 0 && snap.Record.Kind == shmobj.KindSocket
 	})
 
-	attacker := testkit.Start(t, "attacker", As(t, u, "tcpwd-attack", addr, name))
+	attacker := testkit.Start(t, "attacker", As(t, u, "tcpwd-attack", addr, name, idle))
 	attacker.Wait(t, tcpwdAttempts*tcpwdEvery+10*time.Second)
 	line := testkit.WaitLine(t, &attacker.Stdout, time.Second, "tcpwd-attack ")
 	if _, err := fmt.Sscanf(line, "tcpwd-attack accepted %d refused %d received %d", &accepted, new(int), &received); err != nil {
@@ -162,17 +169,18 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// tcpwdAttackMain is the attacker of the takeover: args are the server's address and the
-// name. It sends one forward to the name with the name as its forged source, then every
-// tcpwdEvery opens a connection that registers the name as its receiver and with the
-// watchdog, and counts the registrations the server refused (it closed the connection) and
-// the packets forwarded to it. It prints "tcpwd-attack accepted A refused R received K".
+// tcpwdAttackMain is the attacker of the takeover: args are the server's address, the name
+// of the client and the name of the idle worker. It sends one forward to the client's name
+// with that name as its forged source, registers the idle worker's name, then every
+// tcpwdEvery opens a connection that registers the client's name as its receiver and with
+// the watchdog. It counts the registrations the server refused (it closed the connection)
+// and the packets forwarded to it, and prints "tcpwd-attack accepted A refused R received K".
 func tcpwdAttackMain(args []string) int {
-	if len(args) != 2 {
-		fmt.Fprintln(os.Stderr, "badactor tcpwd-attack: want ADDR NAME")
+	if len(args) != 3 {
+		fmt.Fprintln(os.Stderr, "badactor tcpwd-attack: want ADDR NAME IDLE-NAME")
 		return 2
 	}
-	addr, name := args[0], args[1]
+	addr, name, idle := args[0], args[1], args[2]
 	packet := func(p tcpwd.Packet) []byte {
 		b, err := p.MarshalBinary()
 		if err != nil {
@@ -194,17 +202,24 @@ func tcpwdAttackMain(args []string) int {
 		refused, received int
 		wg                sync.WaitGroup
 		conns             []net.Conn
-		register          = append(packet(tcpwd.Packet{Head: "head", Cmd: tcpwd.CmdReceive, Source: name}),
-			packet(tcpwd.Packet{Head: "head", Cmd: tcpwd.CmdWatchdog, Wdt: tcpwd.WdtRegister, Source: name})...)
 	)
-	for range tcpwdAttempts {
+	register := func(name string) []byte {
+		return append(packet(tcpwd.Packet{Head: "head", Cmd: tcpwd.CmdReceive, Source: name}),
+			packet(tcpwd.Packet{Head: "head", Cmd: tcpwd.CmdWatchdog, Wdt: tcpwd.WdtRegister, Source: name})...)
+	}
+	// The idle worker's name first, then the client's every tcpwdEvery.
+	for i := range tcpwdAttempts + 1 {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "badactor tcpwd-attack:", err)
 			return 1
 		}
 		conns = append(conns, c)
-		c.Write(register)
+		if i == 0 {
+			c.Write(register(idle))
+		} else {
+			c.Write(register(name))
+		}
 		wg.Go(func() {
 			buf := make([]byte, tcpwd.PacketSize)
 			for {
@@ -222,7 +237,9 @@ func tcpwdAttackMain(args []string) int {
 				}
 			}
 		})
-		time.Sleep(tcpwdEvery)
+		if i > 0 {
+			time.Sleep(tcpwdEvery)
+		}
 	}
 	// Hold the last registrations a while: a receiver taken over gets the worker's messages.
 	time.Sleep(500 * time.Millisecond)
@@ -230,6 +247,6 @@ func tcpwdAttackMain(args []string) int {
 		c.Close()
 	}
 	wg.Wait()
-	fmt.Printf("tcpwd-attack accepted %d refused %d received %d\n", tcpwdAttempts-refused, refused, received)
+	fmt.Printf("tcpwd-attack accepted %d refused %d received %d\n", tcpwdAttempts+1-refused, refused, received)
 	return 0
 }
