@@ -17,11 +17,11 @@
 // The fleet keeps books on every worker from its monitor's events: starts, restarts,
 // kills, how its last run ended, whether its loop is checking (and when it last did, from
 // the status record), and the pid of the process it runs or watches, which
-// [Fleet.WorkerRoot] gives the TCP watchdog. [Fleet.Status] returns them with the worker's status record. The counts live as long
-// as the worker's name stays in the configuration: a worker restarted because its
-// configuration changed keeps them, a removed one loses them. The fleet also runs the
-// worker's event hooks (see package hook); hooks that change on reload are taken without
-// restarting the worker.
+// [Fleet.WorkerRoot] gives the TCP watchdog. [Fleet.Status] returns them with the worker's
+// status record. The counts live as long as the worker's name stays in the configuration: a
+// worker restarted because its configuration changed keeps them, a removed one loses them.
+// The fleet also runs the worker's event hooks (see package hook); hooks that change on
+// reload are taken without restarting the worker.
 package fleet
 
 import (
