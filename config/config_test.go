@@ -941,36 +941,6 @@ func TestProctabTable(t *testing.T) {
 	}
 }
 
-func TestTCPWatchdogTable(t *testing.T) {
-	for text, want := range map[string]string{
-		"[tcp_watchdog]\n":                            "127.0.0.1:5005",
-		"[tcp_watchdog]\nlisten = \"8000\"\n":         "127.0.0.1:8000",
-		"[tcp_watchdog]\nlisten = \":8000\"\n":        "127.0.0.1:8000",
-		"[tcp_watchdog]\nlisten = \"0.0.0.0:8000\"\n": "0.0.0.0:8000",
-		"[tcp_watchdog]\nlisten = \"[::1]:8000\"\n":   "[::1]:8000",
-	} {
-		f, err := Parse("t.toml", []byte(text))
-		if err != nil || f.TCPWatchdog == nil || f.TCPWatchdog.Listen != want {
-			t.Errorf("Parse(%q): %+v, %v; want listen %s", text, f.TCPWatchdog, err, want)
-		}
-	}
-	if f, _ := Parse("t.toml", []byte("")); f.TCPWatchdog != nil {
-		t.Error("no [tcp_watchdog] table, but a TCPWatchdog")
-	}
-	for _, bad := range []struct{ text, want string }{
-		{"[tcp_watchdog]\nlisten = 5005\n", `t.toml:2: tcp_watchdog listen: got integer 5005 (want a string`},
-		{"[tcp_watchdog]\n\nlisten = \"nonsense:xx\"\n", `t.toml:3: tcp_watchdog listen: "nonsense:xx" is not a listen address (want`},
-		{"[tcp_watchdog]\nlisten = \"0\"\n", `t.toml:2: tcp_watchdog listen: "0" is not a listen address`},
-		{"[tcp_watchdog]\nport = 1\n", "t.toml:2: tcp_watchdog port: unknown key (want one of [listen])"},
-		{"tcp_watchdog = 3\n", "t.toml:1: tcp_watchdog: got integer 3 (want a table: [tcp_watchdog])"},
-	} {
-		_, err := Parse("t.toml", []byte(bad.text))
-		if err == nil || !strings.Contains(err.Error(), bad.want) || strings.Contains(err.Error(), "\n") {
-			t.Errorf("Parse(%q) = %v, want one line containing %q", bad.text, err, bad.want)
-		}
-	}
-}
-
 func TestHookKeys(t *testing.T) {
 	f, err := parse("[defaults]\non_stall = \"echo d\"\non_kill = \"echo k\"\nhook_timeout = \"3s\"\n" +
 		supervisedHead + "on_kill = \"\"\non_restart = \"echo r $SHMMON_NAME\"\non_give_up = \"echo g\"\non_abnormal = \"echo a\"\n")

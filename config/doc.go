@@ -68,8 +68,9 @@
 // its HTTP endpoint, "PORT", ":PORT" (both on 127.0.0.1) or "HOST:PORT" ([ListenAddress]).
 //
 // Two optional tables configure more of serve: [proctab] (see [Proctab]) and [tcp_watchdog]
-// (see [TCPWatchdog]), whose only key is listen = "127.0.0.1:5005" (read like [serve]'s listen,
-// but the port must not be 0: clients need to know it).
+// (see [TCPWatchdog]), whose keys are listen = "127.0.0.1:5005" (read like [serve]'s listen,
+// but the port must not be 0: clients need to know it) and max_connections = 1024 (1 to
+// 1048576), how many clients may be connected at once.
 //
 // # Errors
 //

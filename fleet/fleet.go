@@ -20,11 +20,12 @@
 //
 // The fleet keeps books on every worker from its monitor's events: starts, restarts,
 // kills, how its last run ended, whether its loop is checking (and when it last did, from
-// the status record). [Fleet.Status] returns them with the worker's status record. The counts live as long
-// as the worker's name stays in the configuration: a worker restarted because its
-// configuration changed keeps them, a removed one loses them. The fleet also runs the
-// worker's event hooks (see package hook); hooks that change on reload are taken without
-// restarting the worker.
+// the status record), and the pid of the process it runs or watches, which
+// [Fleet.WorkerRoot] gives the TCP watchdog. [Fleet.Status] returns them with the worker's
+// status record. The counts live as long as the worker's name stays in the configuration: a
+// worker restarted because its configuration changed keeps them, a removed one loses them.
+// The fleet also runs the worker's event hooks (see package hook); hooks that change on
+// reload are taken without restarting the worker.
 package fleet
 
 import (
@@ -64,7 +65,7 @@ type Fleet struct {
 	ptHealth ProctabHealth // how that table's sweep goes, but for Sweeping (see ProctabHealth)
 
 	tcpwd *tcpWatchdog                    // nil when no TCP watchdog runs
-	names atomic.Pointer[map[string]bool] // the workers' names, for IsWorker
+	names atomic.Pointer[map[string]bool] // the workers' names, for WorkerRoot
 }
 
 // member is one running worker.
@@ -180,6 +181,8 @@ func (f *Fleet) start(w *config.Worker) error {
 	m.cancel = cancel
 	go func() {
 		defer close(m.done)
+		// A program stopped for good sends no event of its end.
+		defer f.setChecking(w.Name, 0)
 		out, err := s.Run(ctx)
 		if out != supervise.Stopped {
 			log.Error("worker no longer supervised (change its config to try again)", "worker", w.Name,

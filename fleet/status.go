@@ -22,6 +22,7 @@ type books struct {
 	lastExit                string
 	lastExitAt              time.Time
 	checking                bool      // the loop checks the heartbeat: a program runs, or a process is watched
+	root                    int       // the pid of the program started or the process watched; 0 = none now
 	since                   time.Time // when the loop began checking
 	abnormal                bool      // judged hung; the kill that follows may take kill_after and more
 }
@@ -122,13 +123,14 @@ func (f *Fleet) keepBooks(want map[string]*config.Worker) {
 	}
 }
 
-// setChecking records that the loop of worker name begins or stops checking.
-func (f *Fleet) setChecking(name string, on bool) {
+// setChecking records that the loop of worker name begins checking the process pid (the
+// root of the worker's tree), or with pid 0 stops checking.
+func (f *Fleet) setChecking(name string, pid int) {
 	f.bmu.Lock()
 	defer f.bmu.Unlock()
 	if b := f.books[name]; b != nil {
-		b.checking, b.abnormal = on, false
-		if on {
+		b.checking, b.abnormal, b.root = pid != 0, false, pid
+		if pid != 0 {
 			b.since = time.Now()
 		}
 	}
@@ -161,7 +163,9 @@ func (f *Fleet) event(name string, e monitor.Event) {
 	switch e.Kind {
 	case monitor.EventStart, monitor.EventRestart:
 		b.starts++
-		b.checking, b.abnormal, b.since = true, false, e.Time
+		// The pid of the program the supervisor has just started (or adopted), which it
+		// recorded before the event: not one read from the object, which others may write.
+		b.checking, b.abnormal, b.since, b.root = true, false, e.Time, int(e.Pid)
 		if e.Kind == monitor.EventRestart {
 			b.restarts++
 			command = b.w.OnRestart
@@ -176,13 +180,13 @@ func (f *Fleet) event(name string, e monitor.Event) {
 			b.kills++
 			command = b.w.OnKill
 		}
-		b.checking, b.abnormal = false, false
+		b.checking, b.abnormal, b.root = false, false, 0
 		b.lastExit, b.lastExitAt = e.Detail, e.Time
 		if b.lastExit == "" {
 			b.lastExit = "killed"
 		}
 	case monitor.EventGiveUp:
-		b.checking = false
+		b.checking, b.root = false, 0
 		command = b.w.OnGiveUp
 	}
 	timeout := b.w.HookTimeout

@@ -90,7 +90,7 @@ func (x *watched) attempt() {
 		Adopt:     true,
 		Logger:    x.log,
 	}
-	x.f.setChecking(x.w.Name, true)
+	x.f.setChecking(x.w.Name, p.Pid())
 	// mu is held across Start: the watch's end, which may come at once, waits in ended.
 	x.mu.Lock()
 	stopWatch, err := wt.Start(func(out monitor.Outcome, err error) { x.ended(p, out, err) })
@@ -107,7 +107,7 @@ func (x *watched) attempt() {
 // ended takes the end of a watch: it stops, waits for stop (a fixed pid is gone), or
 // follows the pidfile.
 func (x *watched) ended(p *proc.Process, out monitor.Outcome, err error) {
-	x.f.setChecking(x.w.Name, false)
+	x.f.setChecking(x.w.Name, 0)
 	p.Close()
 	if err != nil {
 		x.log.Error("watching", "worker", x.w.Name, "err", err)

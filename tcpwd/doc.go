@@ -29,12 +29,59 @@
 //     registration may feed; other feeds are dropped (and logged once per connection).
 //   - cmd 2: the packet, byte for byte as it arrived, is written to the receiver of target.
 //
-// Registrations (cmd 0 and cmd 1 wdt 0) are only accepted for names the server is told are
-// workers ([Options.IsWorker]): a registration or feed of another name is refused, logged, and
-// the connection is closed. The newest registration of a name wins: it replaces the one of
-// another connection. When a connection ends, the registrations it still holds are dropped.
-// A forward to a name without a receiver is logged (once per connection and target, until a
-// forward to it succeeds) and dropped.
+// Registrations (cmd 0 and cmd 1 wdt 0) and feeds are only accepted for names the server is
+// told are workers ([Options.Lookup]): another name is refused, logged, and the connection is
+// closed. When a connection ends, the registrations it still holds are dropped. A forward to a
+// name without a receiver is logged (once per connection and target, until a forward to it
+// succeeds) and dropped.
+//
+// # Who may register: loopback
+//
+// On a listener whose address is a loopback IP (the config's default, 127.0.0.1), every peer
+// is a process of this host, and the server checks which one before it accepts a
+// registration, as `ss -p` finds it: the peer's socket is the ESTABLISHED line of
+// /proc/net/tcp (or tcp6) from the peer's address to the server's, and the process is one
+// whose /proc/PID/fd holds that socket's inode. This is done once per connection and
+// worker process, not per packet. The rules:
+//
+//   - A registration of a worker's name is accepted only from a process of the worker's tree:
+//     the process [Options.Lookup] names (the program shmmon supervises, or the process it was
+//     told to watch), a process of its group, or a descendant. The socket must also belong to
+//     root or to a user the holding process runs as. While the worker runs no process, or one
+//     whose tree does not hold the peer, the registration waits up to 2 s for the worker's
+//     next process (a restarted program may connect before shmmon has noted its start), and
+//     is then refused: logged, and the connection closed.
+//   - A registration held by a live connection of the worker's running process is never taken
+//     over: another connection's registration of the name is refused in the same way. One
+//     made for an earlier process of the worker (killed and restarted, say) gives way to the
+//     new process's, and its feeds are dropped meanwhile.
+//   - A forward's source must be a name the sending connection registered (as receiver or
+//     watchdog); another forward is dropped and logged once per connection and source.
+//
+// So another local user can neither feed nor starve a worker, nor read what is forwarded to
+// it, nor forward in its name. It can still send packets that are dropped, and hold
+// connections open up to [Options.MaxConns]: every connection after those, a restarted
+// worker's too, is closed until some of them end.
+//
+// # Other listeners
+//
+// A listener on any other address (0.0.0.0, a LAN address) cannot tell which process a peer
+// is, and keeps the rules of the original watchdog: any peer may register any worker's name,
+// the newest registration wins (it replaces the one of another connection, whose feeds are
+// then dropped), and a forward may carry any source. Nothing there protects a worker from a
+// peer that can connect: it can stop the worker's feeds (the worker is then killed as hung),
+// feed a hung worker so it is never killed, receive the worker's messages and forge messages
+// from it. Serve logs a warning (tcp-unverified) when it listens so. Listen on loopback unless
+// every host and user that can reach the port is trusted.
+//
+// # Limits, on every listener
+//
+// Once the first byte of a packet has arrived, the rest must follow within
+// [Options.PacketTimeout] (10 s by default), or the connection is closed; a connection may stay
+// idle between packets as long as it likes. At most [Options.MaxConns] connections (1,024 by
+// default) are open at once: one more is closed as soon as it is accepted, logged at most once
+// every 10 s. A failed accept (out of descriptors, say) is retried after a delay that doubles
+// from 5 ms to 1 s, never in a busy loop.
 //
 // # Malformed packets
 //
@@ -59,7 +106,4 @@
 // stalls) and kills and restarts the worker's process. The server never writes the worker's
 // pid. An object that was removed, replaced, truncated or retired is attached again by name,
 // checked at most once a second.
-//
-// Feeds are not authenticated: any process that can connect can feed any configured name.
-// Listen on loopback (the default of the config) unless the network is trusted.
 package tcpwd

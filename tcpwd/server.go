@@ -1,6 +1,7 @@
 package tcpwd
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -16,9 +18,29 @@ import (
 
 // Defaults of [Options].
 const (
-	DefaultWriteTimeout = 5 * time.Second
-	DefaultQueueLen     = 64
+	DefaultWriteTimeout  = 5 * time.Second
+	DefaultQueueLen      = 64
+	DefaultPacketTimeout = 10 * time.Second
+	DefaultMaxConns      = 1024
 )
+
+// verifyWait is how long a registration on loopback waits for the worker to run a process
+// whose tree holds the peer, and verifyPoll how often it asks again: a program restarted after
+// a kill may connect before the fleet has heard of its start.
+const (
+	verifyWait = 2 * time.Second
+	verifyPoll = 50 * time.Millisecond
+)
+
+// The delay after a failed accept (out of descriptors, say) starts at acceptBackoffMin and
+// doubles up to acceptBackoffMax, as net/http's does; an accept that succeeds resets it.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+// capLogEvery is how often a connection closed over [Options.MaxConns] may be logged.
+const capLogEvery = 10 * time.Second
 
 // recheckEvery is how often a watchdog registration checks that its object is still the one
 // the name shows (a stat system call), and how often it retries attaching a missing one.
@@ -29,10 +51,14 @@ const maxWarned = 64
 
 // Options configure a [Server].
 type Options struct {
-	// IsWorker reports whether name is a worker of the running configuration: the only names
-	// a connection may register or feed. Required. It is called from many goroutines and must
-	// not block.
-	IsWorker func(name string) bool
+	// Lookup reports whether name is a worker of the running configuration (ok), the only
+	// names a connection may register or feed, and the pid of the root of the worker's
+	// process tree: the program it supervises, or the process it watches; 0 while none
+	// runs. On a loopback listener, registrations are accepted only from that tree (see the
+	// package documentation): the root must be a process shmmon started or was told to
+	// watch, never a pid read from something another user can write. Required. It is called
+	// from many goroutines and must not block.
+	Lookup func(name string) (root int, ok bool)
 	// Logger receives the server's log lines (keys worker, event, remote, err); nil discards
 	// them.
 	Logger *slog.Logger
@@ -43,6 +69,14 @@ type Options struct {
 	// the queue full disconnects the receiver, which cannot keep up. 0 means
 	// [DefaultQueueLen].
 	QueueLen int
+	// PacketTimeout bounds how long the rest of a packet may take once its first byte has
+	// arrived; a connection that stops in the middle of a packet is closed. The time between
+	// packets is not bounded. 0 means [DefaultPacketTimeout].
+	PacketTimeout time.Duration
+	// MaxConns is how many connections may be open at once; one more is closed as soon as it
+	// is accepted (logged at most once every 10 s, with the count). 0 means
+	// [DefaultMaxConns].
+	MaxConns int
 }
 
 // Server serves the protocol of the package documentation on the connections of a listener.
@@ -53,26 +87,50 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
+	// verify is set by Serve before it accepts a connection: the listener is on loopback,
+	// so registrations are verified against the workers' process trees.
+	verify bool
+	// stopping is closed when Serve ends the connections: a reader waiting for a worker's
+	// process gives up.
+	stopping chan struct{}
+
 	mu        sync.Mutex
 	conns     map[*conn]struct{}
-	receivers map[string]*conn
+	receivers map[string]receiver
 	dogs      map[string]*dog
+
+	// Serve's goroutine owns these: connections closed over MaxConns since the last log
+	// line, and when that was.
+	overCap       int
+	overCapLogged time.Time
 }
 
-// conn is one client connection. Its reader goroutine owns warned.
+// conn is one client connection. Its reader goroutine owns warned, root and names.
 type conn struct {
-	c      net.Conn
-	remote string
-	out    chan []byte   // forwarded packets waiting to be written
-	done   chan struct{} // closed when the reader ends: the writer stops
-	warned map[string]bool
+	c          net.Conn
+	remote     string
+	ours, peer *net.TCPAddr  // the addresses of the connection here and at the peer; nil unless TCP
+	out        chan []byte   // forwarded packets waiting to be written
+	done       chan struct{} // closed when the reader ends: the writer stops
+	warned     map[string]bool
+	root       int             // the root of the worker's tree the peer was found in; 0 = none yet
+	names      map[string]bool // the names this connection registered (receiver or watchdog)
 }
 
-// dog is the watchdog registration of one name: the connection that may feed it and the
+// receiver is the connection packets forwarded to a name are written to, and the root of
+// the worker's tree it was verified for (0 on a listener that does not verify). s.mu guards it.
+type receiver struct {
+	c    *conn
+	root int
+}
+
+// dog is the watchdog registration of one name: the connection that may feed it, the root
+// of the worker's tree it was verified for (0 on a listener that does not verify), and the
 // worker's object. s.mu guards it.
 type dog struct {
 	name     string
 	owner    *conn
+	root     int
 	seg      *shmobj.Segment // nil while the object cannot be attached
 	checked  time.Time       // last check of seg, or attach attempt
 	failing  bool            // the last attach failed (logged once)
@@ -80,40 +138,60 @@ type dog struct {
 	feedsOff bool            // a beat error was logged
 }
 
-// NewServer returns a server with opts. It fails when opts.IsWorker is nil or a value is
+// NewServer returns a server with opts. It fails when opts.Lookup is nil or a value is
 // negative.
 func NewServer(opts Options) (*Server, error) {
 	switch {
-	case opts.IsWorker == nil:
-		return nil, errors.New("tcpwd: Options.IsWorker is required")
+	case opts.Lookup == nil:
+		return nil, errors.New("tcpwd: Options.Lookup is required")
 	case opts.WriteTimeout < 0:
 		return nil, fmt.Errorf("tcpwd: WriteTimeout %v: want 0 (default) or more", opts.WriteTimeout)
 	case opts.QueueLen < 0:
 		return nil, fmt.Errorf("tcpwd: QueueLen %d: want 0 (default) or more", opts.QueueLen)
+	case opts.PacketTimeout < 0:
+		return nil, fmt.Errorf("tcpwd: PacketTimeout %v: want 0 (default) or more", opts.PacketTimeout)
+	case opts.MaxConns < 0:
+		return nil, fmt.Errorf("tcpwd: MaxConns %d: want 0 (default) or more", opts.MaxConns)
 	}
-	if opts.WriteTimeout == 0 {
-		opts.WriteTimeout = DefaultWriteTimeout
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
 	}
+	def(&opts.WriteTimeout, DefaultWriteTimeout)
+	def(&opts.PacketTimeout, DefaultPacketTimeout)
 	if opts.QueueLen == 0 {
 		opts.QueueLen = DefaultQueueLen
+	}
+	if opts.MaxConns == 0 {
+		opts.MaxConns = DefaultMaxConns
 	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{opts: opts, log: log, conns: map[*conn]struct{}{},
-		receivers: map[string]*conn{}, dogs: map[string]*dog{}}, nil
+	return &Server{opts: opts, log: log, stopping: make(chan struct{}), conns: map[*conn]struct{}{},
+		receivers: map[string]receiver{}, dogs: map[string]*dog{}}, nil
 }
 
 // Serve accepts connections on ln and serves them until ctx is cancelled; it then closes ln
 // and every connection, waits for their goroutines, releases every object it attached and
 // returns nil. It returns the error of ln when ln fails for another reason (after the same
-// cleanup). Call it once.
+// cleanup); other accept errors (out of descriptors, say) are logged and retried after a
+// delay that doubles from 5ms to 1s. Registrations are verified when ln's address is a
+// loopback IP (see the package documentation). Call it once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	addr, _ := ln.Addr().(*net.TCPAddr)
+	s.verify = addr != nil && addr.IP.IsLoopback()
+	if !s.verify {
+		s.log.Warn("tcp watchdog: not listening on loopback: registrations cannot be verified; "+
+			"whoever can connect can register, take over and feed the workers' names", "event", "tcp-unverified")
+	}
 	var wg sync.WaitGroup
 	var err error
+	var delay time.Duration
 	for {
 		c, aerr := ln.Accept()
 		if aerr != nil {
@@ -125,18 +203,32 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				break
 			}
 			// Out of descriptors, say: wait rather than spin.
-			s.log.Warn("tcp watchdog: accept failed; retrying", "event", "tcp-accept-failed", "err", aerr)
+			delay = min(max(2*delay, acceptBackoffMin), acceptBackoffMax)
+			s.log.Warn("tcp watchdog: accept failed; retrying", "event", "tcp-accept-failed", "err", aerr, "retry_in", delay)
+			t := time.NewTimer(delay)
 			select {
 			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
+			case <-t.C:
 			}
+			t.Stop()
 			continue
 		}
+		delay = 0
 		cn := &conn{c: c, remote: c.RemoteAddr().String(), out: make(chan []byte, s.opts.QueueLen),
-			done: make(chan struct{}), warned: map[string]bool{}}
+			done: make(chan struct{}), warned: map[string]bool{}, names: map[string]bool{}}
+		cn.ours, _ = c.LocalAddr().(*net.TCPAddr)
+		cn.peer, _ = c.RemoteAddr().(*net.TCPAddr)
 		s.mu.Lock()
-		s.conns[cn] = struct{}{}
+		full := len(s.conns) >= s.opts.MaxConns
+		if !full {
+			s.conns[cn] = struct{}{}
+		}
 		s.mu.Unlock()
+		if full {
+			c.Close()
+			s.tooMany(cn.remote)
+			continue
+		}
 		wg.Go(func() { s.handle(cn) })
 	}
 	ln.Close()
@@ -145,8 +237,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		cn.c.Close()
 	}
 	s.mu.Unlock()
+	close(s.stopping)
 	wg.Wait()
 	return err
+}
+
+// tooMany logs a connection closed over MaxConns, at most once every capLogEvery with the
+// count since the last line. Only Serve's goroutine calls it.
+func (s *Server) tooMany(remote string) {
+	s.overCap++
+	if now := time.Now(); now.Sub(s.overCapLogged) >= capLogEvery {
+		s.log.Warn("tcp watchdog: too many connections; closing new ones", "event", "tcp-too-many",
+			"max", s.opts.MaxConns, "closed", s.overCap, "remote", remote)
+		s.overCap, s.overCapLogged = 0, now
+	}
 }
 
 // handle reads the packets of cn until it ends, then drops its registrations.
@@ -161,19 +265,25 @@ func (s *Server) handle(cn *conn) {
 		wg.Wait()
 	}()
 	// The stream is a sequence of packets, whatever size its reads come in: ReadFull puts a
-	// packet that arrives in pieces back together.
+	// packet that arrives in pieces back together. A client may stay quiet between packets as
+	// long as it likes, but once a packet has begun the rest must follow within
+	// PacketTimeout: a connection cannot hold its reader in the middle of one for ever.
+	r := bufio.NewReaderSize(cn.c, PacketSize)
 	buf := make([]byte, PacketSize)
 	for {
-		if _, err := io.ReadFull(cn.c, buf); err != nil {
-			switch {
-			case errors.Is(err, io.EOF):
-				s.log.Debug("tcp watchdog: disconnected", "remote", cn.remote, "event", "tcp-disconnect")
-			case errors.Is(err, io.ErrUnexpectedEOF):
-				s.log.Warn("tcp watchdog: disconnected in the middle of a packet", "remote", cn.remote, "event", "tcp-disconnect")
-			case errors.Is(err, net.ErrClosed): // closed by the server: logged where
-			default:
-				s.log.Warn("tcp watchdog: connection lost", "remote", cn.remote, "event", "tcp-disconnect", "err", err)
+		_, err := r.Peek(1)
+		if err == nil {
+			armed := r.Buffered() < PacketSize
+			if armed {
+				cn.c.SetReadDeadline(time.Now().Add(s.opts.PacketTimeout))
 			}
+			_, err = io.ReadFull(r, buf)
+			if armed {
+				cn.c.SetReadDeadline(time.Time{})
+			}
+		}
+		if err != nil {
+			s.readFailed(cn, err)
 			return
 		}
 		var p Packet
@@ -184,6 +294,22 @@ func (s *Server) handle(cn *conn) {
 		if !s.packet(cn, &p, buf) {
 			return
 		}
+	}
+}
+
+// readFailed logs why reading from cn ended.
+func (s *Server) readFailed(cn *conn, err error) {
+	switch {
+	case errors.Is(err, io.EOF):
+		s.log.Debug("tcp watchdog: disconnected", "remote", cn.remote, "event", "tcp-disconnect")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		s.log.Warn("tcp watchdog: disconnected in the middle of a packet", "remote", cn.remote, "event", "tcp-disconnect")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.log.Warn("tcp watchdog: a packet did not arrive whole in time; closing the connection", "remote", cn.remote,
+			"event", "tcp-timeout", "timeout", s.opts.PacketTimeout)
+	case errors.Is(err, net.ErrClosed): // closed by the server: logged where
+	default:
+		s.log.Warn("tcp watchdog: connection lost", "remote", cn.remote, "event", "tcp-disconnect", "err", err)
 	}
 }
 
@@ -213,45 +339,157 @@ func (s *Server) packet(cn *conn, p *Packet, raw []byte) bool {
 		s.forward(cn, p, raw)
 		return true
 	}
-	if !s.opts.IsWorker(p.Source) {
-		s.log.Warn("tcp watchdog: not a worker of the config; refusing it and closing the connection", "worker", p.Source,
-			"remote", cn.remote, "event", "tcp-refused", "cmd", p.Cmd, "wdt", p.Wdt)
+	root, ok := s.opts.Lookup(p.Source)
+	if !ok {
+		s.refuse(cn, p, errors.New("not a worker of the config"))
 		return false
+	}
+	if p.Cmd == CmdWatchdog && p.Wdt == WdtFeed {
+		s.feed(cn, p.Source, root)
+		return true
+	}
+	return s.register(cn, p, root)
+}
+
+// refuse logs a refused registration or feed; the connection is then closed.
+func (s *Server) refuse(cn *conn, p *Packet, why error) {
+	s.log.Warn("tcp watchdog: refused; closing the connection", "worker", p.Source, "remote", cn.remote,
+		"event", "tcp-refused", "cmd", p.Cmd, "wdt", p.Wdt, "err", why)
+}
+
+// errTaken refuses the registration of a name that another connection holds for the
+// worker's running process tree.
+var errTaken = errors.New("registered on another connection of the worker's running process")
+
+// register registers cn as the receiver (cmd 0) or the watchdog (cmd 1, wdt 0) of p.Source,
+// a worker whose tree Lookup said root leads. On a loopback listener the peer must be a
+// process of that tree, and a registration of the name that another connection made for the
+// same tree is never taken over (one made for an earlier run of the worker is); otherwise the
+// newest registration wins. It reports false when it refused (the connection is closed).
+func (s *Server) register(cn *conn, p *Packet, root int) bool {
+	if !s.verify {
+		root = 0
+	} else {
+		var err error
+		if root, err = s.verifyPeer(cn, p, root); err != nil {
+			s.refuse(cn, p, err)
+			return false
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case p.Cmd == CmdReceive:
-		old := s.receivers[p.Source]
-		s.receivers[p.Source] = cn
-		s.log.Info("tcp watchdog: receiver registered", "worker", p.Source, "remote", cn.remote,
-			"event", "tcp-receiver", "replaced", old != nil && old != cn)
-	case p.Wdt == WdtRegister:
-		old := s.dogs[p.Source]
-		if old != nil {
-			old.close()
-		}
-		d := &dog{name: p.Source, owner: cn}
-		s.dogs[p.Source] = d
-		s.log.Info("tcp watchdog: watchdog registered", "worker", p.Source, "remote", cn.remote,
-			"event", "tcp-register", "replaced", old != nil && old.owner != cn)
-		d.check(s.log, time.Now())
-	default:
-		d := s.dogs[p.Source]
-		if d == nil || d.owner != cn {
-			s.warnOnce(cn, "feed "+p.Source, "tcp watchdog: feed of a name not registered on this connection; dropped",
-				"worker", p.Source, "remote", cn.remote, "event", "tcp-feed-dropped")
-			return true
-		}
-		d.feed(s.log, time.Now())
+	if s.verify && s.taken(cn, p, root) {
+		s.refuse(cn, p, errTaken)
+		return false
 	}
+	cn.names[p.Source] = true
+	if p.Cmd == CmdReceive {
+		old := s.receivers[p.Source]
+		s.receivers[p.Source] = receiver{c: cn, root: root}
+		s.log.Info("tcp watchdog: receiver registered", "worker", p.Source, "remote", cn.remote,
+			"event", "tcp-receiver", "replaced", old.c != nil && old.c != cn)
+		return true
+	}
+	old := s.dogs[p.Source]
+	if old != nil {
+		old.close()
+	}
+	d := &dog{name: p.Source, owner: cn, root: root}
+	s.dogs[p.Source] = d
+	s.log.Info("tcp watchdog: watchdog registered", "worker", p.Source, "remote", cn.remote,
+		"event", "tcp-register", "replaced", old != nil && old.owner != cn)
+	d.check(s.log, time.Now())
 	return true
 }
 
-// forward queues the packet raw for the receiver of p.Target.
-func (s *Server) forward(cn *conn, p *Packet, raw []byte) {
+// taken reports whether another connection holds the registration p asks for, made for the
+// worker's tree that root leads. s.mu must be held.
+func (s *Server) taken(cn *conn, p *Packet, root int) bool {
+	if p.Cmd == CmdReceive {
+		r := s.receivers[p.Source]
+		return r.c != nil && r.c != cn && r.root == root
+	}
+	d := s.dogs[p.Source]
+	return d != nil && d.owner != cn && d.root == root
+}
+
+// verifyPeer makes sure the peer of cn is a process of the tree of the worker p.Source, whose
+// root Lookup returned, and returns the root it was found under. The peer is looked for once
+// per root (cn remembers the last one it was found under), and not at all while another
+// connection holds the registration for that root. While the worker runs no process, or one
+// whose tree does not hold the peer, it asks Lookup again every verifyPoll for up to
+// verifyWait (see there).
+func (s *Server) verifyPeer(cn *conn, p *Packet, root int) (int, error) {
+	deadline := time.Now().Add(verifyWait)
+	tried := 0
+	why := errors.New("the worker runs no process now")
+	for {
+		s.mu.Lock()
+		taken := s.taken(cn, p, root)
+		s.mu.Unlock()
+		switch {
+		case taken:
+			return 0, errTaken
+		case root > 0 && root == cn.root:
+			return root, nil
+		case root > 0 && root != tried:
+			tried = root
+			pid, err := peerProcess(cn.ours, cn.peer, root)
+			if err == nil {
+				cn.root = root
+				s.log.Debug("tcp watchdog: peer verified", "worker", p.Source, "remote", cn.remote, "event", "tcp-peer", "pid", pid, "root", root)
+				return root, nil
+			}
+			why = err
+		}
+		if !time.Now().Before(deadline) {
+			return 0, why
+		}
+		t := time.NewTimer(verifyPoll)
+		select {
+		case <-s.stopping:
+			t.Stop()
+			return 0, errors.New("the server is stopping")
+		case <-t.C:
+		}
+		var ok bool
+		if root, ok = s.opts.Lookup(p.Source); !ok {
+			return 0, errors.New("no longer a worker of the config")
+		}
+	}
+}
+
+// feed beats the object of the worker name, whose tree root leads now, if cn holds its
+// watchdog registration; on a loopback listener, one made for that tree. Other feeds are
+// dropped (logged once per connection).
+func (s *Server) feed(cn *conn, name string, root int) {
 	s.mu.Lock()
-	r := s.receivers[p.Target]
+	defer s.mu.Unlock()
+	d := s.dogs[name]
+	switch {
+	case d == nil || d.owner != cn:
+		s.warnOnce(cn, "feed "+name, "tcp watchdog: feed of a name not registered on this connection; dropped",
+			"worker", name, "remote", cn.remote, "event", "tcp-feed-dropped")
+	case s.verify && d.root != root:
+		// A process of an earlier run of the worker must not beat for the one running now.
+		s.warnOnce(cn, "feed "+name, "tcp watchdog: feed of a registration made for an earlier process of the worker; dropped",
+			"worker", name, "remote", cn.remote, "event", "tcp-feed-dropped")
+	default:
+		d.feed(s.log, time.Now())
+	}
+}
+
+// forward queues the packet raw for the receiver of p.Target. On a loopback listener the
+// source must be a name cn registered: a forward with another is dropped (logged once per
+// connection and source).
+func (s *Server) forward(cn *conn, p *Packet, raw []byte) {
+	if s.verify && !cn.names[p.Source] {
+		s.warnOnce(cn, "source "+p.Source, "tcp watchdog: forward whose source this connection did not register; dropped",
+			"worker", p.Target, "source", p.Source, "remote", cn.remote, "event", "tcp-forged-source")
+		return
+	}
+	s.mu.Lock()
+	r := s.receivers[p.Target].c
 	if r == nil {
 		s.mu.Unlock()
 		s.warnOnce(cn, "forward "+p.Target, "tcp watchdog: no receiver registered for the target; message dropped",
@@ -289,7 +527,7 @@ func (s *Server) drop(cn *conn) {
 	defer s.mu.Unlock()
 	delete(s.conns, cn)
 	for name, r := range s.receivers {
-		if r == cn {
+		if r.c == cn {
 			delete(s.receivers, name)
 			s.log.Info("tcp watchdog: receiver unregistered (connection closed)", "worker", name, "remote", cn.remote, "event", "tcp-unregister")
 		}

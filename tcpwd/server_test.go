@@ -33,18 +33,33 @@ type testServer struct {
 }
 
 // startServer serves on a loopback port until the test ends; workers are the names it
-// accepts. opts.IsWorker and opts.Logger are set here.
+// accepts. Unless opts.Lookup is set, each worker's process tree is this test's: its
+// connections, and those of its children, are the workers'. opts.Logger is set here.
 func startServer(t *testing.T, opts Options, workers ...string) *testServer {
 	t.Helper()
-	ts := &testServer{log: &testlog.Buffer{}}
-	opts.IsWorker = func(name string) bool { return slices.Contains(workers, name) }
-	opts.Logger = slog.New(slog.NewTextHandler(ts.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := NewServer(opts)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return serveOn(t, ln, opts, workers...)
+}
+
+// serveOn is startServer on the listener ln.
+func serveOn(t *testing.T, ln net.Listener, opts Options, workers ...string) *testServer {
+	t.Helper()
+	ts := &testServer{log: &testlog.Buffer{}}
+	if opts.Lookup == nil {
+		opts.Lookup = func(name string) (int, bool) {
+			if slices.Contains(workers, name) {
+				return os.Getpid(), true
+			}
+			return 0, false
+		}
+	}
+	opts.Logger = slog.New(slog.NewTextHandler(ts.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := NewServer(opts)
 	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
 	ts.s, ts.addr = s, ln.Addr().String()
@@ -87,6 +102,17 @@ func (ts *testServer) waitLog(t *testing.T, subs ...string) string {
 		return false
 	})
 	return line
+}
+
+// count returns how many lines the server logged that contain every one of subs.
+func (ts *testServer) count(subs ...string) int {
+	n := 0
+	for _, l := range ts.log.Lines() {
+		if containsAll(l, subs) {
+			n++
+		}
+	}
+	return n
 }
 
 func containsAll(s string, subs []string) bool {
@@ -282,8 +308,7 @@ func TestMalformedClosesOnlyItsConnection(t *testing.T) {
 
 	good.feed(name)
 	waitSeq(t, seg, 2)
-	sender := dial(t, ts)
-	sender.send(Packet{Cmd: CmdForward, Target: name, Source: "other", Msg: "still there"})
+	good.send(Packet{Cmd: CmdForward, Target: name, Source: name, Msg: "still there"})
 	if got := cstring(good.recv()[OffMsg:]); got != "still there" {
 		t.Errorf("received %q", got)
 	}
@@ -347,9 +372,9 @@ func TestForwardUnchanged(t *testing.T) {
 // TestDisconnectUnregisters: the registrations of a connection that ends are dropped; a
 // feed of the name on another connection is then dropped too.
 func TestDisconnectUnregisters(t *testing.T) {
-	name := objectName(t, "du")
+	name, other := objectName(t, "du"), objectName(t, "do")
 	seg := publish(t, name)
-	ts := startServer(t, Options{}, name)
+	ts := startServer(t, Options{}, name, other)
 	c := dial(t, ts)
 	c.register(name)
 	c.feed(name)
@@ -364,9 +389,10 @@ func TestDisconnectUnregisters(t *testing.T) {
 		t.Errorf("%d unregistrations logged, want 2 (receiver and watchdog)", n)
 	}
 
-	other := dial(t, ts)
-	other.feed(name)
-	other.send(Packet{Cmd: CmdForward, Target: name, Source: "x", Msg: "gone"})
+	c = dial(t, ts)
+	c.send(Packet{Cmd: CmdReceive, Source: other})
+	c.feed(name)
+	c.send(Packet{Cmd: CmdForward, Target: name, Source: other, Msg: "gone"})
 	ts.waitLog(t, "event=tcp-feed-dropped", "worker="+name)
 	ts.waitLog(t, "event=tcp-forward-dropped", "worker="+name)
 	if n := seq(t, seg); n != 1 {
@@ -374,12 +400,53 @@ func TestDisconnectUnregisters(t *testing.T) {
 	}
 }
 
-// TestNewestRegistrationWins: a second connection takes over a name; the first one's feeds
-// are dropped, and its end does not unregister the second.
-func TestNewestRegistrationWins(t *testing.T) {
-	name := objectName(t, "nw")
+// TestTakeoverRefused: a name registered by a connection of the worker's running process is
+// not taken by another connection, as receiver or watchdog: those are refused and closed,
+// and the first keeps feeding and receiving.
+func TestTakeoverRefused(t *testing.T) {
+	name := objectName(t, "tr")
 	seg := publish(t, name)
 	ts := startServer(t, Options{}, name)
+	first := dial(t, ts)
+	first.register(name)
+	ts.waitLog(t, "event=tcp-register", "worker="+name)
+	for _, p := range []Packet{
+		{Cmd: CmdReceive, Source: name},
+		{Cmd: CmdWatchdog, Wdt: WdtRegister, Source: name},
+	} {
+		other := dial(t, ts)
+		other.send(p)
+		other.closed()
+	}
+	if n := ts.count("event=tcp-refused", errTaken.Error()); n != 2 {
+		t.Errorf("%d takeovers refused, want 2", n)
+	}
+	first.feed(name)
+	waitSeq(t, seg, 1)
+	first.send(Packet{Cmd: CmdForward, Target: name, Source: name, Msg: "still mine"})
+	if got := cstring(first.recv()[OffMsg:]); got != "still mine" {
+		t.Errorf("received %q", got)
+	}
+}
+
+// elsewhere is a listener that reports a non-loopback address, as one on 0.0.0.0 does.
+type elsewhere struct{ net.Listener }
+
+func (elsewhere) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4zero, Port: 5005} }
+
+// TestNewestRegistrationWinsElsewhere: on a listener that is not on loopback, nothing is
+// verified: a second connection takes over a name, the first one's feeds are dropped, and
+// its end does not unregister the second; a forward may carry any source.
+func TestNewestRegistrationWinsElsewhere(t *testing.T) {
+	name := objectName(t, "nw")
+	seg := publish(t, name)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := serveOn(t, elsewhere{ln}, Options{Lookup: func(n string) (int, bool) { return 0, n == name }}, name)
+	ts.addr = ln.Addr().String()
+	ts.waitLog(t, "event=tcp-unverified")
 	first, second := dial(t, ts), dial(t, ts)
 	first.register(name)
 	ts.waitLog(t, "event=tcp-register", "replaced=false")
@@ -471,7 +538,7 @@ func TestSlowReceiver(t *testing.T) {
 	waitFor(t, "the slow receiver's connection to end", func() bool {
 		ts.s.mu.Lock()
 		defer ts.s.mu.Unlock()
-		return len(ts.s.conns) == 1 && ts.s.receivers[a] == nil
+		return len(ts.s.conns) == 1 && ts.s.receivers[a].c == nil
 	})
 }
 
@@ -512,8 +579,9 @@ func TestGarbage(t *testing.T) {
 }
 
 func TestNewServerRejects(t *testing.T) {
-	for _, o := range []Options{{}, {IsWorker: func(string) bool { return true }, QueueLen: -1},
-		{IsWorker: func(string) bool { return true }, WriteTimeout: -time.Second}} {
+	every := func(string) (int, bool) { return 0, true }
+	for _, o := range []Options{{}, {Lookup: every, QueueLen: -1}, {Lookup: every, WriteTimeout: -time.Second},
+		{Lookup: every, PacketTimeout: -time.Second}, {Lookup: every, MaxConns: -1}} {
 		if _, err := NewServer(o); err == nil || !strings.HasPrefix(err.Error(), "tcpwd: ") {
 			t.Errorf("NewServer(%+v) = %v, want an error", o, err)
 		}
