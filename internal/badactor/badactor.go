@@ -78,8 +78,8 @@ const HangBound = 3 * time.Second
 // Scenario is one attack.
 type Scenario struct {
 	Name string // what the attacker does, as the fault suite's row names it
-	// Trials is how many trials the fault suite runs: at least 20, unless a trial is too
-	// expensive for the suite's time budget.
+	// Trials is how many trials the fault suite runs: [FaultTrials] when 0; fewer only when a
+	// trial is too expensive for the suite's time budget.
 	Trials int
 	// Run runs trials of the attack; it fails t on a setup error, and reports in the Outcome
 	// what shmmon did (it does not fail t for a signalled process or a hang: the caller
@@ -90,9 +90,15 @@ type Scenario struct {
 // Scenarios are every attack of the package, in the order of the security issue.
 var Scenarios []Scenario
 
-// register adds s to Scenarios, keeping the order of the security issue (by the number in
-// front of its name's file).
+// FaultTrials is the fault suite's number of trials of a scenario.
+const FaultTrials = 20
+
+// register adds s to Scenarios, keeping the order of the security issue's paths (order is
+// the number of the path), with its Trials defaulting to FaultTrials.
 func register(order int, s Scenario) {
+	if s.Trials == 0 {
+		s.Trials = FaultTrials
+	}
 	registered = append(registered, ordered{order, s})
 	slices.SortStableFunc(registered, func(a, b ordered) int { return a.order - b.order })
 	Scenarios = Scenarios[:0]
