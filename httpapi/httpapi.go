@@ -73,7 +73,16 @@ type Server struct {
 	reloads *prometheus.CounterVec
 	mux     *http.ServeMux
 	now     func() time.Time
+	// How long a client may take to send a request's header, and keep a connection idle
+	// between requests; a test shortens them.
+	headerTimeout, idleTimeout time.Duration
 }
+
+// The connection limits of [Server.Serve].
+const (
+	headerTimeout = 10 * time.Second
+	idleTimeout   = 2 * time.Minute
+)
 
 // New returns a Server reporting on src, with a registry of its own (the worker collector,
 // the check histogram, the reload counter, and the Go and process collectors).
@@ -93,6 +102,9 @@ func New(src Source) *Server {
 		}, []string{"result"}),
 		mux: http.NewServeMux(),
 		now: time.Now,
+
+		headerTimeout: headerTimeout,
+		idleTimeout:   idleTimeout,
 	}
 	s.reloads.WithLabelValues("success")
 	s.reloads.WithLabelValues("failure")
@@ -122,12 +134,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 
 // Serve serves the endpoints on ln until ctx is done, then shuts the server down (waiting
 // up to a second for requests in flight) and returns nil; it returns the server's error if it
-// fails before that. ln is closed when Serve returns.
+// fails before that. ln is closed when Serve returns. A connection is closed when its client
+// takes more than 10 s to send a request's header, or leaves it idle for 2 minutes.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Bounded reads and idle connections: a client that connects and sends nothing, or keeps
 	// a connection open forever, must not hold a goroutine and a descriptor of serve's.
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		IdleTimeout: 2 * time.Minute}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: s.headerTimeout, ReadTimeout: 3 * s.headerTimeout,
+		IdleTimeout: s.idleTimeout}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {

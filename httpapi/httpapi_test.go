@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -388,5 +389,51 @@ func TestProctabHealth(t *testing.T) {
 				t.Errorf("shmmon_proctab_lock_timeouts_total = %v (present %v), want %d (present %v)", v, ok, tc.src.pt.LockTimeouts, tc.counter)
 			}
 		})
+	}
+}
+
+// TestConnectionLimits: a client that connects and sends nothing, and one that leaves its
+// keep-alive connection idle, are disconnected by the server.
+func TestConnectionLimits(t *testing.T) {
+	s := New(fakeSource{})
+	s.headerTimeout, s.idleTimeout = 200*time.Millisecond, 300*time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	closedWithin := func(c net.Conn, d time.Duration) bool {
+		c.SetReadDeadline(time.Now().Add(d))
+		for {
+			if _, err := c.Read(make([]byte, 4096)); err != nil {
+				return errors.Is(err, io.EOF)
+			}
+		}
+	}
+	silent, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	if !closedWithin(silent, 5*time.Second) {
+		t.Error("a connection that sent nothing was not closed by the server")
+	}
+	idle, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	fmt.Fprintf(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(idle), nil); err != nil {
+		t.Fatal(err)
+	} else {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if !closedWithin(idle, 5*time.Second) {
+		t.Error("an idle keep-alive connection was not closed by the server")
 	}
 }
