@@ -78,6 +78,7 @@ type Worker struct {
 	Pid     int      // watched only: the pid of a process started elsewhere (> 1)
 	PidFile string   // watched only: absolute path of a file holding the pid
 
+	Heartbeat    string        // supervised: the kind of heartbeat (package source): "shm" ("" too), "proctab" or "none"
 	Restart      string        // supervised: RestartAlways, RestartOnFailure or RestartNever
 	Every        time.Duration // supervised: the period of a periodic job; 0 = resident
 	Backoff      time.Duration // supervised: delay of the second restart in a row (the first has none), doubling
@@ -139,6 +140,7 @@ func (w Worker) EqualExceptHooks(o Worker) bool {
 		equalID(w.Gid, o.Gid) &&
 		w.Pid == o.Pid &&
 		w.PidFile == o.PidFile &&
+		w.Heartbeat == o.Heartbeat &&
 		w.Restart == o.Restart &&
 		w.Every == o.Every &&
 		w.Backoff == o.Backoff &&

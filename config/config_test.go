@@ -269,7 +269,7 @@ var invalidTests = []struct {
 	{"env name with =", supervisedHead, `env = { "A=B" = "x" }`, `env."A=B"`, `invalid variable name`},
 	{"env reserved", supervisedHead, `env.SHMMON_NAME = "x"`, "env.SHMMON_NAME", `reserved (shmmon sets the SHMMON_* variables itself)`},
 	{"env NUL value", supervisedHead, `env.A = "\u0000"`, "env.A", `the value contains a NUL byte`},
-	{"unknown key", supervisedHead, `intervall = "1s"`, "intervall", `unknown key (want one of: name, command, env, dir, user, group, pid, pidfile, restart, every, interval, stalls, grace, signal, kill_after, size, mode, backoff, backoff_max, backoff_reset, start_limit, start_window, on_stall, on_abnormal, on_kill, on_restart, on_give_up, hook_timeout)`},
+	{"unknown key", supervisedHead, `intervall = "1s"`, "intervall", `unknown key (want one of: name, command, env, dir, user, group, pid, pidfile, heartbeat, restart, every, interval, stalls, grace, signal, kill_after, size, mode, backoff, backoff_max, backoff_reset, start_limit, start_window, on_stall, on_abnormal, on_kill, on_restart, on_give_up, hook_timeout)`},
 	{"unknown quoted key", supervisedHead, `"my key" = 1`, `"my key"`, `unknown key`},
 	{"unknown table", supervisedHead, "[worker.extra]\nx = 1", "extra", `unknown key`},
 	{"unknown key in env's place", supervisedHead, `environment = { A = "1" }`, "environment", `unknown key`},
@@ -319,7 +319,7 @@ func TestInvalidDefaults(t *testing.T) {
 	}
 	t.Run("unknown", func(t *testing.T) {
 		checkOneProblem(t, defaultsHead+"intervall = 1\n", "intervall = 1", "defaults intervall",
-			"unknown key (want one of: user, group, restart, every, interval, stalls, grace, signal, kill_after, size, mode, "+
+			"unknown key (want one of: user, group, heartbeat, restart, every, interval, stalls, grace, signal, kill_after, size, mode, "+
 				"backoff, backoff_max, backoff_reset, start_limit, start_window, on_stall, on_abnormal, on_kill, on_restart, "+
 				"on_give_up, hook_timeout)")
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/shmobj"
+	"github.com/shmmon/shmmon/source"
 )
 
 // where says which tables accept a key.
@@ -113,6 +114,17 @@ var keys = []keyDef{
 			w.PidFile = s
 		}
 		return err
+	}},
+	{"heartbeat", inWorker | inDefaults | supervised, func(w *Worker, v any) error {
+		s, ok := v.(string)
+		if !ok {
+			return gotWant(v, `"shm", "proctab" or "none"`)
+		}
+		if source.Check(s) != nil || s == "" {
+			return fmt.Errorf("%q is not a kind of heartbeat (want \"%s\")", s, strings.Join(source.Kinds(), `", "`))
+		}
+		w.Heartbeat = s
+		return nil
 	}},
 	{"restart", inWorker | inDefaults | supervised, func(w *Worker, v any) error {
 		const want = `"always", "on-failure" or "never"`

@@ -114,6 +114,12 @@ func (p *parser) file(raw map[string]any) *File {
 			continue
 		}
 		names[w.Name] = seen{i, line}
+		if ok && w.Heartbeat == "proctab" && f.Proctab == nil {
+			// Its record is looked for in the table serve sweeps: there must be one.
+			p.add(p.line(t, "heartbeat"), t.label+" heartbeat",
+				errors.New(`"proctab" needs a [proctab] table in the file (the table the program registers in)`))
+			ok = false
+		}
 		if ok {
 			f.Workers = append(f.Workers, w)
 		}
@@ -190,7 +196,7 @@ func (p *parser) worker(i int, raw map[string]any, d Worker) (w Worker, ok bool)
 func watched(w Worker) Worker {
 	w.Command, w.Env, w.Dir = nil, nil, ""
 	w.User, w.Group, w.Uid, w.Gid = "", "", nil, nil
-	w.Restart, w.Every = "", 0
+	w.Heartbeat, w.Restart, w.Every = "", "", 0
 	w.Backoff, w.BackoffMax, w.BackoffReset = 0, 0, 0
 	w.StartLimit, w.StartWindow = 0, 0
 	w.OnRestart, w.OnGiveUp = "", ""

@@ -34,7 +34,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,6 +42,7 @@ import (
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/pidfile"
 	"github.com/shmmon/shmmon/proc"
+	"github.com/shmmon/shmmon/source"
 	"github.com/shmmon/shmmon/supervise"
 )
 
@@ -54,30 +54,32 @@ type Fleet struct {
 	members map[string]*member
 	sweeper *sweeper // nil when no process table is swept
 	hooks   hook.Runner
+	tcp     *source.TCP // the workers whose names the TCP watchdog accepts
 
-	// bmu guards the books, which the monitors' callbacks and Status use; it is never held
+	// bmu guards the entries, which the monitors' callbacks and Status use; it is never held
 	// while waiting for anything.
 	bmu     sync.Mutex
-	books   map[string]*books
+	entries map[string]*entry
 	onCheck func(worker string, took time.Duration)
 	proctab *config.Proctab // the table swept, for ProctabRecords; nil = none
 
 	ptHealth ProctabHealth // how that table's sweep goes, but for Sweeping (see ProctabHealth)
 
-	tcpwd *tcpWatchdog                    // nil when no TCP watchdog runs
-	names atomic.Pointer[map[string]bool] // the workers' names, for WorkerRoot
+	tcpwd *tcpWatchdog // nil when no TCP watchdog runs
 }
 
 // member is one running worker.
 type member struct {
-	w      *config.Worker // shared with the worker's books
+	w      *config.Worker // shared with the worker's entry
 	cancel func()         // stops the worker; done closes once it has stopped
 	done   chan struct{}
+	// worker returns the worker's monitor worker now, or nil; after done, the last one.
+	worker func() *monitor.Worker
 }
 
 // New returns an empty fleet that logs to log.
 func New(log *slog.Logger) *Fleet {
-	f := &Fleet{log: log, members: map[string]*member{}, books: map[string]*books{}}
+	f := &Fleet{log: log, members: map[string]*member{}, entries: map[string]*entry{}, tcp: source.NewTCP()}
 	f.hooks.Logger = log
 	return f
 }
@@ -93,19 +95,16 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var ch Changes
-	// One copy of each worker's configuration, shared by its member, books and loop.
+	// One copy of each worker's configuration, shared by its member, entry and loop.
 	want := make(map[string]*config.Worker, len(ws))
-	names := make(map[string]bool, len(ws))
 	for _, w := range ws {
 		want[w.Name] = &w
-		names[w.Name] = true
 	}
-	f.names.Store(&names)
 	// Stop what goes, all at once: each stop may wait its worker's kill-after.
 	var wg sync.WaitGroup
 	for name, m := range f.members {
 		if w, ok := want[name]; !ok || !w.EqualExceptHooks(*m.w) {
-			wg.Go(m.stop)
+			wg.Go(func() { f.stopMember(m) })
 			delete(f.members, name)
 			if ok {
 				ch.Restarted++
@@ -116,7 +115,7 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 		}
 	}
 	wg.Wait()
-	f.keepBooks(want)
+	f.keepEntries(want)
 	for _, cw := range ws {
 		w := want[cw.Name]
 		if m, ok := f.members[w.Name]; ok {
@@ -146,43 +145,55 @@ func (f *Fleet) Stop() {
 	f.stopSweeper()
 	var wg sync.WaitGroup
 	for name, m := range f.members {
-		wg.Go(m.stop)
+		wg.Go(func() { f.stopMember(m) })
 		delete(f.members, name)
 	}
 	wg.Wait()
 	f.stopTCPWatchdog()
-	f.keepBooks(nil)
+	f.keepEntries(nil)
 	f.hooks.Wait()
 }
 
-func (m *member) stop() {
+// stop stops the member and keeps the books of its last worker in its entry, for the next
+// member of its name to go on from.
+func (f *Fleet) stopMember(m *member) {
 	m.cancel()
 	<-m.done
+	f.bmu.Lock()
+	defer f.bmu.Unlock()
+	if e := f.entries[m.w.Name]; e != nil && e.cur == m {
+		if mw := m.worker(); mw != nil {
+			e.last = mw.Books()
+		}
+		e.cur = nil
+	}
 }
 
 // start starts one worker. f.mu must be held.
 func (f *Fleet) start(w *config.Worker) error {
 	m := &member{w: w, done: make(chan struct{})}
 	log := f.log
+	books := f.carry(w.Name)
 	if !w.Supervised() {
-		x := &watched{f: f, w: w, log: log, done: m.done}
-		m.cancel = x.stop
+		x := &watched{f: f, w: w, log: log, done: m.done, books: books}
+		m.cancel, m.worker = x.stop, x.worker
+		f.track(w.Name, m)
 		x.start()
 		f.members[w.Name] = m
 		return nil
 	}
 	opts := supervisorOptions(*w, log)
 	opts.Monitor = f.observe(w.Name, opts.Monitor)
+	opts.TCP, opts.Proctab, opts.Books = f.tcp, f.proctabOptions(), books
 	s, err := supervise.New(w.Name, opts)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
+	m.cancel, m.worker = cancel, s.Worker
+	f.track(w.Name, m)
 	go func() {
 		defer close(m.done)
-		// A program stopped for good sends no event of its end.
-		defer f.setChecking(w.Name, 0)
 		out, err := s.Run(ctx)
 		if out != supervise.Stopped {
 			log.Error("worker no longer supervised (change its config to try again)", "worker", w.Name,
@@ -214,6 +225,7 @@ func supervisorOptions(w config.Worker, log *slog.Logger) supervise.Options {
 		Monitor:      monitorOptions(w),
 		Signal:       w.Signal,
 		KillAfter:    w.KillAfter,
+		Heartbeat:    w.Heartbeat,
 		Restart:      policy,
 		Backoff:      w.Backoff,
 		BackoffMax:   w.BackoffMax,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shmmon/shmmon/config"
+	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/proctab"
 )
 
@@ -63,6 +64,40 @@ func (f *Fleet) SetProctab(pt *config.Proctab) {
 	}()
 }
 
+// proctabOptions returns the options of the table the fleet sweeps, the one heartbeat
+// "proctab" reads; nil when there is none.
+func (f *Fleet) proctabOptions() *proctab.Options {
+	f.bmu.Lock()
+	defer f.bmu.Unlock()
+	if f.proctab == nil {
+		return nil
+	}
+	o := f.proctab.Options()
+	return &o
+}
+
+// judgedByRecord reports whether pid belongs to a running program of heartbeat "proctab":
+// its record is its heartbeat, judged (and its program killed and restarted) by its
+// supervisor, not by the sweep.
+func (f *Fleet) judgedByRecord(pid int) bool {
+	f.bmu.Lock()
+	var roots []int
+	for _, e := range f.entries {
+		if e.w.Heartbeat == "proctab" && e.cur != nil {
+			if mw := e.cur.worker(); mw != nil && mw.Pid() > 0 {
+				roots = append(roots, int(mw.Pid()))
+			}
+		}
+	}
+	f.bmu.Unlock()
+	for _, root := range roots {
+		if proc.InTree(pid, root) {
+			return true
+		}
+	}
+	return false
+}
+
 // sweep is the sweeper's goroutine: a pass every pt.Every until ctx is done.
 func (f *Fleet) sweep(ctx context.Context, pt config.Proctab, log *slog.Logger) {
 	var tab *proctab.Table
@@ -75,7 +110,7 @@ func (f *Fleet) sweep(ctx context.Context, pt config.Proctab, log *slog.Logger) 
 	if pt.Create {
 		open = proctab.Open
 	}
-	opts := proctab.SweepOptions{Signal: pt.Signal, KillAfter: pt.KillAfter, Logger: log}
+	opts := proctab.SweepOptions{Signal: pt.Signal, KillAfter: pt.KillAfter, Logger: log, Skip: f.judgedByRecord}
 	t := time.NewTicker(pt.Every)
 	defer t.Stop()
 	var openErr string // the last error of opening, logged once

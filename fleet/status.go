@@ -15,16 +15,23 @@ import (
 // [WorkerStatus.Late] reports it (see [WorkerStatus.Deadline]).
 const LateFloor = time.Second
 
-// books is the fleet's record of one worker. f.bmu guards it.
-type books struct {
-	w                       *config.Worker // the current configuration: hooks are read from it
-	starts, restarts, kills uint64
-	lastExit                string
-	lastExitAt              time.Time
-	checking                bool      // the loop checks the heartbeat: a program runs, or a process is watched
-	root                    int       // the pid of the program started or the process watched; 0 = none now
-	since                   time.Time // when the loop began checking
-	abnormal                bool      // judged hung; the kill that follows may take kill_after and more
+// entry is the fleet's view of one configured worker, for Status and the hooks: its current
+// configuration, the member that runs it, and the books its last monitor worker left (for the
+// next member of its name to go on from). f.bmu guards it.
+type entry struct {
+	w    *config.Worker // the current configuration: hooks are read from it
+	cur  *member        // nil when nothing runs it
+	last monitor.Books
+}
+
+// books returns the books of e's worker: its monitor worker's, or the last ones it left.
+func (e *entry) books() monitor.Books {
+	if e.cur != nil {
+		if mw := e.cur.worker(); mw != nil {
+			return mw.Books()
+		}
+	}
+	return e.last
 }
 
 // WorkerStatus is one worker as [Fleet.Status] reports it: its status record as read from
@@ -34,8 +41,8 @@ type WorkerStatus struct {
 	Snapshot shmobj.Snapshot // its object, read now; the zero Snapshot when Err is set
 	Err      error           // the object could not be read (not published yet, or gone)
 
-	// Counts of the monitor's events since this fleet started the worker; a restart for a
-	// configuration change keeps them.
+	// Counts of what happened to the worker since this fleet started it (its monitor worker's
+	// books, monitor.Books); a restart for a configuration change keeps them.
 	Starts   uint64 // the program was started or adopted (restarts included)
 	Restarts uint64 // the program was started again
 	Kills    uint64 // the worker was killed as hung
@@ -67,15 +74,16 @@ func (s WorkerStatus) Late(now time.Time) bool { return s.Checking && now.After(
 // workers to stop.
 func (f *Fleet) Status() []WorkerStatus {
 	f.bmu.Lock()
-	out := make([]WorkerStatus, 0, len(f.books))
-	for _, b := range f.books {
-		allow := max(3*b.w.Interval, LateFloor)
-		if b.abnormal {
-			allow += b.w.KillAfter + proc.KillWait
+	out := make([]WorkerStatus, 0, len(f.entries))
+	for _, e := range f.entries {
+		b := e.books()
+		allow := max(3*e.w.Interval, LateFloor)
+		if b.Abnormal || b.Phase == monitor.Stopping {
+			allow += e.w.KillAfter + proc.KillWait
 		}
-		out = append(out, WorkerStatus{Worker: *b.w, Starts: b.starts, Restarts: b.restarts, Kills: b.kills,
-			LastExit: b.lastExit, LastExitAt: b.lastExitAt, Checking: b.checking, LastCheck: b.since,
-			Deadline: b.since.Add(allow)})
+		out = append(out, WorkerStatus{Worker: *e.w, Starts: b.Starts, Restarts: b.Restarts, Kills: b.Kills,
+			LastExit: b.LastExit, LastExitAt: b.LastExitAt, Checking: b.Checking() && judged(e.w), LastCheck: b.Since,
+			Deadline: b.Since.Add(allow)})
 	}
 	f.bmu.Unlock()
 	slices.SortFunc(out, func(a, b WorkerStatus) int { return strings.Compare(a.Worker.Name, b.Worker.Name) })
@@ -104,40 +112,49 @@ func (f *Fleet) ObserveChecks(fn func(worker string, took time.Duration)) {
 	f.onCheck = fn
 }
 
-// keepBooks keeps the books of the workers in want (updating their configuration, starting
-// books for new ones) and drops the others.
-func (f *Fleet) keepBooks(want map[string]*config.Worker) {
+// judged reports whether w's loop checks its heartbeat while it runs (not heartbeat "none").
+func judged(w *config.Worker) bool { return w.Heartbeat != "none" }
+
+// keepEntries keeps the entries of the workers in want (updating their configuration,
+// making entries for new ones) and drops the others.
+func (f *Fleet) keepEntries(want map[string]*config.Worker) {
 	f.bmu.Lock()
 	defer f.bmu.Unlock()
-	for name := range f.books {
+	for name := range f.entries {
 		if _, ok := want[name]; !ok {
-			delete(f.books, name)
+			delete(f.entries, name)
 		}
 	}
 	for name, w := range want {
-		if b, ok := f.books[name]; ok {
-			b.w = w
+		if e, ok := f.entries[name]; ok {
+			e.w = w
 		} else {
-			f.books[name] = &books{w: w}
+			f.entries[name] = &entry{w: w}
 		}
 	}
 }
 
-// setChecking records that the loop of worker name begins checking the process pid (the
-// root of the worker's tree), or with pid 0 stops checking.
-func (f *Fleet) setChecking(name string, pid int) {
+// carry returns the books the next worker of name goes on from.
+func (f *Fleet) carry(name string) monitor.Books {
 	f.bmu.Lock()
 	defer f.bmu.Unlock()
-	if b := f.books[name]; b != nil {
-		b.checking, b.abnormal, b.root = pid != 0, false, pid
-		if pid != 0 {
-			b.since = time.Now()
-		}
+	if e := f.entries[name]; e != nil {
+		return e.books()
+	}
+	return monitor.Books{}
+}
+
+// track makes m the member that runs the worker of name.
+func (f *Fleet) track(name string, m *member) {
+	f.bmu.Lock()
+	defer f.bmu.Unlock()
+	if e := f.entries[name]; e != nil {
+		e.cur = m
 	}
 }
 
-// observe returns opts with the fleet's callbacks for worker name: its books, its hooks and
-// the check observer.
+// observe returns opts with the fleet's callbacks for worker name: its hooks and the check
+// observer.
 func (f *Fleet) observe(name string, opts monitor.Options) monitor.Options {
 	opts.OnEvent = func(e monitor.Event) { f.event(name, e) }
 	// The observer is set before any worker starts: a check takes no lock, and without an
@@ -151,45 +168,28 @@ func (f *Fleet) observe(name string, opts monitor.Options) monitor.Options {
 	return opts
 }
 
-// event books e and runs the worker's hook for it, if any, in the background.
+// event runs the worker's hook for e, if it has one, in the background.
 func (f *Fleet) event(name string, e monitor.Event) {
 	f.bmu.Lock()
-	b := f.books[name]
-	if b == nil {
+	en := f.entries[name]
+	if en == nil {
 		f.bmu.Unlock()
 		return
 	}
+	w := en.w
+	f.bmu.Unlock()
 	var command string
 	switch e.Kind {
-	case monitor.EventStart, monitor.EventRestart:
-		b.starts++
-		// The pid of the program the supervisor has just started (or adopted), which it
-		// recorded before the event: not one read from the object, which others may write.
-		b.checking, b.abnormal, b.since, b.root = true, false, e.Time, int(e.Pid)
-		if e.Kind == monitor.EventRestart {
-			b.restarts++
-			command = b.w.OnRestart
-		}
+	case monitor.EventRestart:
+		command = w.OnRestart
 	case monitor.EventStall:
-		command = b.w.OnStall
+		command = w.OnStall
 	case monitor.EventAbnormal:
-		b.abnormal = true
-		command = b.w.OnAbnormal
-	case monitor.EventKill, monitor.EventExit:
-		if e.Kind == monitor.EventKill {
-			b.kills++
-			command = b.w.OnKill
-		}
-		b.checking, b.abnormal, b.root = false, false, 0
-		b.lastExit, b.lastExitAt = e.Detail, e.Time
-		if b.lastExit == "" {
-			b.lastExit = "killed"
-		}
+		command = w.OnAbnormal
+	case monitor.EventKill:
+		command = w.OnKill
 	case monitor.EventGiveUp:
-		b.checking, b.root = false, 0
-		command = b.w.OnGiveUp
+		command = w.OnGiveUp
 	}
-	timeout := b.w.HookTimeout
-	f.bmu.Unlock()
-	f.hooks.Run(command, timeout, e)
+	f.hooks.Run(command, w.HookTimeout, e)
 }

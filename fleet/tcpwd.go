@@ -16,28 +16,9 @@ type tcpWatchdog struct {
 	done   chan struct{}
 }
 
-// WorkerRoot reports whether name is a worker of the configuration last given to
-// [Fleet.Apply] (ok) and the pid of the root of its process tree: the program its supervisor
-// started (or adopted), or the process it watches; 0 while none runs. The pid is the one the
-// worker's supervisor or watch holds, never one read from the worker's object or from
-// anything else another user can write. It never waits for Apply (it takes only the short
-// lock of the books), and is safe for concurrent use.
-func (f *Fleet) WorkerRoot(name string) (root int, ok bool) {
-	names := f.names.Load()
-	if names == nil || !(*names)[name] {
-		return 0, false
-	}
-	f.bmu.Lock()
-	defer f.bmu.Unlock()
-	if b := f.books[name]; b != nil {
-		root = b.root
-	}
-	return root, true
-}
-
 // SetTCPWatchdog makes the fleet serve the TCP watchdog protocol (package tcpwd) on
 // tw.Listen for at most tw.MaxConnections clients at once, the names it accepts being the
-// fleet's workers and their process trees those of [Fleet.WorkerRoot]; nil stops it. An
+// fleet's workers (see [source.TCP]): their feeds beat them; nil stops it. An
 // unchanged tw leaves the running server and its connections alone; a changed one closes them
 // and listens again. It fails when it cannot listen, and then no server runs.
 func (f *Fleet) SetTCPWatchdog(tw *config.TCPWatchdog) error {
@@ -51,7 +32,7 @@ func (f *Fleet) SetTCPWatchdog(tw *config.TCPWatchdog) error {
 		return nil
 	}
 	log := f.log.With("listen", tw.Listen)
-	srv, err := tcpwd.NewServer(tcpwd.Options{Lookup: f.WorkerRoot, Logger: log, MaxConns: tw.MaxConnections})
+	srv, err := tcpwd.NewServer(tcpwd.Options{Lookup: f.tcp.Lookup, Logger: log, MaxConns: tw.MaxConnections})
 	if err != nil {
 		return fmt.Errorf("fleet: %w", err)
 	}

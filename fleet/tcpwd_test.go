@@ -103,7 +103,7 @@ func TestTCPWatchdog(t *testing.T) {
 	holder := startHolder(t, name, c)
 	f.Apply([]config.Worker{watchedWorker(t, name, "pid = "+strconv.Itoa(holder.Process.Pid), "3s")})
 	waitFor(t, 5*time.Second, "the watched process as the worker's root", func() bool {
-		root, ok := f.WorkerRoot(name)
+		root, ok := workerRoot(f, name)
 		return ok && root == holder.Process.Pid
 	})
 
@@ -165,11 +165,21 @@ func TestTCPWatchdog(t *testing.T) {
 
 // TestWorkerRoot: the root of a worker's tree is the process its supervisor started, a new
 // one after a restart, the process a watched worker watches, and 0 while none runs.
+// workerRoot is the root the TCP watchdog's registry gives for name, and whether it has
+// the name.
+func workerRoot(f *Fleet, name string) (int, bool) {
+	t, ok := f.tcp.Lookup(name)
+	if !ok {
+		return 0, false
+	}
+	return t.Root(), true
+}
+
 func TestWorkerRoot(t *testing.T) {
 	f, log := newFleet(t)
 	supervised, watched := objectName(t), objectName(t)+"-w"
 	t.Cleanup(func() { os.Remove("/dev/shm/" + watched) })
-	if _, ok := f.WorkerRoot(supervised); ok {
+	if _, ok := workerRoot(f, supervised); ok {
 		t.Fatal("a worker before any config")
 	}
 	beater := startBeater(t, watched)
@@ -191,7 +201,7 @@ func TestWorkerRoot(t *testing.T) {
 	}
 	rootIs := func(name string, want func() int) func() bool {
 		return func() bool {
-			root, ok := f.WorkerRoot(name)
+			root, ok := workerRoot(f, name)
 			return ok && root != 0 && root == want()
 		}
 	}
@@ -204,11 +214,11 @@ func TestWorkerRoot(t *testing.T) {
 
 	beater.Process.Kill()
 	waitFor(t, 5*time.Second, "no root once the watched process ended", func() bool {
-		root, ok := f.WorkerRoot(watched)
+		root, ok := workerRoot(f, watched)
 		return ok && root == 0
 	})
 	f.Apply([]config.Worker{watchedWorker(t, watched, "pid = "+strconv.Itoa(beater.Process.Pid), "3s")})
-	if root, ok := f.WorkerRoot(supervised); ok || root != 0 {
+	if root, ok := workerRoot(f, supervised); ok || root != 0 {
 		t.Errorf("WorkerRoot of a removed worker = %d, %v; want 0, false", root, ok)
 	}
 }

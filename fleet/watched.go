@@ -4,12 +4,15 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/pidfile"
 	"github.com/shmmon/shmmon/proc"
+	"github.com/shmmon/shmmon/shmobj"
+	"github.com/shmmon/shmmon/source"
 )
 
 // watched runs one watched-only worker: it watches the process the worker names (a fixed
@@ -19,10 +22,14 @@ import (
 // pid, watching ends with the process. It holds no goroutine: the watch runs on the
 // monitor's pacer, the retries on a timer.
 type watched struct {
-	f    *Fleet
-	w    *config.Worker
-	log  *slog.Logger
-	done chan struct{} // closed once stopped: no watch, no timer left
+	f     *Fleet
+	w     *config.Worker
+	log   *slog.Logger
+	done  chan struct{} // closed once stopped: no watch, no timer left
+	books monitor.Books // the counts the next watch goes on from; used by one attempt at a time
+	srcs  []source.Source
+
+	cur atomic.Pointer[monitor.Worker] // the worker of the current (or last) watch
 
 	lastErr string // the last "cannot watch" error logged; used by one attempt at a time
 
@@ -35,8 +42,38 @@ type watched struct {
 	idle      bool        // the fixed pid is gone: nothing runs until stop
 }
 
-// start makes the first attempt.
-func (x *watched) start() { x.attempt() }
+// start joins the worker's heartbeat sources (the TCP watchdog's feeds of its name) for its
+// whole life, and makes the first attempt.
+func (x *watched) start() {
+	x.srcs, _ = source.New(source.Default, x, source.Env{Interval: x.w.Interval, TCP: x.f.tcp, Logger: x.log})
+	x.attempt()
+}
+
+// finish releases the sources and closes done: nothing of the worker runs any more.
+func (x *watched) finish() {
+	source.Close(x.srcs)
+	close(x.done)
+}
+
+// worker returns the worker of the current or last watch; nil before the first.
+func (x *watched) worker() *monitor.Worker { return x.cur.Load() }
+
+// Name, Pid and Beat make x the [source.Worker] of its sources: the worker of the watch under
+// way, whichever it is.
+func (x *watched) Name() string { return x.w.Name }
+
+func (x *watched) Pid() int64 {
+	if mw := x.cur.Load(); mw != nil {
+		return mw.Pid()
+	}
+	return 0
+}
+
+func (x *watched) Beat(kind shmobj.Kind) {
+	if mw := x.cur.Load(); mw != nil {
+		mw.Beat(kind)
+	}
+}
 
 // stop stops the worker; done closes once nothing of it runs.
 func (x *watched) stop() {
@@ -53,7 +90,7 @@ func (x *watched) stop() {
 	}
 	x.mu.Unlock()
 	if closeNow {
-		close(x.done)
+		x.finish()
 	}
 	if stopWatch != nil {
 		stopWatch() // its end (ended) closes done
@@ -68,7 +105,7 @@ func (x *watched) attempt() {
 	stopped := x.stopped
 	x.mu.Unlock()
 	if stopped {
-		close(x.done)
+		x.finish()
 		return
 	}
 	p, err := watchedProcess(*x.w)
@@ -89,11 +126,14 @@ func (x *watched) attempt() {
 		KillAfter: x.w.KillAfter,
 		Adopt:     true,
 		Logger:    x.log,
+		Books:     x.books,
 	}
-	x.f.setChecking(x.w.Name, p.Pid())
 	// mu is held across Start: the watch's end, which may come at once, waits in ended.
 	x.mu.Lock()
 	stopWatch, err := wt.Start(func(out monitor.Outcome, err error) { x.ended(p, out, err) })
+	if mw := wt.Worker(); mw != nil {
+		x.cur.Store(mw)
+	}
 	x.stopWatch = stopWatch
 	stopped = x.stopped
 	x.mu.Unlock()
@@ -107,7 +147,9 @@ func (x *watched) attempt() {
 // ended takes the end of a watch: it stops, waits for stop (a fixed pid is gone), or
 // follows the pidfile.
 func (x *watched) ended(p *proc.Process, out monitor.Outcome, err error) {
-	x.f.setChecking(x.w.Name, 0)
+	if mw := x.cur.Load(); mw != nil {
+		x.books = mw.Books()
+	}
 	p.Close()
 	if err != nil {
 		x.log.Error("watching", "worker", x.w.Name, "err", err)
@@ -122,7 +164,7 @@ func (x *watched) ended(p *proc.Process, out monitor.Outcome, err error) {
 	x.mu.Unlock()
 	switch {
 	case stopped || out == monitor.Stopped:
-		close(x.done)
+		x.finish()
 	case idle:
 		x.log.Warn("the watched process is gone; nothing more to watch until the config changes", "worker", x.w.Name, "pid", x.w.Pid)
 	default:
@@ -155,7 +197,7 @@ func (x *watched) later() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.stopped {
-		close(x.done)
+		x.finish()
 		return
 	}
 	x.retry = time.AfterFunc(x.w.Interval, x.attempt)

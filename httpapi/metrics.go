@@ -29,7 +29,7 @@ var (
 // states are the values of the state label, in the order of shmobj's states.
 var states = func() []shmobj.State {
 	var s []shmobj.State
-	for st := shmobj.StateUnknown; st <= shmobj.StateExited; st++ {
+	for st := shmobj.StateUnknown; st <= shmobj.LastState; st++ {
 		s = append(s, st)
 	}
 	return s

@@ -21,7 +21,7 @@ func benchHeartbeats(b *testing.B, n int) []*Heartbeat {
 		}
 	})
 	for i := range n {
-		h, err := Publish(fmt.Sprintf("shmmon-bench-%d-%d", os.Getpid(), i), Options{}, start)
+		h, err := publish(fmt.Sprintf("shmmon-bench-%d-%d", os.Getpid(), i), Options{}, start)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -37,7 +37,7 @@ func benchHeartbeats(b *testing.B, n int) []*Heartbeat {
 func BenchmarkCheck(b *testing.B) {
 	b.Run("stalled", func(b *testing.B) {
 		h := benchHeartbeats(b, 1)[0]
-		h.Segment().Beat()
+		h.seg.Beat()
 		now := time.Now()
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -47,7 +47,7 @@ func BenchmarkCheck(b *testing.B) {
 	})
 	b.Run("progress", func(b *testing.B) {
 		h := benchHeartbeats(b, 1)[0]
-		seg := h.Segment()
+		seg := h.seg
 		now := time.Now()
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -125,7 +125,7 @@ func BenchmarkPublish10k(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		hs = make([]*Heartbeat, 0, n)
 		for j := range n {
-			h, err := Publish(fmt.Sprintf("shmmon-bench-%d-pub-%d", os.Getpid(), j), Options{}, start)
+			h, err := publish(fmt.Sprintf("shmmon-bench-%d-pub-%d", os.Getpid(), j), Options{}, start)
 			if err != nil {
 				b.Fatal(err)
 			}

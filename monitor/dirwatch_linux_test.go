@@ -17,7 +17,7 @@ import (
 func TestDirWatch(t *testing.T) {
 	name := fmt.Sprintf("shmmon-hb-dirwatch-%d", os.Getpid())
 	defer shmobj.Remove(name)
-	h, err := Publish(name, Options{}, time.Now())
+	h, err := publish(name, Options{}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestDirWatch(t *testing.T) {
 				t.Fatalf("%s not noticed within %v:\n%s", c.event, verifyEvery/2, logs.String())
 			}
 			time.Sleep(20 * time.Millisecond)
-			h.Step(time.Now(), log)
+			h.step(time.Now(), log)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package monitor_test
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -11,15 +12,16 @@ import (
 
 // A monitor on one object: publish it, let a worker beat, and check once per interval.
 // The times are simulated here; a real loop passes time.Now() (see monitor.Watch).
-func ExampleHeartbeat() {
+func ExampleWorker() {
 	name := fmt.Sprintf("shmmon-example-%d", os.Getpid())
 	start := time.Now()
-	h, err := monitor.Publish(name, monitor.Options{Config: monitor.Config{Interval: time.Second, Stalls: 2}}, start)
+	m, _, err := monitor.OpenWorker(name, monitor.Options{Config: monitor.Config{Interval: time.Second, Stalls: 2}},
+		monitor.WorkerOptions{Logger: slog.New(slog.DiscardHandler)}, start)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer h.Close(true) // unmap and remove the object
+	defer m.Close(true) // unmap and remove the object
 
 	w, _ := worker.Open(name)
 	defer w.Close()
@@ -28,7 +30,7 @@ func ExampleHeartbeat() {
 		for range beats {
 			w.Beat()
 		}
-		r, _ := h.Check(start.Add(time.Duration(i+1) * time.Second))
+		r := m.Check(start.Add(time.Duration(i+1) * time.Second))
 		fmt.Printf("check %d: %d (%v)\n", i+1, r, r)
 	}
 	// Output:

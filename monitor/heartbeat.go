@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,14 +49,18 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// Heartbeat is one published object and the [Checker] that judges its sequence. The object
-// is mapped once, for the Heartbeat's life. A Heartbeat is not safe for concurrent use.
+// Heartbeat is one published object and the [Checker] that judges its sequence: the part of
+// a [Worker] that reads the sequence and writes the status record. The object is mapped once,
+// for the Heartbeat's life (or until it must be published again). A Heartbeat is not safe
+// for concurrent use, except [Heartbeat.beat].
 type Heartbeat struct {
 	name string
 	opts Options
 	seg  *shmobj.Segment
 	chk  Checker
-	prev shmobj.State // state at the previous Step, for logging changes
+	// beatMu guards seg against the owner's changes of it (a re-publish, Close) while beat
+	// uses it on another goroutine; the owner reads seg without it.
+	beatMu sync.RWMutex
 
 	dir      *dirWatch   // the watch on shmobj.Dir that raises changed; nil = none
 	changed  atomic.Bool // an event named the object since the last verify
@@ -104,50 +109,44 @@ func checkOwner(name string) error {
 	return fmt.Errorf("%w: pid %d watches %q (stop it first)", ErrWatched, pid, name)
 }
 
-// Publish publishes a fresh object name (atomically replacing any stale one, see
-// [shmobj.Publish]) and starts its rules at now. An object another running shmmon watches is
-// refused with [ErrWatched].
-func Publish(name string, opts Options, now time.Time) (*Heartbeat, error) {
-	if err := opts.Validate(); err != nil {
-		return nil, err
-	}
-	if err := checkOwner(name); err != nil {
-		return nil, err
-	}
-	opts.Config = opts.WithDefaults()
-	h := &Heartbeat{name: name, opts: opts, chk: Checker{cfg: opts.Config}}
-	if err := h.Republish(now); err != nil {
-		return nil, err
-	}
-	h.watchDir()
-	return h, nil
+// publish publishes a fresh object name (atomically replacing any stale one, see
+// [shmobj.Publish]) and starts its rules at now, in a Heartbeat of its own.
+func publish(name string, opts Options, now time.Time) (*Heartbeat, error) {
+	h := new(Heartbeat)
+	_, err := h.open(name, opts, false, now)
+	return h, err
 }
 
-// Adopt is Publish for a restarted monitor: it takes over the existing object name when it
-// can trust it — this user's, writable by no one the configured mode leaves out, of the
-// wanted size, shmmon's (see [shmobj.Adopt]) — keeping the worker's sequence and the kill
-// and restart counts, and publishes a fresh one otherwise. The rules start at now either
-// way. The [shmobj.Adoption] tells whether the object was adopted, what its record held
-// then, or why an object found was not adopted. An object another running shmmon watches
-// is refused with [ErrWatched].
-func Adopt(name string, opts Options, now time.Time) (*Heartbeat, shmobj.Adoption, error) {
+// open publishes the object name for h and starts its rules at now. An object another running
+// shmmon watches is refused with [ErrWatched].
+//
+// With adopt, it takes over the existing object when it can trust it — this user's, writable
+// by no one the configured mode leaves out, of the wanted size, shmmon's (see [shmobj.Adopt])
+// — keeping the worker's sequence and the kill and restart counts, and publishes a fresh one
+// otherwise; the [shmobj.Adoption] tells whether the object was adopted, what its record held
+// then, or why an object found was not adopted.
+func (h *Heartbeat) open(name string, opts Options, adopt bool, now time.Time) (shmobj.Adoption, error) {
 	if err := opts.Validate(); err != nil {
-		return nil, shmobj.Adoption{}, err
+		return shmobj.Adoption{}, err
 	}
 	if err := checkOwner(name); err != nil {
-		return nil, shmobj.Adoption{}, err
+		return shmobj.Adoption{}, err
 	}
 	opts.Config = opts.WithDefaults()
-	h := &Heartbeat{name: name, opts: opts, chk: Checker{cfg: opts.Config}}
-	seg, a, err := shmobj.Adopt(name, h.publishOptions())
-	if err != nil {
-		return nil, a, err
+	h.name, h.opts, h.chk = name, opts, Checker{cfg: opts.Config}
+	var a shmobj.Adoption
+	if adopt {
+		seg, ad, err := shmobj.Adopt(name, h.publishOptions())
+		if err != nil {
+			return ad, err
+		}
+		a, h.seg = ad, seg
+		h.chk.Reset(now)
+	} else if err := h.republish(now); err != nil {
+		return a, err
 	}
-	h.seg = seg
-	h.chk.Reset(now)
-	h.prev = h.chk.State()
 	h.watchDir()
-	return h, a, nil
+	return a, nil
 }
 
 // watchDir subscribes the heartbeat to the directory watch. The flag starts raised, so the
@@ -179,50 +178,64 @@ func (h *Heartbeat) publishOptions() shmobj.PublishOptions {
 	}
 }
 
-// Republish replaces the object with a fresh one, as after the old one was deleted, truncated
+// republish replaces the object with a fresh one, as after the old one was deleted, truncated
 // or replaced under the monitor, and starts the rules over at now. The kill and restart
 // counts, the kind and the status text carry over. On error the Heartbeat keeps its old mapping.
-func (h *Heartbeat) Republish(now time.Time) error {
+func (h *Heartbeat) republish(now time.Time) error {
 	seg, err := shmobj.Publish(h.name, h.publishOptions())
 	if err != nil {
 		return err
 	}
-	if old := h.seg; old != nil {
+	old := h.seg
+	if old != nil {
 		if snap, err := old.Snapshot(); err == nil && snap.HasRecord {
 			seg.SetCounts(snap.Record.Kills, snap.Record.Restarts)
 			seg.SetKind(snap.Record.Kind)
 			seg.SetStatusText(snap.StatusText)
 		}
+	}
+	h.beatMu.Lock()
+	h.seg = seg
+	h.beatMu.Unlock()
+	if old != nil {
 		old.Close()
 	}
-	h.seg = seg
 	h.chk.Reset(now)
-	h.prev = h.chk.State()
 	return nil
 }
 
-// NewWorker tells the heartbeat that a new worker process pid (0 = unknown) starts now, as
+// beat adds one to the sequence, and records that the worker's beats arrive as kind. It is
+// safe to call from any goroutine: it beats the current mapping, never one a re-publish or
+// Close is unmapping, and does nothing once the Heartbeat is closed.
+func (h *Heartbeat) beat(kind shmobj.Kind) {
+	h.beatMu.RLock()
+	defer h.beatMu.RUnlock()
+	if h.seg != nil {
+		h.seg.Beat()
+		h.seg.SetKind(kind)
+	}
+}
+
+// newRun tells the heartbeat that a new worker process pid (0 = unknown) starts now, as
 // after a restart: the rules start over (a new grace, no stalls) on the same object, whose
 // status record gets the new pid.
-func (h *Heartbeat) NewWorker(pid int64, now time.Time) {
+func (h *Heartbeat) newRun(pid int64, now time.Time) {
 	h.opts.WatchedPid = pid
 	h.seg.SetWatchedPid(pid)
 	h.chk.Reset(now)
-	h.prev = h.chk.State()
 	h.seg.StoreStatus(h.chk.status(now.UnixNano()))
 }
 
-// SetWatchedPid records pid as the watched process, as when a worker names its main process
+// setWatchedPid records pid as the watched process, as when a worker names its main process
 // (MAINPID=), without starting the rules over.
-func (h *Heartbeat) SetWatchedPid(pid int64) {
+func (h *Heartbeat) setWatchedPid(pid int64) {
 	h.opts.WatchedPid = pid
 	h.seg.SetWatchedPid(pid)
 }
 
-// SetInterval changes the check interval to d from now on, in the checker and the status
-// record (see [Checker.SetInterval]); a d under 1ms is refused. The caller's ticker must
-// follow.
-func (h *Heartbeat) SetInterval(d time.Duration, now time.Time) error {
+// setInterval changes the check interval to d from now on, in the checker and the status
+// record (see [Checker.SetInterval]).
+func (h *Heartbeat) setInterval(d time.Duration, now time.Time) error {
 	if err := h.chk.SetInterval(d, now); err != nil {
 		return err
 	}
@@ -230,27 +243,6 @@ func (h *Heartbeat) SetInterval(d time.Duration, now time.Time) error {
 	h.seg.SetInterval(d)
 	return nil
 }
-
-// Trigger makes the worker abnormal now, as its WATCHDOG=trigger asks: the state is
-// recorded and logged, and an [EventAbnormal] is emitted (see [Checker.Trigger]).
-func (h *Heartbeat) Trigger(now time.Time, log *slog.Logger) {
-	h.chk.Trigger()
-	h.seg.SetState(shmobj.StateAbnormal)
-	if h.prev != shmobj.StateAbnormal {
-		h.logState(log, h.prev, Abnormal, now)
-		h.Emit(EventAbnormal, now, "trigger")
-		h.prev = shmobj.StateAbnormal
-	}
-}
-
-// Name returns the object's name.
-func (h *Heartbeat) Name() string { return h.name }
-
-// Checker returns the heartbeat's checker, for its counts and state.
-func (h *Heartbeat) Checker() *Checker { return &h.chk }
-
-// Segment returns the current mapping. It changes on [Heartbeat.Republish].
-func (h *Heartbeat) Segment() *shmobj.Segment { return h.seg }
 
 // Check reads the sequence, judges it (see the package doc) and writes the outcome into the
 // status record, all under one fault guard. It makes no system call and no allocation. A
@@ -264,24 +256,12 @@ func (h *Heartbeat) Check(now time.Time) (r Result, err error) {
 	return r, nil
 }
 
-// Step is one iteration of a watch loop, at now: it verifies the object (with a stat, only
+// step is one check of the worker's loop at now: it verifies the object (with a stat, only
 // when the process's inotify watch on shmobj.Dir saw a change naming it, and at least every
-// minute; at every check where no watch runs), re-publishes it when
-// it was removed, truncated, replaced or had its mode changed under the monitor (logging why; the rules start over),
-// checks it, and logs the change when the worker's state changed. It returns the check's
-// result (OK when the object was re-published). Then it reports the step to
-// [Options.OnCheck].
-func (h *Heartbeat) Step(now time.Time, log *slog.Logger) Result {
-	if h.opts.OnCheck == nil {
-		return h.step(now, log)
-	}
-	// The step's own clock: now may be a whole scan's.
-	start := time.Now()
-	r := h.step(now, log)
-	h.opts.OnCheck(start, time.Since(start))
-	return r
-}
-
+// minute; at every check where no watch runs), re-publishes it when it was removed,
+// truncated, replaced or had its mode changed under the monitor (logging why; the rules
+// start over), and checks it. It returns the check's result (OK when the object was
+// re-published).
 func (h *Heartbeat) step(now time.Time, log *slog.Logger) Result {
 	var err error
 	r := OK
@@ -292,31 +272,14 @@ func (h *Heartbeat) step(now time.Time, log *slog.Logger) Result {
 		r, err = h.Check(now)
 	}
 	if err != nil {
-		h.republish(log, err, now)
+		h.replace(log, err, now)
 		return OK
-	}
-	if st := h.chk.State(); st != h.prev {
-		h.logState(log, h.prev, r, now)
-		switch st {
-		case shmobj.StateStalled:
-			h.Emit(EventStall, now, "")
-		case shmobj.StateAbnormal:
-			h.Emit(EventAbnormal, now, "")
-		}
-		h.prev = st
 	}
 	return r
 }
 
-// Emit reports an event of kind about this heartbeat's worker (its pid, last sequence and
-// stall count) through [Options.OnEvent].
-func (h *Heartbeat) Emit(kind EventKind, now time.Time, detail string) {
-	h.opts.emit(Event{Kind: kind, Worker: h.name, Pid: h.Pid(), Seq: h.chk.Last(),
-		Stalls: h.chk.Stalls(), Time: now, Detail: detail})
-}
-
-// republish replaces an object that went missing, shrank or was replaced, after logging why.
-func (h *Heartbeat) republish(log *slog.Logger, why error, now time.Time) {
+// replace re-publishes an object that went missing, shrank or was replaced, after logging why.
+func (h *Heartbeat) replace(log *slog.Logger, why error, now time.Time) {
 	event := "object-lost"
 	switch {
 	case errors.Is(why, shmobj.ErrGone):
@@ -328,32 +291,16 @@ func (h *Heartbeat) republish(log *slog.Logger, why error, now time.Time) {
 	case errors.Is(why, shmobj.ErrModeChanged):
 		event = "object-mode-changed"
 	}
-	if err := h.Republish(now); err != nil {
+	if err := h.republish(now); err != nil {
 		log.Error("cannot re-publish object; will retry", "worker", h.name, "event", event, "why", why, "err", err)
 		return
 	}
 	log.Warn("object re-published; stall count reset", "worker", h.name, "event", event, "why", why)
 }
 
-// logState writes the line of a state change.
-func (h *Heartbeat) logState(log *slog.Logger, from shmobj.State, r Result, now time.Time) {
-	c := &h.chk
-	st := c.State()
-	attrs := []any{"worker", h.name, "pid", h.Pid(), "seq", c.Last(),
-		"stalls", fmt.Sprintf("%d/%d", c.Stalls(), c.Config().Stalls), "state", st, "from", from, "verdict", int(r)}
-	switch st {
-	case shmobj.StateOK, shmobj.StateWaiting:
-		log.Info("state change", attrs...)
-	case shmobj.StateStalled:
-		log.Warn("state change", append(attrs, "stalled_for", c.StalledFor(now).Round(time.Millisecond))...)
-	default:
-		log.Error("state change", append(attrs, "stalled_for", c.StalledFor(now).Round(time.Millisecond))...)
-	}
-}
-
-// Pid returns the pid to show for the worker: the watched one when known, else the one a Go
+// pid returns the pid to show for the worker: the watched one when known, else the one a Go
 // worker wrote into the object (0 for Boost workers).
-func (h *Heartbeat) Pid() int64 {
+func (h *Heartbeat) pid() int64 {
 	if h.opts.WatchedPid != 0 {
 		return h.opts.WatchedPid
 	}
@@ -376,7 +323,7 @@ func (h *Heartbeat) Verify() error {
 
 // Close unmaps the object and, with remove, removes it — but only while the name still
 // shows this heartbeat's own object, so an object another monitor published is never
-// removed. It is safe to call more than once.
+// removed. It is safe to call more than once; a beat after it does nothing.
 func (h *Heartbeat) Close(remove bool) error {
 	if h.dir != nil {
 		h.dir.unsubscribe(h.name, &h.changed)
@@ -391,7 +338,9 @@ func (h *Heartbeat) Close(remove bool) error {
 			_, err = shmobj.Remove(h.name)
 		}
 	}
-	err = errors.Join(err, h.seg.Close())
+	h.beatMu.Lock()
+	seg := h.seg
 	h.seg = nil
-	return err
+	h.beatMu.Unlock()
+	return errors.Join(err, seg.Close())
 }

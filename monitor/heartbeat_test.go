@@ -19,7 +19,7 @@ func TestCheckWritesRecord(t *testing.T) {
 	name := fmt.Sprintf("shmmon-hb-test-%d", os.Getpid())
 	defer shmobj.Remove(name)
 	start := time.Now()
-	h, err := Publish(name, Options{Config: Config{Interval: time.Second, Stalls: 2}, WatchedPid: 77}, start)
+	h, err := publish(name, Options{Config: Config{Interval: time.Second, Stalls: 2}, WatchedPid: 77}, start)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,8 +74,8 @@ func TestCheckWritesRecord(t *testing.T) {
 	}
 
 	// Counters survive a re-publication; the rules start over.
-	h.Segment().AddKill()
-	if err := h.Republish(now); err != nil {
+	h.seg.AddKill()
+	if err := h.republish(now); err != nil {
 		t.Fatal(err)
 	}
 	if rec := read(); rec.Kills != 1 || rec.State != shmobj.StateWaiting || rec.LastSeq != 0 {
@@ -84,7 +84,7 @@ func TestCheckWritesRecord(t *testing.T) {
 	if retired, _ := w.Retired(); !retired {
 		t.Error("the replaced object is not marked retired")
 	}
-	if h.Checker().Stalls() != 0 || h.Checker().Beaten() {
+	if (&h.chk).Stalls() != 0 || (&h.chk).Beaten() {
 		t.Error("rules did not start over")
 	}
 }
@@ -92,7 +92,7 @@ func TestCheckWritesRecord(t *testing.T) {
 func TestCheckFault(t *testing.T) {
 	name := fmt.Sprintf("shmmon-hb-fault-%d", os.Getpid())
 	defer shmobj.Remove(name)
-	h, err := Publish(name, Options{}, time.Now())
+	h, err := publish(name, Options{}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestCheckFault(t *testing.T) {
 	if err := h.Verify(); !errors.Is(err, shmobj.ErrTruncated) {
 		t.Errorf("Verify = %v, want ErrTruncated", err)
 	}
-	if err := h.Republish(time.Now()); err != nil {
+	if err := h.republish(time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.Check(time.Now()); err != nil {
@@ -124,31 +124,31 @@ func TestHeartbeatNotifyAdjustments(t *testing.T) {
 	name := fmt.Sprintf("shmmon-hb-test-%d-notify", os.Getpid())
 	defer shmobj.Remove(name)
 	var events []Event
+	var logs strings.Builder
 	start := time.Now()
-	h, err := Publish(name, Options{Config: Config{Interval: time.Second}, WatchedPid: 77,
-		OnEvent: func(e Event) { events = append(events, e) }}, start)
+	w, _, err := OpenWorker(name, Options{Config: Config{Interval: time.Second}, WatchedPid: 77,
+		OnEvent: func(e Event) { events = append(events, e) }}, WorkerOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, start)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close(true)
-	if err := h.SetInterval(0, start); err == nil {
+	defer w.Close(true)
+	h := &w.h
+	if err := w.SetInterval(0, start); err == nil {
 		t.Error("SetInterval(0) accepted")
 	}
-	if err := h.SetInterval(250*time.Millisecond, start); err != nil {
+	if err := w.SetInterval(250*time.Millisecond, start); err != nil {
 		t.Fatal(err)
 	}
-	h.SetWatchedPid(78)
+	w.SetMain(78)
 	snap, _ := shmobj.Read(name)
-	if snap.Record.Interval != 250*time.Millisecond || snap.Record.WatchedPid != 78 || h.Pid() != 78 {
-		t.Errorf("record interval %v watched %d, pid %d; want 250ms and 78", snap.Record.Interval, snap.Record.WatchedPid, h.Pid())
+	if snap.Record.Interval != 250*time.Millisecond || snap.Record.WatchedPid != 78 || h.pid() != 78 {
+		t.Errorf("record interval %v watched %d, pid %d; want 250ms and 78", snap.Record.Interval, snap.Record.WatchedPid, h.pid())
 	}
-	var logs strings.Builder
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	h.Trigger(start, log)
-	h.Trigger(start, log)
+	w.Trigger(start)
+	w.Trigger(start)
 	snap, _ = shmobj.Read(name)
-	if snap.Record.State != shmobj.StateAbnormal || h.Checker().State() != shmobj.StateAbnormal {
-		t.Errorf("state after a trigger: record %v, checker %v", snap.Record.State, h.Checker().State())
+	if snap.Record.State != shmobj.StateAbnormal || (&h.chk).State() != shmobj.StateAbnormal {
+		t.Errorf("state after a trigger: record %v, checker %v", snap.Record.State, (&h.chk).State())
 	}
 	if n := strings.Count(logs.String(), "state=abnormal"); n != 1 {
 		t.Errorf("%d state lines for two triggers, want 1:\n%s", n, logs.String())
@@ -163,7 +163,7 @@ func TestHeartbeatNotifyAdjustments(t *testing.T) {
 func TestVerifyMode(t *testing.T) {
 	name := fmt.Sprintf("shmmon-hb-mode-%d", os.Getpid())
 	defer shmobj.Remove(name)
-	h, err := Publish(name, Options{Mode: 0o660}, time.Now())
+	h, err := publish(name, Options{Mode: 0o660}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestVerifyMode(t *testing.T) {
 		t.Fatalf("Verify after chmod 0 = %v, want ErrModeChanged", err)
 	}
 	var logs strings.Builder
-	h.Step(time.Now(), slog.New(slog.NewTextHandler(&logs, nil)))
+	h.step(time.Now(), slog.New(slog.NewTextHandler(&logs, nil)))
 	if !strings.Contains(logs.String(), "event=object-mode-changed") {
 		t.Errorf("Step logged %q, want event=object-mode-changed", logs.String())
 	}
@@ -235,7 +235,7 @@ func TestCheckOwner(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			h, err := Publish(name, Options{}, time.Now())
+			h, err := publish(name, Options{}, time.Now())
 			if tt.refused {
 				if !errors.Is(err, ErrWatched) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d watches", cmd.Process.Pid)) {
 					t.Errorf("Publish = %v, want ErrWatched naming pid %d", err, cmd.Process.Pid)

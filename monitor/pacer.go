@@ -30,6 +30,8 @@ type paced struct {
 	p     *pacer
 	i     int                      // index in p.ents
 	check func(now time.Time) bool // true: the loop needs no more checks
+	// observe, when set, gets each check's start and duration (see Options.OnCheck).
+	observe func(start time.Time, took time.Duration)
 }
 
 // maxSlot bounds the delay the grid adds to a check.
@@ -44,9 +46,9 @@ var (
 )
 
 // pace calls check every interval, the first time one interval from now, on the pacer of
-// the interval, until check returns true. check must not block, nor call stop. The caller
-// must call stop.
-func pace(interval time.Duration, check func(now time.Time) bool) *paced {
+// the interval, until check returns true; observe, when not nil, gets each check's start and
+// duration. check must not block, nor call stop. The caller must call stop.
+func pace(interval time.Duration, check func(now time.Time) bool, observe func(time.Time, time.Duration)) *paced {
 	pacersMu.Lock()
 	defer pacersMu.Unlock()
 	p := pacers[interval]
@@ -56,7 +58,7 @@ func pace(interval time.Duration, check func(now time.Time) bool) *paced {
 		pacers[interval] = p
 		go p.run()
 	}
-	e := &paced{p: p, check: check}
+	e := &paced{p: p, check: check, observe: observe}
 	p.mu.Lock()
 	e.i = len(p.ents)
 	p.ents = append(p.ents, e)
@@ -125,7 +127,16 @@ func (p *pacer) scan() time.Duration {
 	first := never
 	for i, due := range p.due {
 		if due <= now {
-			if p.ents[i].check(wall) {
+			e := p.ents[i]
+			stop := e.check(wall)
+			if e.observe != nil {
+				// An observed check's end is the next check's start: one more clock read
+				// per check, and only while checks are observed.
+				end := time.Now()
+				e.observe(wall, end.Sub(wall))
+				wall = end
+			}
+			if stop {
 				due = never
 			} else {
 				due += p.interval

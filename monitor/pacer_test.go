@@ -20,13 +20,13 @@ func TestPacer(t *testing.T) {
 		defer mu.Unlock()
 		a = append(a, now)
 		return false
-	})
+	}, nil)
 	eb := pace(interval, func(now time.Time) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		b = append(b, now)
 		return true
-	})
+	}, nil)
 	if ea.p != eb.p {
 		t.Error("two loops of one interval have a pacer each")
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/shmmon/shmmon/proc"
-	"github.com/shmmon/shmmon/shmobj"
 )
 
 // Outcome tells why [Watch.Run] returned.
@@ -56,7 +55,15 @@ type Watch struct {
 	Adopt bool
 	// Logger receives one line per state change and per kill step; nil means slog.Default().
 	Logger *slog.Logger
+	// Books are the counts the watch's worker goes on from (see [WorkerOptions.Books]).
+	Books Books
+
+	mw atomic.Pointer[Worker] // the worker, once started
 }
+
+// Worker returns the watch's worker once [Watch.Start] published the object, else nil; after
+// the watch ended, the closed worker, whose books stay readable. Any goroutine may call it.
+func (w *Watch) Worker() *Worker { return w.mw.Load() }
 
 // Run publishes the object and checks it every interval until ctx is done ([Stopped]), the
 // watched process exits by itself ([Exited]) or is killed after an [Abnormal] verdict
@@ -99,36 +106,31 @@ func (w *Watch) Start(done func(Outcome, error)) (stop func(), err error) {
 	if w.Process != nil {
 		opts.WatchedPid = int64(w.Process.Pid())
 	}
-	var h *Heartbeat
-	if w.Adopt {
-		var a shmobj.Adoption
-		h, a, err = Adopt(w.Name, opts, time.Now())
-		if err == nil && a.Refused != nil {
-			log.Warn("not adopting the object; published a new one", "worker", w.Name, "event", "adopt-refused", "why", a.Refused)
-		}
-	} else {
-		h, err = Publish(w.Name, opts, time.Now())
-	}
+	mw, a, err := OpenWorker(w.Name, opts, WorkerOptions{Adopt: w.Adopt, Logger: log, Books: w.Books}, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	log.Info("watching", "worker", w.Name, "pid", opts.WatchedPid, "size", h.Segment().Size(),
+	w.mw.Store(mw)
+	if a.Refused != nil {
+		log.Warn("not adopting the object; published a new one", "worker", w.Name, "event", "adopt-refused", "why", a.Refused)
+	}
+	log.Info("watching", "worker", w.Name, "pid", opts.WatchedPid, "size", mw.h.seg.Size(),
 		"interval", opts.Interval, "stalls", opts.Stalls, "grace", opts.Grace)
-	r := &watchRun{w: w, h: h, log: log, done: done}
+	mw.Start(opts.WatchedPid, StartWatch, "", time.Now())
+	r := &watchRun{w: w, mw: mw, done: done}
 	r.mu.Lock() // finish waits for the fields below
 	defer r.mu.Unlock()
-	r.checks = pace(opts.Interval, r.check)
+	r.checks = pace(opts.Interval, r.check, opts.OnCheck)
 	if w.Process != nil {
 		r.stopExit = w.Process.AfterExit(func() { r.end(endExit) })
 	}
 	return r.stop, nil
 }
 
-// A watchRun is one started [Watch]: its heartbeat, checked on the pacer, and what ends it.
+// A watchRun is one started [Watch]: its worker, checked on the pacer, and what ends it.
 type watchRun struct {
 	w    *Watch
-	h    *Heartbeat
-	log  *slog.Logger
+	mw   *Worker
 	done func(Outcome, error)
 
 	mu       sync.Mutex // held by Start until checks and stopExit are set; guards the rest
@@ -155,7 +157,7 @@ func (r *watchRun) check(now time.Time) bool {
 	if r.ended.Load() != 0 {
 		return true
 	}
-	if r.h.Step(now, r.log) != Abnormal || r.w.Process == nil {
+	if r.mw.Check(now) != Abnormal || r.w.Process == nil {
 		return false
 	}
 	r.abnormal = now // read by finish only if this check's end wins
@@ -192,18 +194,15 @@ func (r *watchRun) finish(why endWhy) {
 	r.mu.Lock() // waits for Start to have set them
 	checks, stopExit := r.checks, r.stopExit
 	r.mu.Unlock()
-	checks.stop() // no check runs after it: h and abnormal are this goroutine's now
+	checks.stop() // no check runs after it: mw and abnormal are this goroutine's now
 	if stopExit != nil {
 		stopExit()
 	}
-	w, h, log := r.w, r.h, r.log
+	w, mw := r.w, r.mw
 	out, err := Stopped, error(nil)
 	switch why {
 	case endExit:
-		h.Segment().SetState(shmobj.StateExited)
-		log.Info("state change", "worker", w.Name, "pid", w.Process.Pid(), "seq", h.Checker().Last(),
-			"state", shmobj.StateExited, "event", "exited")
-		h.Emit(EventExit, time.Now(), "exited")
+		mw.End(Exit{End: EndExit}, time.Now())
 		out = Exited
 	case endKill:
 		ctx, cancel := context.WithCancel(context.Background())
@@ -213,41 +212,28 @@ func (r *watchRun) finish(why endWhy) {
 			cancel()
 		}
 		r.mu.Unlock()
-		out, err = w.kill(ctx, h, log, r.abnormal)
+		out, err = w.kill(ctx, mw, r.abnormal)
 		cancel()
 	default:
-		log.Info("stopped", "worker", w.Name)
+		mw.log.Info("stopped", "worker", w.Name)
 	}
-	if cerr := h.Close(!w.Keep); cerr != nil {
-		log.Error("closing object", "worker", w.Name, "err", cerr)
+	if cerr := mw.Close(!w.Keep); cerr != nil {
+		mw.log.Error("closing object", "worker", w.Name, "err", cerr)
 	}
 	r.done(out, err)
 }
 
-// kill runs the escalation on the hung worker and records it.
-func (w *Watch) kill(ctx context.Context, h *Heartbeat, log *slog.Logger, now time.Time) (Outcome, error) {
-	c := h.Checker()
-	base := []any{"worker", w.Name, "seq", c.Last(), "stalled_for", c.StalledFor(now).Round(time.Millisecond)}
-	term, err := w.Process.Terminate(ctx, proc.TerminateOptions{
-		Signal:    w.Signal,
-		KillAfter: w.KillAfter,
-		Log: func(step string, attrs ...any) {
-			log.Warn("kill step", append(append(base, "event", step), attrs...)...)
-		},
-	})
+// kill runs the escalation on the hung worker and records how it ended.
+func (w *Watch) kill(ctx context.Context, mw *Worker, now time.Time) (Outcome, error) {
+	term, err := mw.Terminate(ctx, w.Process, EndHung, proc.TerminateOptions{Signal: w.Signal, KillAfter: w.KillAfter}, now)
 	if !term.Signalled && term.Exited {
 		// It ended by itself between the verdict and the signal.
-		h.Segment().SetState(shmobj.StateExited)
-		h.Emit(EventExit, time.Now(), "exited")
+		mw.End(Exit{End: EndExit}, time.Now())
 		return Exited, nil
 	}
 	if err != nil {
 		return Stopped, fmt.Errorf("monitor: killing pid %d: %w", w.Process.Pid(), err)
 	}
-	h.Segment().AddKill()
-	h.Segment().SetState(shmobj.StateKilled)
-	log.Warn("state change", append(base, "pid", w.Process.Pid(), "state", shmobj.StateKilled,
-		"event", "killed", "sigkill", term.Killed, "took", term.Took.Round(time.Millisecond))...)
-	h.Emit(EventKill, time.Now(), "")
+	mw.End(Exit{End: EndHung, Sigkill: term.Killed, Took: term.Took}, time.Now())
 	return Killed, nil
 }

@@ -19,6 +19,10 @@ type SweepOptions struct {
 	Signal    syscall.Signal // first signal; 0 = SIGTERM
 	KillAfter time.Duration  // then SIGKILL; 0 = proc.DefaultKillAfter
 	Logger    *slog.Logger
+	// Skip, when set, names the records the sweep leaves alone, by their pid: those of
+	// programs another monitor judges by their record (serve's heartbeat "proctab"), which
+	// that monitor kills and restarts itself.
+	Skip func(pid int) bool
 }
 
 // SweepResult counts what one sweep did.
@@ -74,6 +78,9 @@ func (t *Table) Sweep(ctx context.Context, opts SweepOptions) (SweepResult, erro
 	for _, r := range recs {
 		if ctx.Err() != nil {
 			break
+		}
+		if opts.Skip != nil && opts.Skip(r.Pid) {
+			continue
 		}
 		if err := s.sweep(r); err != nil {
 			return s.res, err

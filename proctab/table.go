@@ -299,6 +299,24 @@ func (t *Table) list(ctx context.Context) ([]Record, error) {
 	return out, err
 }
 
+// Peek returns the record in use whose pid match accepts, the one with the newest heartbeat
+// when several do, or false when none does. It reads without the lock, each field with one
+// load (a record being rewritten may read half old, half new), so it never waits: it is for
+// a heartbeat source that polls the table at every check. What may signal a process reads
+// under the lock ([Table.Sweep]).
+func (t *Table) Peek(match func(pid int) bool) (Record, bool) {
+	var best Record
+	found := false
+	for i := range t.recs {
+		if pid := int(t.recs[i].pid.Load()); pid != 0 && match(pid) {
+			if r := t.recs[i].decode(i); !found || r.Atime.After(best.Atime) {
+				best, found = r, true
+			}
+		}
+	}
+	return best, found
+}
+
 // record reads slot under the lock; ok is false when it is free.
 func (t *Table) record(ctx context.Context, slot int) (r Record, ok bool, err error) {
 	err = t.locked(ctx, func() {

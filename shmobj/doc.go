@@ -37,7 +37,7 @@
 //	76      uint32   retired: 1 = replaced by its monitor; workers must reopen by name
 //	80      uint64   kills performed
 //	88      uint64   restarts performed
-//	96      uint32   kind of heartbeat (see [Kind]): 0 shm, 1 notify, 2 socket
+//	96      uint32   kind of heartbeat (see [Kind]): 0 shm, 1 notify, 2 socket, 3 none, 4 proctab
 //	100..127         reserved, zero
 //
 // When the monitor half has room for it, the record is followed by the worker's status text

@@ -62,14 +62,17 @@ type Kind uint32
 
 // The kinds of heartbeat.
 const (
-	KindShm    Kind = iota // the worker writes the sequence itself (Go worker, Boost worker, shmmon beat)
-	KindNotify             // the monitor writes it for each WATCHDOG=1 of the systemd notify protocol
-	KindSocket             // the monitor writes it for each feed packet of the TCP watchdog
+	KindShm     Kind = iota // the worker writes the sequence itself (Go worker, Boost worker, shmmon beat)
+	KindNotify              // the monitor writes it for each WATCHDOG=1 of the systemd notify protocol
+	KindSocket              // the monitor writes it for each feed packet of the TCP watchdog
+	KindNone                // no heartbeat: the program is supervised without a hang verdict
+	KindProctab             // the monitor writes it while the program's System V process-table record is alive
 )
 
-var kindNames = [...]string{"shm", "notify", "socket"}
+var kindNames = [...]string{"shm", "notify", "socket", "none", "proctab"}
 
-// String returns "shm", "notify" or "socket", or "kind(N)" for an unknown value.
+// String returns "shm", "notify", "socket", "none" or "proctab", or "kind(N)" for an unknown
+// value.
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
 		return kindNames[k]
@@ -89,9 +92,13 @@ const (
 	StateAbnormal              // the threshold was reached: the worker is hung
 	StateKilled                // the monitor killed the hung worker
 	StateExited                // the watched process ended by itself
+	StateRunning               // a program without a heartbeat runs: it is not judged
 )
 
-var stateNames = [...]string{"unknown", "waiting", "ok", "stalled", "abnormal", "killed", "exited"}
+// LastState is the last of the states above.
+const LastState = StateRunning
+
+var stateNames = [...]string{"unknown", "waiting", "ok", "stalled", "abnormal", "killed", "exited", "running"}
 
 // String returns the lower-case name of s, e.g. "ok", or "state(9)" for an unknown value.
 func (s State) String() string {

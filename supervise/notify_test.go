@@ -17,6 +17,7 @@ import (
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
+	"github.com/shmmon/shmmon/source"
 )
 
 // notifyMain is the test binary as a client of the notify protocol, through go-systemd's
@@ -201,7 +202,10 @@ func TestNotifyMainPid(t *testing.T) {
 		var first, main int64
 		waitFor(t, "the main process watched", func() bool {
 			s := r.record()
-			first, main = int64(r.s.tree.Load()), s.Record.WatchedPid
+			first, main = 0, s.Record.WatchedPid
+			if w := r.s.Worker(); w != nil {
+				first = w.Pid()
+			}
 			return first != 0 && main != 0 && main != first && s.Seq > 0
 		})
 		if ppid, _ := proc.Ppid(int(main)); ppid != int(first) {
@@ -232,7 +236,12 @@ func TestNotifyMainPid(t *testing.T) {
 func TestNotifyUnrelatedSender(t *testing.T) {
 	r := supervise(t, "sleep", Options{})
 	var pid int
-	waitFor(t, "the program", func() bool { pid = int(r.s.tree.Load()); return pid != 0 && proc.HasEnv(pid, modeEnv+"=sleep") })
+	waitFor(t, "the program", func() bool {
+		if w := r.s.Worker(); w != nil {
+			pid = int(w.Pid())
+		}
+		return pid != 0 && proc.HasEnv(pid, modeEnv+"=sleep")
+	})
 	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 	if err != nil {
 		t.Fatal(err)
@@ -243,8 +252,8 @@ func TestNotifyUnrelatedSender(t *testing.T) {
 			addr = v
 		}
 	}
-	if addr != notifyAddr(r.name) {
-		t.Fatalf("NOTIFY_SOCKET=%q, want %q", addr, notifyAddr(r.name))
+	if addr != source.NotifyAddr(r.name) {
+		t.Fatalf("NOTIFY_SOCKET=%q, want %q", addr, source.NotifyAddr(r.name))
 	}
 	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
 	if err != nil {

@@ -55,7 +55,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -64,7 +63,9 @@ import (
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/notify"
 	"github.com/shmmon/shmmon/proc"
+	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
+	"github.com/shmmon/shmmon/source"
 	"github.com/shmmon/shmmon/worker"
 )
 
@@ -132,6 +133,18 @@ type Options struct {
 	Signal    syscall.Signal  // first signal to a hung program's group; 0 = SIGTERM
 	KillAfter time.Duration   // then SIGKILL after this; 0 = proc.DefaultKillAfter
 
+	// Heartbeat is the kind of heartbeat (see package source): "shm" (the default, ""),
+	// "proctab" or "none".
+	Heartbeat string
+	// TCP is the TCP watchdog whose feeds of the program's name beat it (heartbeat "shm");
+	// nil when none runs.
+	TCP *source.TCP
+	// Proctab is the System V process table of heartbeat "proctab".
+	Proctab *proctab.Options
+	// Books are the counts the supervision goes on from (see monitor.WorkerOptions.Books):
+	// those of the worker's previous supervision, when a new configuration replaced it.
+	Books monitor.Books
+
 	Restart      Policy
 	Backoff      time.Duration // delay before the second restart in a row; doubles after
 	BackoffMax   time.Duration
@@ -175,9 +188,13 @@ type Supervisor struct {
 	opts Options
 	log  *slog.Logger
 	hup  chan struct{}
-	ntf  *notify.Listener // the programs' notify socket, for Run; nil when it could not be made
-	tree atomic.Int64     // the running program's pid (0 = none): notify senders must be in its tree
+	w    atomic.Pointer[monitor.Worker] // the worker of Run, once it published the object
 }
+
+// Worker returns the worker of the supervision — its books, its current pid — once Run has
+// published the object, else nil; after Run returned, the closed worker, whose books stay
+// readable. Any goroutine may call it.
+func (s *Supervisor) Worker() *monitor.Worker { return s.w.Load() }
 
 // New checks opts and returns a Supervisor for the object name.
 func New(name string, opts Options) (*Supervisor, error) {
@@ -188,6 +205,9 @@ func New(name string, opts Options) (*Supervisor, error) {
 		return nil, errors.New("supervise: no command to run")
 	}
 	if err := opts.Monitor.Validate(); err != nil {
+		return nil, err
+	}
+	if err := source.Check(opts.Heartbeat); err != nil {
 		return nil, err
 	}
 	opts.Monitor.Config = opts.Monitor.WithDefaults()
@@ -246,44 +266,66 @@ func (s *Supervisor) Restart() {
 	}
 }
 
-// ended is how one run of the program ended.
-type ended struct {
-	state *os.ProcessState // nil when it could not be started (or was adopted)
-	hung  bool             // killed as hung
-	hup   bool             // stopped for a Restart
-	stop  bool             // stopped because the context was cancelled
-	main  bool             // stopped because its main process (MAINPID=) ended
-	ran   time.Duration
+// supervision is one Run: the worker (its object and state), its sources, and the program.
+type supervision struct {
+	s    *Supervisor
+	w    *monitor.Worker
+	srcs []source.Source
+	prep []source.Preparer
+	poll []source.Poller
+	req  source.Requester // nil when no source makes requests
+	c    *child           // the running program, for the requests' SetMain
+	tick *time.Ticker     // the checks of the running program; nil when not judged
 }
-
-// failed reports whether the run counts as a failure. The end of a main process counts as
-// one whatever the program's status: the main process's own is unknown (not our child).
-func (e ended) failed() bool { return e.hung || e.main || e.state == nil || !e.state.Success() }
 
 // Run publishes the object and supervises the program until ctx is done (the program is
 // stopped, [Stopped]) or the policy ends it ([Finished], [Failed], [Hung], [GaveUp]; GaveUp
 // also returns an error saying why). Unless Keep is set, the object is removed when Run
-// returns. An error other than for GaveUp means the object could not be published.
+// returns. An error other than for GaveUp means the object could not be published, or the
+// heartbeat's sources could not be made.
 func (s *Supervisor) Run(ctx context.Context) (Outcome, error) {
-	h, orphan, err := s.publish()
+	w, orphan, err := s.open()
 	if err != nil {
 		return Stopped, err
 	}
+	s.w.Store(w)
 	defer func() {
-		if err := h.Close(!s.opts.Keep); err != nil {
+		if err := w.Close(!s.opts.Keep); err != nil {
 			s.log.Error("closing object", "worker", s.name, "err", err)
 		}
 	}()
-	s.listen()
-	defer func() {
-		if s.ntf != nil {
-			s.ntf.Close()
+	sv := &supervision{s: s, w: w}
+	sv.srcs, err = source.New(s.opts.Heartbeat, w, source.Env{Supervised: true, Interval: s.opts.Monitor.Interval,
+		TCP: s.opts.TCP, Proctab: s.opts.Proctab, Logger: s.log})
+	if err != nil {
+		if orphan != nil {
+			orphan.Close()
 		}
-	}()
+		return Stopped, err
+	}
+	defer source.Close(sv.srcs)
+	for _, src := range sv.srcs {
+		if _, ok := src.(source.Unjudged); ok {
+			w.Unjudge()
+		}
+		if p, ok := src.(source.Preparer); ok {
+			sv.prep = append(sv.prep, p)
+		}
+		if p, ok := src.(source.Poller); ok {
+			sv.poll = append(sv.poll, p)
+		}
+	}
+	sv.req, _ = source.Find[source.Requester](sv.srcs)
+	return sv.run(ctx, orphan)
+}
+
+// run is Run's loop of starts.
+func (sv *supervision) run(ctx context.Context, orphan *proc.Process) (Outcome, error) {
+	s, w := sv.s, sv.w
 	var (
 		starts    []time.Time // recent starts, for the limit
 		failures  int         // failures in a row, for the backoff
-		restarts  int
+		runs      int
 		requested bool // this start was asked for with Restart: not counted
 	)
 	for {
@@ -291,64 +333,64 @@ func (s *Supervisor) Run(ctx context.Context) (Outcome, error) {
 		if s.opts.Every == 0 && !requested {
 			starts = recent(append(starts, now), now, s.opts.StartWindow)
 			if len(starts) > s.opts.StartLimit {
-				err := fmt.Errorf("supervise: %s: %d starts within %v (limit %d): giving up",
+				w.GiveUp(len(starts), s.opts.StartWindow, s.opts.StartLimit, now)
+				return GaveUp, fmt.Errorf("supervise: %s: %d starts within %v (limit %d): giving up",
 					s.name, len(starts), s.opts.StartWindow, s.opts.StartLimit)
-				s.log.Error("giving up", "worker", s.name, "event", "give-up", "starts", len(starts),
-					"window", s.opts.StartWindow, "limit", s.opts.StartLimit)
-				h.Emit(monitor.EventGiveUp, now, fmt.Sprintf("%d starts within %v", len(starts), s.opts.StartWindow))
-				return GaveUp, err
 			}
 		}
-		if restarts > 0 {
-			h.Segment().AddRestart()
+		how := monitor.StartNew
+		if runs > 0 {
+			how = monitor.StartAgain
 		}
 		var c *child
 		if orphan != nil {
-			if orphan.Exited() { // it ended since it was found: start a new one instead
-				s.log.Info("the previous worker is gone; starting a new one", "worker", s.name, "pid", orphan.Pid())
-				orphan.Close()
-			} else {
-				c = s.adopt(orphan)
-			}
-			orphan = nil
-		}
-		if c == nil {
+			c, how, orphan = s.adopt(orphan), monitor.StartAdopted, nil
+		} else {
 			// A new program starts from sequence 0, whatever writes its beats: the last
 			// program's count must not stand in for the new one's first beat, which would
 			// take away its startup grace (a slow start would be judged as stalls).
-			h.Segment().ResetWorker(0)
-			c, err = s.start()
+			w.ResetWorker()
+			var err error
+			if c, err = sv.start(); err != nil {
+				s.log.Error("cannot start", "worker", s.name, "event", "start-failed", "command", s.opts.Command[0], "err", err)
+			}
 		}
-		e := s.runOnce(ctx, h, c, err, restarts > 0)
-		restarts++
-		requested = e.hup
-		switch {
-		case e.stop:
+		x := monitor.Exit{End: monitor.EndNotStarted, Failed: true}
+		if c != nil {
+			x = sv.runOnce(ctx, c, how)
+		} else {
+			w.End(x, time.Now())
+		}
+		runs++
+		requested = x.End == monitor.EndRestart
+		switch x.End {
+		case monitor.EndStop:
 			return Stopped, nil
-		case e.hup:
+		case monitor.EndRestart:
 			failures = 0
 			continue
 		}
-		if e.ran >= s.opts.BackoffReset {
+		if x.Ran >= s.opts.BackoffReset {
 			failures = 0
 		}
 		var delay time.Duration
 		switch {
 		case s.opts.Every > 0:
 			delay = s.opts.Every
-		case s.opts.Restart == Never, s.opts.Restart == OnFailure && !e.failed():
+		case s.opts.Restart == Never, s.opts.Restart == OnFailure && !x.Failed:
+			w.Finish()
 			switch {
-			case e.hung:
+			case x.End.Killed():
 				return Hung, nil
-			case e.failed():
+			case x.Failed:
 				return Failed, nil
 			}
 			return Finished, nil
-		case e.failed():
+		case x.Failed:
 			failures++
 			delay = s.backoff(failures)
 		}
-		s.log.Info("restarting", "worker", s.name, "event", "restart-wait", "in", delay, "failures", failures)
+		w.Wait(delay, failures)
 		if !s.sleep(ctx, delay) {
 			return Stopped, nil
 		}
@@ -394,29 +436,19 @@ func recent(ts []time.Time, now time.Time, window time.Duration) []time.Time {
 	return ts[i:]
 }
 
-// publish publishes the object, or adopts it with Adopt; it returns a handle on the program
-// left by the previous monitor that this one should adopt (nil for none).
-//
-// The object and its record may have been written by anyone the object's mode lets in (or
-// planted before the monitor started), so neither alone names a process to take over:
-// monitor.Adopt adopts only an object it can trust, and the process its record names must
-// also be the one the previous monitor started for this object (see [Supervisor.previous]).
-// When it is not, the object is published anew (the sequence such a process beats must not
-// count) and the program is started; this is logged as event=adopt-refused.
-func (s *Supervisor) publish() (*monitor.Heartbeat, *proc.Process, error) {
-	if !s.opts.Adopt {
-		h, err := monitor.Publish(s.name, s.opts.Monitor, time.Now())
-		return h, nil, err
-	}
-	h, a, err := monitor.Adopt(s.name, s.opts.Monitor, time.Now())
-	if err != nil {
-		return nil, nil, err
+// open publishes the object, or adopts it with Adopt; it returns the process a previous
+// monitor started for the object that this one should adopt (nil for none), held.
+func (s *Supervisor) open() (*monitor.Worker, *proc.Process, error) {
+	w, a, err := monitor.OpenWorker(s.name, s.opts.Monitor, monitor.WorkerOptions{Supervised: true,
+		Adopt: s.opts.Adopt, Kind: source.RecordKind(s.opts.Heartbeat), Logger: s.log, Books: s.opts.Books}, time.Now())
+	if err != nil || !s.opts.Adopt {
+		return w, nil, err
 	}
 	if a.Refused != nil {
 		s.log.Warn("not adopting the object; published a new one", "worker", s.name, "event", "adopt-refused", "why", a.Refused)
 	}
 	if !a.Adopted || !a.Prev.HasRecord || a.Prev.Record.WatchedPid == 0 {
-		return h, nil, nil
+		return w, nil, nil
 	}
 	pid := int(a.Prev.Record.WatchedPid)
 	// The pidfd first: the checks then read about the process it holds, not a pid reused
@@ -430,14 +462,14 @@ func (s *Supervisor) publish() (*monitor.Heartbeat, *proc.Process, error) {
 	if err != nil {
 		s.log.Warn("not adopting the process the object's record names; starting the program", "worker", s.name,
 			"pid", pid, "event", "adopt-refused", "why", err)
-		if err := h.Republish(time.Now()); err != nil {
-			h.Close(false)
+		if err := w.Republish(time.Now()); err != nil {
+			w.Close(false)
 			return nil, nil, err
 		}
-		return h, nil, nil
+		return w, nil, nil
 	}
 	if args, err := proc.Cmdline(pid); err == nil && slices.Equal(args, s.opts.Command) {
-		return h, p, nil
+		return w, p, nil
 	}
 	// Not the command configured now, but the previous monitor started it for this object:
 	// it must go. Left running, it would beat into the object of the program started in its
@@ -447,7 +479,7 @@ func (s *Supervisor) publish() (*monitor.Heartbeat, *proc.Process, error) {
 		s.log.Error("stopping the previous worker", "worker", s.name, "pid", pid, "err", err)
 	}
 	p.Close()
-	return h, nil, nil
+	return w, nil, nil
 }
 
 // previous returns nil when p, the process the adopted record rec names, is the worker a
@@ -495,124 +527,150 @@ func (s *Supervisor) previous(p *proc.Process, rec shmobj.Record) error {
 	return nil
 }
 
-// runOnce supervises one run of the program (c, or err when it could not be started; restart
-// when it is not the first) until it ends, and reports how.
-func (s *Supervisor) runOnce(ctx context.Context, h *monitor.Heartbeat, c *child, err error, restart bool) ended {
+// runOnce supervises one run of the program c (started as how) until it ends, and reports
+// how.
+func (sv *supervision) runOnce(ctx context.Context, c *child, how monitor.Start) monitor.Exit {
+	s, w := sv.s, sv.w
 	started := time.Now()
-	if err != nil {
-		s.log.Error("cannot start", "worker", s.name, "event", "start-failed", "command", s.opts.Command[0], "err", err)
-		h.Segment().SetState(shmobj.StateExited)
-		return ended{}
-	}
 	defer c.close()
-	h.NewWorker(int64(c.pid()), started)
+	sv.c = c
+	defer func() { sv.c = nil }()
+	w.Start(int64(c.pid()), how, strings.Join(s.opts.Command, " "), started)
 	// Each run is judged at the configured interval, whatever the last one asked for.
-	h.SetInterval(s.opts.Monitor.Interval, started)
-	s.tree.Store(int64(c.pid()))
-	defer s.tree.Store(0)
-	if c.cmd == nil {
-		s.log.Info("adopted", "worker", s.name, "pid", c.pid(), "event", "adopt", "command", strings.Join(s.opts.Command, " "))
-	} else {
-		s.log.Info("started", "worker", s.name, "pid", c.pid(), "event", "start", "command", strings.Join(s.opts.Command, " "))
+	w.SetInterval(s.opts.Monitor.Interval, started)
+	var tick <-chan time.Time
+	if w.Judged() {
+		sv.tick = time.NewTicker(s.opts.Monitor.Interval)
+		defer sv.tick.Stop()
+		tick = sv.tick.C
 	}
-	if restart {
-		h.Emit(monitor.EventRestart, started, "")
-	} else {
-		h.Emit(monitor.EventStart, started, "")
+	var reqs <-chan notify.Message
+	if sv.req != nil {
+		reqs = sv.req.Requests()
 	}
-
-	ticker := time.NewTicker(s.opts.Monitor.Interval)
-	defer ticker.Stop()
-	var msgs <-chan notify.Message
-	if s.ntf != nil {
-		msgs = s.ntf.Messages()
-	}
-	var ns notifyState
+	observe := s.opts.Monitor.OnCheck
 	for {
 		select {
-		case st := <-c.done:
-			e := ended{state: st, ran: time.Since(started)}
-			s.exited(h, c, e)
-			return e
+		case <-c.done:
+			now := time.Now()
+			x := monitor.Exit{End: monitor.EndExit, Status: describe(c.state), Failed: c.state == nil || !c.state.Success(),
+				Ran: now.Sub(started)}
+			sv.stopMain(monitor.EndExit, now)
+			w.End(x, now)
+			return x
 		case <-ctx.Done():
-			return s.stop(h, c, ended{stop: true}, "stop")
+			return sv.stop(monitor.EndStop)
 		case <-s.hup:
-			return s.stop(h, c, ended{hup: true}, "restart")
-		case m := <-msgs:
-			// The listener let it in for the program running then: after a restart, a
-			// message of the previous program's may still be on its way.
-			if !proc.InTree(m.Pid, c.pid()) {
-				s.log.Debug("notify message of a previous program dropped", "worker", s.name, "pid", m.Pid)
-				continue
+			return sv.stop(monitor.EndRestart)
+		case m := <-reqs:
+			if now := time.Now(); sv.req.Apply(owner{sv}, m, now) {
+				w.Trigger(now)
+				return sv.stop(monitor.EndTrigger)
 			}
-			if now := time.Now(); s.apply(h, c, ticker, &ns, m, now) {
-				h.Trigger(now, s.log)
-				return s.kill(h, c, "trigger")
-			}
-		case <-ticker.C:
+		case <-tick:
 			if c.main != nil && c.main.Exited() {
 				s.log.Warn("main process ended; stopping the program", "worker", s.name, "pid", c.main.Pid(), "event", "main-exit")
-				e := s.stop(h, c, ended{main: true}, "main-exit")
-				h.Emit(monitor.EventExit, time.Now(), fmt.Sprintf("main process %d ended", c.main.Pid()))
-				return e
+				return sv.stop(monitor.EndMainExit)
 			}
-			if h.Step(time.Now(), s.log) == monitor.Abnormal {
-				return s.kill(h, c, "kill")
+			now := time.Now()
+			for _, p := range sv.poll {
+				p.Poll(now)
+			}
+			r := w.Check(now)
+			if observe != nil {
+				observe(now, time.Since(now))
+			}
+			if r == monitor.Abnormal {
+				return sv.stop(monitor.EndHung)
 			}
 		}
 	}
 }
 
-// kill stops a program judged hung (why "kill") or that asked for it with WATCHDOG=trigger
-// (why "trigger"), and counts the kill.
-func (s *Supervisor) kill(h *monitor.Heartbeat, c *child, why string) ended {
+// stop ends the program's group (Signal, then SIGKILL after KillAfter) for why — a kill when
+// it hung or asked to be, else a stop — waits until it is reaped, and ends the run.
+func (sv *supervision) stop(why monitor.End) monitor.Exit {
+	s, w, c := sv.s, sv.w, sv.c
 	now := time.Now()
-	msg := "killing hung worker"
-	if why == "trigger" {
-		msg = "killing worker: its watchdog trigger"
-	}
-	s.log.Warn(msg, "worker", s.name, "pid", c.pid(), "event", why,
-		"seq", h.Checker().Last(), "stalled_for", h.Checker().StalledFor(now).Round(time.Millisecond))
-	e := s.stop(h, c, ended{hung: true}, why)
-	h.Segment().AddKill()
-	h.Segment().SetState(shmobj.StateKilled)
-	h.Emit(monitor.EventKill, time.Now(), describe(e.state))
-	return e
-}
-
-// stop ends the program's group (Signal, then SIGKILL) and waits until it is reaped.
-func (s *Supervisor) stop(h *monitor.Heartbeat, c *child, e ended, why string) ended {
-	term, err := c.proc.Terminate(context.Background(), proc.TerminateOptions{
-		Signal:    s.opts.Signal,
-		KillAfter: s.opts.KillAfter,
-		Group:     true,
-		Log: func(step string, attrs ...any) {
-			s.log.Warn("kill step", append([]any{"worker", s.name, "event", step, "reason", why}, attrs...)...)
-		},
-	})
+	term, err := w.Terminate(context.Background(), c.proc, why,
+		proc.TerminateOptions{Signal: s.opts.Signal, KillAfter: s.opts.KillAfter, Group: true}, now)
 	if err != nil {
 		s.log.Error("stopping worker", "worker", s.name, "pid", c.pid(), "err", err)
 	}
-	s.stopMain(c, why)
-	e.state = <-c.done
-	e.ran = time.Since(c.started)
-	s.log.Info("worker ended", "worker", s.name, "pid", c.pid(), "event", "exit", "reason", why,
-		"status", describe(e.state), "sigkill", term.Killed)
-	h.Segment().SetState(shmobj.StateExited)
-	return e
+	sv.stopMain(why, now)
+	<-c.done
+	x := monitor.Exit{End: why, Status: describe(c.state), Sigkill: term.Killed, Took: term.Took,
+		Ran: time.Since(c.started), Failed: why.Killed() || why == monitor.EndMainExit}
+	w.End(x, time.Now())
+	return x
 }
 
-// exited logs a program that ended by itself.
-func (s *Supervisor) exited(h *monitor.Heartbeat, c *child, e ended) {
-	s.stopMain(c, "exit")
-	h.Segment().SetState(shmobj.StateExited)
-	lvl := slog.LevelInfo
-	if e.failed() {
-		lvl = slog.LevelWarn
+// stopMain ends the program's main process (MAINPID=) when it outlived the program's group,
+// having left it: Signal, then SIGKILL after KillAfter.
+func (sv *supervision) stopMain(why monitor.End, now time.Time) {
+	s, c := sv.s, sv.c
+	if c.main == nil || c.main.Exited() {
+		return
 	}
-	s.log.Log(context.Background(), lvl, "worker ended", "worker", s.name, "pid", c.pid(), "event", "exit",
-		"status", describe(e.state), "ran", e.ran.Round(time.Millisecond))
-	h.Emit(monitor.EventExit, time.Now(), describe(e.state))
+	_, err := c.main.Terminate(context.Background(), proc.TerminateOptions{
+		Signal:    s.opts.Signal,
+		KillAfter: s.opts.KillAfter,
+		Log:       sv.w.KillSteps(why, now, "main", true),
+	})
+	if err != nil {
+		s.log.Error("stopping the main process", "worker", s.name, "pid", c.main.Pid(), "err", err)
+	}
+}
+
+// owner is the supervision as its requesting source (the notify protocol) sees it: every
+// method runs on the supervisor's goroutine.
+type owner struct{ sv *supervision }
+
+func (o owner) Ready(now time.Time)                        { o.sv.w.Ready(now) }
+func (o owner) Extend(now time.Time, d time.Duration) bool { return o.sv.w.Extend(now, d) }
+func (o owner) Suspend(now time.Time)                      { o.sv.w.Suspend(now) }
+func (o owner) Grace() time.Duration                       { return o.sv.w.Grace() }
+func (o owner) SetStatus(text string)                      { o.sv.w.SetStatus(text) }
+func (o owner) Beat(kind shmobj.Kind)                      { o.sv.w.Beat(kind) }
+
+// SetInterval changes the check interval, and the ticker with it.
+func (o owner) SetInterval(d time.Duration, now time.Time) error {
+	if err := o.sv.w.SetInterval(d, now); err != nil {
+		return err
+	}
+	if o.sv.tick != nil {
+		o.sv.tick.Reset(d)
+	}
+	return nil
+}
+
+// SetMain makes pid, which the program named with MAINPID=, its watched main process: only
+// the program itself or a process of its tree, never an ancestor, init or shmmon.
+func (o owner) SetMain(pid int) error {
+	c := o.sv.c
+	if pid == c.pid() {
+		if c.main != nil {
+			c.main.Close()
+			c.main = nil
+		}
+		o.sv.w.SetMain(int64(pid))
+		return nil
+	}
+	// Open first: the tree check then holds for the process the handle names.
+	p, err := proc.Open(pid)
+	if err == nil && (pid == os.Getpid() || !proc.InTree(pid, c.pid()) || p.Exited()) {
+		p.Close()
+		err = errors.New("not a live process of the program's tree")
+	}
+	if err != nil {
+		return err
+	}
+	if c.main != nil {
+		c.main.Close()
+	}
+	c.main = p
+	o.sv.w.SetMain(int64(pid))
+	return nil
 }
 
 // describe says how a process ended: "exit 0", "exit 3", "signal killed".
@@ -641,8 +699,9 @@ type child struct {
 	cmd     *exec.Cmd // nil for an adopted program, which is not ours to reap
 	proc    *proc.Process
 	started time.Time
-	done    chan *os.ProcessState // receives once the program is reaped (nil: adopted)
-	main    *proc.Process         // the process it named with MAINPID=, when not itself
+	done    chan struct{}    // closed once the program is reaped (adopted: has exited)
+	state   *os.ProcessState // how it ended, once done is closed; nil when adopted
+	main    *proc.Process    // the process it named with MAINPID=, when not itself
 }
 
 func (c *child) pid() int { return c.proc.Pid() }
@@ -655,58 +714,32 @@ func (c *child) close() {
 	}
 }
 
-// stopMain ends the program's main process (MAINPID=) when it outlived the program's group,
-// having left it: Signal, then SIGKILL after KillAfter.
-func (s *Supervisor) stopMain(c *child, why string) {
-	if c.main == nil || c.main.Exited() {
-		return
-	}
-	_, err := c.main.Terminate(context.Background(), proc.TerminateOptions{
-		Signal:    s.opts.Signal,
-		KillAfter: s.opts.KillAfter,
-		Log: func(step string, attrs ...any) {
-			s.log.Warn("kill step", append([]any{"worker", s.name, "event", step, "reason", why, "main", true}, attrs...)...)
-		},
-	})
-	if err != nil {
-		s.log.Error("stopping the main process", "worker", s.name, "pid", c.main.Pid(), "err", err)
-	}
-}
-
-// adopt supervises p, a program a previous monitor started. It is not our child: its exit is
-// seen through the pidfd, and its parent (init, or a subreaper) reaps it.
+// adopt takes hold of a program a previous monitor started (p holds it). It is not our child:
+// its exit is seen through the pidfd, and its parent (init, or a subreaper) reaps it.
 func (s *Supervisor) adopt(p *proc.Process) *child {
-	c := &child{proc: p, started: time.Now(), done: make(chan *os.ProcessState, 1)}
+	c := &child{proc: p, started: time.Now(), done: make(chan struct{})}
 	go func() {
 		p.WaitExit(context.Background(), 0)
-		c.done <- nil
+		close(c.done)
 	}()
 	return c
 }
 
-// execScript starts the program in place of the shell that runs it, with WATCHDOG_PID set
-// to the shell's pid ($$), which exec keeps: the program's own pid, which Go cannot know
-// before the fork. The program's arguments, argv[0] included, are passed unchanged.
-const execScript = `WATCHDOG_PID=$$; export WATCHDOG_PID; exec "$@"`
-
-// start starts the program in a new process group and takes hold of it through a pidfd.
-// With a notify socket the program gets systemd's watchdog handshake: NOTIFY_SOCKET,
-// WATCHDOG_USEC (the check interval) and WATCHDOG_PID (its own pid, set by execScript).
-func (s *Supervisor) start() (*child, error) {
+// start starts the program in a new process group and takes hold of it through a pidfd, with
+// SHMMON_NAME and SHMMON_INTERVAL in its environment and what the heartbeat's sources add.
+func (sv *supervision) start() (*child, error) {
+	s := sv.s
 	argv := s.opts.Command
 	// Found as exec.Cmd finds it: a missing program is a clear error, not the shell's 127.
 	if err := FindProgram(argv[0], s.opts.Dir); err != nil {
 		return nil, err
 	}
-	env := append(inheritedEnv(), s.opts.Env...)
-	env = append(env, worker.EnvName+"="+s.name, EnvInterval+"="+s.opts.Monitor.Interval.String())
 	cmd := exec.Command(argv[0], argv[1:]...)
-	if s.ntf != nil {
-		cmd = exec.Command("/bin/sh", append([]string{"-c", execScript, "shmmon-exec"}, argv...)...)
-		env = append(env, "NOTIFY_SOCKET="+s.ntf.Addr(),
-			"WATCHDOG_USEC="+strconv.FormatInt(s.opts.Monitor.Interval.Microseconds(), 10))
+	cmd.Env = append(append(inheritedEnv(), s.opts.Env...),
+		worker.EnvName+"="+s.name, EnvInterval+"="+s.opts.Monitor.Interval.String())
+	for _, p := range sv.prep {
+		p.Prepare(cmd)
 	}
-	cmd.Env = env
 	cmd.Dir = s.opts.Dir
 	cmd.Stdout, cmd.Stderr = s.opts.Stdout, s.opts.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: s.opts.Credential}
@@ -720,7 +753,7 @@ func (s *Supervisor) start() (*child, error) {
 		cmd.Wait()
 		return nil, err
 	}
-	c := &child{cmd: cmd, proc: p, started: time.Now(), done: make(chan *os.ProcessState, 1)}
+	c := &child{cmd: cmd, proc: p, started: time.Now(), done: make(chan struct{})}
 	go func() {
 		// Wait for the exit through the pidfd first, without reaping: while the program is
 		// a zombie its group id cannot be reused, so what is left of its group can be
@@ -730,7 +763,8 @@ func (s *Supervisor) start() (*child, error) {
 			s.log.Error("killing what is left of the worker's group", "worker", s.name, "pid", c.pid(), "err", err)
 		}
 		cmd.Wait()
-		c.done <- cmd.ProcessState
+		c.state = cmd.ProcessState
+		close(c.done)
 	}()
 	return c, nil
 }

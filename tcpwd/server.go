@@ -12,8 +12,6 @@ import (
 	"os"
 	"sync"
 	"time"
-
-	"github.com/shmmon/shmmon/shmobj"
 )
 
 // Defaults of [Options].
@@ -42,23 +40,27 @@ const (
 // capLogEvery is how often a connection closed over [Options.MaxConns] may be logged.
 const capLogEvery = 10 * time.Second
 
-// recheckEvery is how often a watchdog registration checks that its object is still the one
-// the name shows (a stat system call), and how often it retries attaching a missing one.
-const recheckEvery = time.Second
-
 // maxWarned bounds the problems a connection remembers having logged.
 const maxWarned = 64
 
+// Target is a worker whose name connections may register and feed.
+type Target interface {
+	// Root returns the pid of the root of the worker's process tree: the program shmmon
+	// supervises, or the process it watches; 0 while none runs. On a loopback listener,
+	// registrations are accepted only from that tree (see the package documentation): it must
+	// be a process shmmon started or was told to watch, never a pid read from something
+	// another user can write.
+	Root() int
+	// Feed is one feed of the worker: a beat of its heartbeat.
+	Feed()
+}
+
 // Options configure a [Server].
 type Options struct {
-	// Lookup reports whether name is a worker of the running configuration (ok), the only
-	// names a connection may register or feed, and the pid of the root of the worker's
-	// process tree: the program it supervises, or the process it watches; 0 while none
-	// runs. On a loopback listener, registrations are accepted only from that tree (see the
-	// package documentation): the root must be a process shmmon started or was told to
-	// watch, never a pid read from something another user can write. Required. It is called
-	// from many goroutines and must not block.
-	Lookup func(name string) (root int, ok bool)
+	// Lookup returns the worker of name, and whether there is one: the only names a
+	// connection may register or feed. Required. It is called from many goroutines and must
+	// not block; so are the Target's methods.
+	Lookup func(name string) (Target, bool)
 	// Logger receives the server's log lines (keys worker, event, remote, err); nil discards
 	// them.
 	Logger *slog.Logger
@@ -124,18 +126,12 @@ type receiver struct {
 	root int
 }
 
-// dog is the watchdog registration of one name: the connection that may feed it, the root
-// of the worker's tree it was verified for (0 on a listener that does not verify), and the
-// worker's object. s.mu guards it.
+// dog is the watchdog registration of one name: the connection that may feed it and the root
+// of the worker's tree it was verified for (0 on a listener that does not verify). s.mu
+// guards it.
 type dog struct {
-	name     string
-	owner    *conn
-	root     int
-	seg      *shmobj.Segment // nil while the object cannot be attached
-	checked  time.Time       // last check of seg, or attach attempt
-	failing  bool            // the last attach failed (logged once)
-	faulted  bool            // the last beat faulted: attach again at the next check
-	feedsOff bool            // a beat error was logged
+	owner *conn
+	root  int
 }
 
 // NewServer returns a server with opts. It fails when opts.Lookup is nil or a value is
@@ -339,16 +335,16 @@ func (s *Server) packet(cn *conn, p *Packet, raw []byte) bool {
 		s.forward(cn, p, raw)
 		return true
 	}
-	root, ok := s.opts.Lookup(p.Source)
+	t, ok := s.opts.Lookup(p.Source)
 	if !ok {
 		s.refuse(cn, p, errors.New("not a worker of the config"))
 		return false
 	}
 	if p.Cmd == CmdWatchdog && p.Wdt == WdtFeed {
-		s.feed(cn, p.Source, root)
+		s.feed(cn, p.Source, t)
 		return true
 	}
-	return s.register(cn, p, root)
+	return s.register(cn, p, t.Root())
 }
 
 // refuse logs a refused registration or feed; the connection is then closed.
@@ -391,14 +387,9 @@ func (s *Server) register(cn *conn, p *Packet, root int) bool {
 		return true
 	}
 	old := s.dogs[p.Source]
-	if old != nil {
-		old.close()
-	}
-	d := &dog{name: p.Source, owner: cn, root: root}
-	s.dogs[p.Source] = d
+	s.dogs[p.Source] = &dog{owner: cn, root: root}
 	s.log.Info("tcp watchdog: watchdog registered", "worker", p.Source, "remote", cn.remote,
 		"event", "tcp-register", "replaced", old != nil && old.owner != cn)
-	d.check(s.log, time.Now())
 	return true
 }
 
@@ -445,24 +436,26 @@ func (s *Server) verifyPeer(cn *conn, p *Packet, root int) (int, error) {
 		if !time.Now().Before(deadline) {
 			return 0, why
 		}
-		t := time.NewTimer(verifyPoll)
+		timer := time.NewTimer(verifyPoll)
 		select {
 		case <-s.stopping:
-			t.Stop()
+			timer.Stop()
 			return 0, errors.New("the server is stopping")
-		case <-t.C:
+		case <-timer.C:
 		}
-		var ok bool
-		if root, ok = s.opts.Lookup(p.Source); !ok {
+		t, ok := s.opts.Lookup(p.Source)
+		if !ok {
 			return 0, errors.New("no longer a worker of the config")
 		}
+		root = t.Root()
 	}
 }
 
-// feed beats the object of the worker name, whose tree root leads now, if cn holds its
-// watchdog registration; on a loopback listener, one made for that tree. Other feeds are
-// dropped (logged once per connection).
-func (s *Server) feed(cn *conn, name string, root int) {
+// feed feeds the worker t of name if cn holds its watchdog registration; on a loopback
+// listener, one made for the tree t's root leads now. Other feeds are dropped (logged once
+// per connection). The feed is made under s.mu, so no feed of a worker follows its removal
+// from Lookup by more than the one under way.
+func (s *Server) feed(cn *conn, name string, t Target) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := s.dogs[name]
@@ -470,12 +463,12 @@ func (s *Server) feed(cn *conn, name string, root int) {
 	case d == nil || d.owner != cn:
 		s.warnOnce(cn, "feed "+name, "tcp watchdog: feed of a name not registered on this connection; dropped",
 			"worker", name, "remote", cn.remote, "event", "tcp-feed-dropped")
-	case s.verify && d.root != root:
+	case s.verify && d.root != t.Root():
 		// A process of an earlier run of the worker must not beat for the one running now.
 		s.warnOnce(cn, "feed "+name, "tcp watchdog: feed of a registration made for an earlier process of the worker; dropped",
 			"worker", name, "remote", cn.remote, "event", "tcp-feed-dropped")
 	default:
-		d.feed(s.log, time.Now())
+		t.Feed()
 	}
 }
 
@@ -534,79 +527,8 @@ func (s *Server) drop(cn *conn) {
 	}
 	for name, d := range s.dogs {
 		if d.owner == cn {
-			d.close()
 			delete(s.dogs, name)
 			s.log.Info("tcp watchdog: watchdog unregistered (connection closed)", "worker", name, "remote", cn.remote, "event", "tcp-unregister")
 		}
-	}
-}
-
-// feed beats d's object. s.mu must be held.
-func (d *dog) feed(log *slog.Logger, now time.Time) {
-	if now.Sub(d.checked) >= recheckEvery {
-		d.check(log, now)
-	}
-	if d.seg == nil || d.faulted {
-		return // until the next check attaches it
-	}
-	err := d.seg.Beat()
-	if err == nil {
-		err = d.seg.SetKind(shmobj.KindSocket)
-	}
-	if err != nil {
-		// A fault: the object shrank under the mapping. The next check attaches it again.
-		d.faulted = true
-		if !d.feedsOff {
-			log.Warn("tcp watchdog: cannot beat the worker's object", "worker", d.name, "event", "tcp-beat-failed", "err", err)
-			d.feedsOff = true
-		}
-		return
-	}
-	d.feedsOff = false
-}
-
-// check makes sure d's object is the one its name shows now, attaching it (again) when it is
-// not. s.mu must be held.
-func (d *dog) check(log *slog.Logger, now time.Time) {
-	d.checked = now
-	if d.seg != nil {
-		why := d.seg.Verify()
-		if why == nil && !d.faulted {
-			if retired, err := d.seg.Retired(); err != nil || retired {
-				why = errors.New("retired by its monitor")
-				if err != nil {
-					why = err
-				}
-			}
-		}
-		if why == nil && !d.faulted {
-			return
-		}
-		if why == nil {
-			why = errors.New("memory fault")
-		}
-		log.Info("tcp watchdog: the worker's object changed; attaching it again", "worker", d.name, "event", "tcp-reattach", "err", why)
-		d.close()
-	}
-	seg, err := shmobj.Attach(d.name)
-	if err != nil {
-		if !d.failing {
-			log.Warn("tcp watchdog: cannot attach the worker's object; retrying every second", "worker", d.name,
-				"event", "tcp-attach-failed", "err", err)
-			d.failing = true
-		}
-		return
-	}
-	if d.failing {
-		log.Info("tcp watchdog: attached the worker's object", "worker", d.name, "event", "tcp-attach")
-	}
-	d.seg, d.failing, d.faulted = seg, false, false
-}
-
-// close releases d's object. s.mu must be held.
-func (d *dog) close() {
-	if d.seg != nil {
-		d.seg.Close()
-		d.seg = nil
 	}
 }

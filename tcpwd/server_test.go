@@ -49,12 +49,7 @@ func serveOn(t *testing.T, ln net.Listener, opts Options, workers ...string) *te
 	t.Helper()
 	ts := &testServer{log: &testlog.Buffer{}}
 	if opts.Lookup == nil {
-		opts.Lookup = func(name string) (int, bool) {
-			if slices.Contains(workers, name) {
-				return os.Getpid(), true
-			}
-			return 0, false
-		}
+		opts.Lookup = lookup(os.Getpid, workers...)
 	}
 	opts.Logger = slog.New(slog.NewTextHandler(ts.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := NewServer(opts)
@@ -86,6 +81,33 @@ func serveOn(t *testing.T, ln net.Listener, opts Options, workers ...string) *te
 		}
 	})
 	return ts
+}
+
+// testTarget is a worker of the tests: its process tree is root's, and each feed beats its
+// object (attached for the feed, so that it follows the object published under the name).
+type testTarget struct {
+	name string
+	root func() int
+}
+
+func (w testTarget) Root() int { return w.root() }
+
+func (w testTarget) Feed() {
+	if seg, err := shmobj.Attach(w.name); err == nil {
+		seg.Beat()
+		seg.SetKind(shmobj.KindSocket)
+		seg.Close()
+	}
+}
+
+// lookup is the Lookup of the workers names, whose trees are root's.
+func lookup(root func() int, names ...string) func(string) (Target, bool) {
+	return func(name string) (Target, bool) {
+		if slices.Contains(names, name) {
+			return testTarget{name: name, root: root}, true
+		}
+		return nil, false
+	}
 }
 
 // waitLog waits until the server logged a line containing every one of subs.
@@ -444,7 +466,7 @@ func TestNewestRegistrationWinsElsewhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := serveOn(t, elsewhere{ln}, Options{Lookup: func(n string) (int, bool) { return 0, n == name }}, name)
+	ts := serveOn(t, elsewhere{ln}, Options{Lookup: lookup(func() int { return 0 }, name)}, name)
 	ts.addr = ln.Addr().String()
 	ts.waitLog(t, "event=tcp-unverified")
 	first, second := dial(t, ts), dial(t, ts)
@@ -464,51 +486,6 @@ func TestNewestRegistrationWinsElsewhere(t *testing.T) {
 	}
 	if n := seq(t, seg); n != 1 {
 		t.Errorf("sequence %d, want 1 (only the newest registration feeds)", n)
-	}
-}
-
-// TestReattach: the worker's object is published again (as its monitor does after a
-// restart): within about a second the feeds land in the new one.
-func TestReattach(t *testing.T) {
-	name := objectName(t, "ra")
-	old := publish(t, name)
-	ts := startServer(t, Options{}, name)
-	c := dial(t, ts)
-	c.register(name)
-	c.feed(name)
-	waitSeq(t, old, 1)
-
-	fresh := publish(t, name) // retires and replaces old
-	deadline := time.Now().Add(wait)
-	for seq(t, fresh) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("feeds never reached the new object")
-		}
-		c.feed(name)
-		time.Sleep(20 * time.Millisecond)
-	}
-	ts.waitLog(t, "event=tcp-reattach", "worker="+name)
-
-	// Removed: feeds are harmless, and it is attached again once it is back.
-	shmobj.Remove(name)
-	deadline = time.Now().Add(wait)
-	for !strings.Contains(ts.log.String(), "removed") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the removal was never noticed")
-		}
-		c.feed(name)
-		time.Sleep(20 * time.Millisecond)
-	}
-	ts.waitLog(t, "event=tcp-reattach", "worker="+name, "removed")
-	ts.waitLog(t, "event=tcp-attach-failed", "worker="+name)
-	back := publish(t, name)
-	deadline = time.Now().Add(wait)
-	for seq(t, back) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("feeds never reached the object published again")
-		}
-		c.feed(name)
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -579,7 +556,7 @@ func TestGarbage(t *testing.T) {
 }
 
 func TestNewServerRejects(t *testing.T) {
-	every := func(string) (int, bool) { return 0, true }
+	every := func(string) (Target, bool) { return testTarget{root: func() int { return 0 }}, true }
 	for _, o := range []Options{{}, {Lookup: every, QueueLen: -1}, {Lookup: every, WriteTimeout: -time.Second},
 		{Lookup: every, PacketTimeout: -time.Second}, {Lookup: every, MaxConns: -1}} {
 		if _, err := NewServer(o); err == nil || !strings.HasPrefix(err.Error(), "tcpwd: ") {

@@ -47,7 +47,7 @@ func TestRefusedOutsideTree(t *testing.T) {
 	}
 	defer ln.Close()
 	other, _ := startHelper(t, nil, "client", ln.Addr().String())
-	ts := startServer(t, Options{Lookup: func(string) (int, bool) { return other.Pid(), true }}, name)
+	ts := startServer(t, Options{Lookup: lookup(other.Pid, name)}, name)
 	c := dial(t, ts)
 	began := time.Now()
 	c.send(Packet{Cmd: CmdWatchdog, Wdt: WdtRegister, Source: name})
@@ -64,7 +64,7 @@ func TestRegistrationWaitsForProcess(t *testing.T) {
 	name := objectName(t, "wp")
 	seg := publish(t, name)
 	var root atomic.Int64
-	ts := startServer(t, Options{Lookup: func(string) (int, bool) { return int(root.Load()), true }}, name)
+	ts := startServer(t, Options{Lookup: lookup(func() int { return int(root.Load()) }, name)}, name)
 	c := dial(t, ts)
 	c.register(name)
 	c.feed(name)
@@ -83,7 +83,7 @@ func TestRestartedWorkerTakesOver(t *testing.T) {
 	seg := publish(t, name)
 	var root atomic.Int64
 	root.Store(int64(os.Getpid()))
-	ts := startServer(t, Options{Lookup: func(string) (int, bool) { return int(root.Load()), true }}, name)
+	ts := startServer(t, Options{Lookup: lookup(func() int { return int(root.Load()) }, name)}, name)
 	old := dial(t, ts)
 	old.register(name)
 	old.feed(name)

@@ -109,8 +109,9 @@ func serveAction(c *cli.Context) error {
 	if err := f.SetTCPWatchdog(file.TCPWatchdog); err != nil {
 		return failf(c, "%s", strings.TrimPrefix(err.Error(), "fleet: "))
 	}
-	ch := f.Apply(file.Workers)
+	// The table first: workers of heartbeat "proctab" read it.
 	f.SetProctab(file.Proctab)
+	ch := f.Apply(file.Workers)
 	// Starting thousands of workers leaves garbage (the parsed file, publishing) that a
 	// monitor whose checks allocate nothing would keep mapped for its whole life.
 	debug.FreeOSMemory()
@@ -174,8 +175,8 @@ func serveAction(c *cli.Context) error {
 			log.Warn("[serve] listen changed: restart serve to apply it", "config", path, "listen", file.Serve.Listen,
 				"serving", listen, "event", "listen-changed")
 		}
-		ch := f.Apply(file.Workers)
 		f.SetProctab(file.Proctab)
+		ch := f.Apply(file.Workers)
 		if err := f.SetTCPWatchdog(file.TCPWatchdog); err != nil {
 			log.Error("tcp watchdog not running; the next reload tries again", "config", path, "event", "tcp-listen-failed", "err", err)
 		}
