@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/worker"
@@ -218,8 +218,8 @@ func objectName(t *testing.T) string {
 type process struct {
 	label  string
 	cmd    *exec.Cmd
-	stdout testlog.Buffer
-	stderr testlog.Buffer
+	stdout testkit.Buffer
+	stderr testkit.Buffer
 	done   chan struct{} // closed once Wait returned
 }
 
@@ -307,7 +307,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 }
 
 // waitLine waits for a line of b that contains want and returns it.
-func waitLine(t *testing.T, b *testlog.Buffer, timeout time.Duration, want string) string {
+func waitLine(t *testing.T, b *testkit.Buffer, timeout time.Duration, want string) string {
 	t.Helper()
 	var found string
 	waitFor(t, timeout, fmt.Sprintf("a line containing %q", want), func() bool {

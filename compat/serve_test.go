@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 )
@@ -271,7 +271,7 @@ func TestServeNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	var msgs testlog.Buffer
+	var msgs testkit.Buffer
 	go func() {
 		buf := make([]byte, 4096)
 		for {

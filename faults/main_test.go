@@ -18,7 +18,6 @@ import (
 
 	"github.com/shmmon/shmmon/internal/badactor"
 	"github.com/shmmon/shmmon/internal/testkit"
-	"github.com/shmmon/shmmon/internal/testlog"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/worker"
@@ -306,8 +305,8 @@ func tagged(tag string) []int {
 type process struct {
 	label  string
 	cmd    *exec.Cmd
-	stdout testlog.Buffer
-	stderr testlog.Buffer
+	stdout testkit.Buffer
+	stderr testkit.Buffer
 	done   chan struct{}
 }
 
@@ -459,7 +458,7 @@ type kill struct {
 }
 
 // kills returns the kills a run or serve logged ("killing hung worker").
-func kills(b *testlog.Buffer) []kill {
+func kills(b *testkit.Buffer) []kill {
 	var ks []kill
 	for _, l := range linesWith(b.Lines(), `msg="killing hung worker"`) {
 		var k kill

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/shmmon/shmmon/config"
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/worker"
 )
@@ -73,8 +73,8 @@ func testWorker(t *testing.T, name, mode, extra string) config.Worker {
 	return f.Workers[0]
 }
 
-func newFleet(t *testing.T) (*Fleet, *testlog.Buffer) {
-	var b testlog.Buffer
+func newFleet(t *testing.T) (*Fleet, *testkit.Buffer) {
+	var b testkit.Buffer
 	f := New(slog.New(slog.NewTextHandler(&b, nil)))
 	t.Cleanup(f.Stop)
 	return f, &b
@@ -190,7 +190,7 @@ func TestHangRestart(t *testing.T) {
 }
 
 // lineTime returns the time of the first log line containing word.
-func lineTime(t *testing.T, log *testlog.Buffer, word string) time.Time {
+func lineTime(t *testing.T, log *testkit.Buffer, word string) time.Time {
 	t.Helper()
 	for _, l := range log.Lines() {
 		if strings.Contains(l, word) {

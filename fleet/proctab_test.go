@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/shmmon/shmmon/config"
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proctab"
 )
 
@@ -41,7 +41,7 @@ func TestProctabLockTimeout(t *testing.T) {
 	}
 	t.Cleanup(func() { tab.Remove(); tab.Close() })
 
-	var logs testlog.Buffer
+	var logs testkit.Buffer
 	f := New(slog.New(slog.NewTextHandler(&logs, nil)))
 	t.Cleanup(f.Stop)
 	if h := f.ProctabHealth(); h.Sweeping {

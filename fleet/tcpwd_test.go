@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/shmmon/shmmon/config"
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/tcpwd"
 	"github.com/shmmon/shmmon/worker"
 )
@@ -87,7 +87,7 @@ func startHolder(t *testing.T, name string, c net.Conn) *exec.Cmd {
 // a worker watches, survives an unchanged config, refuses the name once the worker has left
 // the config, and listens again when its address changes.
 func TestTCPWatchdog(t *testing.T) {
-	var log testlog.Buffer
+	var log testkit.Buffer
 	f := New(slog.New(slog.NewTextHandler(&log, nil)))
 	defer f.Stop()
 	name := shortName(t, "tw")

@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proc"
 )
 
-func newRunner(max int) (*Runner, *testlog.Buffer) {
-	var b testlog.Buffer
+func newRunner(max int) (*Runner, *testkit.Buffer) {
+	var b testkit.Buffer
 	return &Runner{Logger: slog.New(slog.NewTextHandler(&b, nil)), MaxPerWorker: max}, &b
 }
 

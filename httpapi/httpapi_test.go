@@ -24,7 +24,7 @@ import (
 
 	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/fleet"
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/worker"
@@ -127,7 +127,7 @@ func TestFleetEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log testlog.Buffer
+	var log testkit.Buffer
 	f := fleet.New(slog.New(slog.NewTextHandler(&log, nil)))
 	defer f.Stop()
 	s := New(f)

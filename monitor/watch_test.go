@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 )
@@ -39,8 +39,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func newLog() (*testlog.Buffer, *slog.Logger) {
-	b := &testlog.Buffer{}
+func newLog() (*testkit.Buffer, *slog.Logger) {
+	b := &testkit.Buffer{}
 	return b, slog.New(slog.NewTextHandler(b, nil))
 }
 

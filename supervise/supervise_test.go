@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
@@ -103,7 +103,7 @@ func TestMain(m *testing.M) {
 type running struct {
 	s    *Supervisor
 	name string
-	logs *testlog.Buffer
+	logs *testkit.Buffer
 	out  Outcome
 	err  error
 	done chan struct{}
@@ -126,7 +126,7 @@ func supervise(t *testing.T, mode string, opts Options) *running {
 	if opts.KillAfter == 0 {
 		opts.KillAfter = 200 * time.Millisecond
 	}
-	logs := &testlog.Buffer{}
+	logs := &testkit.Buffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	s, err := New(name, opts)
 	if err != nil {
@@ -442,7 +442,7 @@ func TestNewRejects(t *testing.T) {
 }
 
 func TestCannotStart(t *testing.T) {
-	logs := &testlog.Buffer{}
+	logs := &testkit.Buffer{}
 	name := fmt.Sprintf("shmmon-sup-test-%d-nostart", os.Getpid())
 	defer shmobj.Remove(name)
 	s, err := New(name, Options{Command: []string{"/nonexistent/program"}, Restart: Never, Logger: slog.New(slog.NewTextHandler(logs, nil))})

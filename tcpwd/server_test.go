@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -29,7 +29,7 @@ const wait = 10 * time.Second
 type testServer struct {
 	s    *Server
 	addr string
-	log  *testlog.Buffer
+	log  *testkit.Buffer
 }
 
 // startServer serves on a loopback port until the test ends; workers are the names it
@@ -47,7 +47,7 @@ func startServer(t *testing.T, opts Options, workers ...string) *testServer {
 // serveOn is startServer on the listener ln.
 func serveOn(t *testing.T, ln net.Listener, opts Options, workers ...string) *testServer {
 	t.Helper()
-	ts := &testServer{log: &testlog.Buffer{}}
+	ts := &testServer{log: &testkit.Buffer{}}
 	if opts.Lookup == nil {
 		opts.Lookup = func(name string) (int, bool) {
 			if slices.Contains(workers, name) {

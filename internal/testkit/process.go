@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/shmmon/shmmon/internal/testlog"
 )
 
 // Process is a program started by a test with [Start]. Its output is kept in Stdout and
@@ -20,8 +18,8 @@ import (
 type Process struct {
 	Label  string // what it is and its pid, for messages
 	Cmd    *exec.Cmd
-	Stdout testlog.Buffer
-	Stderr testlog.Buffer
+	Stdout Buffer
+	Stderr Buffer
 	done   chan struct{} // closed once Wait returned
 }
 
@@ -119,7 +117,7 @@ func (p *Process) Wait(t testing.TB, timeout time.Duration) *os.ProcessState {
 }
 
 // WaitLine waits up to timeout for a line of b that contains want and returns it.
-func WaitLine(t testing.TB, b *testlog.Buffer, timeout time.Duration, want string) string {
+func WaitLine(t testing.TB, b *Buffer, timeout time.Duration, want string) string {
 	t.Helper()
 	var found string
 	WaitFor(t, timeout, fmt.Sprintf("a line containing %q", want), func() bool {

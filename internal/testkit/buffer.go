@@ -1,6 +1,4 @@
-// Package testlog is a log sink for tests that run monitors: a buffer that many goroutines
-// (a logger, a process's output copier) write while the test reads it.
-package testlog
+package testkit
 
 import (
 	"bytes"
@@ -8,8 +6,9 @@ import (
 	"sync"
 )
 
-// Buffer collects what is written to it; it is safe for concurrent use. The zero value is
-// ready to use.
+// Buffer is a log sink for tests that run monitors: it collects what many goroutines (a
+// logger, a process's output copier) write while the test reads it. It is safe for concurrent
+// use; the zero value is ready to use.
 type Buffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
