@@ -102,14 +102,14 @@ func TestTCPWatchdog(t *testing.T) {
 	defer c.Close()
 	holder := startHolder(t, name, c)
 	f.Apply([]config.Worker{watchedWorker(t, name, "pid = "+strconv.Itoa(holder.Process.Pid), "3s")})
-	waitFor(t, 5*time.Second, "the watched process as the worker's root", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the watched process as the worker's root", func() bool {
 		root, ok := f.WorkerRoot(name)
 		return ok && root == holder.Process.Pid
 	})
 
 	b, _ := tcpwd.Packet{Cmd: tcpwd.CmdReceive, Source: name}.MarshalBinary()
 	c.Write(b)
-	waitFor(t, 5*time.Second, "the registration", func() bool { return strings.Contains(log.String(), "event=tcp-receiver") })
+	testkit.WaitFor(t, 5*time.Second, "the registration", func() bool { return strings.Contains(log.String(), "event=tcp-receiver") })
 	if err := f.SetTCPWatchdog(&config.TCPWatchdog{Listen: first.Listen, MaxConnections: 10}); err != nil {
 		t.Fatal(err)
 	}
@@ -195,15 +195,15 @@ func TestWorkerRoot(t *testing.T) {
 			return ok && root != 0 && root == want()
 		}
 	}
-	waitFor(t, 10*time.Second, "the first program as the root", rootIs(supervised, func() int { return startedPid(1) }))
-	waitFor(t, 10*time.Second, "the watched process as the root", rootIs(watched, func() int { return beater.Process.Pid }))
-	waitFor(t, 20*time.Second, "the restarted program as the root", rootIs(supervised, func() int { return startedPid(2) }))
+	testkit.WaitFor(t, 10*time.Second, "the first program as the root", rootIs(supervised, func() int { return startedPid(1) }))
+	testkit.WaitFor(t, 10*time.Second, "the watched process as the root", rootIs(watched, func() int { return beater.Process.Pid }))
+	testkit.WaitFor(t, 20*time.Second, "the restarted program as the root", rootIs(supervised, func() int { return startedPid(2) }))
 	if startedPid(1) == startedPid(2) {
 		t.Fatalf("the restart kept pid %d", startedPid(1))
 	}
 
 	beater.Process.Kill()
-	waitFor(t, 5*time.Second, "no root once the watched process ended", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "no root once the watched process ended", func() bool {
 		root, ok := f.WorkerRoot(watched)
 		return ok && root == 0
 	})

@@ -92,7 +92,7 @@ func serveOn(t *testing.T, ln net.Listener, opts Options, workers ...string) *te
 func (ts *testServer) waitLog(t *testing.T, subs ...string) string {
 	t.Helper()
 	var line string
-	waitFor(t, fmt.Sprintf("a log line with %q", subs), func() bool {
+	testkit.WaitFor(t, wait, fmt.Sprintf("a log line with %q", subs), func() bool {
 		for _, l := range ts.log.Lines() {
 			if containsAll(l, subs) {
 				line = l
@@ -122,17 +122,6 @@ func containsAll(s string, subs []string) bool {
 		}
 	}
 	return true
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", wait, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // objectName returns a name for an object of this test: names fit a packet's 9 bytes, so
@@ -235,7 +224,7 @@ func seq(t *testing.T, seg *shmobj.Segment) uint64 {
 // waitSeq waits until the object's sequence reaches n.
 func waitSeq(t *testing.T, seg *shmobj.Segment, n uint64) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("sequence %d in %s", n, seg.Name()), func() bool { return seq(t, seg) >= n })
+	testkit.WaitFor(t, wait, fmt.Sprintf("sequence %d in %s", n, seg.Name()), func() bool { return seq(t, seg) >= n })
 }
 
 func TestFeedBeats(t *testing.T) {
@@ -380,7 +369,7 @@ func TestDisconnectUnregisters(t *testing.T) {
 	c.feed(name)
 	waitSeq(t, seg, 1)
 	c.c.Close()
-	waitFor(t, "the registrations to go", func() bool {
+	testkit.WaitFor(t, wait, "the registrations to go", func() bool {
 		ts.s.mu.Lock()
 		defer ts.s.mu.Unlock()
 		return len(ts.s.receivers)+len(ts.s.dogs)+len(ts.s.conns) == 0
@@ -535,7 +524,7 @@ func TestSlowReceiver(t *testing.T) {
 		n++
 	}
 	waitSeq(t, segB, n)
-	waitFor(t, "the slow receiver's connection to end", func() bool {
+	testkit.WaitFor(t, wait, "the slow receiver's connection to end", func() bool {
 		ts.s.mu.Lock()
 		defer ts.s.mu.Unlock()
 		return len(ts.s.conns) == 1 && ts.s.receivers[a].c == nil
