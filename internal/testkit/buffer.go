@@ -40,3 +40,12 @@ func (b *Buffer) Lines() []string {
 
 // Count returns how many times sub was written.
 func (b *Buffer) Count(sub string) int { return strings.Count(b.String(), sub) }
+
+// Tail returns the last n bytes written, after "...\n" when earlier ones were left out.
+func (b *Buffer) Tail(n int) string {
+	s := b.String()
+	if len(s) <= n {
+		return s
+	}
+	return "...\n" + s[len(s)-n:]
+}
