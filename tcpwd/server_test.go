@@ -468,37 +468,25 @@ func TestReattach(t *testing.T) {
 	waitSeq(t, old, 1)
 
 	fresh := publish(t, name) // retires and replaces old
-	deadline := time.Now().Add(wait)
-	for seq(t, fresh) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("feeds never reached the new object")
-		}
+	testkit.WaitFor(t, wait, "the feeds to reach the new object", func() bool {
 		c.feed(name)
-		time.Sleep(20 * time.Millisecond)
-	}
+		return seq(t, fresh) > 0
+	})
 	ts.waitLog(t, "event=tcp-reattach", "worker="+name)
 
 	// Removed: feeds are harmless, and it is attached again once it is back.
 	shmobj.Remove(name)
-	deadline = time.Now().Add(wait)
-	for !strings.Contains(ts.log.String(), "removed") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the removal was never noticed")
-		}
+	testkit.WaitFor(t, wait, "the removal to be noticed", func() bool {
 		c.feed(name)
-		time.Sleep(20 * time.Millisecond)
-	}
+		return strings.Contains(ts.log.String(), "removed")
+	})
 	ts.waitLog(t, "event=tcp-reattach", "worker="+name, "removed")
 	ts.waitLog(t, "event=tcp-attach-failed", "worker="+name)
 	back := publish(t, name)
-	deadline = time.Now().Add(wait)
-	for seq(t, back) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("feeds never reached the object published again")
-		}
+	testkit.WaitFor(t, wait, "the feeds to reach the object published again", func() bool {
 		c.feed(name)
-		time.Sleep(20 * time.Millisecond)
-	}
+		return seq(t, back) > 0
+	})
 }
 
 // TestSlowReceiver: a receiver that does not read is disconnected; its sender is never
