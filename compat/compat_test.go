@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/worker"
@@ -58,9 +58,7 @@ func TestMain(m *testing.M) {
 		os.Exit(workerMain(mode))
 	}
 	code := m.Run()
-	if build.dir != "" {
-		os.RemoveAll(build.dir)
-	}
+	testkit.Cleanup()
 	os.Exit(code)
 }
 
@@ -112,12 +110,9 @@ func workerMain(mode string) int {
 	return 0
 }
 
-// build holds the programs the scenarios run, built once per test binary.
+// build holds the C and C++ peers of the scenarios, built once per test binary.
 var build struct {
 	once         sync.Once
-	dir          string // temporary directory of the shmmon binary
-	shmmon       string
-	shmmonErr    error
 	boostWorker  string
 	boostChecker string
 	sdNotify     string // the C notify client (libsystemd)
@@ -128,18 +123,9 @@ var build struct {
 func buildAll() {
 	root, err := filepath.Abs("..")
 	if err != nil {
-		build.shmmonErr, build.boostErr = err, err
+		build.boostErr = err
 		return
 	}
-	build.dir, build.shmmonErr = os.MkdirTemp("", "shmmon-compat-")
-	if build.shmmonErr == nil {
-		build.shmmon = filepath.Join(build.dir, "shmmon")
-		cmd := exec.Command("go", "build", "-o", build.shmmon, "github.com/shmmon/shmmon/cmd/shmmon")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			build.shmmonErr = fmt.Errorf("go build ./cmd/shmmon: %v\n%s", err, out)
-		}
-	}
-
 	const header = "/usr/include/boost/interprocess/shared_memory_object.hpp"
 	if _, err := exec.LookPath("g++"); err != nil {
 		build.boostMissing = "g++ is not installed (apt-get install g++ libboost-dev, or make deps)"
@@ -165,16 +151,6 @@ func buildAll() {
 	build.sdNotify = filepath.Join(root, "compat", "bin", "sdnotify_client")
 }
 
-// needShmmon returns the path of the shmmon command, built for this test binary.
-func needShmmon(t *testing.T) string {
-	t.Helper()
-	build.once.Do(buildAll)
-	if build.shmmonErr != nil {
-		t.Fatal(build.shmmonErr)
-	}
-	return build.shmmon
-}
-
 // boost are the paths of the C++ peers.
 type boost struct{ worker, checker string }
 
@@ -184,12 +160,7 @@ type boost struct{ worker, checker string }
 func needBoost(t *testing.T) boost {
 	t.Helper()
 	build.once.Do(buildAll)
-	if build.boostMissing != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("compat: %s; CI=true, so this is a failure (CI must install them)", build.boostMissing)
-		}
-		t.Skipf("compat: %s", build.boostMissing)
-	}
+	testkit.Require(t, build.boostMissing == "", "compat: "+build.boostMissing)
 	if build.boostErr != nil {
 		t.Fatal(build.boostErr)
 	}
@@ -201,7 +172,7 @@ func needBoost(t *testing.T) boost {
 // in, first out, and this one is registered before any process is started).
 func objectName(t *testing.T) string {
 	t.Helper()
-	name := fmt.Sprintf("shmmon-compat-%d-%s", os.Getpid(), strings.NewReplacer("/", "-", " ", "_").Replace(t.Name()))
+	name := testkit.Name(t, "shmmon-compat")
 	if err := shmobj.ValidateName(name); err != nil {
 		t.Fatal(err)
 	}
@@ -213,133 +184,17 @@ func objectName(t *testing.T) string {
 	return name
 }
 
-// process is a program started by a test. It is killed (SIGKILL, then SIGCONT in case it was
-// stopped) and reaped when the test ends.
-type process struct {
-	label  string
-	cmd    *exec.Cmd
-	stdout testlog.Buffer
-	stderr testlog.Buffer
-	done   chan struct{} // closed once Wait returned
-}
-
-// start starts path with args and env added to the test's environment.
-func start(t *testing.T, label string, env []string, path string, args ...string) *process {
+// start starts path with args and env added to the test's environment (see [testkit.Start]).
+func start(t *testing.T, label string, env []string, path string, args ...string) *testkit.Process {
 	t.Helper()
-	p := &process{label: label, cmd: exec.Command(path, args...), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	// Should the test binary itself die (a timeout panic), take the processes with it.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	// A monitor's workers inherit its output pipes and may outlive it (a SIGKILLed serve):
-	// once the process itself has ended, do not wait for them to close the pipes.
-	p.cmd.WaitDelay = time.Second
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", label, err)
-	}
-	p.label = fmt.Sprintf("%s (pid %d)", label, p.cmd.Process.Pid)
-	go func() {
-		p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		p.cmd.Process.Signal(syscall.SIGCONT)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("%s did not die 10 s after SIGKILL", p.label)
-		}
-		// A watch killed while publishing may leave its temporary object.
-		if tmp, _ := filepath.Glob(fmt.Sprintf("%s/.shmmon-%d-*", shmobj.Dir, p.cmd.Process.Pid)); len(tmp) > 0 {
-			for _, f := range tmp {
-				os.Remove(f)
-			}
-		}
-		if t.Failed() {
-			t.Logf("%s %s\n--- stdout:\n%s--- stderr:\n%s", p.label, strings.Join(p.cmd.Args, " "), p.stdout.String(), p.stderr.String())
-		}
-	})
-	return p
-}
-
-func (p *process) pid() int { return p.cmd.Process.Pid }
-
-// running reports whether the process has not exited yet.
-func (p *process) running() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
-
-func (p *process) signal(t *testing.T, sig syscall.Signal) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("sending %v to %s: %v", sig, p.label, err)
-	}
-}
-
-// wait waits up to timeout for the process to exit and returns how it ended.
-func (p *process) wait(t *testing.T, timeout time.Duration) *os.ProcessState {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState
-	case <-time.After(timeout):
-		t.Fatalf("%s still running after %v", p.label, timeout)
-		return nil
-	}
-}
-
-// waitFor polls cond every 10 ms until it holds, and fails the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// waitLine waits for a line of b that contains want and returns it.
-func waitLine(t *testing.T, b *testlog.Buffer, timeout time.Duration, want string) string {
-	t.Helper()
-	var found string
-	waitFor(t, timeout, fmt.Sprintf("a line containing %q", want), func() bool {
-		for _, l := range b.Lines() {
-			if strings.Contains(l, want) {
-				found = l
-				return true
-			}
-		}
-		return false
-	})
-	return found
-}
-
-// linesWith returns the lines that contain every one of words.
-func linesWith(lines []string, words ...string) []string {
-	var out []string
-next:
-	for _, l := range lines {
-		for _, w := range words {
-			if !strings.Contains(l, w) {
-				continue next
-			}
-		}
-		out = append(out, l)
-	}
-	return out
+	cmd := exec.Command(path, args...)
+	cmd.Env = append(os.Environ(), env...)
+	return testkit.Start(t, label, cmd)
 }
 
 // startGoWorker starts the test binary as a Go worker of name ("open" or "pkg" mode) and
 // waits for its "ready".
-func startGoWorker(t *testing.T, name, mode string) *process {
+func startGoWorker(t *testing.T, name, mode string) *testkit.Process {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -350,33 +205,33 @@ func startGoWorker(t *testing.T, name, mode string) *process {
 		worker.EnvName + "=" + name,
 		envPeriod + "=" + strconv.Itoa(int(beatPeriod/time.Millisecond)),
 	}, exe)
-	waitLine(t, &p.stdout, startTimeout, "ready")
+	testkit.WaitLine(t, &p.Stdout, startTimeout, "ready")
 	return p
 }
 
 // startBoostWorker starts the C++ worker of name.
-func startBoostWorker(t *testing.T, name string) *process {
+func startBoostWorker(t *testing.T, name string) *testkit.Process {
 	t.Helper()
 	return start(t, "boost_worker", nil, needBoost(t).worker, name, strconv.Itoa(int(beatPeriod/time.Millisecond)))
 }
 
 // startWatch starts `shmmon watch` on name with the test parameters and extra flags, and waits
 // until it has published the object.
-func startWatch(t *testing.T, name string, extra ...string) *process {
+func startWatch(t *testing.T, name string, extra ...string) *testkit.Process {
 	t.Helper()
 	args := append([]string{"watch", "--name", name, "--interval", interval.String(),
 		"--stalls", strconv.Itoa(stalls), "--kill-after", killAfter.String()}, extra...)
-	p := start(t, "shmmon watch", nil, needShmmon(t), args...)
-	waitLine(t, &p.stderr, startTimeout, "msg=watching")
+	p := start(t, "shmmon watch", nil, testkit.Shmmon(t), args...)
+	testkit.WaitLine(t, &p.Stderr, startTimeout, "msg=watching")
 	return p
 }
 
 // startChecker starts the C++ checker on name (4096 bytes, checks forever) and waits for its
 // "ready".
-func startChecker(t *testing.T, name string) *process {
+func startChecker(t *testing.T, name string) *testkit.Process {
 	t.Helper()
 	p := start(t, "boost_checker", nil, needBoost(t).checker, name, "4096", strconv.Itoa(int(interval/time.Millisecond)))
-	waitLine(t, &p.stdout, startTimeout, fmt.Sprintf("boost_checker %s ready size 4096", name))
+	testkit.WaitLine(t, &p.Stdout, startTimeout, fmt.Sprintf("boost_checker %s ready size 4096", name))
 	return p
 }
 
@@ -387,9 +242,9 @@ type check struct {
 	Seq    uint64
 }
 
-func checks(p *process) []check {
+func checks(p *testkit.Process) []check {
 	var cs []check
-	for _, l := range p.stdout.Lines() {
+	for _, l := range p.Stdout.Lines() {
 		var c check
 		if n, _ := fmt.Sscanf(l, "check %d result %d seq %d", &c.K, &c.Result, &c.Seq); n == 3 {
 			cs = append(cs, c)
@@ -411,7 +266,7 @@ func firstBeat(cs []check) int {
 // workerKind is one kind of worker process.
 type workerKind struct {
 	name  string
-	start func(t *testing.T, name string) *process
+	start func(t *testing.T, name string) *testkit.Process
 	// zeroReads: the worker clears its half before it stores the sequence, so a check may
 	// read 0 in between (a Boost worker; the original checker takes it as a pass).
 	zeroReads bool
@@ -419,7 +274,7 @@ type workerKind struct {
 
 var workers = []workerKind{
 	{name: "boost_worker", start: startBoostWorker, zeroReads: true},
-	{name: "go_worker", start: func(t *testing.T, name string) *process { return startGoWorker(t, name, "open") }},
+	{name: "go_worker", start: func(t *testing.T, name string) *testkit.Process { return startGoWorker(t, name, "open") }},
 }
 
 // TestHang runs every pairing of monitor (Go `shmmon watch --pid`, C++ boost_checker) and
@@ -445,38 +300,38 @@ func TestHang(t *testing.T) {
 func hangUnderWatch(t *testing.T, wk workerKind) {
 	name := objectName(t)
 	w := wk.start(t, name)
-	watch := startWatch(t, name, "--pid", strconv.Itoa(w.pid()))
-	waitLine(t, &watch.stderr, startTimeout, "state=ok")
+	watch := startWatch(t, name, "--pid", strconv.Itoa(w.Pid()))
+	testkit.WaitLine(t, &watch.Stderr, startTimeout, "state=ok")
 
 	time.Sleep(healthyFor)
-	assertHealthyWatch(t, watch.stderr.Lines())
-	if !watch.running() || !w.running() {
-		t.Fatalf("healthy phase: watch running %v, worker running %v; want both", watch.running(), w.running())
+	assertHealthyWatch(t, watch.Stderr.Lines())
+	if !watch.Running() || !w.Running() {
+		t.Fatalf("healthy phase: watch running %v, worker running %v; want both", watch.Running(), w.Running())
 	}
 
 	stopped := time.Now()
-	w.signal(t, syscall.SIGSTOP)
-	st := watch.wait(t, killMargin)
+	w.Signal(t, syscall.SIGSTOP)
+	st := watch.Wait(t, killMargin)
 	took := time.Since(stopped)
 	if st.ExitCode() != 3 {
 		t.Errorf("watch ended with %v %s after SIGSTOP of the worker; want exit status 3", st, took.Round(time.Millisecond))
 	}
 	t.Logf("watch killed the stopped %s and exited %d in %v (margin %v)", wk.name, st.ExitCode(), took.Round(time.Millisecond), killMargin)
 
-	ws := w.wait(t, 5*time.Second)
+	ws := w.Wait(t, 5*time.Second)
 	if status, ok := ws.Sys().(syscall.WaitStatus); !ok || !status.Signaled() {
 		t.Errorf("worker ended with %v; want killed by a signal", ws)
 	}
-	log := watch.stderr.Lines()
-	if len(linesWith(log, "state=abnormal", "verdict=-2")) == 0 {
+	log := watch.Stderr.Lines()
+	if len(testkit.LinesWith(log, "state=abnormal", "verdict=-2")) == 0 {
 		t.Error("watch log has no state=abnormal verdict=-2 line")
 	}
 	for _, ev := range []string{"event=signal", "event=kill", "event=exited"} {
-		if len(linesWith(log, `msg="kill step"`, ev)) == 0 {
+		if len(testkit.LinesWith(log, `msg="kill step"`, ev)) == 0 {
 			t.Errorf("watch log has no kill step with %s", ev)
 		}
 	}
-	if len(linesWith(log, "state=killed")) == 0 {
+	if len(testkit.LinesWith(log, "state=killed")) == 0 {
 		t.Error("watch log has no state=killed line")
 	}
 }
@@ -507,21 +362,21 @@ func hangUnderChecker(t *testing.T, wk workerKind) {
 	w := wk.start(t, name)
 
 	var cs []check
-	waitFor(t, startTimeout+healthyChecks*interval, fmt.Sprintf("%d checks after the first beat", healthyChecks), func() bool {
+	testkit.WaitFor(t, startTimeout+healthyChecks*interval, fmt.Sprintf("%d checks after the first beat", healthyChecks), func() bool {
 		cs = checks(c)
 		i := firstBeat(cs)
 		return i >= 0 && len(cs) > i+healthyChecks
 	})
 	cs = checks(c) // every check before the stop
 	assertHealthyChecks(t, cs[firstBeat(cs):], wk.zeroReads)
-	if !w.running() {
+	if !w.Running() {
 		t.Fatal("worker exited during the healthy phase")
 	}
 
 	last := cs[len(cs)-1].K
-	w.signal(t, syscall.SIGSTOP)
+	w.Signal(t, syscall.SIGSTOP)
 	var abnormal check
-	waitFor(t, 10*interval+5*time.Second, "a check with result -2", func() bool {
+	testkit.WaitFor(t, 10*interval+5*time.Second, "a check with result -2", func() bool {
 		for _, c := range checks(c) {
 			if c.K > last && c.Result == -2 {
 				abnormal = c
@@ -564,20 +419,20 @@ func assertHealthyChecks(t *testing.T, cs []check, zeroReads bool) {
 func TestWatchWorkerExits(t *testing.T) {
 	name := objectName(t)
 	w := startBoostWorker(t, name)
-	watch := startWatch(t, name, "--pid", strconv.Itoa(w.pid()))
-	waitLine(t, &watch.stderr, startTimeout, "state=ok")
+	watch := startWatch(t, name, "--pid", strconv.Itoa(w.Pid()))
+	testkit.WaitLine(t, &watch.Stderr, startTimeout, "state=ok")
 
-	w.signal(t, syscall.SIGTERM)
-	if ws := w.wait(t, 5*time.Second); ws.ExitCode() != 0 {
+	w.Signal(t, syscall.SIGTERM)
+	if ws := w.Wait(t, 5*time.Second); ws.ExitCode() != 0 {
 		t.Errorf("boost_worker ended with %v after SIGTERM; want exit status 0", ws)
 	}
-	if st := watch.wait(t, 2*interval+5*time.Second); st.ExitCode() != 0 {
+	if st := watch.Wait(t, 2*interval+5*time.Second); st.ExitCode() != 0 {
 		t.Errorf("watch ended with %v after its worker exited; want exit status 0", st)
 	}
-	if len(linesWith(watch.stderr.Lines(), "state=exited")) == 0 {
+	if len(testkit.LinesWith(watch.Stderr.Lines(), "state=exited")) == 0 {
 		t.Error("watch log has no state=exited line")
 	}
-	if strings.Contains(watch.stderr.String(), "abnormal") {
+	if strings.Contains(watch.Stderr.String(), "abnormal") {
 		t.Error("watch log of a worker that exited by itself contains \"abnormal\"")
 	}
 }
@@ -588,13 +443,13 @@ func TestWatchBoostWorkerRestart(t *testing.T) {
 	name := objectName(t)
 	watch := startWatch(t, name)
 	w := startBoostWorker(t, name)
-	waitLine(t, &watch.stderr, startTimeout, "state=ok")
+	testkit.WaitLine(t, &watch.Stderr, startTimeout, "state=ok")
 	time.Sleep(healthyFor)
-	assertHealthyWatch(t, watch.stderr.Lines())
+	assertHealthyWatch(t, watch.Stderr.Lines())
 
 	before := readSeq(t, name)
-	w.signal(t, syscall.SIGKILL)
-	w.wait(t, 5*time.Second)
+	w.Signal(t, syscall.SIGKILL)
+	w.Wait(t, 5*time.Second)
 	startBoostWorker(t, name)
 	time.Sleep(2 * time.Second)
 
@@ -602,13 +457,13 @@ func TestWatchBoostWorkerRestart(t *testing.T) {
 	if after == 0 || after >= before {
 		t.Errorf("sequence %d before the restart, %d two seconds after; want 0 < after < before", before, after)
 	}
-	waitFor(t, 5*time.Second, fmt.Sprintf("the sequence to grow past %d", after), func() bool {
+	testkit.WaitFor(t, 5*time.Second, fmt.Sprintf("the sequence to grow past %d", after), func() bool {
 		return readSeq(t, name) > after
 	})
-	if !watch.running() {
+	if !watch.Running() {
 		t.Error("watch exited")
 	}
-	if l := linesWith(watch.stderr.Lines(), "abnormal"); len(l) > 0 {
+	if l := testkit.LinesWith(watch.Stderr.Lines(), "abnormal"); len(l) > 0 {
 		t.Errorf("a restarted worker was judged abnormal: %s", l[0])
 	}
 }
@@ -629,17 +484,17 @@ func TestCheckerRestartGoWorkerFollows(t *testing.T) {
 	name := objectName(t)
 	old := startChecker(t, name)
 	w := startGoWorker(t, name, "open")
-	waitFor(t, startTimeout, "the first checker to see a beat", func() bool { return firstBeat(checks(old)) >= 0 })
+	testkit.WaitFor(t, startTimeout, "the first checker to see a beat", func() bool { return firstBeat(checks(old)) >= 0 })
 
-	old.signal(t, syscall.SIGTERM)
-	if st := old.wait(t, 5*time.Second); st.ExitCode() != 0 {
+	old.Signal(t, syscall.SIGTERM)
+	if st := old.Wait(t, 5*time.Second); st.ExitCode() != 0 {
 		t.Errorf("boost_checker ended with %v after SIGTERM; want exit status 0", st)
 	}
 	c := startChecker(t, name)
 	restarted := time.Now()
-	waitFor(t, 5*time.Second, "the new checker to see a beat", func() bool { return firstBeat(checks(c)) >= 0 })
+	testkit.WaitFor(t, 5*time.Second, "the new checker to see a beat", func() bool { return firstBeat(checks(c)) >= 0 })
 	t.Logf("the Go worker's beats reached the new object %v after the checker restarted", time.Since(restarted).Round(time.Millisecond))
-	waitFor(t, startTimeout, "10 more checks", func() bool { return len(checks(c)) > firstBeat(checks(c))+10 })
+	testkit.WaitFor(t, startTimeout, "10 more checks", func() bool { return len(checks(c)) > firstBeat(checks(c))+10 })
 
 	cs := checks(c)
 	for _, ch := range cs {
@@ -648,7 +503,7 @@ func TestCheckerRestartGoWorkerFollows(t *testing.T) {
 		}
 	}
 	assertHealthyChecks(t, cs[firstBeat(cs):], false)
-	if !w.running() {
+	if !w.Running() {
 		t.Error("Go worker exited")
 	}
 }
@@ -660,7 +515,7 @@ func TestGoWorkerBeforeMonitor(t *testing.T) {
 	name := objectName(t)
 	w := startGoWorker(t, name, "pkg")
 	time.Sleep(1500 * time.Millisecond)
-	if !w.running() {
+	if !w.Running() {
 		t.Fatal("Go worker without an object exited")
 	}
 	if _, err := os.Stat(shmobj.Path(name)); !errors.Is(err, os.ErrNotExist) {
@@ -668,9 +523,9 @@ func TestGoWorkerBeforeMonitor(t *testing.T) {
 	}
 
 	watch := startWatch(t, name)
-	waitLine(t, &watch.stderr, 5*time.Second, "state=ok")
+	testkit.WaitLine(t, &watch.Stderr, 5*time.Second, "state=ok")
 
-	out, err := exec.Command(needShmmon(t), "ls", "--json").Output()
+	out, err := exec.Command(testkit.Shmmon(t), "ls", "--json").Output()
 	if err != nil {
 		t.Fatalf("shmmon ls --json: %v", err)
 	}
@@ -689,15 +544,15 @@ func TestGoWorkerBeforeMonitor(t *testing.T) {
 			continue
 		}
 		found = true
-		if o.State != "ok" || o.Seq == 0 || o.WorkerPid != int64(w.pid()) {
+		if o.State != "ok" || o.Seq == 0 || o.WorkerPid != int64(w.Pid()) {
 			t.Errorf("shmmon ls: %s state %q seq %d worker pid %d; want state \"ok\", seq > 0, worker pid %d",
-				name, o.State, o.Seq, o.WorkerPid, w.pid())
+				name, o.State, o.Seq, o.WorkerPid, w.Pid())
 		}
 	}
 	if !found {
 		t.Errorf("shmmon ls --json does not list %s:\n%s", name, out)
 	}
-	if strings.Contains(watch.stderr.String(), "abnormal") {
+	if strings.Contains(watch.Stderr.String(), "abnormal") {
 		t.Errorf("watch log contains \"abnormal\" for a worker that started first")
 	}
 }
@@ -708,7 +563,7 @@ func TestWatchObjectLost(t *testing.T) {
 	name := objectName(t)
 	watch := startWatch(t, name)
 	w := startGoWorker(t, name, "open")
-	waitLine(t, &watch.stderr, startTimeout, "state=ok")
+	testkit.WaitLine(t, &watch.Stderr, startTimeout, "state=ok")
 
 	steps := []struct {
 		name  string
@@ -730,49 +585,49 @@ func TestWatchObjectLost(t *testing.T) {
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
-			if len(linesWith(watch.stderr.Lines(), s.event)) > 0 {
+			if len(testkit.LinesWith(watch.Stderr.Lines(), s.event)) > 0 {
 				t.Fatalf("watch logged %s before the object was %s", s.event, s.name)
 			}
 			if err := s.do(); err != nil {
 				t.Fatal(err)
 			}
 			lost := time.Now()
-			waitLine(t, &watch.stderr, 5*time.Second, s.event)
-			waitFor(t, 5*time.Second, "the object to be re-published with 4096 bytes", func() bool {
+			testkit.WaitLine(t, &watch.Stderr, 5*time.Second, s.event)
+			testkit.WaitFor(t, 5*time.Second, "the object to be re-published with 4096 bytes", func() bool {
 				fi, err := os.Stat(shmobj.Path(name))
 				return err == nil && fi.Size() == shmobj.DefaultSize
 			})
 			var first uint64
-			waitFor(t, 5*time.Second, "the Go worker's beats in the new object", func() bool {
+			testkit.WaitFor(t, 5*time.Second, "the Go worker's beats in the new object", func() bool {
 				snap, err := shmobj.Read(name)
 				first = snap.Seq
 				return err == nil && snap.Seq > 0
 			})
-			waitFor(t, 5*time.Second, fmt.Sprintf("the sequence to grow past %d", first), func() bool {
+			testkit.WaitFor(t, 5*time.Second, fmt.Sprintf("the sequence to grow past %d", first), func() bool {
 				return readSeq(t, name) > first
 			})
 			t.Logf("object %s: beats in the new object after %v", s.name, time.Since(lost).Round(time.Millisecond))
-			if !watch.running() || !w.running() {
-				t.Fatalf("watch running %v, Go worker running %v; want both", watch.running(), w.running())
+			if !watch.Running() || !w.Running() {
+				t.Fatalf("watch running %v, Go worker running %v; want both", watch.Running(), w.Running())
 			}
 		})
 	}
 
-	watch.signal(t, syscall.SIGTERM)
-	if st := watch.wait(t, 5*time.Second); st.ExitCode() != 0 {
+	watch.Signal(t, syscall.SIGTERM)
+	if st := watch.Wait(t, 5*time.Second); st.ExitCode() != 0 {
 		t.Errorf("watch ended with %v after SIGTERM; want exit status 0", st)
 	}
 	if _, err := os.Stat(shmobj.Path(name)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stat %s after watch stopped: %v; want it removed", shmobj.Path(name), err)
 	}
-	all := watch.stdout.String() + watch.stderr.String()
+	all := watch.Stdout.String() + watch.Stderr.String()
 	if strings.Contains(all, "panic") {
 		t.Error("watch output contains \"panic\"")
 	}
 	if strings.Contains(all, "abnormal") {
 		t.Error("watch log contains \"abnormal\" for a worker that kept beating")
 	}
-	if !w.running() {
+	if !w.Running() {
 		t.Error("Go worker exited")
 	}
 }
@@ -787,19 +642,19 @@ func TestSecondMonitorRefused(t *testing.T) {
 		{"watch", "--name", name},
 		{"run", "--name", name, "--", "true"},
 	} {
-		second := start(t, "second shmmon", nil, needShmmon(t), args...)
-		st := second.wait(t, startTimeout)
-		if st.ExitCode() != 1 || !strings.Contains(second.stderr.String(), fmt.Sprintf("pid %d watches", first.pid())) {
-			t.Errorf("%v: %v, stderr %q; want exit 1 naming the running monitor", args[0], st, second.stderr.String())
+		second := start(t, "second shmmon", nil, testkit.Shmmon(t), args...)
+		st := second.Wait(t, startTimeout)
+		if st.ExitCode() != 1 || !strings.Contains(second.Stderr.String(), fmt.Sprintf("pid %d watches", first.Pid())) {
+			t.Errorf("%v: %v, stderr %q; want exit 1 naming the running monitor", args[0], st, second.Stderr.String())
 		}
 	}
-	if !first.running() || strings.Contains(first.stderr.String(), "re-published") {
+	if !first.Running() || strings.Contains(first.Stderr.String(), "re-published") {
 		t.Error("the first monitor was disturbed")
 	}
-	first.signal(t, syscall.SIGKILL) // dies without removing its object
-	first.wait(t, startTimeout)
+	first.Signal(t, syscall.SIGKILL) // dies without removing its object
+	first.Wait(t, startTimeout)
 	third := startWatch(t, name)
-	if !third.running() {
+	if !third.Running() {
 		t.Error("a monitor could not take over the object of a dead one")
 	}
 }

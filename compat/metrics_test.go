@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/shmmon/shmmon/httpapi"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -86,8 +87,8 @@ func TestServeMetrics(t *testing.T) {
 	writeConfig(t, path, ws, "")
 
 	serve := start(t, "shmmon serve", []string{envWorker + "=pkg", envPeriod + "=" + strconv.Itoa(int(beatPeriod/time.Millisecond))},
-		needShmmon(t), "serve", "--config", path, "--listen", ":0")
-	l := waitLine(t, &serve.stderr, startTimeout, "event=listen")
+		testkit.Shmmon(t), "serve", "--config", path, "--listen", ":0")
+	l := testkit.WaitLine(t, &serve.Stderr, startTimeout, "event=listen")
 	_, addr, _ := strings.Cut(l, "addr=")
 	addr, _, _ = strings.Cut(addr, " ")
 	if !strings.HasPrefix(addr, "127.0.0.1:") {
@@ -117,7 +118,7 @@ func TestServeMetrics(t *testing.T) {
 		t.Fatalf("/status: %+v", st)
 	}
 	w, r := st.Workers[0], snap.Record
-	if w.Name != name || w.Pid != r.WatchedPid || w.MonitorPid != r.MonitorPid || w.MonitorPid != int64(serve.pid()) ||
+	if w.Name != name || w.Pid != r.WatchedPid || w.MonitorPid != r.MonitorPid || w.MonitorPid != int64(serve.Pid()) ||
 		w.State != r.State.String() || w.Threshold != r.Threshold || w.IntervalSec != r.Interval.Seconds() ||
 		w.Kind != r.Kind.String() || w.Seq < snap.Seq || w.Starts != 1 || !w.Checking {
 		t.Errorf("/status %+v\ndoes not match the object %+v", w, snap)
@@ -146,7 +147,7 @@ func TestServeMetrics(t *testing.T) {
 	}
 
 	// The hooks: once each, with the documented environment.
-	waitFor(t, startTimeout, "the restart hook", func() bool { _, err := os.Stat(filepath.Join(dir, "restart.env")); return err == nil })
+	testkit.WaitFor(t, startTimeout, "the restart hook", func() bool { _, err := os.Stat(filepath.Join(dir, "restart.env")); return err == nil })
 	for ev, pid := range map[string]int64{"kill": first, "restart": second} {
 		b, err := os.ReadFile(filepath.Join(dir, ev+".env"))
 		if err != nil {
@@ -159,11 +160,11 @@ func TestServeMetrics(t *testing.T) {
 			}
 		}
 	}
-	l = waitLine(t, &serve.stderr, startTimeout, `status="killed at timeout"`)
+	l = testkit.WaitLine(t, &serve.Stderr, startTimeout, `status="killed at timeout"`)
 	if !strings.Contains(l, "hook=abnormal") {
 		t.Errorf("the hook killed at its timeout: %s", l)
 	}
-	log := serve.stderr.String()
+	log := serve.Stderr.String()
 	for _, ev := range []string{"hook=kill", "hook=restart", "hook=abnormal"} {
 		if n := strings.Count(log, "event=hook "+ev); n != 1 {
 			t.Errorf("%d lines of event=hook %s, want one", n, ev)
@@ -173,16 +174,16 @@ func TestServeMetrics(t *testing.T) {
 	// A reload is counted.
 	ws[0].extra += "on_stall = \"true\"\n"
 	writeConfig(t, path, ws, "")
-	waitLine(t, &serve.stderr, startTimeout, "event=config-hooks")
-	waitFor(t, startTimeout, "the reload counted", func() bool {
+	testkit.WaitLine(t, &serve.Stderr, startTimeout, "event=config-hooks")
+	testkit.WaitFor(t, startTimeout, "the reload counted", func() bool {
 		return sample(t, scrapeMetrics(t, addr), "shmmon_config_reloads_total", map[string]string{"result": "success"}) == 1
 	})
 	if pid := waitBeating(t, name, 0); pid != second {
 		t.Errorf("a change of hooks restarted the worker: pid %d, was %d", pid, second)
 	}
 
-	serve.signal(t, syscall.SIGTERM)
-	if st := serve.wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
+	serve.Signal(t, syscall.SIGTERM)
+	if st := serve.Wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
 		t.Errorf("serve ended with %v after SIGTERM, want exit 0", st)
 	}
 }

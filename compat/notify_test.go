@@ -16,6 +16,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -80,14 +81,14 @@ func TestRunNotify(t *testing.T) {
 				argv, env := cl.command(t, "beat")
 				args := append([]string{"run", "--name", name, "--interval", interval.String(),
 					"--stalls", strconv.Itoa(stalls), "--kill-after", killAfter.String(), "--"}, argv...)
-				run := start(t, "shmmon run", env, needShmmon(t), args...)
+				run := start(t, "shmmon run", env, testkit.Shmmon(t), args...)
 				var seen []int64
 				killOnCleanup(t, &seen)
 
 				first := waitBeating(t, name, 0)
 				seen = append(seen, first)
 				up := fmt.Sprintf("client %d up", first)
-				waitFor(t, startTimeout, "the status text", func() bool {
+				testkit.WaitFor(t, startTimeout, "the status text", func() bool {
 					snap, _ := shmobj.Read(name)
 					return strings.HasSuffix(snap.StatusText, up)
 				})
@@ -108,12 +109,12 @@ func TestRunNotify(t *testing.T) {
 				if snap.Record.Kills != 1 || snap.Record.Restarts != 1 || strings.Contains(snap.StatusText, "forged") {
 					t.Errorf("kills %d restarts %d status %q, want 1, 1 and not forged", snap.Record.Kills, snap.Record.Restarts, snap.StatusText)
 				}
-				if n := strings.Count(run.stderr.String(), `msg="killing hung worker"`); n != 1 {
+				if n := strings.Count(run.Stderr.String(), `msg="killing hung worker"`); n != 1 {
 					t.Errorf("%d hang kills logged, want 1", n)
 				}
 
-				run.signal(t, syscall.SIGTERM)
-				if st := run.wait(t, killAfter+5*time.Second); st.ExitCode() != 0 {
+				run.Signal(t, syscall.SIGTERM)
+				if st := run.Wait(t, killAfter+5*time.Second); st.ExitCode() != 0 {
 					t.Errorf("shmmon run ended with %v after SIGTERM, want exit 0", st)
 				}
 			})
@@ -124,14 +125,14 @@ func TestRunNotify(t *testing.T) {
 				args := append([]string{"run", "--name", name, "--interval", interval.String(), "--grace", grace.String(),
 					"--stalls", strconv.Itoa(stalls), "--kill-after", killAfter.String(), "--restart", "never", "--"}, argv...)
 				begin := time.Now()
-				run := start(t, "shmmon run", env, needShmmon(t), args...)
+				run := start(t, "shmmon run", env, testkit.Shmmon(t), args...)
 				// Hung, killed, not restarted: exit 3, judged from READY=1, not from the end of
 				// the grace.
-				st := run.wait(t, grace-10*time.Second)
+				st := run.Wait(t, grace-10*time.Second)
 				if st.ExitCode() != 3 {
 					t.Errorf("shmmon run ended with %v, want exit 3 (hung)", st)
 				}
-				if !strings.Contains(run.stderr.String(), "event=ready") {
+				if !strings.Contains(run.Stderr.String(), "event=ready") {
 					t.Error("READY=1 not logged")
 				}
 				t.Logf("killed %v after the start, grace %v", time.Since(begin).Round(time.Millisecond), grace)
@@ -144,7 +145,7 @@ func TestRunNotify(t *testing.T) {
 // whose status ends with up.
 func checkLs(t *testing.T, name, up string) {
 	t.Helper()
-	out, err := exec.Command(needShmmon(t), "ls", "--json").Output()
+	out, err := exec.Command(testkit.Shmmon(t), "ls", "--json").Output()
 	if err != nil {
 		t.Fatalf("shmmon ls --json: %v", err)
 	}
@@ -168,7 +169,7 @@ func checkLs(t *testing.T, name, up string) {
 	if !found {
 		t.Errorf("ls --json does not list %s:\n%s", name, out)
 	}
-	out, err = exec.Command(needShmmon(t), "inspect", "--name", name).Output()
+	out, err = exec.Command(testkit.Shmmon(t), "inspect", "--name", name).Output()
 	if err != nil || !strings.Contains(string(out), "notify") || !strings.Contains(string(out), up) {
 		t.Errorf("shmmon inspect: %v\n%s", err, out)
 	}
@@ -236,11 +237,11 @@ func TestServeAdoptsNotifyWorker(t *testing.T) {
 	first := startServe(t, path)
 	pid := waitBeating(t, name, 0)
 	pids = append(pids, pid)
-	first.signal(t, syscall.SIGKILL)
-	first.wait(t, 10*time.Second)
+	first.Signal(t, syscall.SIGKILL)
+	first.Wait(t, 10*time.Second)
 
 	second := startServe(t, path)
-	waitLine(t, &second.stderr, startTimeout, "event=adopt")
+	testkit.WaitLine(t, &second.Stderr, startTimeout, "event=adopt")
 	before, _ := shmobj.Read(name)
 	time.Sleep(20 * interval) // its beats lost, it would be killed within 4 intervals
 	after, _ := shmobj.Read(name)
@@ -248,11 +249,11 @@ func TestServeAdoptsNotifyWorker(t *testing.T) {
 		t.Errorf("after the restart: watched %d (want %d), seq %d -> %d, kind %v; want the adopted worker beating",
 			after.Record.WatchedPid, pid, before.Seq, after.Seq, after.Record.Kind)
 	}
-	if log := second.stderr.String(); strings.Contains(log, "killing hung worker") || strings.Contains(log, "notify address taken") {
+	if log := second.Stderr.String(); strings.Contains(log, "killing hung worker") || strings.Contains(log, "notify address taken") {
 		t.Errorf("the restarted serve did not take over the notify socket:\n%s", log)
 	}
-	second.signal(t, syscall.SIGTERM)
-	if st := second.wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
+	second.Signal(t, syscall.SIGTERM)
+	if st := second.Wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
 		t.Errorf("serve ended with %v after SIGTERM, want exit 0", st)
 	}
 }

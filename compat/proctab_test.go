@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proctab"
 )
 
@@ -45,11 +46,11 @@ func keyArgs(key int) []string {
 
 // startProctabClient starts the C++ client registered as name with timeout seconds,
 // updating every beatPeriod, and waits until it has registered.
-func startProctabClient(t *testing.T, key, slots int, name string, timeout int) *process {
+func startProctabClient(t *testing.T, key, slots int, name string, timeout int) *testkit.Process {
 	t.Helper()
 	args := append(keyArgs(key), "--slots", strconv.Itoa(slots), name, strconv.Itoa(timeout), strconv.Itoa(int(beatPeriod/time.Millisecond)))
 	p := start(t, "proctab_client "+name, nil, proctabClient(t), args...)
-	waitLine(t, &p.stdout, startTimeout, "registered")
+	testkit.WaitLine(t, &p.Stdout, startTimeout, "registered")
 	return p
 }
 
@@ -81,25 +82,25 @@ func TestCheckproc(t *testing.T) {
 	healthy := startProctabClient(t, key, slots, "cpp-healthy", 2)
 	goClient := start(t, "go proctab client", []string{envWorker + "=proctab", envProctabKey + "=" + strconv.Itoa(key), envProctabSlots + "=" + strconv.Itoa(slots),
 		"SHMMON_NAME=go-healthy", envPeriod + "=" + strconv.Itoa(int(beatPeriod/time.Millisecond))}, mustExecutable(t))
-	waitLine(t, &goClient.stdout, startTimeout, "ready")
+	testkit.WaitLine(t, &goClient.Stdout, startTimeout, "ready")
 
-	hung.signal(t, syscall.SIGSTOP)
-	check := start(t, "shmmon checkproc", nil, needShmmon(t),
+	hung.Signal(t, syscall.SIGSTOP)
+	check := start(t, "shmmon checkproc", nil, testkit.Shmmon(t),
 		append(append([]string{"checkproc"}, keyArgs(key)...), "--slots", strconv.Itoa(slots), "--every", "300ms", "--kill-after", killAfter.String())...)
-	st := hung.wait(t, 10*time.Second)
+	st := hung.Wait(t, 10*time.Second)
 	if ws, ok := st.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Errorf("hung client ended with %v, want SIGKILL (it was stopped: SIGTERM cannot act)", st)
 	}
 	// The pass that killed it ends (clearing its record), then several more: the healthy
 	// clients stay.
 	var killedAt int
-	waitFor(t, 10*time.Second, "the pass that killed it", func() bool {
-		out := check.stderr.String()
+	testkit.WaitFor(t, 10*time.Second, "the pass that killed it", func() bool {
+		out := check.Stderr.String()
 		i := strings.Index(out, "killed=1 event=sweep")
 		killedAt = strings.Count(out[:max(i, 0)], "event=sweep")
 		return i >= 0
 	})
-	waitFor(t, 10*time.Second, "3 more sweeps", func() bool { return strings.Count(check.stderr.String(), "event=sweep") >= killedAt+4 })
+	testkit.WaitFor(t, 10*time.Second, "3 more sweeps", func() bool { return strings.Count(check.Stderr.String(), "event=sweep") >= killedAt+4 })
 	tab, err := proctab.Attach(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -113,16 +114,16 @@ func TestCheckproc(t *testing.T) {
 	if strings.Join(names, ",") != "cpp-healthy,go-healthy" {
 		t.Errorf("records after the sweeps: %v, want cpp-healthy and go-healthy", names)
 	}
-	for _, p := range []*process{healthy, goClient} {
-		if !p.running() {
-			t.Errorf("%s was killed", p.label)
+	for _, p := range []*testkit.Process{healthy, goClient} {
+		if !p.Running() {
+			t.Errorf("%s was killed", p.Label)
 		}
 	}
-	if n := strings.Count(check.stderr.String(), "heartbeat timed out: killing"); n != 1 {
+	if n := strings.Count(check.Stderr.String(), "heartbeat timed out: killing"); n != 1 {
 		t.Errorf("%d kills logged, want 1", n)
 	}
-	check.signal(t, syscall.SIGTERM)
-	if st := check.wait(t, 10*time.Second); st.ExitCode() != 0 {
+	check.Signal(t, syscall.SIGTERM)
+	if st := check.Wait(t, 10*time.Second); st.ExitCode() != 0 {
 		t.Errorf("checkproc ended with %v after SIGTERM, want exit 0", st)
 	}
 }
@@ -132,11 +133,11 @@ func TestCheckproc(t *testing.T) {
 func TestProctabLockHolderKilled(t *testing.T) {
 	key, _ := testProctab(t, 4)
 	holder := start(t, "proctab_client --hold-lock", nil, proctabClient(t), append(keyArgs(key), "--slots", "4", "--hold-lock")...)
-	waitLine(t, &holder.stdout, startTimeout, "locked")
-	holder.signal(t, syscall.SIGKILL)
-	holder.wait(t, 10*time.Second)
+	testkit.WaitLine(t, &holder.Stdout, startTimeout, "locked")
+	holder.Signal(t, syscall.SIGKILL)
+	holder.Wait(t, 10*time.Second)
 	c := startProctabClient(t, key, 4, "after", 5)
-	if !c.running() {
+	if !c.Running() {
 		t.Error("client could not register after the lock holder died")
 	}
 }
@@ -148,9 +149,9 @@ func TestProctabFull(t *testing.T) {
 	startProctabClient(t, key, 2, "one", 5)
 	startProctabClient(t, key, 2, "two", 5)
 	third := start(t, "proctab_client three", nil, proctabClient(t), append(keyArgs(key), "--slots", "2", "three", "5", "20")...)
-	st := third.wait(t, 10*time.Second)
-	if st.ExitCode() != 1 || !strings.Contains(third.stderr.String(), "table full") {
-		t.Errorf("third client: %v, stderr %q; want exit 1 and \"table full\"", st, third.stderr.String())
+	st := third.Wait(t, 10*time.Second)
+	if st.ExitCode() != 1 || !strings.Contains(third.Stderr.String(), "table full") {
+		t.Errorf("third client: %v, stderr %q; want exit 1 and \"table full\"", st, third.Stderr.String())
 	}
 	tab, err := proctab.Attach(opts)
 	if err != nil {
@@ -184,11 +185,11 @@ func TestServeSweepsProctab(t *testing.T) {
 		t.Fatal(err)
 	}
 	serve := startServe(t, path)
-	waitLine(t, &serve.stderr, startTimeout, "sweeping the process table")
-	hung.signal(t, syscall.SIGSTOP)
-	hung.wait(t, 10*time.Second)
-	waitLine(t, &serve.stderr, startTimeout, "killed=1")
-	if !healthy.running() {
+	testkit.WaitLine(t, &serve.Stderr, startTimeout, "sweeping the process table")
+	hung.Signal(t, syscall.SIGSTOP)
+	hung.Wait(t, 10*time.Second)
+	testkit.WaitLine(t, &serve.Stderr, startTimeout, "killed=1")
+	if !healthy.Running() {
 		t.Error("the healthy client was killed")
 	}
 	tab, err := proctab.Attach(opts)
@@ -199,8 +200,8 @@ func TestServeSweepsProctab(t *testing.T) {
 	if recs, _ := tab.List(); len(recs) != 1 || recs[0].Name != "cpp-healthy" {
 		t.Errorf("records after the sweep: %+v, want only cpp-healthy", recs)
 	}
-	serve.signal(t, syscall.SIGTERM)
-	if st := serve.wait(t, 10*time.Second); st.ExitCode() != 0 {
+	serve.Signal(t, syscall.SIGTERM)
+	if st := serve.Wait(t, 10*time.Second); st.ExitCode() != 0 {
 		t.Errorf("serve ended with %v, want exit 0", st)
 	}
 }

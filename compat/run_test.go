@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 )
@@ -37,7 +38,7 @@ func TestRun(t *testing.T) {
 			argv, env := k.command(t, name)
 			args := append([]string{"run", "--name", name, "--interval", interval.String(),
 				"--stalls", strconv.Itoa(stalls), "--kill-after", killAfter.String(), "--"}, argv...)
-			run := start(t, "shmmon run", env, needShmmon(t), args...)
+			run := start(t, "shmmon run", env, testkit.Shmmon(t), args...)
 			var seen []int64
 			killOnCleanup(t, &seen) // should run die first, its workers must not outlive the test
 			beating := func(not int64) int64 {
@@ -59,7 +60,7 @@ func TestRun(t *testing.T) {
 			if snap.Record.Kills != 1 || snap.Record.Restarts != 2 {
 				t.Errorf("kills %d restarts %d, want 1 and 2", snap.Record.Kills, snap.Record.Restarts)
 			}
-			log := run.stderr.String()
+			log := run.Stderr.String()
 			if n := strings.Count(log, `msg="killing hung worker"`); n != 1 {
 				t.Errorf("%d hang kills logged, want 1", n)
 			}
@@ -67,8 +68,8 @@ func TestRun(t *testing.T) {
 				t.Error("the crash is not logged")
 			}
 
-			run.signal(t, syscall.SIGTERM)
-			if st := run.wait(t, killAfter+5*time.Second); st.ExitCode() != 0 {
+			run.Signal(t, syscall.SIGTERM)
+			if st := run.Wait(t, killAfter+5*time.Second); st.ExitCode() != 0 {
 				t.Errorf("shmmon run ended with %v after SIGTERM, want exit 0", st)
 			}
 			if proc.Alive(int(third)) {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 )
@@ -22,7 +22,7 @@ import (
 func waitBeating(t *testing.T, name string, not int64) int64 {
 	t.Helper()
 	var pid int64
-	waitFor(t, startTimeout+killMargin, name+": a worker beating", func() bool {
+	testkit.WaitFor(t, startTimeout+killMargin, name+": a worker beating", func() bool {
 		snap, err := shmobj.Read(name)
 		pid = snap.Record.WatchedPid
 		return err == nil && pid != 0 && pid != not && snap.Seq > 0 && snap.Record.State == shmobj.StateOK
@@ -91,9 +91,9 @@ func serveWorkers(t *testing.T, base string, n int) []serveWorker {
 }
 
 // startServe starts `shmmon serve` on path; the Go workers it starts inherit the worker mode.
-func startServe(t *testing.T, path string) *process {
+func startServe(t *testing.T, path string) *testkit.Process {
 	return start(t, "shmmon serve", []string{envWorker + "=pkg", envPeriod + "=" + strconv.Itoa(int(beatPeriod/time.Millisecond))},
-		needShmmon(t), "serve", "--config", path)
+		testkit.Shmmon(t), "serve", "--config", path)
 }
 
 // TestServeReload edits the config of a running serve: one worker added, one removed, one
@@ -116,14 +116,14 @@ func TestServeReload(t *testing.T) {
 	changed := ws[2]
 	changed.extra = fmt.Sprintf("stalls = %d\n", stalls+1)
 	writeConfig(t, path, []serveWorker{ws[0], changed, ws[3]}, "")
-	waitLine(t, &serve.stderr, startTimeout, "event=reload")
-	if l := waitLine(t, &serve.stderr, startTimeout, "event=reload"); !strings.Contains(l, "started=1 stopped=1 restarted=1 unchanged=1") {
+	testkit.WaitLine(t, &serve.Stderr, startTimeout, "event=reload")
+	if l := testkit.WaitLine(t, &serve.Stderr, startTimeout, "event=reload"); !strings.Contains(l, "started=1 stopped=1 restarted=1 unchanged=1") {
 		t.Errorf("reload: %s", l)
 	}
 	newChanged := waitBeating(t, ws[2].name, before[ws[2].name])
 	added := waitBeating(t, ws[3].name, 0)
 	pids = append(pids, newChanged, added)
-	waitFor(t, startTimeout, "the removed worker's object to go", func() bool {
+	testkit.WaitFor(t, startTimeout, "the removed worker's object to go", func() bool {
 		_, err := os.Stat(shmobj.Path(ws[1].name))
 		return os.IsNotExist(err)
 	})
@@ -144,7 +144,7 @@ func TestServeReload(t *testing.T) {
 	writeConfig(t, path, []serveWorker{ws[0], changed, ws[3]}, "bogus_key = 1\n")
 	data, _ := os.ReadFile(path)
 	line := strings.Count(string(data), "\n") // the last line
-	l := waitLine(t, &serve.stderr, startTimeout, "event=reload-failed")
+	l := testkit.WaitLine(t, &serve.Stderr, startTimeout, "event=reload-failed")
 	if want := fmt.Sprintf("shmmon.toml:%d: ", line); !strings.Contains(l, want) || !strings.Contains(l, "bogus_key") {
 		t.Errorf("reload error %q does not name %q and the key", l, want)
 	}
@@ -156,14 +156,14 @@ func TestServeReload(t *testing.T) {
 	}
 	// The invalid edit's error lists the accepted keys, on_abnormal among them: that line
 	// is not about a worker.
-	for _, l := range serve.stderr.Lines() {
+	for _, l := range serve.Stderr.Lines() {
 		if strings.Contains(l, "abnormal") && !strings.Contains(l, "event=reload-failed") {
 			t.Errorf("a healthy worker was judged abnormal during the reloads: %s", l)
 		}
 	}
 
-	serve.signal(t, syscall.SIGTERM)
-	if st := serve.wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
+	serve.Signal(t, syscall.SIGTERM)
+	if st := serve.Wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
 		t.Errorf("serve ended with %v after SIGTERM, want exit 0", st)
 	}
 	for _, w := range ws {
@@ -189,13 +189,13 @@ func TestServeRestartAdopts(t *testing.T) {
 		before[w.name] = waitBeating(t, w.name, 0)
 		pids = append(pids, before[w.name])
 	}
-	first.signal(t, syscall.SIGKILL)
-	first.wait(t, 10*time.Second)
+	first.Signal(t, syscall.SIGKILL)
+	first.Wait(t, 10*time.Second)
 	time.Sleep(3 * interval) // the workers beat on with no monitor
 
 	second := startServe(t, path)
 	for range ws {
-		waitLine(t, &second.stderr, startTimeout, "event=adopt")
+		testkit.WaitLine(t, &second.Stderr, startTimeout, "event=adopt")
 	}
 	time.Sleep(10 * interval)
 	for _, w := range ws {
@@ -206,23 +206,23 @@ func TestServeRestartAdopts(t *testing.T) {
 			t.Errorf("%s: %d processes run %q, want 1", w.name, n, w.command)
 		}
 	}
-	log := second.stderr.String()
+	log := second.Stderr.String()
 	if strings.Count(log, "event=adopt") != len(ws) || strings.Contains(log, "msg=started") || strings.Contains(log, "killing hung worker") {
 		t.Errorf("the restarted serve did not just adopt its workers:\n%s", log)
 	}
 
 	// While serve is down, the Go worker's command changes: the restarted serve must stop
 	// the old program (it would beat into the new one's object) and start the new one.
-	second.signal(t, syscall.SIGKILL)
-	second.wait(t, 10*time.Second)
+	second.Signal(t, syscall.SIGKILL)
+	second.Wait(t, 10*time.Second)
 	changed := ws[0]
 	changed.command = append(slices.Clone(ws[0].command), "changed")
 	writeConfig(t, path, []serveWorker{changed, ws[1]}, "")
 	third := startServe(t, path)
-	waitLine(t, &third.stderr, startTimeout, "event=stop-previous")
+	testkit.WaitLine(t, &third.Stderr, startTimeout, "event=stop-previous")
 	newPid := waitBeating(t, ws[0].name, before[ws[0].name])
 	pids = append(pids, newPid)
-	waitFor(t, startTimeout, "the previous worker to stop", func() bool {
+	testkit.WaitFor(t, startTimeout, "the previous worker to stop", func() bool {
 		return !proc.Alive(int(before[ws[0].name]))
 	})
 	if n := countProcesses(t, ws[0].command); n != 0 {
@@ -235,12 +235,12 @@ func TestServeRestartAdopts(t *testing.T) {
 		t.Errorf("the unchanged worker was not adopted: pid %d, want %d", pid, before[ws[1].name])
 	}
 
-	third.signal(t, syscall.SIGTERM)
-	if st := third.wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
+	third.Signal(t, syscall.SIGTERM)
+	if st := third.Wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
 		t.Errorf("serve ended with %v after SIGTERM, want exit 0", st)
 	}
 	for _, pid := range []int64{newPid, before[ws[1].name]} {
-		waitFor(t, startTimeout, "the workers to stop", func() bool { return !proc.Alive(int(pid)) })
+		testkit.WaitFor(t, startTimeout, "the workers to stop", func() bool { return !proc.Alive(int(pid)) })
 	}
 }
 
@@ -271,7 +271,7 @@ func TestServeNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	var msgs testlog.Buffer
+	var msgs testkit.Buffer
 	go func() {
 		buf := make([]byte, 4096)
 		for {
@@ -290,19 +290,19 @@ func TestServeNotify(t *testing.T) {
 	writeConfig(t, path, ws, "")
 	const watchdog = 400 * time.Millisecond
 	serve := start(t, "shmmon serve", []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=" + strconv.Itoa(int(watchdog/time.Microsecond)),
-		envWorker + "=pkg", envPeriod + "=20"}, needShmmon(t), "serve", "--config", path)
-	waitLine(t, &msgs, startTimeout, "READY=1")
+		envWorker + "=pkg", envPeriod + "=20"}, testkit.Shmmon(t), "serve", "--config", path)
+	testkit.WaitLine(t, &msgs, startTimeout, "READY=1")
 	pids = append(pids, waitBeating(t, ws[0].name, 0))
 	// Half the watchdog period is 200ms: in 2 s, at least a few pings even on a loaded machine.
 	time.Sleep(2 * time.Second)
 	if n := strings.Count(msgs.String(), "WATCHDOG=1"); n < 3 {
 		t.Errorf("%d WATCHDOG=1 in 2s with WATCHDOG_USEC=%v, want several", n, watchdog)
 	}
-	serve.signal(t, syscall.SIGTERM)
-	if st := serve.wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
+	serve.Signal(t, syscall.SIGTERM)
+	if st := serve.Wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
 		t.Errorf("serve ended with %v, want exit 0", st)
 	}
-	waitLine(t, &msgs, startTimeout, "STOPPING=1")
+	testkit.WaitLine(t, &msgs, startTimeout, "STOPPING=1")
 }
 
 // TestServeWatchedPidfile watches a worker started elsewhere, named by a pidfile: a healthy
@@ -325,53 +325,53 @@ func TestServeWatchedPidfile(t *testing.T) {
 	}
 
 	w1 := startGoWorker(t, name, "open") // retries its open until serve publishes the object
-	writePid(w1.pid())
+	writePid(w1.Pid())
 	serve := startServe(t, path)
-	if pid := waitBeating(t, name, 0); pid != int64(w1.pid()) {
-		t.Fatalf("watching pid %d, want %d", pid, w1.pid())
+	if pid := waitBeating(t, name, 0); pid != int64(w1.Pid()) {
+		t.Fatalf("watching pid %d, want %d", pid, w1.Pid())
 	}
 
 	// serve dies and comes back: the healthy worker is not killed and keeps its object.
 	before, _ := shmobj.Read(name)
-	serve.signal(t, syscall.SIGKILL)
-	serve.wait(t, 10*time.Second)
+	serve.Signal(t, syscall.SIGKILL)
+	serve.Wait(t, 10*time.Second)
 	serve = startServe(t, path)
-	waitLine(t, &serve.stderr, startTimeout, "state=ok")
+	testkit.WaitLine(t, &serve.Stderr, startTimeout, "state=ok")
 	time.Sleep(10 * interval)
 	after, _ := shmobj.Read(name)
-	if !w1.running() || after.Record.WatchedPid != int64(w1.pid()) || after.Seq <= before.Seq {
+	if !w1.Running() || after.Record.WatchedPid != int64(w1.Pid()) || after.Seq <= before.Seq {
 		t.Fatalf("after the restart: worker running %v, watched %d, seq %d -> %d; want the same worker, still beating in the same object",
-			w1.running(), after.Record.WatchedPid, before.Seq, after.Seq)
+			w1.Running(), after.Record.WatchedPid, before.Seq, after.Seq)
 	}
 
 	// It hangs: killed.
-	w1.signal(t, syscall.SIGSTOP)
-	waitLine(t, &serve.stderr, startTimeout+killMargin, "state=killed")
-	w1.wait(t, 10*time.Second)
+	w1.Signal(t, syscall.SIGSTOP)
+	testkit.WaitLine(t, &serve.Stderr, startTimeout+killMargin, "state=killed")
+	w1.Wait(t, 10*time.Second)
 
 	// A pidfile last written before its process started (as when a pid is reused after the
 	// file's process died) is stale: not trusted.
 	w2 := startGoWorker(t, name, "open")
-	writePid(w2.pid())
+	writePid(w2.Pid())
 	old := time.Now().Add(-time.Minute)
 	if err := os.Chtimes(pidfile, old, old); err != nil {
 		t.Fatal(err)
 	}
-	waitLine(t, &serve.stderr, startTimeout, "stale")
-	if strings.Contains(serve.stderr.String(), fmt.Sprintf("pid=%d state=ok", w2.pid())) {
-		t.Errorf("serve watched pid %d through a pidfile written before it started", w2.pid())
+	testkit.WaitLine(t, &serve.Stderr, startTimeout, "stale")
+	if strings.Contains(serve.Stderr.String(), fmt.Sprintf("pid=%d state=ok", w2.Pid())) {
+		t.Errorf("serve watched pid %d through a pidfile written before it started", w2.Pid())
 	}
 
 	// Its supervisor writes the new pid: watched again.
-	writePid(w2.pid())
-	if pid := waitBeating(t, name, int64(w1.pid())); pid != int64(w2.pid()) {
-		t.Errorf("watching pid %d, want the new %d", pid, w2.pid())
+	writePid(w2.Pid())
+	if pid := waitBeating(t, name, int64(w1.Pid())); pid != int64(w2.Pid()) {
+		t.Errorf("watching pid %d, want the new %d", pid, w2.Pid())
 	}
-	serve.signal(t, syscall.SIGTERM)
-	if st := serve.wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
+	serve.Signal(t, syscall.SIGTERM)
+	if st := serve.Wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
 		t.Errorf("serve ended with %v, want exit 0", st)
 	}
-	if !w2.running() {
+	if !w2.Running() {
 		t.Error("stopping serve killed a watched-only worker it did not start")
 	}
 }
@@ -418,8 +418,8 @@ func TestServeUser(t *testing.T) {
 	if !strings.Contains(string(status), "\nUid:\t65534\t") {
 		t.Errorf("worker %d does not run as nobody (65534):\n%s", pid, status)
 	}
-	serve.signal(t, syscall.SIGTERM)
-	if st := serve.wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
+	serve.Signal(t, syscall.SIGTERM)
+	if st := serve.Wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
 		t.Errorf("serve ended with %v, want exit 0", st)
 	}
 }

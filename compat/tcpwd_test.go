@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/tcpwd"
@@ -89,7 +90,7 @@ func TestServeTCPWatchdog(t *testing.T) {
 	// A port alone: serve listens on loopback.
 	writeConfig(t, path, ws, fmt.Sprintf("\n[tcp_watchdog]\nlisten = %q\n", port))
 	serve := startServe(t, path)
-	waitLine(t, &serve.stderr, startTimeout, "listen="+server)
+	testkit.WaitLine(t, &serve.Stderr, startTimeout, "listen="+server)
 
 	pidA := waitBeating(t, a, 0)
 	pidB := waitBeating(t, b, 0)
@@ -101,8 +102,8 @@ func TestServeTCPWatchdog(t *testing.T) {
 	}
 
 	// B's message reaches A unchanged, garbage after the NULs included.
-	sent := hexOf(t, waitLine(t, &serve.stdout, startTimeout, "tcpwd_client "+b+" sent to "+a))
-	got := hexOf(t, waitLine(t, &serve.stdout, startTimeout, "tcpwd_client "+a+" recv from "+b+" msg hello from "+b+" hex"))
+	sent := hexOf(t, testkit.WaitLine(t, &serve.Stdout, startTimeout, "tcpwd_client "+b+" sent to "+a))
+	got := hexOf(t, testkit.WaitLine(t, &serve.Stdout, startTimeout, "tcpwd_client "+a+" recv from "+b+" msg hello from "+b+" hex"))
 	if got != sent {
 		t.Errorf("A received\n%s\nB sent\n%s", got, sent)
 	}
@@ -111,16 +112,16 @@ func TestServeTCPWatchdog(t *testing.T) {
 	if err := syscall.Kill(int(pidA), syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	waitLine(t, &serve.stdout, startTimeout, "tcpwd_client "+a+" hang")
-	waitLine(t, &serve.stderr, startTimeout+killMargin, "worker="+a+" pid="+strconv.Itoa(int(pidA))+" event=kill")
+	testkit.WaitLine(t, &serve.Stdout, startTimeout, "tcpwd_client "+a+" hang")
+	testkit.WaitLine(t, &serve.Stderr, startTimeout+killMargin, "worker="+a+" pid="+strconv.Itoa(int(pidA))+" event=kill")
 	newA := waitBeating(t, a, pidA)
 	pids = append(pids, newA)
-	waitFor(t, startTimeout, "the hung A to end", func() bool { return !proc.Alive(int(pidA)) })
+	testkit.WaitFor(t, startTimeout, "the hung A to end", func() bool { return !proc.Alive(int(pidA)) })
 
 	// The new A receives B's messages.
-	ready := waitLine(t, &serve.stdout, startTimeout, fmt.Sprintf("tcpwd_client %s pid %d ready", a, newA))
-	waitFor(t, startTimeout, "a message to the new A", func() bool {
-		s := serve.stdout.String()
+	ready := testkit.WaitLine(t, &serve.Stdout, startTimeout, fmt.Sprintf("tcpwd_client %s pid %d ready", a, newA))
+	testkit.WaitFor(t, startTimeout, "a message to the new A", func() bool {
+		s := serve.Stdout.String()
 		i := strings.Index(s, ready)
 		return strings.Contains(s[i:], "tcpwd_client "+a+" recv from "+b)
 	})
@@ -129,13 +130,13 @@ func TestServeTCPWatchdog(t *testing.T) {
 	if pid := waitBeating(t, b, 0); pid != pidB {
 		t.Errorf("B's pid %d, want %d: B was restarted", pid, pidB)
 	}
-	log := serve.stderr.String()
+	log := serve.Stderr.String()
 	if strings.Contains(log, "worker="+b+" pid="+strconv.Itoa(int(pidB))+" event=kill") || strings.Contains(log, "tcp-malformed") {
 		t.Errorf("B killed, or a packet taken as malformed:\n%s", log)
 	}
 
-	serve.signal(t, syscall.SIGTERM)
-	if st := serve.wait(t, killAfter+startTimeout); st.ExitCode() != 0 {
+	serve.Signal(t, syscall.SIGTERM)
+	if st := serve.Wait(t, killAfter+startTimeout); st.ExitCode() != 0 {
 		t.Errorf("serve ended with %v after SIGTERM, want exit 0", st)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 )
@@ -66,7 +67,7 @@ func TestFleet(t *testing.T) {
 	startAt := time.Now()
 	serve := c.startServe(path)
 	pids := make([]int, fleetSize)
-	waitFor(t, 3*time.Minute, "all workers beating", func() bool {
+	testkit.WaitFor(t, 3*time.Minute, "all workers beating", func() bool {
 		n := 0
 		for i, name := range names {
 			if pids[i] == 0 {
@@ -146,7 +147,7 @@ func TestFleet(t *testing.T) {
 	// wait tens of seconds for the file's mapping lock (see RELIABILITY.md), so the ends
 	// and restarts are waited for, up to fleetReap.
 	const fleetReap = 2 * time.Minute
-	waitFor(t, fleetReap, "the killed workers to end", func() bool {
+	testkit.WaitFor(t, fleetReap, "the killed workers to end", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, h := range hangs {
@@ -173,7 +174,7 @@ func TestFleet(t *testing.T) {
 	}
 	mu.Unlock()
 	c.row.Trials = len(hangs)
-	waitFor(t, fleetReap, "the killed workers to be restarted", func() bool {
+	testkit.WaitFor(t, fleetReap, "the killed workers to be restarted", func() bool {
 		for i, name := range names {
 			if hungPid[pids[i]] {
 				snap, err := shmobj.Read(name)
@@ -186,7 +187,7 @@ func TestFleet(t *testing.T) {
 	})
 
 	// The kills logged are exactly the hung workers; every other worker still has its pid.
-	ks := kills(&serve.stderr)
+	ks := kills(&serve.Stderr)
 	killed := map[int]bool{}
 	for _, k := range ks {
 		killed[k.pid] = true
@@ -219,13 +220,13 @@ func TestFleet(t *testing.T) {
 			t.Errorf("%s: worker pid %d, was %d", name, now, pids[i])
 		}
 	}
-	exits := len(linesWith(serve.stderr.Lines(), `msg="worker ended"`))
+	exits := len(testkit.LinesWith(serve.Stderr.Lines(), `msg="worker ended"`))
 	c.row.observe("%d hung, %d killed (%d of them hung), worst %v from SIGSTOP to SIGKILL received (%v to the end of the process); %d restarted; %d other workers changed; %d exits logged; serve up %v (workers beating after %v)",
 		len(hangs), len(ks), len(ks)-c.row.FalseKills, worst.Round(time.Millisecond), worstGone.Round(time.Millisecond),
 		restarted, changed, exits, time.Since(startAt).Round(time.Second), run.Sub(startAt).Round(time.Second))
 
-	serve.signal(t, syscall.SIGTERM)
-	if st := serve.wait(t, time.Minute); st.ExitCode() != 0 {
+	serve.Signal(t, syscall.SIGTERM)
+	if st := serve.Wait(t, time.Minute); st.ExitCode() != 0 {
 		t.Errorf("serve ended with %v after SIGTERM, want exit 0", st)
 	}
 	if left := tagged(c.tag); len(left) > 2 { // the two hogs

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -33,17 +34,17 @@ func BenchmarkServeLoad(b *testing.B) {
 	var conf strings.Builder
 	conf.WriteString("[defaults]\ninterval = \"1s\"\nstalls = 3\n")
 	for i := range n {
-		fmt.Fprintf(&conf, "\n[[worker]]\nname = \"%s-%d\"\npid = %d\n", prefix, i, beater.pid())
+		fmt.Fprintf(&conf, "\n[[worker]]\nname = \"%s-%d\"\npid = %d\n", prefix, i, beater.Pid())
 	}
 	path := filepath.Join(b.TempDir(), "shmmon.toml")
 	if err := os.WriteFile(path, []byte(conf.String()), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	serve := c.start("shmmon serve", nil, shmmon(b), "serve", "--config", path)
-	waitFor(b, 2*time.Minute, "the beater to attach every object", func() bool {
-		return strings.Contains(beater.stdout.String(), "ready")
+	serve := c.start("shmmon serve", nil, testkit.Shmmon(b), "serve", "--config", path)
+	testkit.WaitFor(b, 2*time.Minute, "the beater to attach every object", func() bool {
+		return strings.Contains(beater.Stdout.String(), "ready")
 	})
-	waitFor(b, time.Minute, "every object ok", func() bool {
+	testkit.WaitFor(b, time.Minute, "every object ok", func() bool {
 		for i := range n {
 			snap, err := shmobj.Read(fmt.Sprintf("%s-%d", prefix, i))
 			if err != nil || snap.Record.State != shmobj.StateOK {
@@ -56,15 +57,15 @@ func BenchmarkServeLoad(b *testing.B) {
 	b.ResetTimer()
 	var cpu float64
 	for range b.N {
-		t0, c0 := time.Now(), cpuTicks(b, serve.pid())
+		t0, c0 := time.Now(), cpuTicks(b, serve.Pid())
 		time.Sleep(window)
-		cpu = float64(cpuTicks(b, serve.pid())-c0) / 100 / time.Since(t0).Seconds() * 100 // USER_HZ = 100
+		cpu = float64(cpuTicks(b, serve.Pid())-c0) / 100 / time.Since(t0).Seconds() * 100 // USER_HZ = 100
 	}
 	b.StopTimer()
-	if !serve.running() || len(linesWith(serve.stderr.Lines(), "state=stalled")) > 0 {
-		b.Fatalf("serve judged a beating object stalled, or ended:\n%s", tail(serve.stderr.String(), 2000))
+	if !serve.Running() || len(testkit.LinesWith(serve.Stderr.Lines(), "state=stalled")) > 0 {
+		b.Fatalf("serve judged a beating object stalled, or ended:\n%s", serve.Stderr.Tail(2000))
 	}
-	mem := statusKiB(b, serve.pid())
+	mem := statusKiB(b, serve.Pid())
 	b.ReportMetric(cpu, "cpu-%core")
 	b.ReportMetric(float64(mem["VmRSS"])/1024, "rss-MiB")
 	b.ReportMetric(float64(mem["RssAnon"])/1024, "anon-MiB")

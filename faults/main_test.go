@@ -11,14 +11,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shmmon/shmmon/internal/badactor"
 	"github.com/shmmon/shmmon/internal/testkit"
-	"github.com/shmmon/shmmon/internal/testlog"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/worker"
@@ -62,6 +60,8 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(envMode); mode != "" {
 		os.Exit(helperMain(mode))
 	}
+	// The whole output of a failed case's processes, for logs too long for the test log.
+	testkit.OutputDir = os.Getenv("FAULTS_LOGDIR")
 	code := m.Run()
 	printTable(os.Stdout)
 	if path := os.Getenv("FAULTS_REPORT"); path != "" {
@@ -69,9 +69,6 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "faults:", err)
 			code = 1
 		}
-	}
-	if build.dir != "" {
-		os.RemoveAll(build.dir)
 	}
 	testkit.Cleanup()
 	os.Exit(code)
@@ -183,34 +180,6 @@ func beaterMain(prefix, count string, period time.Duration) int {
 	return 0
 }
 
-// build holds the shmmon command, built once without -race.
-var build struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
-// shmmon returns the path of the shmmon command, built for this test binary.
-func shmmon(t testing.TB) string {
-	t.Helper()
-	build.once.Do(func() {
-		build.dir, build.err = os.MkdirTemp("", "shmmon-faults-")
-		if build.err != nil {
-			return
-		}
-		build.path = filepath.Join(build.dir, "shmmon")
-		cmd := exec.Command("go", "build", "-o", build.path, "github.com/shmmon/shmmon/cmd/shmmon")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("go build ./cmd/shmmon: %v\n%s", err, out)
-		}
-	})
-	if build.err != nil {
-		t.Fatal(build.err)
-	}
-	return build.path
-}
-
 // tcase is the running case: its tag, its object names, and its outcome row.
 type tcase struct {
 	t   testing.TB
@@ -257,9 +226,7 @@ func (c *tcase) cleanup() {
 }
 
 // objectPrefix is the start of every object name of the case.
-func (c *tcase) objectPrefix() string {
-	return "shmmon-faults-" + strings.NewReplacer("/", "-", " ", "_").Replace(c.tag)
-}
+func (c *tcase) objectPrefix() string { return testkit.Name(c.t, "shmmon-faults") }
 
 // object returns the name of the case's object i.
 func (c *tcase) object(i int) string { return fmt.Sprintf("%s-%d", c.objectPrefix(), i) }
@@ -302,94 +269,14 @@ func tagged(tag string) []int {
 	return pids
 }
 
-// process is a program started by a case; the case's cleanup kills it.
-type process struct {
-	label  string
-	cmd    *exec.Cmd
-	stdout testlog.Buffer
-	stderr testlog.Buffer
-	done   chan struct{}
-}
-
-// start starts path with args, in the case's environment plus env.
-func (c *tcase) start(label string, env []string, path string, args ...string) *process {
+// start starts path with args, in the case's environment plus env (see [testkit.Start]).
+// Should the test binary die, its direct children die with it; the workers of a monitor are
+// found by their tag.
+func (c *tcase) start(label string, env []string, path string, args ...string) *testkit.Process {
 	c.t.Helper()
-	p := &process{cmd: exec.Command(path, args...), done: make(chan struct{})}
-	p.cmd.Env = c.env(env...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	// Should the test binary die (a timeout panic), take its direct children with it; the
-	// workers of a monitor are found by their tag.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p.cmd.WaitDelay = time.Second // workers that outlive a SIGKILLed monitor hold its pipes
-	if err := p.cmd.Start(); err != nil {
-		c.t.Fatalf("starting %s: %v", label, err)
-	}
-	p.label = fmt.Sprintf("%s (pid %d)", label, p.cmd.Process.Pid)
-	go func() {
-		p.cmd.Wait()
-		close(p.done)
-	}()
-	t := c.t
-	t.Cleanup(func() {
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		p.cmd.Process.Signal(syscall.SIGCONT)
-		<-p.done
-		if tmp, _ := filepath.Glob(fmt.Sprintf("%s/.shmmon-%d-*", shmobj.Dir, p.cmd.Process.Pid)); len(tmp) > 0 {
-			for _, f := range tmp {
-				os.Remove(f)
-			}
-		}
-		if t.Failed() {
-			t.Logf("%s %s\n--- stdout:\n%s--- stderr:\n%s", p.label, strings.Join(p.cmd.Args, " "),
-				tail(p.stdout.String(), 4000), tail(p.stderr.String(), 8000))
-			if dir := os.Getenv("FAULTS_LOGDIR"); dir != "" {
-				// The whole output, for the cases whose logs are too long for the test log.
-				base := filepath.Join(dir, fmt.Sprintf("%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), p.cmd.Process.Pid))
-				os.WriteFile(base+".stdout", []byte(p.stdout.String()), 0o644)
-				os.WriteFile(base+".stderr", []byte(p.stderr.String()), 0o644)
-				t.Logf("full output of %s: %s.{stdout,stderr}", p.label, base)
-			}
-		}
-	})
-	return p
-}
-
-// tail returns the last n bytes of s.
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "...\n" + s[len(s)-n:]
-}
-
-func (p *process) pid() int { return p.cmd.Process.Pid }
-
-func (p *process) running() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
-
-// wait waits up to timeout for the process to end and returns how it ended.
-func (p *process) wait(t testing.TB, timeout time.Duration) *os.ProcessState {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState
-	case <-time.After(timeout):
-		t.Fatalf("%s still running after %v", p.label, timeout)
-		return nil
-	}
-}
-
-func (p *process) signal(t testing.TB, sig syscall.Signal) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("sending %v to %s: %v", sig, p.label, err)
-	}
+	cmd := exec.Command(path, args...)
+	cmd.Env = c.env(env...)
+	return testkit.Start(c.t, label, cmd)
 }
 
 // workerEnv is the environment of a beating worker of the test binary.
@@ -407,44 +294,17 @@ func exe(t testing.TB) string {
 	return p
 }
 
-// waitFor polls cond every 10 ms until it holds, and fails the test after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // waitBeating waits until name is watched by a monitor whose worker is not the process not
 // (0: any), is in state ok and has beaten, and returns the worker's pid.
 func waitBeating(t testing.TB, name string, not int, timeout time.Duration) int {
 	t.Helper()
 	var pid int
-	waitFor(t, timeout, name+": a worker beating", func() bool {
+	testkit.WaitFor(t, timeout, name+": a worker beating", func() bool {
 		snap, err := shmobj.Read(name)
 		pid = int(snap.Record.WatchedPid)
 		return err == nil && pid != 0 && pid != not && snap.Seq > 0 && snap.Record.State == shmobj.StateOK
 	})
 	return pid
-}
-
-// linesWith returns the lines that contain every one of words.
-func linesWith(lines []string, words ...string) []string {
-	var out []string
-next:
-	for _, l := range lines {
-		for _, w := range words {
-			if !strings.Contains(l, w) {
-				continue next
-			}
-		}
-		out = append(out, l)
-	}
-	return out
 }
 
 var (
@@ -459,9 +319,9 @@ type kill struct {
 }
 
 // kills returns the kills a run or serve logged ("killing hung worker").
-func kills(b *testlog.Buffer) []kill {
+func kills(b *testkit.Buffer) []kill {
 	var ks []kill
-	for _, l := range linesWith(b.Lines(), `msg="killing hung worker"`) {
+	for _, l := range testkit.LinesWith(b.Lines(), `msg="killing hung worker"`) {
 		var k kill
 		if m := workerAttr.FindStringSubmatch(l); m != nil {
 			k.worker = m[1]

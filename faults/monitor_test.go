@@ -12,13 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
 // serveFleet starts serve on n beating workers of the test binary and returns it with the
 // workers' pids by object name.
-func (c *tcase) serveFleet(n int) (serve *process, path string, pids map[string]int) {
+func (c *tcase) serveFleet(n int) (serve *testkit.Process, path string, pids map[string]int) {
 	c.t.Helper()
 	path = filepath.Join(c.t.TempDir(), "shmmon.toml")
 	var ws []confWorker
@@ -52,15 +53,15 @@ func TestMonitorKilled(t *testing.T) {
 	const trials = 3
 	c := newCase(t, "monitor (serve) SIGKILLed and restarted", "workers adopted, none killed")
 	serve, path, pids := c.serveFleet(4)
-	var logs []*process
+	var logs []*testkit.Process
 	for range trials {
-		serve.signal(t, syscall.SIGKILL)
-		serve.wait(t, startTimeout)
+		serve.Signal(t, syscall.SIGKILL)
+		serve.Wait(t, startTimeout)
 		time.Sleep(3 * interval) // the workers beat on, with no monitor
 		serve = c.startServe(path)
 		logs = append(logs, serve)
-		waitFor(t, startTimeout, "the workers to be adopted", func() bool {
-			return len(linesWith(serve.stderr.Lines(), "event=adopt")) == len(pids)
+		testkit.WaitFor(t, startTimeout, "the workers to be adopted", func() bool {
+			return len(testkit.LinesWith(serve.Stderr.Lines(), "event=adopt")) == len(pids)
 		})
 		time.Sleep(10 * interval)
 		c.row.FalseKills += checkUntouched(t, pids)
@@ -68,8 +69,8 @@ func TestMonitorKilled(t *testing.T) {
 	}
 	var ks, starts int
 	for _, s := range logs {
-		ks += len(kills(&s.stderr))
-		starts += len(linesWith(s.stderr.Lines(), "msg=started"))
+		ks += len(kills(&s.Stderr))
+		starts += len(testkit.LinesWith(s.Stderr.Lines(), "msg=started"))
 	}
 	c.row.FalseKills += ks
 	c.row.observe("%d restarts of serve × %d workers: all adopted, %d kills, %d new starts", trials, len(pids), ks, starts)
@@ -85,15 +86,15 @@ func TestMonitorStopped(t *testing.T) {
 	c := newCase(t, "monitor (serve) SIGSTOPped 5 intervals, continued", "no worker killed (late-tick guard)")
 	serve, _, pids := c.serveFleet(4)
 	for range trials {
-		serve.signal(t, syscall.SIGSTOP)
+		serve.Signal(t, syscall.SIGSTOP)
 		time.Sleep(5 * interval)
-		serve.signal(t, syscall.SIGCONT)
+		serve.Signal(t, syscall.SIGCONT)
 		time.Sleep(10 * interval)
 		c.row.FalseKills += checkUntouched(t, pids)
 		c.row.Trials++
 	}
-	ks := len(kills(&serve.stderr))
-	abnormal := len(linesWith(serve.stderr.Lines(), "state=abnormal"))
+	ks := len(kills(&serve.Stderr))
+	abnormal := len(testkit.LinesWith(serve.Stderr.Lines(), "state=abnormal"))
 	c.row.FalseKills += ks
 	c.row.observe("%d stops × %d workers: %d kills, %d abnormal verdicts", trials, len(pids), ks, abnormal)
 	if ks+abnormal != 0 {
@@ -105,19 +106,19 @@ func TestMonitorStopped(t *testing.T) {
 // the exited and reaped process pid, by setting the kernel's last allocated pid just below it.
 // Other processes on the machine may take the pid first: it tries again, up to 50 times, and
 // fails the test when it cannot.
-func (c *tcase) impostorAt(pid int, sigFile string) *process {
+func (c *tcase) impostorAt(pid int, sigFile string) *testkit.Process {
 	c.t.Helper()
 	for range 50 {
 		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
 			c.t.Fatalf("cannot choose the next pid (root needed): %v", err)
 		}
 		p := c.start("impostor", []string{envMode + "=impostor", envFile + "=" + sigFile}, exe(c.t))
-		if p.pid() == pid {
-			waitFor(c.t, startTimeout, "the impostor to start", func() bool { return strings.Contains(p.stdout.String(), "ready") })
+		if p.Pid() == pid {
+			testkit.WaitFor(c.t, startTimeout, "the impostor to start", func() bool { return strings.Contains(p.Stdout.String(), "ready") })
 			return p
 		}
-		p.cmd.Process.Kill()
-		<-p.done
+		p.Cmd.Process.Kill()
+		<-p.Done()
 	}
 	c.t.Fatalf("could not start a process with pid %d", pid)
 	return nil
@@ -132,14 +133,14 @@ func TestPidReused(t *testing.T) {
 			c := newCase(t, "watched pid exited and reused ("+mode+")", "the new process is never signalled")
 			name := c.object(0)
 			w := c.start("worker", workerEnv("SHMMON_NAME="+name), exe(t))
-			var mon *process
+			var mon *testkit.Process
 			if mode == "watch --pid" {
-				mon = c.start("shmmon watch", nil, shmmon(t), "watch", "--name", name, "--pid", strconv.Itoa(w.pid()),
+				mon = c.start("shmmon watch", nil, testkit.Shmmon(t), "watch", "--name", name, "--pid", strconv.Itoa(w.Pid()),
 					"--interval", interval.String(), "--stalls", strconv.Itoa(stalls), "--kill-after", killAfter.String())
 			} else {
 				dir := t.TempDir()
 				pidfile := filepath.Join(dir, "worker.pid")
-				if err := os.WriteFile(pidfile, []byte(strconv.Itoa(w.pid())), 0o600); err != nil {
+				if err := os.WriteFile(pidfile, []byte(strconv.Itoa(w.Pid())), 0o600); err != nil {
 					t.Fatal(err)
 				}
 				path := filepath.Join(dir, "shmmon.toml")
@@ -149,27 +150,27 @@ func TestPidReused(t *testing.T) {
 			}
 			waitBeating(t, name, 0, startTimeout)
 			// Hang the worker until the monitor counts stalls, then let it die there.
-			w.signal(t, syscall.SIGSTOP)
-			waitFor(t, startTimeout, "a stall", func() bool {
+			w.Signal(t, syscall.SIGSTOP)
+			testkit.WaitFor(t, startTimeout, "a stall", func() bool {
 				snap, err := shmobj.Read(name)
 				return err == nil && snap.Record.Stalls >= 1
 			})
-			old := w.pid()
-			w.signal(t, syscall.SIGKILL)
-			w.wait(t, startTimeout) // reaped: the pid is free
+			old := w.Pid()
+			w.Signal(t, syscall.SIGKILL)
+			w.Wait(t, startTimeout) // reaped: the pid is free
 			sigFile := filepath.Join(t.TempDir(), "signals")
 			imp := c.impostorAt(old, sigFile)
 			time.Sleep(20 * interval)
 			got, _ := os.ReadFile(sigFile)
 			c.row.Trials = 1
-			c.row.observe("impostor (pid %d) alive: %v; signals it got: %q; monitor: %s", old, imp.running(),
+			c.row.observe("impostor (pid %d) alive: %v; signals it got: %q; monitor: %s", old, imp.Running(),
 				strings.TrimSpace(string(got)), monitorState(mon))
-			if !imp.running() || len(got) > 0 {
+			if !imp.Running() || len(got) > 0 {
 				c.row.FalseKills = 1
-				t.Errorf("the impostor with the reused pid %d was signalled: alive %v, signals %q", old, imp.running(), got)
+				t.Errorf("the impostor with the reused pid %d was signalled: alive %v, signals %q", old, imp.Running(), got)
 			}
 			if mode == "watch --pid" {
-				if st := mon.wait(t, startTimeout); st.ExitCode() != 0 {
+				if st := mon.Wait(t, startTimeout); st.ExitCode() != 0 {
 					t.Errorf("watch ended with %v, want exit 0 (the watched process ended)", st)
 				}
 			}
@@ -178,9 +179,9 @@ func TestPidReused(t *testing.T) {
 }
 
 // monitorState says whether the monitor still runs, or how it ended.
-func monitorState(p *process) string {
-	if p.running() {
+func monitorState(p *testkit.Process) string {
+	if p.Running() {
 		return "running"
 	}
-	return "ended, " + p.cmd.ProcessState.String()
+	return "ended, " + p.Cmd.ProcessState.String()
 }

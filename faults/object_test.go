@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -45,16 +46,16 @@ var smallDefaults = fmt.Sprintf("interval = %q\nstalls = %d\nkill_after = %q\nba
 	interval, stalls, killAfter)
 
 // startServe starts `shmmon serve` on the config path, in the worker environment plus env.
-func (c *tcase) startServe(path string, env ...string) *process {
+func (c *tcase) startServe(path string, env ...string) *testkit.Process {
 	c.t.Helper()
-	return c.start("shmmon serve", workerEnv(env...), shmmon(c.t), "serve", "--config", path)
+	return c.start("shmmon serve", workerEnv(env...), testkit.Shmmon(c.t), "serve", "--config", path)
 }
 
 // publicExe returns a copy of the test binary that any user can run, for workers started as
 // another user (the build cache that holds the test binary is root's alone).
 func publicExe(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join(filepath.Dir(shmmon(t)), "public")
+	dir := filepath.Join(filepath.Dir(testkit.Shmmon(t)), "public")
 	path := filepath.Join(dir, "faults.test")
 	if _, err := os.Stat(path); err == nil {
 		return path
@@ -135,11 +136,11 @@ func TestObjectFaults(t *testing.T) {
 			pid := waitBeating(t, name, 0, startTimeout)
 			for i := range trials {
 				f.inject(t, shmobj.Path(name))
-				waitFor(t, startTimeout, "the fault to be reported", func() bool {
-					return len(linesWith(serve.stderr.Lines(), f.event)) > i
+				testkit.WaitFor(t, startTimeout, "the fault to be reported", func() bool {
+					return len(testkit.LinesWith(serve.Stderr.Lines(), f.event)) > i
 				})
 				// The worker follows the new object: its pid in the worker half, beating.
-				waitFor(t, startTimeout, "the worker to beat into the re-published object", func() bool {
+				testkit.WaitFor(t, startTimeout, "the worker to beat into the re-published object", func() bool {
 					snap, err := shmobj.Read(name)
 					return err == nil && snap.WorkerPid == int64(pid) && snap.Seq > 0 && snap.Record.State == shmobj.StateOK
 				})
@@ -152,7 +153,7 @@ func TestObjectFaults(t *testing.T) {
 				pid = waitBeating(t, name, pid, startTimeout)
 			}
 			time.Sleep(5 * interval)
-			if !serve.running() {
+			if !serve.Running() {
 				t.Fatal("serve ended")
 			}
 			if !strings.Contains(f.event, "mode") {
@@ -160,9 +161,9 @@ func TestObjectFaults(t *testing.T) {
 					t.Errorf("worker pid %d, want %d: the worker was restarted", now, pid)
 				}
 			}
-			c.row.FalseKills = len(kills(&serve.stderr))
+			c.row.FalseKills = len(kills(&serve.Stderr))
 			c.row.observe("%d of %d reported (%s) and re-published; worker followed; serve up; %d kills",
-				len(linesWith(serve.stderr.Lines(), f.event)), trials, f.event, c.row.FalseKills)
+				len(testkit.LinesWith(serve.Stderr.Lines(), f.event)), trials, f.event, c.row.FalseKills)
 			if c.row.FalseKills != 0 {
 				t.Errorf("the worker was killed")
 			}

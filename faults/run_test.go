@@ -10,15 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
 // startRun starts `shmmon run` on name with the case parameters, the restart policy, and the
 // test binary as the program, in the worker environment plus env.
-func (c *tcase) startRun(name, restart string, env ...string) *process {
+func (c *tcase) startRun(name, restart string, env ...string) *testkit.Process {
 	c.t.Helper()
-	return c.start("shmmon run", workerEnv(env...), shmmon(c.t), "run", "--name", name,
+	return c.start("shmmon run", workerEnv(env...), testkit.Shmmon(c.t), "run", "--name", name,
 		"--interval", interval.String(), "--stalls", strconv.Itoa(stalls), "--kill-after", killAfter.String(),
 		"--restart", restart, "--backoff", "10ms", "--backoff-max", "50ms", "--start-limit", "1000",
 		"--", exe(c.t))
@@ -72,18 +73,18 @@ func hangCase(t *testing.T, caseName, expected string, trials int, hang func(pid
 		}
 		pid = waitBeating(t, name, pid, startTimeout)
 	}
-	run.signal(t, syscall.SIGTERM)
-	if st := run.wait(t, startTimeout); st.ExitCode() != 0 {
+	run.Signal(t, syscall.SIGTERM)
+	if st := run.Wait(t, startTimeout); st.ExitCode() != 0 {
 		t.Errorf("shmmon run ended with %v after SIGTERM, want exit 0", st)
 	}
-	ks := kills(&run.stderr)
+	ks := kills(&run.Stderr)
 	for _, k := range ks {
 		if !hung[k.pid] {
 			c.row.FalseKills++
 			t.Errorf("killed pid %d, which was not hung", k.pid)
 		}
 	}
-	starts := len(linesWith(run.stderr.Lines(), "msg=started"))
+	starts := len(testkit.LinesWith(run.Stderr.Lines(), "msg=started"))
 	c.row.observe("%d of %d killed, worst %v after the last beat (bound %v); %d restarts",
 		len(ks), trials, worst.Round(time.Millisecond), killBound, starts-1)
 	if len(ks) != trials {
@@ -147,21 +148,21 @@ func TestExits(t *testing.T) {
 				if tc.then == "" {
 					syscall.Kill(pid, syscall.SIGKILL)
 				}
-				waitFor(t, startTimeout, fmt.Sprintf("exit %d to be logged", i+1), func() bool {
-					return len(linesWith(run.stderr.Lines(), `msg="worker ended"`)) > i
+				testkit.WaitFor(t, startTimeout, fmt.Sprintf("exit %d to be logged", i+1), func() bool {
+					return len(testkit.LinesWith(run.Stderr.Lines(), `msg="worker ended"`)) > i
 				})
 				c.row.Trials++
 			}
 			if tc.restarts {
 				waitBeating(t, name, pid, startTimeout)
-				run.signal(t, syscall.SIGTERM)
+				run.Signal(t, syscall.SIGTERM)
 			}
-			st := run.wait(t, startTimeout)
-			ended := linesWith(run.stderr.Lines(), `msg="worker ended"`)
-			reported := len(linesWith(ended, tc.status))
-			starts := len(linesWith(run.stderr.Lines(), "msg=started"))
-			judged := len(linesWith(run.stderr.Lines(), "state=abnormal")) + len(kills(&run.stderr))
-			c.row.FalseKills = len(kills(&run.stderr))
+			st := run.Wait(t, startTimeout)
+			ended := testkit.LinesWith(run.Stderr.Lines(), `msg="worker ended"`)
+			reported := len(testkit.LinesWith(ended, tc.status))
+			starts := len(testkit.LinesWith(run.Stderr.Lines(), "msg=started"))
+			judged := len(testkit.LinesWith(run.Stderr.Lines(), "state=abnormal")) + len(kills(&run.Stderr))
+			c.row.FalseKills = len(kills(&run.Stderr))
 			c.row.observe("%d of %d reported with %s; %d restarts; %d hang verdicts; run exit %d",
 				reported, trials, strings.TrimPrefix(tc.status, "status="), starts-1, judged, st.ExitCode())
 			if reported < trials {

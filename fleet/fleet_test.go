@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/shmmon/shmmon/config"
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/worker"
 )
@@ -73,22 +73,11 @@ func testWorker(t *testing.T, name, mode, extra string) config.Worker {
 	return f.Workers[0]
 }
 
-func newFleet(t *testing.T) (*Fleet, *testlog.Buffer) {
-	var b testlog.Buffer
+func newFleet(t *testing.T) (*Fleet, *testkit.Buffer) {
+	var b testkit.Buffer
 	f := New(slog.New(slog.NewTextHandler(&b, nil)))
 	t.Cleanup(f.Stop)
 	return f, &b
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func status(t *testing.T, f *Fleet, name string) WorkerStatus {
@@ -142,7 +131,7 @@ func TestHangRestart(t *testing.T) {
 	w := testWorker(t, name, "hang-once", hooks)
 	f.Apply([]config.Worker{w})
 
-	waitFor(t, 20*time.Second, "a restart after the hang", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "a restart after the hang", func() bool {
 		s := status(t, f, name)
 		return s.Restarts == 1 && s.Snapshot.Record.State == shmobj.StateOK
 	})
@@ -151,10 +140,10 @@ func TestHangRestart(t *testing.T) {
 		t.Errorf("books after one hang: starts %d kills %d last exit %q at %v checking %v; want 2, 1, \"signal terminated\", a time, true",
 			s.Starts, s.Kills, s.LastExit, s.LastExitAt, s.Checking)
 	}
-	waitFor(t, 10*time.Second, "the hanging hook killed at its timeout", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the hanging hook killed at its timeout", func() bool {
 		return strings.Contains(log.String(), `status="killed at timeout"`)
 	})
-	waitFor(t, 5*time.Second, "the restart hook", func() bool { return len(hookEnvs(t, dir)["restart"]) > 0 })
+	testkit.WaitFor(t, 5*time.Second, "the restart hook", func() bool { return len(hookEnvs(t, dir)["restart"]) > 0 })
 	time.Sleep(500 * time.Millisecond) // a second hook of any event would show by now
 
 	envs := hookEnvs(t, dir)
@@ -190,7 +179,7 @@ func TestHangRestart(t *testing.T) {
 }
 
 // lineTime returns the time of the first log line containing word.
-func lineTime(t *testing.T, log *testlog.Buffer, word string) time.Time {
+func lineTime(t *testing.T, log *testkit.Buffer, word string) time.Time {
 	t.Helper()
 	for _, l := range log.Lines() {
 		if strings.Contains(l, word) {
@@ -213,7 +202,7 @@ func TestHooksChangeWithoutRestart(t *testing.T) {
 	if ch := f.Apply([]config.Worker{w}); ch.Started != 1 {
 		t.Fatalf("Apply: %+v", ch)
 	}
-	waitFor(t, 10*time.Second, "the worker beating", func() bool { return status(t, f, name).Snapshot.Record.State == shmobj.StateOK })
+	testkit.WaitFor(t, 10*time.Second, "the worker beating", func() bool { return status(t, f, name).Snapshot.Record.State == shmobj.StateOK })
 	pid := status(t, f, name).Snapshot.Record.WatchedPid
 
 	w2 := w
@@ -236,7 +225,7 @@ func TestHooksChangeWithoutRestart(t *testing.T) {
 	if ch := f.Apply([]config.Worker{w3}); ch != (Changes{Restarted: 1}) {
 		t.Errorf("stalls changed: %+v, want one restarted worker", ch)
 	}
-	waitFor(t, 10*time.Second, "the new program beating", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the new program beating", func() bool {
 		s := status(t, f, name)
 		return s.Snapshot.Record.State == shmobj.StateOK && s.Snapshot.Record.WatchedPid != pid
 	})
@@ -273,7 +262,7 @@ func TestLate(t *testing.T) {
 		}
 	})
 	f.Apply([]config.Worker{testWorker(t, name, "beat", "")})
-	waitFor(t, 10*time.Second, "the worker checking", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the worker checking", func() bool {
 		s := status(t, f, name)
 		return s.Checking && s.Snapshot.Record.State == shmobj.StateOK
 	})
@@ -283,14 +272,14 @@ func TestLate(t *testing.T) {
 	<-blocking
 	blocking <- true
 	blockedAt := time.Now()
-	waitFor(t, LateFloor+5*time.Second, "the blocked loop to be late", func() bool { return status(t, f, name).Late(time.Now()) })
+	testkit.WaitFor(t, LateFloor+5*time.Second, "the blocked loop to be late", func() bool { return status(t, f, name).Late(time.Now()) })
 	if d := time.Since(blockedAt); d < LateFloor-100*time.Millisecond {
 		t.Errorf("late %v after the loop blocked, want at least the floor %v", d, LateFloor)
 	}
 	<-blocking
 	blocking <- false
 	unblock()
-	waitFor(t, 5*time.Second, "the loop on time again", func() bool { return !status(t, f, name).Late(time.Now()) })
+	testkit.WaitFor(t, 5*time.Second, "the loop on time again", func() bool { return !status(t, f, name).Late(time.Now()) })
 
 	// A loop that is not checking (waiting to restart, between runs of a periodic job, gave
 	// up) is never late, however old its last check.

@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/shmmon/shmmon/config"
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proctab"
 )
 
@@ -41,7 +41,7 @@ func TestProctabLockTimeout(t *testing.T) {
 	}
 	t.Cleanup(func() { tab.Remove(); tab.Close() })
 
-	var logs testlog.Buffer
+	var logs testkit.Buffer
 	f := New(slog.New(slog.NewTextHandler(&logs, nil)))
 	t.Cleanup(f.Stop)
 	if h := f.ProctabHealth(); h.Sweeping {
@@ -49,7 +49,7 @@ func TestProctabLockTimeout(t *testing.T) {
 	}
 	setSem(t, key, 0)
 	f.SetProctab(pt)
-	waitFor(t, proctab.LockTimeout+5*time.Second, "a lock timeout", func() bool { return f.ProctabHealth().LockTimeouts > 0 })
+	testkit.WaitFor(t, proctab.LockTimeout+5*time.Second, "a lock timeout", func() bool { return f.ProctabHealth().LockTimeouts > 0 })
 	if h := f.ProctabHealth(); !h.Sweeping || !errors.Is(h.Err, proctab.ErrLockTimeout) || h.Since.IsZero() {
 		t.Errorf("health while the lock is never free: %+v", h)
 	}
@@ -62,7 +62,7 @@ func TestProctabLockTimeout(t *testing.T) {
 	}
 
 	setSem(t, key, 1)
-	waitFor(t, proctab.LockTimeout+5*time.Second, "the health to recover", func() bool { return f.ProctabHealth().Err == nil })
+	testkit.WaitFor(t, proctab.LockTimeout+5*time.Second, "the health to recover", func() bool { return f.ProctabHealth().Err == nil })
 	if h := f.ProctabHealth(); h.LockTimeouts == 0 {
 		t.Errorf("health after recovering: %+v, want the lock timeouts still counted", h)
 	}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/shmmon/shmmon/config"
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/tcpwd"
 	"github.com/shmmon/shmmon/worker"
 )
@@ -87,7 +87,7 @@ func startHolder(t *testing.T, name string, c net.Conn) *exec.Cmd {
 // a worker watches, survives an unchanged config, refuses the name once the worker has left
 // the config, and listens again when its address changes.
 func TestTCPWatchdog(t *testing.T) {
-	var log testlog.Buffer
+	var log testkit.Buffer
 	f := New(slog.New(slog.NewTextHandler(&log, nil)))
 	defer f.Stop()
 	name := shortName(t, "tw")
@@ -102,14 +102,14 @@ func TestTCPWatchdog(t *testing.T) {
 	defer c.Close()
 	holder := startHolder(t, name, c)
 	f.Apply([]config.Worker{watchedWorker(t, name, "pid = "+strconv.Itoa(holder.Process.Pid), "3s")})
-	waitFor(t, 5*time.Second, "the watched process as the worker's root", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the watched process as the worker's root", func() bool {
 		root, ok := workerRoot(f, name)
 		return ok && root == holder.Process.Pid
 	})
 
 	b, _ := tcpwd.Packet{Cmd: tcpwd.CmdReceive, Source: name}.MarshalBinary()
 	c.Write(b)
-	waitFor(t, 5*time.Second, "the registration", func() bool { return strings.Contains(log.String(), "event=tcp-receiver") })
+	testkit.WaitFor(t, 5*time.Second, "the registration", func() bool { return strings.Contains(log.String(), "event=tcp-receiver") })
 	if err := f.SetTCPWatchdog(&config.TCPWatchdog{Listen: first.Listen, MaxConnections: 10}); err != nil {
 		t.Fatal(err)
 	}
@@ -205,15 +205,15 @@ func TestWorkerRoot(t *testing.T) {
 			return ok && root != 0 && root == want()
 		}
 	}
-	waitFor(t, 10*time.Second, "the first program as the root", rootIs(supervised, func() int { return startedPid(1) }))
-	waitFor(t, 10*time.Second, "the watched process as the root", rootIs(watched, func() int { return beater.Process.Pid }))
-	waitFor(t, 20*time.Second, "the restarted program as the root", rootIs(supervised, func() int { return startedPid(2) }))
+	testkit.WaitFor(t, 10*time.Second, "the first program as the root", rootIs(supervised, func() int { return startedPid(1) }))
+	testkit.WaitFor(t, 10*time.Second, "the watched process as the root", rootIs(watched, func() int { return beater.Process.Pid }))
+	testkit.WaitFor(t, 20*time.Second, "the restarted program as the root", rootIs(supervised, func() int { return startedPid(2) }))
 	if startedPid(1) == startedPid(2) {
 		t.Fatalf("the restart kept pid %d", startedPid(1))
 	}
 
 	beater.Process.Kill()
-	waitFor(t, 5*time.Second, "no root once the watched process ended", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "no root once the watched process ended", func() bool {
 		root, ok := workerRoot(f, watched)
 		return ok && root == 0
 	})

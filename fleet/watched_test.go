@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shmmon/shmmon/config"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/worker"
@@ -82,7 +83,7 @@ func TestWatchedHoldsNoGoroutine(t *testing.T) {
 		t.Error("stopping the watches ended the watched process")
 	}
 	// The goroutines that ended the watches may still be returning when Apply does.
-	waitFor(t, 5*time.Second, "the goroutines of the stopped watches to end", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the goroutines of the stopped watches to end", func() bool {
 		return runtime.NumGoroutine() <= before+3
 	})
 }
@@ -95,7 +96,7 @@ func TestWatchedFollowsPidfile(t *testing.T) {
 	pidfile := filepath.Join(t.TempDir(), "worker.pid")
 	f, log := newFleet(t)
 	f.Apply([]config.Worker{watchedWorker(t, name, fmt.Sprintf("pidfile = %q", pidfile), "3s")})
-	waitFor(t, 5*time.Second, "pid-unavailable", func() bool { return strings.Contains(log.String(), "event=pid-unavailable") })
+	testkit.WaitFor(t, 5*time.Second, "pid-unavailable", func() bool { return strings.Contains(log.String(), "event=pid-unavailable") })
 	if s := status(t, f, name); s.Checking {
 		t.Error("checking while the pidfile names nothing")
 	}
@@ -106,17 +107,17 @@ func TestWatchedFollowsPidfile(t *testing.T) {
 		if err := os.WriteFile(pidfile, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 5*time.Second, fmt.Sprintf("round %d: pid %d ok", round, pid), func() bool {
+		testkit.WaitFor(t, 5*time.Second, fmt.Sprintf("round %d: pid %d ok", round, pid), func() bool {
 			snap, err := shmobj.Read(name)
 			return err == nil && snap.Record.State == shmobj.StateOK && snap.Record.WatchedPid == int64(pid)
 		})
 		cmd.Process.Kill()
-		waitFor(t, 5*time.Second, fmt.Sprintf("round %d: pid %d exited", round, pid), func() bool {
+		testkit.WaitFor(t, 5*time.Second, fmt.Sprintf("round %d: pid %d exited", round, pid), func() bool {
 			return strings.Count(log.String(), "state=exited") == round+1
 		})
 	}
 	// The file names a dead pid now: the worker waits; stopping it must not wait for the timer.
-	waitFor(t, 5*time.Second, "not checking", func() bool { return !status(t, f, name).Checking })
+	testkit.WaitFor(t, 5*time.Second, "not checking", func() bool { return !status(t, f, name).Checking })
 	began := time.Now()
 	f.Apply(nil)
 	if took := time.Since(began); took > time.Second {
@@ -134,9 +135,9 @@ func TestWatchedFixedPidGone(t *testing.T) {
 	cmd := startBeater(t, name)
 	f, log := newFleet(t)
 	f.Apply([]config.Worker{watchedWorker(t, name, fmt.Sprintf("pid = %d", cmd.Process.Pid), "3s")})
-	waitFor(t, 5*time.Second, "state=ok", func() bool { return strings.Contains(log.String(), "state=ok") })
+	testkit.WaitFor(t, 5*time.Second, "state=ok", func() bool { return strings.Contains(log.String(), "state=ok") })
 	cmd.Process.Kill()
-	waitFor(t, 5*time.Second, "nothing more to watch", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "nothing more to watch", func() bool {
 		return strings.Contains(log.String(), "nothing more to watch")
 	})
 	time.Sleep(200 * time.Millisecond) // 4 intervals: no retry, no second watch
@@ -166,7 +167,7 @@ func TestWatchedPidfileRefused(t *testing.T) {
 	}
 	f, log := newFleet(t)
 	f.Apply([]config.Worker{watchedWorker(t, name, fmt.Sprintf("pidfile = %q", pidfile), "3s")})
-	waitFor(t, 5*time.Second, "pidfile-refused", func() bool { return strings.Contains(log.String(), "event=pidfile-refused") })
+	testkit.WaitFor(t, 5*time.Second, "pidfile-refused", func() bool { return strings.Contains(log.String(), "event=pidfile-refused") })
 	time.Sleep(300 * time.Millisecond) // 6 intervals, 6 attempts
 	if n := strings.Count(log.String(), "event=pidfile-refused"); n != 1 {
 		t.Errorf("%d pidfile-refused lines for one reason, want 1:\n%s", n, log)
@@ -182,7 +183,7 @@ func TestWatchedPidfileRefused(t *testing.T) {
 	if err := os.Chmod(pidfile, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the worker watched", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the worker watched", func() bool {
 		snap, err := shmobj.Read(name)
 		return err == nil && snap.Record.State == shmobj.StateOK && snap.Record.WatchedPid == int64(cmd.Process.Pid)
 	})

@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proc"
 )
 
-func newRunner(max int) (*Runner, *testlog.Buffer) {
-	var b testlog.Buffer
+func newRunner(max int) (*Runner, *testkit.Buffer) {
+	var b testkit.Buffer
 	return &Runner{Logger: slog.New(slog.NewTextHandler(&b, nil)), MaxPerWorker: max}, &b
 }
 
@@ -30,17 +30,13 @@ func event(kind monitor.EventKind) monitor.Event {
 // waitFile waits until path holds a complete line, and returns its contents.
 func waitFile(t *testing.T, path string, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		b, err := os.ReadFile(path)
-		if err == nil && strings.HasSuffix(string(b), "\n") {
-			return string(b)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not written within %v", path, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var b []byte
+	testkit.WaitFor(t, timeout, path+" to be written", func() bool {
+		var err error
+		b, err = os.ReadFile(path)
+		return err == nil && strings.HasSuffix(string(b), "\n")
+	})
+	return string(b)
 }
 
 func TestEnvironment(t *testing.T) {

@@ -24,7 +24,7 @@ import (
 
 	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/fleet"
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/worker"
@@ -101,17 +101,6 @@ func get(t *testing.T, h http.Handler, path string, v any) int {
 	return rec.Code
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestFleetEndpoints serves a real fleet with one beating worker: /metrics, /status and
 // /healthz agree with its object, and /healthz fails while a test hook blocks the worker's
 // loop, and recovers when it is released.
@@ -127,7 +116,7 @@ func TestFleetEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log testlog.Buffer
+	var log testkit.Buffer
 	f := fleet.New(slog.New(slog.NewTextHandler(&log, nil)))
 	defer f.Stop()
 	s := New(f)
@@ -152,7 +141,7 @@ func TestFleetEndpoints(t *testing.T) {
 		}
 	})
 	f.Apply(file.Workers)
-	waitFor(t, 10*time.Second, "the worker beating", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the worker beating", func() bool {
 		snap, err := shmobj.Read(name)
 		return err == nil && snap.Record.State == shmobj.StateOK
 	})
@@ -216,7 +205,7 @@ func TestFleetEndpoints(t *testing.T) {
 	mu.Lock()
 	release = make(chan struct{})
 	mu.Unlock()
-	waitFor(t, fleet.LateFloor+10*time.Second, "/healthz to fail", func() bool {
+	testkit.WaitFor(t, fleet.LateFloor+10*time.Second, "/healthz to fail", func() bool {
 		return get(t, s, "/healthz", &h) == http.StatusServiceUnavailable
 	})
 	if h.Status != "late" || len(h.Late) != 1 || h.Late[0].Name != name || h.Late[0].LateBy <= 0 {
@@ -229,7 +218,7 @@ func TestFleetEndpoints(t *testing.T) {
 	close(release)
 	release = nil
 	mu.Unlock()
-	waitFor(t, 10*time.Second, "/healthz to recover", func() bool { return get(t, s, "/healthz", &h) == http.StatusOK })
+	testkit.WaitFor(t, 10*time.Second, "/healthz to recover", func() bool { return get(t, s, "/healthz", &h) == http.StatusOK })
 }
 
 // fakeSource is a Source with fixed answers.

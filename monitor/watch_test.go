@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 )
@@ -39,8 +39,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func newLog() (*testlog.Buffer, *slog.Logger) {
-	b := &testlog.Buffer{}
+func newLog() (*testkit.Buffer, *slog.Logger) {
+	b := &testkit.Buffer{}
 	return b, slog.New(slog.NewTextHandler(b, nil))
 }
 
@@ -112,18 +112,6 @@ func TestWatchProcessExits(t *testing.T) {
 	}
 }
 
-// waitFor polls cond every 10ms for up to 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestWatchWithoutPid reports a hang, sees the worker resume, follows a removed object and
 // keeps the object with Keep.
 func TestWatchWithoutPid(t *testing.T) {
@@ -173,18 +161,18 @@ func TestWatchWithoutPid(t *testing.T) {
 		}
 	}()
 
-	waitFor(t, "state=ok", func() bool { return strings.Contains(logs.String(), "state=ok") })
+	testkit.WaitFor(t, 10*time.Second, "state=ok", func() bool { return strings.Contains(logs.String(), "state=ok") })
 	beating.Lock() // hang
-	waitFor(t, "state=abnormal", func() bool { return strings.Contains(logs.String(), "state=abnormal") })
+	testkit.WaitFor(t, 10*time.Second, "state=abnormal", func() bool { return strings.Contains(logs.String(), "state=abnormal") })
 	beating.Unlock() // resume
-	waitFor(t, "back to ok", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "back to ok", func() bool {
 		s := logs.String()
 		return strings.Contains(s[strings.LastIndex(s, "state=abnormal"):], "state=ok")
 	})
 
 	shmobj.Remove(name)
-	waitFor(t, "object-removed", func() bool { return strings.Contains(logs.String(), "event=object-removed") })
-	waitFor(t, "re-published object", func() bool { _, err := os.Stat(shmobj.Path(name)); return err == nil })
+	testkit.WaitFor(t, 10*time.Second, "object-removed", func() bool { return strings.Contains(logs.String(), "event=object-removed") })
+	testkit.WaitFor(t, 10*time.Second, "re-published object", func() bool { _, err := os.Stat(shmobj.Path(name)); return err == nil })
 
 	cancel()
 	r := <-done

@@ -18,7 +18,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 )
 
 // TestMain lets the test binary be a sender: with NOTIFY_TEST_SEND set it sends that text to
@@ -35,9 +35,9 @@ func TestMain(m *testing.M) {
 }
 
 // listen starts a listener closed by the test's end, logging at debug level into logs.
-func listen(t *testing.T, opts Options) (*Listener, *testlog.Buffer) {
+func listen(t *testing.T, opts Options) (*Listener, *testkit.Buffer) {
 	t.Helper()
-	logs := &testlog.Buffer{}
+	logs := &testkit.Buffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	l, err := Listen(opts)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/worker"
@@ -76,7 +77,7 @@ func TestAdoptChecksIdentity(t *testing.T) {
 			seg.StoreStatus(shmobj.Status{LastCheck: started.Add(tt.checked).UnixNano(), State: shmobj.StateOK})
 
 			r := supervise(t, "beat", Options{Adopt: true})
-			waitFor(t, "event="+tt.want, func() bool { return events(r, tt.want) > 0 })
+			testkit.WaitFor(t, 10*time.Second, "event="+tt.want, func() bool { return events(r, tt.want) > 0 })
 			switch tt.want {
 			case "adopt":
 				if watched := r.beatingPid(t, 0); watched != int64(pid) {

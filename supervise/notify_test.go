@@ -14,6 +14,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
@@ -157,7 +158,7 @@ func TestNotifyTrigger(t *testing.T) {
 func TestNotifyInterval(t *testing.T) {
 	r := supervise(t, "notify-interval", Options{})
 	pid := r.beatingPid(t, 0)
-	waitFor(t, "the new interval", func() bool { return r.record().Record.Interval == 400*time.Millisecond })
+	testkit.WaitFor(t, 10*time.Second, "the new interval", func() bool { return r.record().Record.Interval == 400*time.Millisecond })
 	// Beats 250ms apart would be 5 stalls at 50ms; at 400ms they are on time.
 	time.Sleep(2 * time.Second)
 	if snap := r.record(); snap.Record.WatchedPid != pid || snap.Record.Kills != 0 {
@@ -178,7 +179,7 @@ func TestNotifyStopping(t *testing.T) {
 	})
 	t.Run("stuck", func(t *testing.T) {
 		r := supervise(t, "notify-stuck", Options{Restart: Never})
-		waitFor(t, "stopping", func() bool { return strings.Contains(r.logs.String(), "event=stopping") })
+		testkit.WaitFor(t, 10*time.Second, "stopping", func() bool { return strings.Contains(r.logs.String(), "event=stopping") })
 		start := time.Now()
 		r.wait(t, 30*time.Second)
 		// Suspended for the grace (2s), then 3 stalls.
@@ -200,7 +201,7 @@ func TestNotifyMainPid(t *testing.T) {
 	t.Run("accepted", func(t *testing.T) {
 		r := supervise(t, "notify-main", Options{})
 		var first, main int64
-		waitFor(t, "the main process watched", func() bool {
+		testkit.WaitFor(t, 10*time.Second, "the main process watched", func() bool {
 			s := r.record()
 			first, main = 0, s.Record.WatchedPid
 			if w := r.s.Worker(); w != nil {
@@ -213,7 +214,7 @@ func TestNotifyMainPid(t *testing.T) {
 		}
 		// The main process dies: the run ends, the program is stopped and restarted.
 		syscall.Kill(int(main), syscall.SIGKILL)
-		waitFor(t, "a restart", func() bool { return r.logs.Count("msg=started") >= 2 })
+		testkit.WaitFor(t, 10*time.Second, "a restart", func() bool { return r.logs.Count("msg=started") >= 2 })
 		if !strings.Contains(r.logs.String(), "event=main-exit") {
 			t.Error("the end of the main process is not logged")
 		}
@@ -224,7 +225,7 @@ func TestNotifyMainPid(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		r := supervise(t, "notify-badmain", Options{})
 		pid := r.beatingPid(t, 0)
-		waitFor(t, "two refusals", func() bool { return r.logs.Count("event=mainpid-refused") == 2 })
+		testkit.WaitFor(t, 10*time.Second, "two refusals", func() bool { return r.logs.Count("event=mainpid-refused") == 2 })
 		if snap := r.record(); snap.Record.WatchedPid != pid {
 			t.Errorf("watched pid %d, want the program %d", snap.Record.WatchedPid, pid)
 		}
@@ -236,7 +237,7 @@ func TestNotifyMainPid(t *testing.T) {
 func TestNotifyUnrelatedSender(t *testing.T) {
 	r := supervise(t, "sleep", Options{})
 	var pid int
-	waitFor(t, "the program", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the program", func() bool {
 		if w := r.s.Worker(); w != nil {
 			pid = int(w.Pid())
 		}

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
@@ -103,7 +103,7 @@ func TestMain(m *testing.M) {
 type running struct {
 	s    *Supervisor
 	name string
-	logs *testlog.Buffer
+	logs *testkit.Buffer
 	out  Outcome
 	err  error
 	done chan struct{}
@@ -126,7 +126,7 @@ func supervise(t *testing.T, mode string, opts Options) *running {
 	if opts.KillAfter == 0 {
 		opts.KillAfter = 200 * time.Millisecond
 	}
-	logs := &testlog.Buffer{}
+	logs := &testkit.Buffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	s, err := New(name, opts)
 	if err != nil {
@@ -164,18 +164,6 @@ func (r *running) wait(t *testing.T, timeout time.Duration) {
 	}
 }
 
-// waitFor polls cond every 10ms for up to 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // record reads the object's status record.
 func (r *running) record() shmobj.Snapshot {
 	snap, _ := shmobj.Read(r.name)
@@ -186,7 +174,7 @@ func (r *running) record() shmobj.Snapshot {
 func (r *running) beatingPid(t *testing.T, not int64) int64 {
 	t.Helper()
 	var pid int64
-	waitFor(t, "a beating worker", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "a beating worker", func() bool {
 		s := r.record()
 		pid = s.Record.WatchedPid
 		return pid != 0 && pid != not && s.Seq > 0 && s.Record.State == shmobj.StateOK
@@ -232,8 +220,8 @@ func TestIgnoredSigtermIsKilled(t *testing.T) {
 	// A worker that hangs at once (one beat, then nothing) and ignores SIGTERM: it is
 	// SIGKILLed after KillAfter, then restarted.
 	r := supervise(t, "beat-once-ignore-term", Options{})
-	waitFor(t, "the first kill", func() bool { return r.logs.Count("event=kill reason=kill") >= 1 })
-	waitFor(t, "a restart", func() bool { return r.logs.Count("msg=started") >= 2 })
+	testkit.WaitFor(t, 10*time.Second, "the first kill", func() bool { return r.logs.Count("event=kill reason=kill") >= 1 })
+	testkit.WaitFor(t, 10*time.Second, "a restart", func() bool { return r.logs.Count("msg=started") >= 2 })
 	log := r.logs.String()
 	if !strings.Contains(log, "event=signal reason=kill") || !strings.Contains(log, "signal=SIGTERM") {
 		t.Errorf("no SIGTERM step before the SIGKILL")
@@ -268,7 +256,7 @@ func TestGrandchildIsKilled(t *testing.T) {
 func grandchildOf(t *testing.T, file string) (int, *proc.Process) {
 	t.Helper()
 	var pid int
-	waitFor(t, "the grandchild's pid", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the grandchild's pid", func() bool {
 		b, _ := os.ReadFile(file)
 		pid, _ = strconv.Atoi(string(b))
 		return pid > 0
@@ -372,7 +360,7 @@ func TestPolicies(t *testing.T) {
 func TestEvery(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "runs")
 	r := supervise(t, "count", Options{Every: 200 * time.Millisecond, Env: []string{"SHMMON_TEST_FILE=" + file}})
-	waitFor(t, "3 runs", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "3 runs", func() bool {
 		b, _ := os.ReadFile(file)
 		return bytes.Count(b, []byte("run\n")) >= 3
 	})
@@ -442,7 +430,7 @@ func TestNewRejects(t *testing.T) {
 }
 
 func TestCannotStart(t *testing.T) {
-	logs := &testlog.Buffer{}
+	logs := &testkit.Buffer{}
 	name := fmt.Sprintf("shmmon-sup-test-%d-nostart", os.Getpid())
 	defer shmobj.Remove(name)
 	s, err := New(name, Options{Command: []string{"/nonexistent/program"}, Restart: Never, Logger: slog.New(slog.NewTextHandler(logs, nil))})
@@ -500,7 +488,7 @@ func TestEvents(t *testing.T) {
 // before its first beat at 400ms).
 func TestRestartGetsGrace(t *testing.T) {
 	r := supervise(t, "slow-start", Options{Backoff: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond, StartLimit: 100})
-	waitFor(t, "three runs", func() bool { return r.logs.Count("msg=started") >= 3 })
+	testkit.WaitFor(t, 10*time.Second, "three runs", func() bool { return r.logs.Count("msg=started") >= 3 })
 	if n := r.logs.Count("event=kill"); n != 0 || r.record().Record.Kills != 0 {
 		t.Errorf("%d kill lines, %d kills recorded; want none (each run is in its grace until it beats)", n, r.record().Record.Kills)
 	}

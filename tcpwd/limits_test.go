@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shmmon/shmmon/internal/testkit"
 )
 
 // stillOpen reports whether the server still holds c open: a read times out rather than
@@ -56,7 +58,7 @@ func TestMaxConns(t *testing.T) {
 		return len(ts.s.conns)
 	}
 	first, second := dial(t, ts), dial(t, ts)
-	waitFor(t, "2 connections", func() bool { return conns() == 2 })
+	testkit.WaitFor(t, wait, "2 connections", func() bool { return conns() == 2 })
 	for range 4 {
 		dial(t, ts).closed()
 	}
@@ -67,7 +69,7 @@ func TestMaxConns(t *testing.T) {
 		t.Error("a connection under the cap was closed")
 	}
 	first.c.Close()
-	waitFor(t, "the first connection to end", func() bool { return conns() == 1 })
+	testkit.WaitFor(t, wait, "the first connection to end", func() bool { return conns() == 1 })
 	third := dial(t, ts)
 	if !stillOpen(third.c) {
 		t.Error("a connection under the cap again was closed")
@@ -119,7 +121,7 @@ func TestAcceptBackoff(t *testing.T) {
 	delays = append(delays, 0, 5*ms, 10*ms)
 	ln := &flaky{fails: fails, closed: make(chan struct{})}
 	ts := serveOn(t, ln, Options{}, "any")
-	waitFor(t, "every scripted accept", func() bool {
+	testkit.WaitFor(t, wait, "every scripted accept", func() bool {
 		ln.mu.Lock()
 		defer ln.mu.Unlock()
 		return len(ln.calls) > len(fails)

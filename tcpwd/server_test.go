@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -29,7 +29,7 @@ const wait = 10 * time.Second
 type testServer struct {
 	s    *Server
 	addr string
-	log  *testlog.Buffer
+	log  *testkit.Buffer
 }
 
 // startServer serves on a loopback port until the test ends; workers are the names it
@@ -47,7 +47,7 @@ func startServer(t *testing.T, opts Options, workers ...string) *testServer {
 // serveOn is startServer on the listener ln.
 func serveOn(t *testing.T, ln net.Listener, opts Options, workers ...string) *testServer {
 	t.Helper()
-	ts := &testServer{log: &testlog.Buffer{}}
+	ts := &testServer{log: &testkit.Buffer{}}
 	if opts.Lookup == nil {
 		opts.Lookup = lookup(os.Getpid, workers...)
 	}
@@ -114,7 +114,7 @@ func lookup(root func() int, names ...string) func(string) (Target, bool) {
 func (ts *testServer) waitLog(t *testing.T, subs ...string) string {
 	t.Helper()
 	var line string
-	waitFor(t, fmt.Sprintf("a log line with %q", subs), func() bool {
+	testkit.WaitFor(t, wait, fmt.Sprintf("a log line with %q", subs), func() bool {
 		for _, l := range ts.log.Lines() {
 			if containsAll(l, subs) {
 				line = l
@@ -144,17 +144,6 @@ func containsAll(s string, subs []string) bool {
 		}
 	}
 	return true
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", wait, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // objectName returns a name for an object of this test: names fit a packet's 9 bytes, so
@@ -257,7 +246,7 @@ func seq(t *testing.T, seg *shmobj.Segment) uint64 {
 // waitSeq waits until the object's sequence reaches n.
 func waitSeq(t *testing.T, seg *shmobj.Segment, n uint64) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("sequence %d in %s", n, seg.Name()), func() bool { return seq(t, seg) >= n })
+	testkit.WaitFor(t, wait, fmt.Sprintf("sequence %d in %s", n, seg.Name()), func() bool { return seq(t, seg) >= n })
 }
 
 func TestFeedBeats(t *testing.T) {
@@ -402,7 +391,7 @@ func TestDisconnectUnregisters(t *testing.T) {
 	c.feed(name)
 	waitSeq(t, seg, 1)
 	c.c.Close()
-	waitFor(t, "the registrations to go", func() bool {
+	testkit.WaitFor(t, wait, "the registrations to go", func() bool {
 		ts.s.mu.Lock()
 		defer ts.s.mu.Unlock()
 		return len(ts.s.receivers)+len(ts.s.dogs)+len(ts.s.conns) == 0
@@ -512,7 +501,7 @@ func TestSlowReceiver(t *testing.T) {
 		n++
 	}
 	waitSeq(t, segB, n)
-	waitFor(t, "the slow receiver's connection to end", func() bool {
+	testkit.WaitFor(t, wait, "the slow receiver's connection to end", func() bool {
 		ts.s.mu.Lock()
 		defer ts.s.mu.Unlock()
 		return len(ts.s.conns) == 1 && ts.s.receivers[a].c == nil

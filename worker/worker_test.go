@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/worker"
 )
@@ -55,17 +56,8 @@ func open(t testing.TB, name string) *worker.Worker {
 	return w
 }
 
-// eventually polls cond every 10ms for up to 5 s (the worker follows within about 1 s).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 5s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// followTimeout bounds waiting for the worker to follow its object (it does within about 1 s).
+const followTimeout = 5 * time.Second
 
 func seq(seg *shmobj.Segment) uint64 {
 	s, _ := seg.Seq()
@@ -122,7 +114,7 @@ func TestMissingObjectThenMonitor(t *testing.T) {
 		w.Beat() // no-op, no crash
 	}
 	seg := publish(t, name)
-	eventually(t, "worker attaches to the new object", func() bool {
+	testkit.WaitFor(t, followTimeout, "worker attaches to the new object", func() bool {
 		w.Beat()
 		return seq(seg) > 0
 	})
@@ -140,7 +132,7 @@ func TestFollowsRepublish(t *testing.T) {
 		t.Fatalf("old seq %d", seq(old))
 	}
 	fresh := publish(t, name) // marks old retired
-	eventually(t, "worker follows the re-published object", func() bool {
+	testkit.WaitFor(t, followTimeout, "worker follows the re-published object", func() bool {
 		w.Beat()
 		return seq(fresh) > 0
 	})
@@ -172,7 +164,7 @@ func TestFollowsBoostStyleReplace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer seg.Close()
-	eventually(t, "worker follows the new inode", func() bool {
+	testkit.WaitFor(t, followTimeout, "worker follows the new inode", func() bool {
 		w.Beat()
 		return seq(seg) > 0
 	})
@@ -193,7 +185,7 @@ func TestSurvivesTruncation(t *testing.T) {
 	for range 1000 {
 		w.Beat() // faults, recovered
 	}
-	eventually(t, "worker drops the truncated object", func() bool { return !w.Attached() })
+	testkit.WaitFor(t, followTimeout, "worker drops the truncated object", func() bool { return !w.Attached() })
 	if !errors.Is(w.Err(), shmobj.ErrTooSmall) {
 		t.Errorf("Err = %v, want ErrTooSmall", w.Err())
 	}
@@ -206,7 +198,7 @@ func TestSurvivesTruncation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer seg.Close()
-	eventually(t, "worker resumes", func() bool {
+	testkit.WaitFor(t, followTimeout, "worker resumes", func() bool {
 		w.Beat()
 		return seq(seg) > 0
 	})

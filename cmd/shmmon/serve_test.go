@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/shmmon/shmmon/config"
-	"github.com/shmmon/shmmon/internal/testlog"
+	"github.com/shmmon/shmmon/internal/testkit"
 )
 
 // TestServeConfigNotRead: a config that is not a regular file, or too large, ends serve at
@@ -56,10 +56,10 @@ func TestServeConfigNotRead(t *testing.T) {
 }
 
 // serveInProcess runs serve on path until the test ends, and returns its log.
-func serveInProcess(t *testing.T, path string) *testlog.Buffer {
+func serveInProcess(t *testing.T, path string) *testkit.Buffer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut testlog.Buffer
+	var out, errOut testkit.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"shmmon", "serve", "--config", path}, &out, &errOut) }()
 	t.Cleanup(func() {
@@ -78,7 +78,7 @@ func serveInProcess(t *testing.T, path string) *testlog.Buffer {
 }
 
 // waitLog waits for n lines of log containing want and returns the last.
-func waitLog(t *testing.T, log *testlog.Buffer, want string, n int) string {
+func waitLog(t *testing.T, log *testkit.Buffer, want string, n int) string {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		var found []string

@@ -10,18 +10,17 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/shmmon/shmmon/internal/testlog"
 )
 
 // Process is a program started by a test with [Start]. Its output is kept in Stdout and
 // Stderr; it is killed (SIGKILL, then SIGCONT in case it was stopped) and reaped when the test
-// ends, and its output is logged when the test failed.
+// ends, and the tail of its output is logged when the test failed (the whole of it saved in
+// [OutputDir], if set).
 type Process struct {
 	Label  string // what it is and its pid, for messages
 	Cmd    *exec.Cmd
-	Stdout testlog.Buffer
-	Stderr testlog.Buffer
+	Stdout Buffer
+	Stderr Buffer
 	done   chan struct{} // closed once Wait returned
 }
 
@@ -68,18 +67,31 @@ func Start(t testing.TB, label string, cmd *exec.Cmd) *Process {
 		}
 		if t.Failed() {
 			t.Logf("%s %s\n--- stdout:\n%s--- stderr:\n%s", p.Label, strings.Join(cmd.Args, " "),
-				tail(p.Stdout.String(), 4000), tail(p.Stderr.String(), 8000))
+				p.Stdout.Tail(4000), p.Stderr.Tail(8000))
+			p.saveOutput(t)
 		}
 	})
 	return p
 }
 
-// tail returns the last n bytes of s.
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
+// OutputDir, when not empty, is where the processes of a failed test leave their whole
+// output, as TEST-PID.stdout and TEST-PID.stderr: the test log gets only its tail, and a long
+// run's is too long for it. Set it in TestMain, before m.Run.
+var OutputDir string
+
+// saveOutput writes the whole output of p into [OutputDir], if set, and logs where.
+func (p *Process) saveOutput(t testing.TB) {
+	if OutputDir == "" {
+		return
 	}
-	return "...\n" + s[len(s)-n:]
+	base := filepath.Join(OutputDir, fmt.Sprintf("%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), p.Pid()))
+	for ext, b := range map[string]*Buffer{".stdout": &p.Stdout, ".stderr": &p.Stderr} {
+		if err := os.WriteFile(base+ext, []byte(b.String()), 0o644); err != nil {
+			t.Errorf("saving the output of %s: %v", p.Label, err)
+			return
+		}
+	}
+	t.Logf("full output of %s: %s.{stdout,stderr}", p.Label, base)
 }
 
 // Pid returns the process's pid.
@@ -119,7 +131,7 @@ func (p *Process) Wait(t testing.TB, timeout time.Duration) *os.ProcessState {
 }
 
 // WaitLine waits up to timeout for a line of b that contains want and returns it.
-func WaitLine(t testing.TB, b *testlog.Buffer, timeout time.Duration, want string) string {
+func WaitLine(t testing.TB, b *Buffer, timeout time.Duration, want string) string {
 	t.Helper()
 	var found string
 	WaitFor(t, timeout, fmt.Sprintf("a line containing %q", want), func() bool {

@@ -1,6 +1,7 @@
-// Package testkit holds the helpers shmmon's tests share: polling for a condition, running a
-// real program for a test (killed and reaped when the test ends), building the shmmon command
-// once per test binary, and running code as a throwaway local user for the security tests.
+// Package testkit holds the helpers shmmon's tests share: polling for a condition, a log
+// buffer that goroutines write while the test reads it, running a real program for a test
+// (killed and reaped when the test ends), building the shmmon command once per test binary,
+// and running code as a throwaway local user for the security tests.
 //
 // Every helper cleans up what it made with t.Cleanup. A helper that needs something the
 // machine may lack (root, useradd) skips the test with a reason on a developer's machine and

@@ -1,6 +1,4 @@
-// Package testlog is a log sink for tests that run monitors: a buffer that many goroutines
-// (a logger, a process's output copier) write while the test reads it.
-package testlog
+package testkit
 
 import (
 	"bytes"
@@ -8,8 +6,9 @@ import (
 	"sync"
 )
 
-// Buffer collects what is written to it; it is safe for concurrent use. The zero value is
-// ready to use.
+// Buffer is a log sink for tests that run monitors: it collects what many goroutines (a
+// logger, a process's output copier) write while the test reads it. It is safe for concurrent
+// use; the zero value is ready to use.
 type Buffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
@@ -41,3 +40,12 @@ func (b *Buffer) Lines() []string {
 
 // Count returns how many times sub was written.
 func (b *Buffer) Count(sub string) int { return strings.Count(b.String(), sub) }
+
+// Tail returns the last n bytes written, after "...\n" when earlier ones were left out.
+func (b *Buffer) Tail(n int) string {
+	s := b.String()
+	if len(s) <= n {
+		return s
+	}
+	return "...\n" + s[len(s)-n:]
+}
