@@ -482,7 +482,7 @@ func (p *Process) WaitExit(ctx context.Context, timeout time.Duration) bool {
 // Close takes the handle out of the exit watcher and releases the pidfd. It
 // returns nil, or the error from doing so on the first call, and nil on
 // every later call. After Close, signals fail with an error matching
-// [os.ErrClosed]; Exited, WaitExit, Done and AfterExit report only an exit
+// [os.ErrClosed]; Exited, WaitExit and AfterExit report only an exit
 // seen before; AfterExit callbacks that had not started never run (Close
 // does not wait for those that have). Close does not signal or reap the
 // process.

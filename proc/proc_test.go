@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,6 +54,7 @@ func TestMain(m *testing.M) {
 //   - "sleep": print "ready", block.
 //   - "ignore-sigterm": ignore SIGTERM, print "ready", block.
 //   - "exit N": exit with code N at once.
+//   - "crash": panic, and so die of SIGABRT as GOTRACEBACK=crash has it.
 //   - "comm NAME": set its command name to NAME, print "ready", block.
 //   - "fork-sleep": start a grandchild in "sleep" mode, in its own process
 //     group, print the grandchild's pid, block.
@@ -85,6 +87,9 @@ func helper(mode string) int {
 			return 2
 		}
 		return code
+	case "crash":
+		debug.SetTraceback("crash")
+		panic("helper crash")
 	case "comm":
 		if err := os.WriteFile("/proc/self/comm", []byte(arg), 0); err != nil {
 			fmt.Fprintln(os.Stderr, "helper comm:", err)
