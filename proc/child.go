@@ -2,6 +2,7 @@ package proc
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"syscall"
@@ -27,7 +28,12 @@ type Child struct {
 // group id may be reused once its parent has reaped it. The Child owns p from now on.
 func Adopted(p *Process) *Child {
 	c := &Child{Process: p, done: make(chan struct{})}
-	go c.end(func() (ExitStatus, error) { return ExitStatus{}, nil })
+	go c.end(func() (ExitStatus, error) {
+		if !c.Exited() { // the handle was closed before the exit
+			return ExitStatus{}, fmt.Errorf("proc: wait for pid %d: %w", c.Pid(), os.ErrClosed)
+		}
+		return ExitStatus{}, nil
+	})
 	return c
 }
 
@@ -46,8 +52,10 @@ func (c *Child) end(reap func() (ExitStatus, error)) {
 func (c *Child) Done() <-chan struct{} { return c.done }
 
 // Wait waits until Done is closed and returns how the child ended. The error is not the
-// child's own failure (that is in the status) but a failure to kill what was left of its
-// group, whose members may then still run; it is always nil for an [Adopted] process.
+// child's own failure (that is in the status): it says that what was left of the child's
+// group could not be killed, so its members may still run, or, matching [os.ErrClosed], that
+// the handle was closed before the exit was seen. Only the latter is possible for an
+// [Adopted] process.
 func (c *Child) Wait() (ExitStatus, error) {
 	<-c.done
 	return c.status, c.err

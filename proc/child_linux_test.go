@@ -223,23 +223,34 @@ func TestStartChildAttr(t *testing.T) {
 	}
 }
 
-// TestChildEarlyClose: a handle closed before the exit keeps the group from being killed,
-// which Wait reports; the child is still reaped.
+// TestChildEarlyClose: a handle closed before the exit is reported by Wait; a child of ours
+// is still reaped, but what it left in its group is not killed.
 func TestChildEarlyClose(t *testing.T) {
-	cmd := helperCmd("fork-sleep")
-	c, line := startChild(t, cmd)
-	gp := holdGrandchild(t, line())
-	c.Close()
-	cmd.Process.Kill()
-	if _, err := waitChild(t, c); !errors.Is(err, os.ErrClosed) {
-		t.Errorf("Wait error = %v, want os.ErrClosed", err)
-	}
-	if cmd.ProcessState == nil {
-		t.Error("the child was not reaped")
-	}
-	if gp.Exited() {
-		t.Error("the grandchild was killed through a closed handle")
-	}
+	t.Run("started", func(t *testing.T) {
+		cmd := helperCmd("fork-sleep")
+		c, line := startChild(t, cmd)
+		gp := holdGrandchild(t, line())
+		c.Close()
+		cmd.Process.Kill()
+		if _, err := waitChild(t, c); !errors.Is(err, os.ErrClosed) {
+			t.Errorf("Wait error = %v, want os.ErrClosed", err)
+		}
+		if cmd.ProcessState == nil {
+			t.Error("the child was not reaped")
+		}
+		if gp.Exited() {
+			t.Error("the grandchild was killed through a closed handle")
+		}
+	})
+	t.Run("adopted", func(t *testing.T) {
+		h := startHelper(t, "sleep", nil)
+		h.ready(t)
+		c := Adopted(open(t, h.pid()))
+		c.Close()
+		if _, err := waitChild(t, c); !errors.Is(err, os.ErrClosed) {
+			t.Errorf("Wait error = %v, want os.ErrClosed", err)
+		}
+	})
 }
 
 // TestAdopted: a process that is not the caller's child ends with an unknown status, and is
