@@ -153,6 +153,7 @@ func (r *Runner) run(command string, timeout time.Duration, e monitor.Event) {
 		return
 	}
 	status := ""
+	// The exit, not the reap: the output may hold the reap up to waitDelay longer.
 	if !c.WaitExit(ctx, 0) {
 		status = "killed at timeout"
 	}

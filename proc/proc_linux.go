@@ -519,6 +519,7 @@ func signalName(sig syscall.Signal) string {
 // a zombie its pid, and so the group id, cannot be handed out again, which makes the kill
 // safe. It returns nil when the group had no members left. It refuses (ErrRefused) the
 // caller's own group and a process that has not exited (use [Process.SignalGroup] for that).
+// [StartChild] does this for the children it starts.
 func (p *Process) KillOrphanedGroup() error {
 	const op = "kill orphaned group of"
 	exited, err := p.exitedNow(op)
