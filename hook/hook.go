@@ -34,10 +34,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/shmmon/shmmon/monitor"
+	"github.com/shmmon/shmmon/notify"
 	"github.com/shmmon/shmmon/proc"
 )
 
@@ -135,40 +135,34 @@ func attrs(e monitor.Event, more ...any) []any {
 func (r *Runner) run(command string, timeout time.Duration, e monitor.Event) {
 	log := r.logger()
 	began := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
 	out := &capped{max: MaxOutput}
-	cmd := exec.Command("/bin/sh", "-c", command)
+	// At the timeout, StartChild's Cancel kills the hook's whole group.
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
 	cmd.Env = Env(e)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = waitDelay
-	if err := cmd.Start(); err != nil {
-		log.Error("hook not started", attrs(e, "command", command, "err", err)...)
-		return
-	}
-	// The hook is our unreaped child: its pid, and so its group id, cannot be reused
-	// before cmd.Wait, which makes signalling the group safe until then.
-	p, err := proc.Open(cmd.Process.Pid)
+	c, err := proc.StartChild(cmd)
 	if err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		log.Error("hook killed: cannot take hold of it", attrs(e, "command", command, "err", err)...)
+		msg := "hook not started"
+		if cmd.Process != nil {
+			msg = "hook killed: cannot take hold of it"
+		}
+		log.Error(msg, attrs(e, "command", command, "err", err)...)
 		return
 	}
-	defer p.Close()
 	status := ""
-	if !p.WaitExit(context.Background(), timeout) {
+	// The exit, not the reap: the output may hold the reap up to waitDelay longer.
+	if !c.WaitExit(ctx, 0) {
 		status = "killed at timeout"
-		if err := p.SignalGroup(syscall.SIGKILL); err != nil {
-			log.Error("killing a hook at its timeout", attrs(e, "command", command, "err", err)...)
-		}
-		p.WaitExit(context.Background(), proc.KillWait)
 	}
-	if err := p.KillOrphanedGroup(); err != nil {
-		log.Error("killing what is left of a hook's group", attrs(e, "command", command, "err", err)...)
+	end, err := c.Wait()
+	if err != nil {
+		log.Error("killing a hook's group", attrs(e, "command", command, "err", err)...)
 	}
-	cmd.Wait()
 	if status == "" {
-		status = describe(cmd.ProcessState)
+		status = end.String()
 	}
 	a := attrs(e, "command", command, "status", status, "took", time.Since(began).Round(time.Millisecond),
 		"output", out.String())
@@ -179,24 +173,12 @@ func (r *Runner) run(command string, timeout time.Duration, e monitor.Event) {
 	log.Warn("hook failed", append(a, "timeout", timeout)...)
 }
 
-// describe says how a hook ended: "exit 0", "exit 3", "signal killed".
-func describe(st *os.ProcessState) string {
-	if st == nil {
-		return "unknown"
-	}
-	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return "signal " + ws.Signal().String()
-	}
-	return "exit " + strconv.Itoa(st.ExitCode())
-}
-
 // Env returns the environment of a hook for e: the monitor's own, without the systemd
-// handshake meant for the monitor (NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID) and without
-// any inherited SHMMON_* variable, then the SHMMON_* variables of the package doc.
+// handshake meant for the monitor (see [notify.WithoutHandshake]) and without any inherited
+// SHMMON_* variable, then the SHMMON_* variables of the package doc.
 func Env(e monitor.Event) []string {
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		k, _, _ := strings.Cut(kv, "=")
-		return k == "NOTIFY_SOCKET" || k == "WATCHDOG_USEC" || k == "WATCHDOG_PID" || strings.HasPrefix(k, "SHMMON_")
+	env := slices.DeleteFunc(notify.WithoutHandshake(os.Environ()), func(kv string) bool {
+		return strings.HasPrefix(kv, "SHMMON_")
 	})
 	return append(env,
 		EnvEvent+"="+string(e.Kind),

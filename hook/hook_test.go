@@ -130,6 +130,53 @@ func TestBackgroundChildKilled(t *testing.T) {
 	}
 }
 
+// TestEscapedChildHoldsOutput: a process the hook started in a session of its own is out of
+// reach of the group kill and still holds the output pipe; the hook's end waits for the
+// output only waitDelay.
+func TestEscapedChildHoldsOutput(t *testing.T) {
+	r, log := newRunner(0)
+	pids := filepath.Join(t.TempDir(), "pids")
+	began := time.Now()
+	// The hook ends once the escaped process has left its session and group.
+	r.Run(fmt.Sprintf(`setsid sh -c 'echo $$ > %[1]s.tmp && mv %[1]s.tmp %[1]s && exec sleep 60' & `+
+		`while [ ! -e %[1]s ]; do sleep 0.01; done`, pids), time.Minute, event(monitor.EventStall))
+	var child int
+	if _, err := fmt.Sscan(waitFile(t, pids, 5*time.Second), &child); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(child, syscall.SIGKILL) })
+	r.Wait()
+	if took := time.Since(began); took > waitDelay+5*time.Second {
+		t.Errorf("the hook ended after %v, want about %v (its output waited for at most that)", took, waitDelay)
+	}
+	if !proc.Alive(child) {
+		t.Fatal("the escaped process was killed: the test proves nothing")
+	}
+	if l := log.String(); !strings.Contains(l, `msg="hook ran"`) || !strings.Contains(l, `status="exit 0"`) {
+		t.Errorf("log: %s", l)
+	}
+}
+
+// TestFloodKilledAtTimeout: a hook that writes without end is killed at its timeout and only
+// the first MaxOutput bytes of its output are logged.
+func TestFloodKilledAtTimeout(t *testing.T) {
+	r, log := newRunner(0)
+	const timeout = 300 * time.Millisecond
+	began := time.Now()
+	r.Run("yes", timeout, event(monitor.EventStall))
+	r.Wait()
+	if took := time.Since(began); took < timeout || took > timeout+5*time.Second {
+		t.Errorf("the flooding hook ended after %v, want about %v", took, timeout)
+	}
+	l := log.String()
+	if !strings.Contains(l, `status="killed at timeout"`) || !strings.Contains(l, "more bytes)") {
+		t.Errorf("log: %.2000s", l)
+	}
+	if len(l) > MaxOutput+1000 {
+		t.Errorf("log line of %d bytes: the output is not cut", len(l))
+	}
+}
+
 func TestLimitPerWorker(t *testing.T) {
 	r, log := newRunner(2)
 	e := event(monitor.EventStall)

@@ -16,6 +16,7 @@
 // message (FDSTORE=1) are not kept: they are closed at once.
 //
 // What the keys mean for the program is the supervisor's business (package supervise);
-// this package only receives, authenticates and parses. Linux only: elsewhere [Listen]
-// returns an error matching [errors.ErrUnsupported].
+// this package only receives, authenticates and parses, and names the handshake's variables
+// that no program may inherit from shmmon ([WithoutHandshake]). Linux only: elsewhere
+// [Listen] returns an error matching [errors.ErrUnsupported].
 package notify

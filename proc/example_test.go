@@ -42,3 +42,21 @@ func ExampleProcess_Terminate() {
 	// exited
 	// signalled true, killed false, exited true
 }
+
+// Run a command with a timeout: when the context is done, its whole process
+// group is killed, and Wait says how it ended once it has been reaped.
+func ExampleStartChild() {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	c, err := proc.StartChild(exec.CommandContext(ctx, "sleep", "60"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	status, err := c.Wait()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(status, status.Success())
+	// Output:
+	// signal killed false
+}

@@ -13,12 +13,19 @@
 //     told otherwise), a wait of up to [TerminateOptions.KillAfter] for the
 //     process to exit, then SIGKILL and a wait of up to [KillWait].
 //
-// A Process never reaps. A child started with os/exec is still reaped by its
-// cmd.Wait; a process that is not the caller's child is reaped by its own
-// parent. Exit is observed through the pidfd, which becomes readable when the
-// process exits, whether or not it has been reaped yet: one goroutine waits
-// on the pidfds of all open handles together (see [Open]), which then report
-// the exit through [Process.WaitExit] and [Process.AfterExit].
+// A Process never reaps. Exit is observed through the pidfd, which becomes
+// readable when the process exits, whether or not it has been reaped yet: one
+// goroutine waits on the pidfds of all open handles together (see [Open]),
+// which then report the exit through [Process.WaitExit] and
+// [Process.AfterExit].
+//
+// [StartChild] starts a child the way shmmon runs every program and hook: in a
+// process group of its own, held through a pidfd from the start; once it has
+// exited, what is left of its group is killed while it is still an unreaped
+// zombie (so the group id cannot have been reused), then it is reaped, and
+// [Child.Wait] says how it ended ([ExitStatus]). [Adopted] gives the same
+// view of a process that is not the caller's child, which its own parent
+// reaps.
 //
 // [Process.Credentials], [Process.MapsFile] and [Process.SysVAttached] read
 // facts about a held process from /proc (who it runs as, what it has mapped),
@@ -26,10 +33,13 @@
 // meanwhile.
 //
 // [StartTime] reads when a process started, so a caller that kept only a pid
-// can tell whether the pid now names another process.
+// can tell whether the pid now names another process. It and the other facts
+// read by pid ([Alive], [Cmdline], [HasEnv], [Ppid], [InTree], [Tree]) come
+// from /proc through prometheus/procfs.
 //
-// All of this needs Linux 5.10 or later. On other platforms [Open] and
-// [StartTime] return an error matching [errors.ErrUnsupported].
+// All of this needs Linux 5.10 or later. On other platforms [Open],
+// [StartChild] and [StartTime] return an error matching
+// [errors.ErrUnsupported].
 package proc
 
 import (

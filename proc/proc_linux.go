@@ -1,15 +1,12 @@
 package proc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -485,7 +482,7 @@ func (p *Process) WaitExit(ctx context.Context, timeout time.Duration) bool {
 // Close takes the handle out of the exit watcher and releases the pidfd. It
 // returns nil, or the error from doing so on the first call, and nil on
 // every later call. After Close, signals fail with an error matching
-// [os.ErrClosed]; Exited, WaitExit, Done and AfterExit report only an exit
+// [os.ErrClosed]; Exited, WaitExit and AfterExit report only an exit
 // seen before; AfterExit callbacks that had not started never run (Close
 // does not wait for those that have). Close does not signal or reap the
 // process.
@@ -517,111 +514,12 @@ func signalName(sig syscall.Signal) string {
 	return "signal " + strconv.Itoa(int(sig))
 }
 
-// clockTicks is USER_HZ, the unit of /proc/PID/stat times, which
-// sysconf(_SC_CLK_TCK) reports. It is 100 on every architecture Go supports.
-const clockTicks = 100
-
-// StartTime returns when the process pid started, from field 22 of
-// /proc/PID/stat (clock ticks since boot) and the boot time in /proc/stat.
-// The result has a resolution of 1/100 s; it can be earlier than the true
-// start by up to a second, since the boot time is whole seconds, but it is
-// the same every time it is asked for the same process. Outcomes:
-//
-//   - The start time, nil.
-//   - No such process: the zero time and an error wrapping [ErrNotExist].
-//   - /proc cannot be read or parsed: the zero time and the wrapped error.
-func StartTime(pid int) (time.Time, error) {
-	if pid <= 0 {
-		return time.Time{}, fmt.Errorf("%w: pid %d", ErrNotExist, pid)
-	}
-	path := "/proc/" + strconv.Itoa(pid) + "/stat"
-	stat, err := os.ReadFile(path)
-	// ESRCH: the process was reaped while its stat was being read.
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
-		return time.Time{}, fmt.Errorf("%w: pid %d", ErrNotExist, pid)
-	}
-	if err != nil {
-		return time.Time{}, fmt.Errorf("proc: start time of pid %d: %w", pid, err)
-	}
-	ticks, err := parseStartTicks(stat)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("proc: start time of pid %d: %s: %w", pid, path, err)
-	}
-	boot, err := bootTime()
-	if err != nil {
-		return time.Time{}, fmt.Errorf("proc: start time of pid %d: %w", pid, err)
-	}
-	return boot.Add(time.Duration(ticks) * (time.Second / clockTicks)), nil
-}
-
-// parseStartTicks returns field 22 of a /proc/PID/stat line, the start time
-// in clock ticks since boot. Field 2, the command name, is in parentheses and
-// may itself hold spaces and parentheses, so fields are counted from after
-// the last ')'.
-func parseStartTicks(stat []byte) (uint64, error) {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, errors.New("no ')' closing the command name")
-	}
-	// The first field after the name is field 3, the state.
-	const start = 22 - 3
-	fields := bytes.Fields(stat[i+1:])
-	if len(fields) <= start {
-		return 0, fmt.Errorf("%d fields after the command name, want at least %d", len(fields), start+1)
-	}
-	ticks, err := strconv.ParseUint(string(fields[start]), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("start time: %w", err)
-	}
-	return ticks, nil
-}
-
-// bootTime is the "btime" line of /proc/stat. It is read once: the kernel
-// derives it from the wall clock, so it moves when the clock is stepped, and
-// start times must not move with it.
-var bootTime = sync.OnceValues(func() (time.Time, error) {
-	stat, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return time.Time{}, fmt.Errorf("boot time: %w", err)
-	}
-	for line := range bytes.Lines(stat) {
-		if rest, ok := bytes.CutPrefix(line, []byte("btime ")); ok {
-			sec, err := strconv.ParseInt(string(bytes.TrimSpace(rest)), 10, 64)
-			if err != nil {
-				return time.Time{}, fmt.Errorf("boot time: /proc/stat btime: %w", err)
-			}
-			return time.Unix(sec, 0), nil
-		}
-	}
-	return time.Time{}, errors.New("boot time: no btime in /proc/stat")
-})
-
-// Alive reports whether a process with this pid exists and has not exited: a zombie (ended,
-// not reaped yet by its parent) runs no code and is not alive. It sends no signal (kill with
-// signal 0 only checks). A pid <= 0 is never alive. A pid can be reused, so the answer is only
-// a hint for display; use [Open] to hold on to a process.
-func Alive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	if err := unix.Kill(pid, 0); err != nil && err != unix.EPERM {
-		return false
-	}
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false // reaped meanwhile
-	}
-	// Field 3, the state, follows the command name, which is in parentheses and may itself
-	// hold spaces and parentheses.
-	i := bytes.LastIndexByte(stat, ')')
-	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
-}
-
 // KillOrphanedGroup sends SIGKILL to what is left of the process group that p led, after p
 // itself has exited. The caller must be p's parent and must not have reaped p yet: while p is
 // a zombie its pid, and so the group id, cannot be handed out again, which makes the kill
 // safe. It returns nil when the group had no members left. It refuses (ErrRefused) the
 // caller's own group and a process that has not exited (use [Process.SignalGroup] for that).
+// [StartChild] does this for the children it starts.
 func (p *Process) KillOrphanedGroup() error {
 	const op = "kill orphaned group of"
 	exited, err := p.exitedNow(op)
@@ -637,103 +535,4 @@ func (p *Process) KillOrphanedGroup() error {
 		return fmt.Errorf("proc: %s pid %d: %w", op, p.pid, err)
 	}
 	return nil
-}
-
-// Cmdline returns the arguments a process was started with, from /proc/PID/cmdline. The
-// error matches [ErrNotExist] when there is no such process.
-func Cmdline(pid int) ([]string, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
-			return nil, fmt.Errorf("%w: pid %d", ErrNotExist, pid)
-		}
-		return nil, fmt.Errorf("proc: cmdline of pid %d: %w", pid, err)
-	}
-	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00"), nil
-}
-
-// LeadsGroup reports whether the process pid exists and leads its own process group, as the
-// programs shmmon supervises do.
-func LeadsGroup(pid int) bool {
-	pgid, err := unix.Getpgid(pid)
-	return err == nil && pgid == pid
-}
-
-// HasEnv reports whether the process pid was started with kv ("KEY=VALUE") in its
-// environment, from /proc/PID/environ (readable for the caller's own user, or by root).
-func HasEnv(pid int, kv string) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-	if err != nil {
-		return false
-	}
-	return slices.Contains(strings.Split(string(b), "\x00"), kv)
-}
-
-// SameProgram reports whether the process pid runs the same executable as this process
-// (/proc/PID/exe). It reports false when that cannot be read (another user's process, for
-// a caller that is not root) or the process is gone.
-func SameProgram(pid int) bool {
-	self, err := os.Readlink("/proc/self/exe")
-	if err != nil {
-		return false
-	}
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	return err == nil && strings.TrimSuffix(exe, " (deleted)") == strings.TrimSuffix(self, " (deleted)")
-}
-
-// Ppid returns the parent pid of the process pid, from field 4 of /proc/PID/stat. The error
-// matches [ErrNotExist] when there is no such process.
-func Ppid(pid int) (int, error) {
-	if pid <= 0 {
-		return 0, fmt.Errorf("%w: pid %d", ErrNotExist, pid)
-	}
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
-		return 0, fmt.Errorf("%w: pid %d", ErrNotExist, pid)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("proc: parent of pid %d: %w", pid, err)
-	}
-	// Fields are counted from after the last ')': the command name may hold anything.
-	i := bytes.LastIndexByte(stat, ')')
-	fields := bytes.Fields(stat[i+1:])
-	if i < 0 || len(fields) < 2 {
-		return 0, fmt.Errorf("proc: parent of pid %d: malformed /proc/%d/stat", pid, pid)
-	}
-	ppid, err := strconv.Atoi(string(fields[1]))
-	if err != nil {
-		return 0, fmt.Errorf("proc: parent of pid %d: %w", pid, err)
-	}
-	return ppid, nil
-}
-
-// maxDepth bounds the walk up the parent chain in [InTree].
-const maxDepth = 256
-
-// InTree reports whether the process pid belongs to the tree of root, a process that leads
-// its own group (as the programs shmmon supervises do): pid is root, is in root's process
-// group, or has root among its ancestors. A process whose parent died was reparented away
-// from root's tree: it is still in the tree while it stays in root's group. Pids ≤ 1 and
-// processes that are gone are never in a tree.
-func InTree(pid, root int) bool {
-	if pid <= 1 || root <= 1 {
-		return false
-	}
-	if pid == root {
-		return true
-	}
-	if pgid, err := unix.Getpgid(pid); err == nil && pgid == root {
-		return true
-	}
-	for range maxDepth {
-		ppid, err := Ppid(pid)
-		if err != nil || ppid <= 1 {
-			return false
-		}
-		if ppid == root {
-			return true
-		}
-		pid = ppid
-	}
-	return false
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"runtime"
 	"syscall"
 	"time"
@@ -45,6 +46,10 @@ func (p *Process) WaitExit(ctx context.Context, timeout time.Duration) bool { re
 
 // Close returns nil.
 func (p *Process) Close() error { return nil }
+
+// StartChild returns nil and an error matching [errors.ErrUnsupported]
+// without starting cmd.
+func StartChild(cmd *exec.Cmd) (*Child, error) { return nil, errUnsupported }
 
 // StartTime returns the zero time and an error matching
 // [errors.ErrUnsupported].

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,6 +56,7 @@ func TestMain(m *testing.M) {
 //   - "sleep": print "ready", block.
 //   - "ignore-sigterm": ignore SIGTERM, print "ready", block.
 //   - "exit N": exit with code N at once.
+//   - "crash": panic, and so die of SIGABRT as GOTRACEBACK=crash has it.
 //   - "comm NAME": set its command name to NAME, print "ready", block.
 //   - "fork-sleep": start a grandchild in "sleep" mode, in its own process
 //     group, print the grandchild's pid, block.
@@ -87,6 +89,9 @@ func helper(mode string) int {
 			return 2
 		}
 		return code
+	case "crash":
+		debug.SetTraceback("crash")
+		panic("helper crash")
 	case "comm":
 		if err := os.WriteFile("/proc/self/comm", []byte(arg), 0); err != nil {
 			fmt.Fprintln(os.Stderr, "helper comm:", err)
@@ -707,34 +712,6 @@ func TestStartTime(t *testing.T) {
 			}
 		}
 	})
-}
-
-func TestParseStartTicks(t *testing.T) {
-	// Fields 3 to 21 of a real line; 22, the start time, is appended.
-	const mid = " S 1 2 3 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 "
-	const tail = " 1000 200 18446744073709551615 0 0"
-	tests := []struct {
-		name    string
-		stat    string
-		want    uint64
-		wantErr bool
-	}{
-		{name: "plain", stat: "42 (sleep)" + mid + "12345" + tail, want: 12345},
-		{name: "spaces and parentheses in name", stat: "42 (a) b (c) d)" + mid + "777" + tail, want: 777},
-		{name: "empty name", stat: "42 ()" + mid + "9" + tail, want: 9},
-		{name: "start time last", stat: "42 (x)" + mid + "5\n", want: 5},
-		{name: "no parenthesis", stat: "42 sleep" + mid + "1" + tail, wantErr: true},
-		{name: "too few fields", stat: "42 (sleep) S 1 2 3", wantErr: true},
-		{name: "not a number", stat: "42 (sleep)" + mid + "x" + tail, wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			have, err := parseStartTicks([]byte(tt.stat))
-			if (err != nil) != tt.wantErr || have != tt.want {
-				t.Errorf("parseStartTicks = %d, %v; want %d, error %v", have, err, tt.want, tt.wantErr)
-			}
-		})
-	}
 }
 
 func TestAlive(t *testing.T) {

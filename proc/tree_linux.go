@@ -34,14 +34,11 @@ func Tree(root int) []int {
 			add(pid)
 		}
 	}
-	if d, err := os.Open("/proc"); err == nil {
-		names, _ := d.Readdirnames(-1)
-		d.Close()
-		for _, name := range names {
-			if pid, err := strconv.Atoi(name); err == nil && !seen[pid] {
-				if pgid, err := unix.Getpgid(pid); err == nil && pgid == root {
-					add(pid)
-				}
+	if pfs, err := procFS(); err == nil {
+		procs, _ := pfs.AllProcs()
+		for _, p := range procs {
+			if pgid, err := unix.Getpgid(p.PID); err == nil && pgid == root {
+				add(p.PID)
 			}
 		}
 	}
@@ -49,6 +46,7 @@ func Tree(root int) []int {
 }
 
 // children returns the children of every thread of the process pid; none when it is gone.
+// procfs has no reader of /proc/PID/task/TID/children.
 func children(pid int) []int {
 	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
 	d, err := os.Open(dir)
