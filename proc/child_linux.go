@@ -68,7 +68,7 @@ func StartChild(cmd *exec.Cmd) (*Child, error) {
 	c.Process = p
 	close(held)
 	go c.end(func() (ExitStatus, error) {
-		err := c.KillOrphanedGroup()
+		err := c.killOrphanedGroup()
 		cmd.Wait()
 		return ExitStatus{cmd.ProcessState}, errors.Join(cancelErr, err)
 	})

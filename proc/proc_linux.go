@@ -514,13 +514,13 @@ func signalName(sig syscall.Signal) string {
 	return "signal " + strconv.Itoa(int(sig))
 }
 
-// KillOrphanedGroup sends SIGKILL to what is left of the process group that p led, after p
+// killOrphanedGroup sends SIGKILL to what is left of the process group that p led, after p
 // itself has exited. The caller must be p's parent and must not have reaped p yet: while p is
 // a zombie its pid, and so the group id, cannot be handed out again, which makes the kill
 // safe. It returns nil when the group had no members left. It refuses (ErrRefused) the
 // caller's own group and a process that has not exited (use [Process.SignalGroup] for that).
 // [StartChild] does this for the children it starts.
-func (p *Process) KillOrphanedGroup() error {
+func (p *Process) killOrphanedGroup() error {
 	const op = "kill orphaned group of"
 	exited, err := p.exitedNow(op)
 	switch {

@@ -60,8 +60,8 @@ func signalName(sig syscall.Signal) string { return sig.String() }
 // Alive always reports false on this platform.
 func Alive(pid int) bool { return false }
 
-// KillOrphanedGroup is unsupported on this platform.
-func (p *Process) KillOrphanedGroup() error { return errUnsupported }
+// killOrphanedGroup is unsupported on this platform.
+func (p *Process) killOrphanedGroup() error { return errUnsupported }
 
 // Cmdline is unsupported on this platform.
 func Cmdline(pid int) ([]string, error) { return nil, errUnsupported }

@@ -744,8 +744,8 @@ func TestAlive(t *testing.T) {
 
 func TestKillOrphanedGroup(t *testing.T) {
 	leader, lp, gp := startGroup(t)
-	if err := lp.KillOrphanedGroup(); !errors.Is(err, ErrRefused) {
-		t.Fatalf("KillOrphanedGroup with the leader running = %v, want ErrRefused", err)
+	if err := lp.killOrphanedGroup(); !errors.Is(err, ErrRefused) {
+		t.Fatalf("killOrphanedGroup with the leader running = %v, want ErrRefused", err)
 	}
 	if gp.Exited() {
 		t.Fatal("grandchild killed while its leader runs")
@@ -757,14 +757,14 @@ func TestKillOrphanedGroup(t *testing.T) {
 	if !lp.WaitExit(context.Background(), long) {
 		t.Fatal("leader did not exit")
 	}
-	if err := lp.KillOrphanedGroup(); err != nil {
-		t.Fatalf("KillOrphanedGroup = %v", err)
+	if err := lp.killOrphanedGroup(); err != nil {
+		t.Fatalf("killOrphanedGroup = %v", err)
 	}
 	if !gp.WaitExit(context.Background(), long) {
 		t.Fatal("the grandchild left in the group is still running")
 	}
-	if err := lp.KillOrphanedGroup(); err != nil {
-		t.Errorf("KillOrphanedGroup of an empty group = %v, want nil", err)
+	if err := lp.killOrphanedGroup(); err != nil {
+		t.Errorf("killOrphanedGroup of an empty group = %v, want nil", err)
 	}
 	leader.cmd.Wait()
 }

@@ -535,7 +535,7 @@ func (sv *supervision) runOnce(ctx context.Context, c *child, how monitor.Start)
 	defer c.close()
 	sv.c = c
 	defer func() { sv.c = nil }()
-	w.Start(int64(c.pid()), how, strings.Join(s.opts.Command, " "), started)
+	w.Start(int64(c.Pid()), how, strings.Join(s.opts.Command, " "), started)
 	// Each run is judged at the configured interval, whatever the last one asked for.
 	w.SetInterval(s.opts.Monitor.Interval, started)
 	var tick <-chan time.Time
@@ -551,10 +551,10 @@ func (sv *supervision) runOnce(ctx context.Context, c *child, how monitor.Start)
 	observe := s.opts.Monitor.OnCheck
 	for {
 		select {
-		case <-c.done:
+		case <-c.Done():
 			now := time.Now()
-			x := monitor.Exit{End: monitor.EndExit, Status: describe(c.state), Failed: c.state == nil || !c.state.Success(),
-				Ran: now.Sub(started)}
+			st := sv.reaped()
+			x := monitor.Exit{End: monitor.EndExit, Status: st.String(), Failed: !st.Success(), Ran: now.Sub(started)}
 			sv.stopMain(monitor.EndExit, now)
 			w.End(x, now)
 			return x
@@ -592,17 +592,26 @@ func (sv *supervision) runOnce(ctx context.Context, c *child, how monitor.Start)
 func (sv *supervision) stop(why monitor.End) monitor.Exit {
 	s, w, c := sv.s, sv.w, sv.c
 	now := time.Now()
-	term, err := w.Terminate(context.Background(), c.proc, why,
+	term, err := w.Terminate(context.Background(), c.Process, why,
 		proc.TerminateOptions{Signal: s.opts.Signal, KillAfter: s.opts.KillAfter, Group: true}, now)
 	if err != nil {
-		s.log.Error("stopping worker", "worker", s.name, "pid", c.pid(), "err", err)
+		s.log.Error("stopping worker", "worker", s.name, "pid", c.Pid(), "err", err)
 	}
 	sv.stopMain(why, now)
-	<-c.done
-	x := monitor.Exit{End: why, Status: describe(c.state), Sigkill: term.Killed, Took: term.Took,
+	st := sv.reaped()
+	x := monitor.Exit{End: why, Status: st.String(), Sigkill: term.Killed, Took: term.Took,
 		Ran: time.Since(c.started), Failed: why.Killed() || why == monitor.EndMainExit}
 	w.End(x, time.Now())
 	return x
+}
+
+// reaped waits until the program has ended and been reaped, and returns how it ended.
+func (sv *supervision) reaped() proc.ExitStatus {
+	st, err := sv.c.Wait()
+	if err != nil {
+		sv.s.log.Error("killing what is left of the worker's group", "worker", sv.s.name, "pid", sv.c.Pid(), "err", err)
+	}
+	return st
 }
 
 // stopMain ends the program's main process (MAINPID=) when it outlived the program's group,
@@ -648,7 +657,7 @@ func (o owner) SetInterval(d time.Duration, now time.Time) error {
 // the program itself or a process of its tree, never an ancestor, init or shmmon.
 func (o owner) SetMain(pid int) error {
 	c := o.sv.c
-	if pid == c.pid() {
+	if pid == c.Pid() {
 		if c.main != nil {
 			c.main.Close()
 			c.main = nil
@@ -658,7 +667,7 @@ func (o owner) SetMain(pid int) error {
 	}
 	// Open first: the tree check then holds for the process the handle names.
 	p, err := proc.Open(pid)
-	if err == nil && (pid == os.Getpid() || !proc.InTree(pid, c.pid()) || p.Exited()) {
+	if err == nil && (pid == os.Getpid() || !proc.InTree(pid, c.Pid()) || p.Exited()) {
 		p.Close()
 		err = errors.New("not a live process of the program's tree")
 	}
@@ -673,42 +682,15 @@ func (o owner) SetMain(pid int) error {
 	return nil
 }
 
-// describe says how a process ended: "exit 0", "exit 3", "signal killed".
-func describe(st *os.ProcessState) string {
-	if st == nil {
-		return "unknown (not started, or adopted)"
-	}
-	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return "signal " + ws.Signal().String()
-	}
-	return fmt.Sprintf("exit %d", st.ExitCode())
-}
-
-// inheritedEnv is shmmon's environment without the systemd handshake meant for shmmon
-// itself (NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID): a program it supervises must not
-// speak to systemd for it.
-func inheritedEnv() []string {
-	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		k, _, _ := strings.Cut(kv, "=")
-		return k == "NOTIFY_SOCKET" || k == "WATCHDOG_USEC" || k == "WATCHDOG_PID"
-	})
-}
-
-// child is one running instance of the program.
+// child is one run of the program.
 type child struct {
-	cmd     *exec.Cmd // nil for an adopted program, which is not ours to reap
-	proc    *proc.Process
+	*proc.Child
 	started time.Time
-	done    chan struct{}    // closed once the program is reaped (adopted: has exited)
-	state   *os.ProcessState // how it ended, once done is closed; nil when adopted
-	main    *proc.Process    // the process it named with MAINPID=, when not itself
+	main    *proc.Process // the process it named with MAINPID=, when not itself
 }
 
-func (c *child) pid() int { return c.proc.Pid() }
-
-// close releases the handles on the program and its main process.
+// close releases the handle on the program's main process (the Child releases its own).
 func (c *child) close() {
-	c.proc.Close()
 	if c.main != nil {
 		c.main.Close()
 	}
@@ -717,16 +699,12 @@ func (c *child) close() {
 // adopt takes hold of a program a previous monitor started (p holds it). It is not our child:
 // its exit is seen through the pidfd, and its parent (init, or a subreaper) reaps it.
 func (s *Supervisor) adopt(p *proc.Process) *child {
-	c := &child{proc: p, started: time.Now(), done: make(chan struct{})}
-	go func() {
-		p.WaitExit(context.Background(), 0)
-		close(c.done)
-	}()
-	return c
+	return &child{Child: proc.Adopted(p), started: time.Now()}
 }
 
-// start starts the program in a new process group and takes hold of it through a pidfd, with
-// SHMMON_NAME and SHMMON_INTERVAL in its environment and what the heartbeat's sources add.
+// start starts the program in a process group of its own (see proc.StartChild), with
+// SHMMON_NAME and SHMMON_INTERVAL in its environment and what the heartbeat's sources add;
+// the systemd handshake meant for shmmon itself is never passed on.
 func (sv *supervision) start() (*child, error) {
 	s := sv.s
 	argv := s.opts.Command
@@ -735,38 +713,19 @@ func (sv *supervision) start() (*child, error) {
 		return nil, err
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(append(inheritedEnv(), s.opts.Env...),
+	cmd.Env = append(append(notify.WithoutHandshake(os.Environ()), s.opts.Env...),
 		worker.EnvName+"="+s.name, EnvInterval+"="+s.opts.Monitor.Interval.String())
 	for _, p := range sv.prep {
 		p.Prepare(cmd)
 	}
 	cmd.Dir = s.opts.Dir
 	cmd.Stdout, cmd.Stderr = s.opts.Stdout, s.opts.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: s.opts.Credential}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	// The program is our unreaped child: its pid cannot be reused before we wait for it.
-	p, err := proc.Open(cmd.Process.Pid)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.opts.Credential}
+	c, err := proc.StartChild(cmd)
 	if err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
 		return nil, err
 	}
-	c := &child{cmd: cmd, proc: p, started: time.Now(), done: make(chan struct{})}
-	go func() {
-		// Wait for the exit through the pidfd first, without reaping: while the program is
-		// a zombie its group id cannot be reused, so what is left of its group can be
-		// killed safely. Then reap it.
-		p.WaitExit(context.Background(), 0)
-		if err := p.KillOrphanedGroup(); err != nil {
-			s.log.Error("killing what is left of the worker's group", "worker", s.name, "pid", c.pid(), "err", err)
-		}
-		cmd.Wait()
-		c.state = cmd.ProcessState
-		close(c.done)
-	}()
-	return c, nil
+	return &child{Child: c, started: time.Now()}, nil
 }
 
 // FindProgram reports whether the program name (a command's argv[0]) can be started as
