@@ -2,11 +2,14 @@ package httpapi
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shmmon/shmmon/fleet"
 	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
+	"github.com/shmmon/shmmon/view"
 )
 
 // The worker metrics; see the package doc.
@@ -73,7 +76,7 @@ func (c workerCollector) Collect(ch chan<- prometheus.Metric) {
 		if r := ws.Snapshot.Record; ws.Snapshot.HasRecord {
 			gauge(descStl, float64(r.Stalls), lv...)
 			if r.LastProgress != 0 {
-				gauge(descAge, now.Sub(timeNs(r.LastProgress)).Seconds(), lv...)
+				gauge(descAge, now.Sub(time.Unix(0, r.LastProgress)).Seconds(), lv...)
 			}
 		}
 	}
@@ -91,11 +94,20 @@ func (c workerCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		seen[name] = true
 		lv := []string{name, "proctab"}
-		st := proctabState(r, now)
+		st := view.RecordState(view.Record(r, now))
 		gauge(descUp, b2f(up(st)), lv...)
 		stateSeries(st, lv...)
 		gauge(descAge, now.Sub(r.Atime).Seconds(), lv...)
 	}
+}
+
+// kind is how the worker's beats arrive, from its record: shm when it has none yet (as
+// package view says it).
+func kind(ws fleet.WorkerStatus) string {
+	if ws.Snapshot.HasRecord {
+		return ws.Snapshot.Record.Kind.String()
+	}
+	return shmobj.KindShm.String()
 }
 
 func b2f(b bool) float64 {

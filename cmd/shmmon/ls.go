@@ -15,9 +15,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
+	"github.com/shmmon/shmmon/view"
 )
 
 func lsCommand() *cli.Command {
@@ -61,17 +61,17 @@ func lsCommand() *cli.Command {
 				return usagef(c, "invalid --proctab-key %q: want a positive number, decimal or 0x hex", c.String("proctab-key"))
 			}
 			now := time.Now()
-			views := []objectView{}
+			views := []view.Worker{}
 			for _, e := range entries {
 				if e.Snapshot.HasRecord || c.Bool("all") {
-					views = append(views, newView(e.Name, e.Snapshot, e.Err, now))
+					views = append(views, view.Object(e.Name, e.Snapshot, e.Err, now))
 				}
 			}
 			// The process table is shown when it exists; a missing one is not an error.
 			recs, _ := proctabViews(proctab.Options{Key: key, SemKey: key, Slots: c.Int("proctab-slots")}, now)
 			if c.Bool("json") {
 				for _, r := range recs {
-					views = append(views, objectView{Name: r.Name, Kind: "proctab", WorkerPid: int64(r.Pid), State: r.state(), Proctab: &r})
+					views = append(views, view.OfRecord(r))
 				}
 				return writeJSON(c.App.Writer, views)
 			}
@@ -109,17 +109,13 @@ func watchTable(c *cli.Context, period time.Duration) error {
 			if !e.Snapshot.HasRecord && !c.Bool("all") {
 				continue
 			}
-			v := newView(e.Name, e.Snapshot, e.Err, now)
+			v := view.Object(e.Name, e.Snapshot, e.Err, now)
 			rate := "-"
 			if last, ok := prev[v.Name]; ok && v.Seq >= last && !prevAt.IsZero() {
 				rate = fmt.Sprintf("%.1f", float64(v.Seq-last)/now.Sub(prevAt).Seconds())
 			}
 			seen[v.Name] = v.Seq
-			pid := v.WatchedPid
-			if pid == 0 {
-				pid = v.WorkerPid
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\n", shown(v.Name), v.Kind, dash(pid), v.State, v.Seq, rate,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\n", shown(v.Name), v.Kind, dash(v.Pid), stateText(v), v.Seq, rate,
 				ageText(v), stallsText(v), v.Restarts)
 		}
 		tw.Flush()
@@ -152,7 +148,7 @@ func inspectCommand() *cli.Command {
 			if err != nil {
 				return failf(c, "%s", stripPkg(err))
 			}
-			v := newView(name, snap, nil, time.Now())
+			v := view.Object(name, snap, nil, time.Now())
 			if c.Bool("json") {
 				return writeJSON(c.App.Writer, v)
 			}
@@ -162,85 +158,35 @@ func inspectCommand() *cli.Command {
 	}
 }
 
-// objectView is one object as ls and inspect show it. Its JSON form is stable: fields are
-// only added.
-type objectView struct {
-	Name         string       `json:"name"`
-	Kind         string       `json:"kind"` // how beats arrive: "shm", "notify", "socket"; "proctab" for a process table record
-	Proctab      *proctabView `json:"proctab,omitempty"`
-	Size         int64        `json:"size"`
-	Seq          uint64       `json:"seq"`
-	WorkerPid    int64        `json:"worker_pid"`
-	Shmmon       bool         `json:"shmmon"`
-	State        string       `json:"state"`
-	MonitorPid   int64        `json:"monitor_pid,omitempty"`
-	MonitorAlive bool         `json:"monitor_alive"`
-	WatchedPid   int64        `json:"watched_pid,omitempty"`
-	LastSeq      uint64       `json:"last_seq,omitempty"`
-	Stalls       uint32       `json:"stalls"`
-	Threshold    uint32       `json:"threshold,omitempty"`
-	IntervalSec  float64      `json:"interval_seconds,omitempty"`
-	LastProgress string       `json:"last_progress,omitempty"` // RFC 3339, empty before the first beat
-	LastCheck    string       `json:"last_check,omitempty"`
-	ProgressAgeS float64      `json:"last_progress_age_seconds,omitempty"`
-	Retired      bool         `json:"retired"`
-	Kills        uint64       `json:"kills"`
-	Restarts     uint64       `json:"restarts"`
-	StatusText   string       `json:"status_text,omitempty"` // the worker's last STATUS= (notify protocol)
-	Error        string       `json:"error,omitempty"`
-}
-
-func newView(name string, s shmobj.Snapshot, err error, now time.Time) objectView {
-	v := objectView{Name: name, Kind: "shm", Size: s.Size, Seq: s.Seq, WorkerPid: s.WorkerPid, Shmmon: s.HasRecord, State: "-"}
-	if err != nil {
-		v.Error = stripPkg(err)
-	}
-	if !s.HasRecord {
-		return v
-	}
-	r := s.Record
-	v.Kind, v.StatusText = r.Kind.String(), s.StatusText
-	v.State = r.State.String()
-	v.MonitorPid, v.WatchedPid = r.MonitorPid, r.WatchedPid
-	v.MonitorAlive = proc.Alive(int(r.MonitorPid))
-	if !v.MonitorAlive {
-		v.State += " (monitor gone)"
-	}
-	v.LastSeq, v.Stalls, v.Threshold = r.LastSeq, r.Stalls, r.Threshold
-	v.IntervalSec = r.Interval.Seconds()
-	v.Retired, v.Kills, v.Restarts = r.Retired, r.Kills, r.Restarts
-	if r.LastProgress != 0 {
-		at := time.Unix(0, r.LastProgress)
-		v.LastProgress = at.Format(time.RFC3339Nano)
-		v.ProgressAgeS = now.Sub(at).Seconds()
-	}
-	if r.LastCheck != 0 {
-		v.LastCheck = time.Unix(0, r.LastCheck).Format(time.RFC3339Nano)
-	}
-	return v
-}
-
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
 
-func writeTable(w io.Writer, views []objectView) {
+func writeTable(w io.Writer, views []view.Worker) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tKIND\tSTATE\tSEQ\tPID\tSTALLS\tPROGRESS\tKILLS\tMONITOR\tSTATUS")
 	for _, v := range views {
-		pid := v.WatchedPid
-		if pid == 0 {
-			pid = v.WorkerPid
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", shown(v.Name), v.Kind, v.State, v.Seq, dash(pid),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", shown(v.Name), v.Kind, stateText(v), v.Seq, dash(v.Pid),
 			stallsText(v), ageText(v), v.Kills, dash(v.MonitorPid), statusText(v))
 	}
 	tw.Flush()
 }
 
-func writeDetail(w io.Writer, v objectView) {
+// stateText is the worker's state for a table: "-" without a record, and a monitor that is
+// gone said so.
+func stateText(v view.Worker) string {
+	switch {
+	case !v.Shmmon:
+		return "-"
+	case !v.MonitorAlive:
+		return v.State + " (monitor gone)"
+	}
+	return v.State
+}
+
+func writeDetail(w io.Writer, v view.Worker) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, val string) { fmt.Fprintf(tw, "%s:\t%s\n", k, val) }
 	row("name", shown(v.Name))
@@ -253,7 +199,7 @@ func writeDetail(w io.Writer, v objectView) {
 		return
 	}
 	row("kind", v.Kind)
-	row("state", v.State)
+	row("state", stateText(v))
 	row("status", statusText(v))
 	row("monitor pid", dash(v.MonitorPid))
 	row("watched pid", dash(v.WatchedPid))
@@ -261,7 +207,11 @@ func writeDetail(w io.Writer, v objectView) {
 	row("stalls", stallsText(v))
 	row("interval", time.Duration(v.IntervalSec*float64(time.Second)).String())
 	row("last progress", ageText(v))
-	row("last check", cmpOr(v.LastCheck, "-"))
+	lastCheck := "-"
+	if v.LastCheck != nil {
+		lastCheck = v.LastCheck.Format(time.RFC3339Nano)
+	}
+	row("last check", lastCheck)
 	row("retired", strconv.FormatBool(v.Retired))
 	row("kills", strconv.FormatUint(v.Kills, 10))
 	row("restarts", strconv.FormatUint(v.Restarts, 10))
@@ -286,25 +236,25 @@ func shown(name string) string {
 
 // statusText quotes the worker's status text, so that a tab or a control character in it
 // cannot break the table; "-" when there is none.
-func statusText(v objectView) string {
+func statusText(v view.Worker) string {
 	if v.StatusText == "" {
 		return "-"
 	}
 	return strconv.Quote(v.StatusText)
 }
 
-func stallsText(v objectView) string {
+func stallsText(v view.Worker) string {
 	if !v.Shmmon {
 		return "-"
 	}
 	return fmt.Sprintf("%d/%d", v.Stalls, v.Threshold)
 }
 
-func ageText(v objectView) string {
-	if v.LastProgress == "" {
+func ageText(v view.Worker) string {
+	if v.ProgressAge == nil {
 		return "-"
 	}
-	return seconds(v.ProgressAgeS).Round(time.Millisecond).String() + " ago"
+	return seconds(*v.ProgressAge).Round(time.Millisecond).String() + " ago"
 }
 
 func dash(n int64) string {
@@ -312,13 +262,6 @@ func dash(n int64) string {
 		return "-"
 	}
 	return strconv.FormatInt(n, 10)
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // seconds converts seconds, as the JSON views carry them, to a Duration.

@@ -17,6 +17,7 @@ import (
 	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/proctab"
+	"github.com/shmmon/shmmon/view"
 )
 
 // proctabFlags select a System V process table.
@@ -181,20 +182,8 @@ func proctabCommand() *cli.Command {
 	}
 }
 
-// proctabView is one record as proctab ls shows it.
-type proctabView struct {
-	Slot       int     `json:"slot"`
-	Pid        int     `json:"pid"`
-	Name       string  `json:"name"`
-	TimeoutSec float64 `json:"timeout_seconds"`
-	Atime      string  `json:"atime"`
-	AgeSec     float64 `json:"age_seconds"`
-	Alive      bool    `json:"alive"`
-	TimedOut   bool    `json:"timed_out"`
-}
-
 // proctabViews reads the table of opts without creating it.
-func proctabViews(opts proctab.Options, now time.Time) ([]proctabView, error) {
+func proctabViews(opts proctab.Options, now time.Time) ([]view.Proctab, error) {
 	tab, err := proctab.Attach(opts)
 	if err != nil {
 		return nil, err
@@ -204,28 +193,14 @@ func proctabViews(opts proctab.Options, now time.Time) ([]proctabView, error) {
 	if err != nil {
 		return nil, err
 	}
-	views := []proctabView{}
+	views := []view.Proctab{}
 	for _, r := range recs {
-		age := now.Sub(r.Atime)
-		views = append(views, proctabView{Slot: r.Slot, Pid: r.Pid, Name: r.Name, TimeoutSec: r.Timeout.Seconds(),
-			Atime: r.Atime.Format(time.RFC3339), AgeSec: age.Seconds(), Alive: proc.Alive(r.Pid),
-			TimedOut: r.TimedOut(now)})
+		views = append(views, view.Record(r, now))
 	}
 	return views, nil
 }
 
-// state is the record's state in the words of ls: ok, timed-out or gone.
-func (v proctabView) state() string {
-	switch {
-	case !v.Alive:
-		return "gone"
-	case v.TimedOut:
-		return "timed-out"
-	}
-	return "ok"
-}
-
-func writeProctab(w io.Writer, views []proctabView) {
+func writeProctab(w io.Writer, views []view.Proctab) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SLOT\tPID\tNAME\tTIMEOUT\tAGE\tALIVE")
 	for _, v := range views {
