@@ -153,7 +153,7 @@ func failf(c *cli.Context, format string, args ...any) error {
 // stripPkg removes a Go package prefix ("shmobj: ") from an error message for the CLI.
 func stripPkg(err error) string {
 	msg := err.Error()
-	for _, p := range []string{"shmobj: ", "monitor: ", "proc: ", "worker: ", "supervise: ", "proctab: "} {
+	for _, p := range []string{"serve: ", "fleet: ", "shmobj: ", "monitor: ", "proc: ", "worker: ", "supervise: ", "proctab: ", "config: "} {
 		msg = strings.TrimPrefix(msg, p)
 	}
 	return msg

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -100,16 +102,21 @@ func runAction(c *cli.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go func() {
+	// SIGHUP restarts the program, until Run returns: the goroutine is joined then.
+	var forwarding sync.WaitGroup
+	hctx, hcancel := context.WithCancel(ctx)
+	defer forwarding.Wait()
+	defer hcancel()
+	forwarding.Go(func() {
 		for {
 			select {
 			case <-hup:
 				s.Restart()
-			case <-ctx.Done():
+			case <-hctx.Done():
 				return
 			}
 		}
-	}()
+	})
 
 	out, err := s.Run(ctx)
 	switch {
