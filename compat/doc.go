@@ -1,5 +1,5 @@
 // Package compat holds shmmon's C++ peers and the cross-language tests that run them against
-// the Go side with real processes (SPEC §7: compatibility is tested, not assumed).
+// the Go side with real processes (compatibility is tested, not assumed).
 //
 // The peers are written the way ordinary Boost.Interprocess programs are, and `make compat`
 // builds them into compat/bin/:
@@ -10,7 +10,7 @@
 //     NAME, then maps it on every check and prints "check K result R seq S", with the
 //     original checker's quirks (failures never reset; -2 exactly at the threshold).
 //   - boost_bench: the Boost reference figures of BENCHMARKS.md.
-//   - tcpwd_client (C, plain POSIX sockets): a client of the seeds' TCP socket watchdog
+//   - tcpwd_client (C, plain POSIX sockets): a client of the original framework's TCP socket watchdog
 //     (package tcpwd) that registers, feeds, forwards and prints what is forwarded to it;
 //     SIGUSR1 makes it stop feeding while it stays connected.
 //

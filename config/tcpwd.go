@@ -10,7 +10,7 @@ import (
 )
 
 // TCPWatchdog is the optional [tcp_watchdog] table: serve then runs the socket watchdog of
-// the seeds (package tcpwd), whose clients feed the workers named in the file over TCP.
+// the original framework (package tcpwd), whose clients feed the workers named in the file over TCP.
 type TCPWatchdog struct {
 	Listen string // listen = "127.0.0.1:5005", resolved by [ListenAddress]; a port alone is on 127.0.0.1
 	// MaxConnections is max_connections = 1024: how many clients may be connected at once

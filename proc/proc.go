@@ -1,5 +1,5 @@
 // Package proc controls processes through pidfds. It is the only package in
-// shmmon that sends signals, so the rules of SPEC §4 (Killing) live here:
+// shmmon that sends signals, so the rules of killing live here:
 //
 //   - A process is signalled only through a [Process], which holds a pidfd
 //     taken by [Open] while the pid still names the intended process. Once
@@ -83,7 +83,7 @@ func (notExistError) Is(target error) bool { return target == fs.ErrNotExist }
 const (
 	// DefaultKillAfter is how long [Process.Terminate] waits after the first
 	// signal before sending SIGKILL when [TerminateOptions.KillAfter] is not
-	// set; it is the default of --kill-after in SPEC §4.
+	// set; it is the default of --kill-after.
 	DefaultKillAfter = 5 * time.Second
 
 	// KillWait is how long [Process.Terminate] waits for the process to exit
@@ -138,7 +138,7 @@ type Termination struct {
 	Took time.Duration
 }
 
-// Terminate runs the kill escalation of SPEC §4 on p: send opts.Signal
+// Terminate runs the kill escalation on p: send opts.Signal
 // (SIGTERM by default; to the group if opts.Group), wait up to opts.KillAfter
 // for the process to exit, then send SIGKILL and wait up to [KillWait]. It
 // does not reap the process. Outcomes:

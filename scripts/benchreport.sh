@@ -61,7 +61,7 @@ machine; the ratios below compare figures from this same run.
 | \`Beat\` from 2 goroutines at once (same cache line) | $(f1 "$beatpar") | $(allocs BenchmarkBeatParallel) | |
 | Boost worker pattern: open_only + map + clear half + store, per beat | $(f1 "$breopen") | | Beat is **$(ratio "$breopen" "$beat") faster** (target ≥ 1000×: $(verdict "$breopen" "$beat" 1000)) |
 | systemd-style notify: one \`WATCHDOG=1\` datagram (sendto on an open unix socket) | $(f1 "$notify") | $(allocs BenchmarkNotifyDatagram) | Beat is **$(ratio "$notify" "$beat") faster** (target ≥ 200×: $(verdict "$notify" "$beat" 200)) |
-| seed-004 TCP: one 552-byte packet written on an open loopback connection | $(f1 "$tcp") | $(allocs BenchmarkTCPPacket) | Beat is **$(ratio "$tcp" "$beat") faster** |
+| the original framework's TCP watchdog: one 552-byte packet written on an open loopback connection | $(f1 "$tcp") | $(allocs BenchmarkTCPPacket) | Beat is **$(ratio "$tcp" "$beat") faster** |
 
 ## Check (monitor side)
 

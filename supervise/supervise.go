@@ -17,7 +17,7 @@
 //   - More than StartLimit starts within StartWindow means the program cannot run: the
 //     supervisor gives up ([GaveUp]).
 //
-// With Every set, the program is a periodic job instead (the seeds' procctl): run it, wait for
+// With Every set, the program is a periodic job instead (the original framework's scheduler): run it, wait for
 // it to end, wait Every, run it again; the heartbeat rules apply while it runs and the start
 // limit does not apply.
 //

@@ -1,6 +1,6 @@
-// Package tcpwd implements the TCP watchdog protocol of the seeds' socket watchdog: clients
-// connect over TCP, register names, feed a watchdog and forward messages to each other in
-// fixed-size packets. `shmmon serve` runs a [Server] when its config has a [tcp_watchdog]
+// Package tcpwd implements the TCP watchdog protocol of the original framework's socket
+// watchdog: clients connect over TCP, register names, feed a watchdog and forward messages to
+// each other in fixed-size packets. `shmmon serve` runs a [Server] when its config has a [tcp_watchdog]
 // table.
 //
 // # Packets
@@ -99,11 +99,8 @@
 //
 // # Heartbeats
 //
-// The server keeps no stall logic of its own. A watchdog registration attaches the worker's
-// shared-memory object (/dev/shm/NAME, published by the monitor that supervises NAME), and
-// each feed bumps its heartbeat sequence and marks the record's kind as socket
-// ([shmobj.KindSocket]): the worker's monitor judges the beats with its usual rules (interval,
-// stalls) and kills and restarts the worker's process. The server never writes the worker's
-// pid. An object that was removed, replaced, truncated or retired is attached again by name,
-// checked at most once a second.
+// The server keeps no stall logic and touches no object of its own: each feed of a name is a
+// [Target.Feed] of the worker [Options.Lookup] gives for it (in serve, package source's TCP:
+// a beat of the worker's heartbeat, recorded as kind socket), which the worker's monitor
+// judges with its usual rules (interval, stalls), killing and restarting the worker's process.
 package tcpwd

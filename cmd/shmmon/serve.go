@@ -28,7 +28,7 @@ func serveCommand() *cli.Command {
 			"changes too. The file must be a regular file of at most 16 MiB; a pidfile is trusted only\n" +
 			"when nobody but root or serve's user could have written it (see the README).\n" +
 			"A restarted serve adopts what is still there (objects, and supervised programs still\n" +
-			"running). With a [tcp_watchdog] table it also serves the seeds' TCP watchdog protocol:\n" +
+			"running). With a [tcp_watchdog] table it also serves the original framework's TCP watchdog protocol:\n" +
 			"a client's feeds of a worker's name are that worker's beats.\n" +
 			"Under systemd (NOTIFY_SOCKET) it sends READY=1, WATCHDOG=1 and STOPPING=1.\n" +
 			"SIGINT/SIGTERM stop every worker and exit 0.\n" +

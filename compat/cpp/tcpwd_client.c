@@ -1,4 +1,4 @@
-// tcpwd_client: a client of the socket watchdog of the seeds, written for this project in C
+// tcpwd_client: a client of the socket watchdog of the original framework, written for this project in C
 // with plain POSIX sockets. It speaks the fixed-size packet protocol that `shmmon serve`
 // serves with a [tcp_watchdog] table (package tcpwd).
 //

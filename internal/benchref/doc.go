@@ -7,7 +7,7 @@
 //     (sd_notify itself also opens and closes a socket per call; that cost is left out, in
 //     the datagram's favour);
 //   - BenchmarkTCPPacket: a 552-byte packet per beat written on an open loopback TCP
-//     connection that a goroutine reads with io.ReadFull, as the seed-004 design does.
+//     connection that a goroutine reads with io.ReadFull, as the original framework's socket watchdog does.
 //
 // The C++ Boost.Interprocess patterns are measured by compat/bin/boost_bench in the same run.
 // The package has no code of its own besides this documentation and its benchmarks.
