@@ -163,17 +163,17 @@ func (s *Segment) RawStoreStatus(st Status) {
 // store writes st, skipping the fields that did not change.
 func (r *record) store(st Status) {
 	if r.lastSeq.Load() != st.LastSeq {
-		storeRel64(&r.lastSeq, st.LastSeq)
+		r.lastSeq.Store(st.LastSeq)
 	}
 	if r.lastProgress.Load() != st.LastProgress {
-		storeRelI64(&r.lastProgress, st.LastProgress)
+		r.lastProgress.Store(st.LastProgress)
 	}
-	storeRelI64(&r.lastCheck, st.LastCheck)
+	r.lastCheck.Store(st.LastCheck)
 	if r.stalls.Load() != st.Stalls {
-		storeRel32(&r.stalls, st.Stalls)
+		r.stalls.Store(st.Stalls)
 	}
 	if r.state.Load() != uint32(st.State) {
-		storeRel32(&r.state, uint32(st.State))
+		r.state.Store(uint32(st.State))
 	}
 }
 
