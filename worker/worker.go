@@ -80,7 +80,9 @@ func (w *Worker) Name() string { return w.name }
 // Beat bumps the sequence by one. It makes no system call and no allocation; with no object
 // it does nothing.
 func (w *Worker) Beat() {
-	if s := w.cur.Load(); s != nil {
+	// After a fault, every beat would fault again (a signal and a recover each) until the
+	// follower reopens the object: the flag first.
+	if s := w.cur.Load(); s != nil && !w.faulted.Load() {
 		if s.Beat() != nil {
 			w.faulted.Store(true)
 		}

@@ -204,6 +204,45 @@ func TestSurvivesTruncation(t *testing.T) {
 	})
 }
 
+// TestFaultedBeatsDoNotFaultAgain: after a beat faulted on a truncated object, the beats that
+// follow do nothing until the worker reopens it, rather than fault again each (a signal, a
+// panic and a recover: microseconds each).
+func TestFaultedBeatsDoNotFaultAgain(t *testing.T) {
+	name := testName(t)
+	publish(t, name)
+	w := open(t, name)
+	other, err := shmobj.Attach(name) // a mapping of our own, to time one fault
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	o, err := shmobj.Open(name, shmobj.OpenOnly, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if err := o.Truncate(0); err != nil {
+		t.Fatal(err)
+	}
+	w.Beat() // faults, recovered
+	const n = 10000
+	one := time.Now()
+	for range 100 {
+		if !errors.Is(other.Beat(), shmobj.ErrFault) {
+			t.Fatal("a beat on a truncated object did not fault")
+		}
+	}
+	fault := time.Since(one) / 100
+	began := time.Now()
+	for range n {
+		w.Beat()
+	}
+	// Had they faulted, n beats would take n faults.
+	if took := time.Since(began); took > n*fault/20 {
+		t.Errorf("%d beats after a fault took %v, one fault %v: they fault again", n, took, fault)
+	}
+}
+
 // TestPackageBeat runs the test binary as a worker that uses SHMMON_NAME.
 func TestPackageBeat(t *testing.T) {
 	name := testName(t)
