@@ -18,14 +18,18 @@
 // for a supervised worker its still-running program), so restarting serve neither kills
 // nor duplicates healthy workers.
 //
-// The fleet keeps books on every worker from its monitor's events: starts, restarts,
-// kills, how its last run ended, whether its loop is checking (and when it last did, from
-// the status record), and the pid of the process it runs or watches, which
-// [Fleet.WorkerRoot] gives the TCP watchdog. [Fleet.Status] returns them with the worker's
+// Each worker's counts (starts, restarts, kills, how its last run ended, whether its loop is
+// checking) are its monitor.Worker's books; [Fleet.Status] returns them with the worker's
 // status record. The counts live as long as the worker's name stays in the configuration: a
-// worker restarted because its configuration changed keeps them, a removed one loses them.
-// The fleet also runs the worker's event hooks (see package hook); hooks that change on
-// reload are taken without restarting the worker.
+// worker restarted because its configuration changed (or a watched worker's next process)
+// goes on from the books of the last, a removed one loses them. The fleet runs the worker's
+// event hooks (see package hook) from its monitor's events; hooks that change on reload are
+// taken without restarting the worker.
+//
+// The fleet owns what its workers share: the TCP watchdog's server, whose registry of names
+// (source.TCP) every worker joins for as long as it runs, and the sweep of the System V
+// process table, which leaves alone the records of programs of heartbeat "proctab" (their
+// supervisors judge them).
 package fleet
 
 import (

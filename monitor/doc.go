@@ -1,6 +1,19 @@
-// Package monitor judges heartbeats: it checks a worker's sequence, counts consecutive
-// stalls, keeps the status record of the object up to date, and runs the watch loop that
-// kills a hung worker.
+// Package monitor judges heartbeats and owns each worker's state: it checks a worker's
+// sequence, counts consecutive stalls, keeps the status record of the object up to date, and
+// runs the watch loop that kills a hung worker.
+//
+//   - [Checker] is the check rules, pure: a sequence and a time in, a verdict out.
+//   - [Heartbeat] is one published object and its Checker: [Heartbeat.Check] reads the
+//     sequence and writes the record, with no system call and no allocation.
+//   - [Worker] is the one owner of a worker's state: its Heartbeat, where it is in its life
+//     (a [Phase]: the table of events in its doc), its books, and one announcement per change
+//     (the record, the counts, one log line, an [Event] for hooks and metrics). Its owner —
+//     a [Watch] for a process started elsewhere, a supervisor for a program it runs (package
+//     supervise) — tells it what happened: a start, a check, a kill, the end of a run
+//     ([End]).
+//   - [Watch] is the watch loop of `shmmon watch` and of serve's watched workers: its checks
+//     run with every other of its interval on one goroutine (a pacer), its end on one of
+//     its own.
 //
 // # Check results
 //

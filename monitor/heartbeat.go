@@ -25,7 +25,7 @@ type Options struct {
 	// must not block (hand slow work to another goroutine).
 	OnEvent func(Event)
 	// OnCheck, when set, is called on the monitor's goroutine at the end of every
-	// [Heartbeat.Step] (one check of the loop: verifying the object, judging its sequence,
+	// [Worker.Check] of the loop (verifying the object, judging its sequence,
 	// logging a change; a kill that follows is not included) with the time the step began
 	// and how long it took. It must not block.
 	OnCheck func(now time.Time, took time.Duration)
@@ -74,7 +74,7 @@ type Heartbeat struct {
 // per object per minute, which at 10,000 objects is a tenth of the stats of a 10s net.
 const verifyEvery = time.Minute
 
-// ErrWatched is returned by [Publish] and [Adopt] when the object is already watched by
+// ErrWatched is returned by [OpenWorker] when the object is already watched by
 // another live shmmon: two monitors of one object would replace it from under each other.
 var ErrWatched = errors.New("monitor: object is watched by another running shmmon")
 
@@ -247,7 +247,8 @@ func (h *Heartbeat) setInterval(d time.Duration, now time.Time) error {
 // Check reads the sequence, judges it (see the package doc) and writes the outcome into the
 // status record, all under one fault guard. It makes no system call and no allocation. A
 // memory fault (the object was truncated under the mapping) is returned as an error wrapping
-// [shmobj.ErrFault], with result OK: the caller should [Heartbeat.Republish].
+// [shmobj.ErrFault], with result OK: the object must be published again (the loop's check,
+// [Worker.Check], does it).
 func (h *Heartbeat) Check(now time.Time) (r Result, err error) {
 	mono, wall := now.Sub(clockBase), now.UnixNano()
 	defer shmobj.Unguard(shmobj.Guard(), &err)

@@ -51,7 +51,7 @@ type Watch struct {
 	// Keep leaves the object in place when Run returns; by default it is removed.
 	Keep bool
 	// Adopt takes over an existing object of the right size instead of replacing it (see
-	// [Adopt]), so a restarted monitor keeps the worker's sequence.
+	// [shmobj.Adopt]), so a restarted monitor keeps the worker's sequence.
 	Adopt bool
 	// Logger receives one line per state change and per kill step; nil means slog.Default().
 	Logger *slog.Logger

@@ -1,10 +1,16 @@
-// Package supervise runs a worker program under a heartbeat monitor and keeps it running.
+// Package supervise runs one worker program under a heartbeat monitor and keeps it running:
+// it owns the program's process (started through proc.StartChild, or adopted) and the restart
+// policy; the worker's state, record, counts, log lines and events are its monitor.Worker's,
+// which the supervisor tells what happened.
 //
-// A [Supervisor] publishes the worker's object, then starts the program in a process group of
+// A [Supervisor] publishes the worker's object, makes the sources of its kind of heartbeat
+// (Options.Heartbeat, see package source: the object itself with the notify socket and the
+// TCP watchdog's feeds, "proctab", or "none"), then starts the program in a process group of
 // its own with SHMMON_NAME (the object) and SHMMON_INTERVAL (the check interval, e.g. "1s")
-// in its environment, so the first beat is never lost; before every start the sequence goes
-// back to 0, so each run gets the startup grace. It checks the heartbeat every interval
-// (see package monitor) and, when the verdict is abnormal, signals the whole group
+// in its environment, and what its sources add (the notify protocol's handshake), so the
+// first beat is never lost; before every start the sequence goes back to 0, so each run gets
+// the startup grace. It checks the heartbeat every interval (see package monitor; a worker of
+// heartbeat "none" is not checked) and, when the verdict is abnormal, signals the whole group
 // (Signal, then SIGKILL after KillAfter). Whenever the program ends — by itself, by a crash,
 // or killed as hung — what is left of its group is killed and the program is reaped, so no
 // zombie and no orphan of the group stays behind. Then the restart policy decides:
@@ -17,32 +23,14 @@
 //   - More than StartLimit starts within StartWindow means the program cannot run: the
 //     supervisor gives up ([GaveUp]).
 //
-// With Every set, the program is a periodic job instead (the original framework's scheduler): run it, wait for
-// it to end, wait Every, run it again; the heartbeat rules apply while it runs and the start
-// limit does not apply.
+// With Every set, the program is a periodic job instead (the original framework's
+// scheduler): run it, wait for it to end, wait Every, run it again; the heartbeat rules apply
+// while it runs and the start limit does not apply.
 //
-// # The notify protocol
-//
-// A program written for systemd's watchdog runs unchanged. For its Run, the supervisor
-// listens on a notify socket of its own (package notify; an abstract address derived from
-// the object's name, so a restarted monitor takes over the socket of a program it adopts)
-// and starts the program with systemd's handshake: NOTIFY_SOCKET, WATCHDOG_USEC (the check
-// interval) and WATCHDOG_PID (the program's own pid: a shell sets it and execs the program in
-// its place). The handshake shmmon itself got from systemd is never passed on. Messages are
-// taken from the running program, its process group and its descendants only, and applied
-// on the supervisor's goroutine:
-//
-//   - WATCHDOG=1 beats the object (its sequence, kind [shmobj.KindNotify]).
-//   - READY=1 ends the startup grace ([monitor.Checker.Ready]); EXTEND_TIMEOUT_USEC=
-//     prolongs it, or a shutdown's suspension ([monitor.Checker.Extend]).
-//   - STATUS= is kept in the object's status text and logged when it changes.
-//   - STOPPING=1 (the first one) suspends the checks for at most the grace period.
-//   - WATCHDOG=trigger kills the program at once, as hung ("trigger").
-//   - WATCHDOG_USEC= changes the check interval until the next start.
-//   - MAINPID= moves the watched pid to a live process of the program's tree (else it is
-//     refused and logged). Kills then go to the program's group and to that process; when
-//     it exits, the run ends as a failure: the program is stopped ("main-exit") and the
-//     restart policy applies.
+// Where things go: a new kind of heartbeat is a file of package source; a new thing that
+// happens to a worker is an event of monitor.Worker; a new way for a run to end (a limit,
+// say) is a monitor.End that runOnce returns through stop, next to the check of the
+// heartbeat.
 package supervise
 
 import (
