@@ -737,3 +737,6 @@ func InTree(pid, root int) bool {
 	}
 	return false
 }
+
+// signalNum returns the signal named name ("SIGTERM"), or 0 if there is none.
+func signalNum(name string) syscall.Signal { return unix.SignalNum(name) }
