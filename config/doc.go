@@ -47,7 +47,7 @@
 //	grace          W D    duration          "0s"      time allowed for the first beat; 0 = 10 intervals, at least 3s
 //	signal         W D    string or int     "TERM"    first signal to a hung worker: name (TERM, SIGTERM) or number 1-64
 //	kill_after     W D    duration          "5s"      wait after signal, then SIGKILL; more than 0
-//	size           W D    integer           4096      object size in bytes, at least 16
+//	size           W D    integer or string 4096      object size: bytes, at least 16; or a whole number and a unit, "64KiB" ([Bytes])
 //	mode           W D    string            "0600"    object permissions, octal "0001" to "0777"
 //	backoff        W D S  duration          "1s"      delay of the 2nd restart in a row (1st: none), doubling; >= 1ms
 //	backoff_max    W D S  duration          "30s"     longest restart delay, at least backoff

@@ -35,7 +35,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/shmmon/shmmon/config"
@@ -193,37 +192,12 @@ func (f *Fleet) start(w *config.Worker) error {
 	return nil
 }
 
-func monitorOptions(w config.Worker) monitor.Options {
-	return monitor.Options{Config: w.MonitorConfig(), Size: w.Size, Mode: w.Mode}
-}
+func monitorOptions(w config.Worker) monitor.Options { return w.MonitorOptions() }
 
 func supervisorOptions(w config.Worker, log *slog.Logger) supervise.Options {
-	policy, _ := supervise.ParsePolicy(w.Restart) // validated by config
-	var cred *syscall.Credential
-	if w.Uid != nil {
-		cred = &syscall.Credential{Uid: *w.Uid}
-		if w.Gid != nil {
-			cred.Gid = *w.Gid
-		}
-	}
-	return supervise.Options{
-		Command:      w.Command,
-		Env:          w.Env,
-		Dir:          w.Dir,
-		Credential:   cred,
-		Monitor:      monitorOptions(w),
-		Signal:       w.Signal,
-		KillAfter:    w.KillAfter,
-		Restart:      policy,
-		Backoff:      w.Backoff,
-		BackoffMax:   w.BackoffMax,
-		BackoffReset: w.BackoffReset,
-		StartLimit:   w.StartLimit,
-		StartWindow:  w.StartWindow,
-		Every:        w.Every,
-		Adopt:        true,
-		Logger:       log,
-	}
+	opts := w.SupervisorOptions()
+	opts.Adopt, opts.Logger = true, log
+	return opts
 }
 
 // watchedProcess takes hold of the process a watched-only worker names: its pid, or the one

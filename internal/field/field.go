@@ -43,7 +43,7 @@ func (e *Error) Error() string {
 	if e.Other != "" {
 		other = e.Other + " (" + Show(e.OtherValue) + ")"
 	}
-	return e.Pkg + ": " + e.Field + " " + Show(e.Value) + " " + e.Detail(other)
+	return strings.TrimSpace(e.Pkg+": "+e.Field) + " " + Show(e.Value) + " " + e.Detail(other)
 }
 
 // Unwrap returns the error the refusal wraps.
@@ -79,19 +79,19 @@ func Show(v any) string {
 	return fmt.Sprint(v)
 }
 
-// All returns the [*Error] values in err: err itself, or those of an [errors.Join]. Other
-// errors are left out.
+// All returns the [*Error] values in err: err itself, or those of an [errors.Join] (nested
+// ones too), in order. Other errors are left out.
 func All(err error) []*Error {
-	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
-	var out []*Error
-	for _, e := range errs {
-		var fe *Error
-		if errors.As(e, &fe) {
-			out = append(out, fe)
+		var out []*Error
+		for _, e := range j.Unwrap() {
+			out = append(out, All(e)...)
 		}
+		return out
 	}
-	return out
+	var fe *Error
+	if errors.As(err, &fe) {
+		return []*Error{fe}
+	}
+	return nil
 }
