@@ -1230,3 +1230,17 @@ func BenchmarkOpenClose(b *testing.B) {
 		}
 	}
 }
+
+func TestParseSignal(t *testing.T) {
+	for in, want := range map[string]int{"TERM": 15, "sigterm": 15, "SIGKILL": 9, "int": 2, "HUP": 1, "10": 10} {
+		sig, err := ParseSignal(in)
+		if err != nil || int(sig) != want {
+			t.Errorf("ParseSignal(%q) = %d, %v, want %d", in, sig, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0", "65", "TERMX", "-1"} {
+		if _, err := ParseSignal(bad); err == nil {
+			t.Errorf("ParseSignal(%q) succeeded", bad)
+		}
+	}
+}

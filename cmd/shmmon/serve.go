@@ -60,7 +60,7 @@ func serveAction(c *cli.Context) error {
 	listen := ""
 	if l := c.String("listen"); l != "" {
 		if listen, err = config.ListenAddress(l); err != nil {
-			return usagef(c, "invalid --listen: %v", strings.TrimPrefix(err.Error(), "config: "))
+			return usagef(c, "invalid --listen: %v", err)
 		}
 	}
 	file, err := config.Load(path)
