@@ -29,7 +29,12 @@
 //
 // Where: W in [[worker]], D in [defaults] (a value every worker that does not set the key
 // gets), S only in a supervised worker (with command; a watched worker ignores such values of
-// [defaults]). Durations are strings in Go syntax ("250ms", "1s", "1m30s").
+// [defaults]). Durations are strings in Go syntax ("250ms", "1s", "1m30s"). Each key is a
+// field of [Worker]; its value is checked by the package that owns it, whose rule is the one
+// the command line's flags follow too: interval, stalls and grace by package monitor
+// ([monitor.Config.ValidateResolved]), signal and kill_after by package proc, size and mode
+// by package shmobj, the supervision keys by package supervise
+// ([supervise.Options.ValidateResolved]); names, paths, users, commands and hooks by config.
 //
 //	key            where  type              default   accepted
 //	name           W      string            -         object name: 1-255 bytes, no '/', NUL or control characters, not "." or ".."

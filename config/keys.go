@@ -79,16 +79,21 @@ func names(ks []keyDef, in where) []string {
 	return out
 }
 
-// A table's struct has the keys whose rules are config's own (names, paths, users,
-// commands, hooks, addresses) read by own, which returns ok false for any other key: that one
-// is read by its field's type ([decode]).
-type ownKeys interface {
+// A keyed is the struct of a table ([Worker], [Proctab], [Serve], [TCPWatchdog]), whose
+// tagged fields are its keys (see [keysOf]).
+type keyed interface {
+	// own reads the keys whose rules are config's own (names, paths, users, commands,
+	// hooks, addresses): it returns the value to store, or ok false for a key that
+	// [decode] reads by its field's type.
 	own(key string, v any) (value any, ok bool, err error)
+	// problems returns the values that their owners refuse, as [*field.Error] values
+	// joined with errors.Join.
+	problems() error
 }
 
 // decodeKey reads the TOML value v of key k into its field of dst (a pointer to a table's
 // struct), which it leaves alone when v is invalid.
-func decodeKey(dst ownKeys, k keyDef, v any) error {
+func decodeKey(dst keyed, k keyDef, v any) error {
 	f := reflect.ValueOf(dst).Elem().FieldByIndex(k.index)
 	x, ok, err := dst.own(k.name, v)
 	if !ok {

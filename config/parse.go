@@ -44,18 +44,6 @@ type keySet map[string]bool
 
 func (s keySet) has(k string) bool { _, ok := s[k]; return ok }
 
-// A keyed is the struct of a table ([Worker], [Proctab], [Serve], [TCPWatchdog]), whose
-// tagged fields are its keys (see [keysOf]).
-type keyed interface {
-	// own reads the keys whose rules are config's own (names, paths, users, commands,
-	// hooks, addresses): it returns the value to store, or ok false for a key that
-	// [decode] reads by its field's type.
-	own(key string, v any) (value any, ok bool, err error)
-	// problems returns the values that their owners refuse, as [*field.Error] values
-	// joined with errors.Join.
-	problems() error
-}
-
 // file resolves the whole document.
 func (p *parser) file(raw map[string]any) *File {
 	f := &File{Path: p.path, Defaults: builtin()}
