@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -154,11 +153,7 @@ func invalid(c *cli.Context, flag string, err error) error {
 	if e.Other != "" {
 		other = fmt.Sprintf("%s (%v)", flagOf(e.Other), e.OtherValue)
 	}
-	value := fmt.Sprint(e.Value)
-	if s, ok := e.Value.(string); ok {
-		value = strconv.Quote(s)
-	}
-	return usagef(c, "invalid %s %s: %s", flag, value, e.Detail(other))
+	return usagef(c, "invalid %s %s: %s", flag, field.Show(e.Value), e.Detail(other))
 }
 
 // flagOf returns the flag of a setting: --kill-after for kill_after.

@@ -38,6 +38,7 @@ type Error struct {
 	Err        error // what the refusal wraps, if anything
 }
 
+// Error reads "PKG: FIELD VALUE PROBLEM (want WANT)".
 func (e *Error) Error() string {
 	other := ""
 	if e.Other != "" {
