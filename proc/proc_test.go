@@ -1244,3 +1244,11 @@ func TestParseSignal(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateKillAfter(t *testing.T) {
+	for d, ok := range map[time.Duration]bool{time.Nanosecond: true, DefaultKillAfter: true, 0: false, -time.Second: false} {
+		if err := ValidateKillAfter(d); (err == nil) != ok {
+			t.Errorf("ValidateKillAfter(%v) = %v", d, err)
+		}
+	}
+}

@@ -139,7 +139,7 @@ func (o Options) ValidateResolved() error {
 		bad("every", o.Every, "must be 0 (a resident worker) or at least 1ms", "")
 	}
 	if o.Restart < Always || o.Restart > Never {
-		bad("restart", o.Restart, "is not a restart policy", `"always", "on-failure" or "never"`)
+		bad("restart", int(o.Restart), "is not a restart policy", `"always", "on-failure" or "never"`)
 	}
 	return errors.Join(errs...)
 }
