@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -13,30 +14,10 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/shmmon/shmmon/hook"
 	"github.com/shmmon/shmmon/monitor"
-	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/supervise"
-)
-
-// Restart policies of a supervised worker ([Worker.Restart]).
-const (
-	RestartAlways    = "always"     // restart whenever the worker ends, however it ended
-	RestartOnFailure = "on-failure" // restart after a non-zero exit, a death by signal, or a kill for hanging
-	RestartNever     = "never"      // never restart
-)
-
-// Defaults of the supervision keys; the other keys take the defaults of the packages that
-// own them ([monitor.DefaultInterval], [monitor.DefaultStalls], [proc.DefaultKillAfter],
-// [shmobj.DefaultSize], [shmobj.DefaultMode]) and SIGTERM.
-const (
-	DefaultRestart      = RestartAlways
-	DefaultBackoff      = supervise.DefaultBackoff
-	DefaultBackoffMax   = supervise.DefaultBackoffMax
-	DefaultBackoffReset = supervise.DefaultBackoffReset
-	DefaultStartLimit   = supervise.DefaultStartLimit
-	DefaultStartWindow  = supervise.DefaultStartWindow
-	DefaultHookTimeout  = 10 * time.Second
 )
 
 // File is a loaded and validated configuration file.
@@ -63,46 +44,57 @@ type File struct {
 
 // Worker is one fully resolved worker: defaults applied, durations parsed, everything
 // validated. A supervised worker has Command; a watched one Pid or PidFile, and its
-// supervision fields (Env, Dir, User, Group, Uid, Gid, Restart, Every, Backoff, BackoffMax,
-// BackoffReset, StartLimit, StartWindow) are zero. Treat a Worker as read-only: its slices
-// and pointers are its own, but copies of it share them.
+// supervision fields (those of keys marked S below, and Uid and Gid) are zero. Treat a
+// Worker as read-only: its slices and pointers are its own, but copies of it share them.
+//
+// Its fields are the keys of [[worker]] in the documented order: the toml tag names a field's
+// key, in says where the key is taken (W in [[worker]], D in [defaults], S only in a
+// supervised worker). A key's value is read by its field's type and checked by the package
+// that owns it (see the package doc); the rules of names, paths, users and commands are
+// config's own.
 type Worker struct {
-	Name    string   // object name (/dev/shm/NAME), unique in the file
-	Command []string // supervised: argv, at least the program
-	Env     []string // supervised: extra environment, "KEY=VALUE" sorted by KEY; nil if none
-	Dir     string   // supervised: absolute working directory; "" = serve's
-	User    string   // supervised: user to run as, as written; "" = serve's
-	Group   string   // supervised: group to run as, as written; "" = User's primary group
+	Name    string   `toml:"name" in:"W"`    // object name (/dev/shm/NAME), unique in the file
+	Command []string `toml:"command" in:"W"` // supervised: argv, at least the program
+	Env     []string `toml:"env" in:"WS"`    // supervised: extra environment, "KEY=VALUE" sorted by KEY; nil if none
+	Dir     string   `toml:"dir" in:"WS"`    // supervised: absolute working directory; "" = serve's
+	User    string   `toml:"user" in:"WDS"`  // supervised: user to run as, as written; "" = serve's
+	Group   string   `toml:"group" in:"WDS"` // supervised: group to run as, as written; "" = User's primary group
 	Uid     *uint32  // User resolved; nil when User is ""
 	Gid     *uint32  // Group resolved, or User's primary group; nil when both are ""
-	Pid     int      // watched only: the pid of a process started elsewhere (> 1)
-	PidFile string   // watched only: absolute path of a file holding the pid
+	Pid     int      `toml:"pid" in:"W"`     // watched only: the pid of a process started elsewhere (> 1)
+	PidFile string   `toml:"pidfile" in:"W"` // watched only: absolute path of a file holding the pid
 
-	Heartbeat    string        // supervised: the kind of heartbeat (package source): "shm" ("" too), "proctab" or "none"
-	Restart      string        // supervised: RestartAlways, RestartOnFailure or RestartNever
-	Every        time.Duration // supervised: the period of a periodic job; 0 = resident
-	Backoff      time.Duration // supervised: delay of the second restart in a row (the first has none), doubling
-	BackoffMax   time.Duration // supervised: longest restart delay (>= Backoff)
-	BackoffReset time.Duration // supervised: healthy run time after which the delay starts over
-	StartLimit   int           // supervised: more starts than this within StartWindow: give up
-	StartWindow  time.Duration // supervised: the window of StartLimit
+	Heartbeat    string           `toml:"heartbeat" in:"WDS"`     // supervised: the kind of heartbeat (package source); "" = source.Default
+	Restart      supervise.Policy `toml:"restart" in:"WDS"`       // supervised: when it is started again
+	Every        time.Duration    `toml:"every" in:"WDS"`         // supervised: the period of a periodic job; 0 = resident
+	Interval     time.Duration    `toml:"interval" in:"WD"`       // time between checks (>= 1ms)
+	Stalls       int              `toml:"stalls" in:"WD"`         // consecutive stalls that make a worker hung
+	Grace        time.Duration    `toml:"grace" in:"WD"`          // startup grace; 0 = the monitor's default
+	Signal       syscall.Signal   `toml:"signal" in:"WD"`         // first signal sent to a hung worker
+	KillAfter    time.Duration    `toml:"kill_after" in:"WD"`     // wait this long after Signal, then SIGKILL (> 0)
+	Size         Bytes            `toml:"size" in:"WD"`           // object size (>= shmobj.MinSize)
+	Mode         os.FileMode      `toml:"mode" in:"WD"`           // object permissions (0001 to 0777)
+	Backoff      time.Duration    `toml:"backoff" in:"WDS"`       // supervised: delay of the second restart in a row (the first has none), doubling
+	BackoffMax   time.Duration    `toml:"backoff_max" in:"WDS"`   // supervised: longest restart delay (>= Backoff)
+	BackoffReset time.Duration    `toml:"backoff_reset" in:"WDS"` // supervised: healthy run time after which the delay starts over
+	StartLimit   int              `toml:"start_limit" in:"WDS"`   // supervised: more starts than this within StartWindow: give up
+	StartWindow  time.Duration    `toml:"start_window" in:"WDS"`  // supervised: the window of StartLimit
 
-	Interval  time.Duration  // time between checks (>= 1ms)
-	Stalls    int            // consecutive stalls that make a worker hung (1 to 1<<20)
-	Grace     time.Duration  // startup grace; 0 = the monitor's default
-	Signal    syscall.Signal // first signal sent to a hung worker
-	KillAfter time.Duration  // wait this long after Signal, then SIGKILL (> 0)
-	Size      int64          // object size in bytes (>= shmobj.MinSize)
-	Mode      os.FileMode    // object permissions (0001 to 0777)
+	// Hooks are the worker's event hooks. A change of them alone does not restart the worker
+	// ([Worker.EqualExceptHooks]).
+	Hooks
+}
 
-	// Event hooks: shell commands (/bin/sh -c) run when the worker's event happens (see
-	// package hook); "" runs nothing. OnRestart and OnGiveUp are supervised only.
-	OnStall     string        // the worker stalled (the first missed check of a run)
-	OnAbnormal  string        // the worker reached the stall threshold: it is hung
-	OnKill      string        // the hung worker was killed
-	OnRestart   string        // supervised: the worker was started again
-	OnGiveUp    string        // supervised: the worker failed too often; no more restarts
-	HookTimeout time.Duration // a hook still running after this is killed (> 0)
+// Hooks are the event hooks of a worker: shell commands (/bin/sh -c) run when the worker's
+// event happens (see package hook); "" runs nothing. OnRestart and OnGiveUp are supervised
+// only.
+type Hooks struct {
+	OnStall     string        `toml:"on_stall" in:"WD"`     // the worker stalled (the first missed check of a run)
+	OnAbnormal  string        `toml:"on_abnormal" in:"WD"`  // the worker reached the stall threshold: it is hung
+	OnKill      string        `toml:"on_kill" in:"WD"`      // the hung worker was killed
+	OnRestart   string        `toml:"on_restart" in:"WDS"`  // supervised: the worker was started again
+	OnGiveUp    string        `toml:"on_give_up" in:"WDS"`  // supervised: the worker failed too often; no more restarts
+	HookTimeout time.Duration `toml:"hook_timeout" in:"WD"` // a hook still running after this is killed (> 0)
 }
 
 // Supervised reports whether serve starts the worker itself (it has a Command), as opposed to
@@ -114,54 +106,39 @@ func (w Worker) MonitorConfig() monitor.Config {
 	return monitor.Config{Interval: w.Interval, Stalls: w.Stalls, Grace: w.Grace}
 }
 
+// MonitorOptions returns the options of w's object and its checks.
+func (w Worker) MonitorOptions() monitor.Options {
+	return monitor.Options{Config: w.MonitorConfig(), Size: int64(w.Size), Mode: w.Mode}
+}
+
+// SupervisorOptions returns the options of the supervisor of a supervised w: its program, how
+// it runs, is killed and restarted, and [Worker.MonitorOptions].
+func (w Worker) SupervisorOptions() supervise.Options {
+	var cred *syscall.Credential
+	if w.Uid != nil {
+		cred = &syscall.Credential{Uid: *w.Uid}
+		if w.Gid != nil {
+			cred.Gid = *w.Gid
+		}
+	}
+	return supervise.Options{
+		Command: w.Command, Env: w.Env, Dir: w.Dir, Credential: cred,
+		Monitor: w.MonitorOptions(), Signal: w.Signal, KillAfter: w.KillAfter, Heartbeat: w.Heartbeat,
+		Restart: w.Restart, Every: w.Every, Backoff: w.Backoff, BackoffMax: w.BackoffMax,
+		BackoffReset: w.BackoffReset, StartLimit: w.StartLimit, StartWindow: w.StartWindow,
+	}
+}
+
 // Equal reports whether w and o are the same resolved worker, field by field. A live reload
 // leaves a worker whose old and new versions are Equal alone, takes new hooks without
 // restarting it when they are [Worker.EqualExceptHooks], and restarts it otherwise.
-func (w Worker) Equal(o Worker) bool {
-	return w.EqualExceptHooks(o) &&
-		w.OnStall == o.OnStall &&
-		w.OnAbnormal == o.OnAbnormal &&
-		w.OnKill == o.OnKill &&
-		w.OnRestart == o.OnRestart &&
-		w.OnGiveUp == o.OnGiveUp &&
-		w.HookTimeout == o.HookTimeout
-}
+func (w Worker) Equal(o Worker) bool { return reflect.DeepEqual(w, o) }
 
-// EqualExceptHooks is [Worker.Equal] without the hook keys (OnStall, OnAbnormal, OnKill,
-// OnRestart, OnGiveUp, HookTimeout): what the worker's program and monitor depend on.
+// EqualExceptHooks is [Worker.Equal] but for the [Hooks]: what the worker's program and
+// monitor depend on.
 func (w Worker) EqualExceptHooks(o Worker) bool {
-	return w.Name == o.Name &&
-		slices.Equal(w.Command, o.Command) &&
-		slices.Equal(w.Env, o.Env) &&
-		w.Dir == o.Dir &&
-		w.User == o.User &&
-		w.Group == o.Group &&
-		equalID(w.Uid, o.Uid) &&
-		equalID(w.Gid, o.Gid) &&
-		w.Pid == o.Pid &&
-		w.PidFile == o.PidFile &&
-		w.Heartbeat == o.Heartbeat &&
-		w.Restart == o.Restart &&
-		w.Every == o.Every &&
-		w.Backoff == o.Backoff &&
-		w.BackoffMax == o.BackoffMax &&
-		w.BackoffReset == o.BackoffReset &&
-		w.StartLimit == o.StartLimit &&
-		w.StartWindow == o.StartWindow &&
-		w.Interval == o.Interval &&
-		w.Stalls == o.Stalls &&
-		w.Grace == o.Grace &&
-		w.Signal == o.Signal &&
-		w.KillAfter == o.KillAfter &&
-		w.Size == o.Size &&
-		w.Mode == o.Mode
-}
-
-func equalID(a, b *uint32) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return *a == *b
+	w.Hooks, o.Hooks = Hooks{}, Hooks{}
+	return w.Equal(o)
 }
 
 // clone returns a copy of w that shares no memory with it.
@@ -181,22 +158,17 @@ func cloneID(p *uint32) *uint32 {
 	return &v
 }
 
-// builtin returns the built-in defaults.
+// builtin returns the built-in defaults: those of the packages that own the values.
 func builtin() Worker {
+	mc := monitor.Config{}.WithDefaults()
+	so := supervise.Options{}.WithDefaults()
 	return Worker{
-		Restart:      DefaultRestart,
-		Backoff:      DefaultBackoff,
-		BackoffMax:   DefaultBackoffMax,
-		BackoffReset: DefaultBackoffReset,
-		StartLimit:   DefaultStartLimit,
-		StartWindow:  DefaultStartWindow,
-		Interval:     monitor.DefaultInterval,
-		Stalls:       monitor.DefaultStalls,
-		Signal:       syscall.SIGTERM,
-		KillAfter:    proc.DefaultKillAfter,
-		Size:         shmobj.DefaultSize,
-		Mode:         shmobj.DefaultMode,
-		HookTimeout:  DefaultHookTimeout,
+		Restart: so.Restart, Backoff: so.Backoff, BackoffMax: so.BackoffMax, BackoffReset: so.BackoffReset,
+		StartLimit: so.StartLimit, StartWindow: so.StartWindow, Signal: so.Signal, KillAfter: so.KillAfter,
+		// Grace stays 0, the monitor's default: it depends on the interval, which a worker may set.
+		Interval: mc.Interval, Stalls: mc.Stalls,
+		Size: shmobj.DefaultSize, Mode: shmobj.DefaultMode,
+		Hooks: Hooks{HookTimeout: hook.DefaultTimeout},
 	}
 }
 

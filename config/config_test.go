@@ -16,7 +16,9 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/shmmon/shmmon/hook"
 	"github.com/shmmon/shmmon/shmobj"
+	"github.com/shmmon/shmmon/supervise"
 )
 
 const testFile = "test.toml"
@@ -94,10 +96,10 @@ func TestBuiltinDefaults(t *testing.T) {
 	sup, wat := f.Workers[0], f.Workers[1]
 	want := Worker{
 		Name: "w", Command: []string{"bin/w"},
-		Restart: "always", Backoff: time.Second, BackoffMax: 30 * time.Second, BackoffReset: time.Minute,
+		Restart: supervise.Always, Backoff: time.Second, BackoffMax: 30 * time.Second, BackoffReset: time.Minute,
 		StartLimit: 5, StartWindow: time.Minute,
 		Interval: time.Second, Stalls: 3, Signal: syscall.SIGTERM, KillAfter: 5 * time.Second,
-		Size: 4096, Mode: 0o600, HookTimeout: 10 * time.Second,
+		Size: 4096, Mode: 0o600, Hooks: Hooks{HookTimeout: 10 * time.Second},
 	}
 	if !sup.Equal(want) {
 		t.Errorf("supervised worker:\nhave %+v\nwant %+v", sup, want)
@@ -105,7 +107,7 @@ func TestBuiltinDefaults(t *testing.T) {
 	want = Worker{
 		Name: "v", PidFile: "/run/w.pid",
 		Interval: time.Second, Stalls: 3, Signal: syscall.SIGTERM, KillAfter: 5 * time.Second,
-		Size: 4096, Mode: 0o600, HookTimeout: 10 * time.Second,
+		Size: 4096, Mode: 0o600, Hooks: Hooks{HookTimeout: 10 * time.Second},
 	}
 	if !wat.Equal(want) {
 		t.Errorf("watched worker:\nhave %+v\nwant %+v", wat, want)
@@ -143,8 +145,9 @@ func TestValidValues(t *testing.T) {
 		{"mode", supervisedHead, `mode = "0660"`, func(w *Worker) { w.Mode = 0o660 }},
 		{"mode without 0", watchedHead, `mode = "644"`, func(w *Worker) { w.Mode = 0o644 }},
 		{"restart always", supervisedHead, `restart = "always"`, func(w *Worker) {}},
-		{"restart on-failure", supervisedHead, `restart = "on-failure"`, func(w *Worker) { w.Restart = RestartOnFailure }},
-		{"restart never", supervisedHead, `restart = "never"`, func(w *Worker) { w.Restart = RestartNever }},
+		{"restart on-failure", supervisedHead, `restart = "on-failure"`, func(w *Worker) { w.Restart = supervise.OnFailure }},
+		{"restart never", supervisedHead, `restart = "never"`, func(w *Worker) { w.Restart = supervise.Never }},
+		{"heartbeat none", supervisedHead, `heartbeat = "none"`, func(w *Worker) { w.Heartbeat = "none" }},
 		{"every", supervisedHead, `every = "30s"`, func(w *Worker) { w.Every = 30 * time.Second }},
 		{"every 0", supervisedHead, `every = "0s"`, func(w *Worker) {}},
 		{"backoff", supervisedHead, `backoff = "10ms"`, func(w *Worker) { w.Backoff = 10 * time.Millisecond }},
@@ -228,6 +231,8 @@ var invalidTests = []struct {
 	{"restart unknown", supervisedHead, `restart = "sometimes"`, "restart", `"sometimes" is not a restart policy (want "always", "on-failure" or "never")`},
 	{"restart capitalised", supervisedHead, `restart = "Always"`, "restart", `"Always" is not a restart policy`},
 	{"restart bool", supervisedHead, `restart = false`, "restart", `got boolean false (want "always", "on-failure" or "never")`},
+	{"heartbeat unknown", supervisedHead, `heartbeat = "tcp"`, "heartbeat", `"tcp" is not a kind of heartbeat (want "none", "proctab" or "shm")`},
+	{"heartbeat integer", supervisedHead, `heartbeat = 1`, "heartbeat", `got integer 1 (want "none", "proctab" or "shm")`},
 	{"every below 1ms", supervisedHead, `every = "10us"`, "every", `"10us" must be 0 (a resident worker) or at least 1ms`},
 	{"every negative", supervisedHead, `every = "-1m"`, "every", `"-1m" must be 0`},
 	{"backoff 0", supervisedHead, `backoff = "0s"`, "backoff", `"0s" must be at least 1ms`},
@@ -297,6 +302,20 @@ func TestInvalidValues(t *testing.T) {
 			}
 			checkOneProblem(t, tt.head+tt.line+"\n", tt.line, label+" "+tt.key, tt.msg)
 		})
+	}
+}
+
+// TestHeartbeatProctabNeedsTable: a worker whose heartbeat is its record in the process table
+// needs the [proctab] table serve sweeps, whether it names the kind or inherits it.
+func TestHeartbeatProctabNeedsTable(t *testing.T) {
+	const msg = `"proctab" needs a [proctab] table in the file`
+	checkOneProblem(t, supervisedHead+"heartbeat = \"proctab\"\n", `heartbeat = "proctab"`, `worker "w" heartbeat`, msg)
+	if _, err := parse("[defaults]\nheartbeat = \"proctab\"\n" + supervisedHead); err == nil || !strings.Contains(err.Error(), msg) {
+		t.Errorf("inherited from [defaults] without [proctab]: got %v, want %q", err, msg)
+	}
+	f, err := parse("[proctab]\n" + supervisedHead + "heartbeat = \"proctab\"\n")
+	if err != nil || len(f.Workers) != 1 || f.Workers[0].Heartbeat != "proctab" {
+		t.Errorf("with [proctab]: got %+v, %v", f, err)
 	}
 }
 
@@ -396,10 +415,10 @@ pid = 1234
 		t.Fatal(err)
 	}
 	d := Worker{
-		Restart: "never", Every: time.Minute, Backoff: 2 * time.Second, BackoffMax: 4 * time.Second,
+		Restart: supervise.Never, Every: time.Minute, Backoff: 2 * time.Second, BackoffMax: 4 * time.Second,
 		BackoffReset: 8 * time.Second, StartLimit: 9, StartWindow: 16 * time.Second,
 		Interval: 250 * time.Millisecond, Stalls: 5, Grace: 10 * time.Second, Signal: syscall.SIGINT,
-		KillAfter: time.Second, Size: 1024, Mode: 0o640, HookTimeout: DefaultHookTimeout,
+		KillAfter: time.Second, Size: 1024, Mode: 0o640, Hooks: Hooks{HookTimeout: hook.DefaultTimeout},
 	}
 	if !f.Defaults.Equal(d) {
 		t.Errorf("Defaults:\nhave %+v\nwant %+v", f.Defaults, d)
@@ -653,6 +672,13 @@ func atoi(t *testing.T, s string) int {
 	return n
 }
 
+func equalID(a, b *uint32) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
 func show(p *uint32) string {
 	if p == nil {
 		return "nil"
@@ -664,7 +690,7 @@ func TestWorkerEqual(t *testing.T) {
 	uid, gid := uint32(1), uint32(2)
 	base := Worker{
 		Name: "w", Command: []string{"a", "b"}, Env: []string{"A=1"}, Dir: "/d", User: "u", Group: "g",
-		Uid: &uid, Gid: &gid, Pid: 5, PidFile: "/p", Restart: RestartNever, Every: 1, Backoff: 2,
+		Uid: &uid, Gid: &gid, Pid: 5, PidFile: "/p", Restart: supervise.Never, Every: 1, Backoff: 2,
 		BackoffMax: 3, BackoffReset: 4, StartLimit: 5, StartWindow: 6, Interval: 7, Stalls: 8, Grace: 9,
 		Signal: 10, KillAfter: 11, Size: 12, Mode: 0o600,
 	}
@@ -674,12 +700,13 @@ func TestWorkerEqual(t *testing.T) {
 	if !builtin().Equal(builtin()) || !(Worker{}).Equal(Worker{}) {
 		t.Fatal("zero or built-in workers are not Equal")
 	}
-	v := reflect.ValueOf(base)
-	for i := range v.NumField() {
-		field := v.Type().Field(i)
+	for _, field := range reflect.VisibleFields(reflect.TypeFor[Worker]()) {
+		if field.Anonymous {
+			continue // a group of fields (Hooks): each of them is tried
+		}
 		t.Run(field.Name, func(t *testing.T) {
 			o := base.clone()
-			f := reflect.ValueOf(&o).Elem().Field(i)
+			f := reflect.ValueOf(&o).Elem().FieldByIndex(field.Index)
 			switch f.Kind() {
 			case reflect.String:
 				f.SetString(f.String() + "x")
@@ -735,7 +762,7 @@ func TestExampleFile(t *testing.T) {
 	if report.Every != 30*time.Second || !report.Supervised() {
 		t.Errorf("report: %+v", report)
 	}
-	if db.Supervised() || db.PidFile == "" || db.Restart != "" {
+	if db.Supervised() || db.PidFile == "" || db.Restart != 0 {
 		t.Errorf("db: %+v", db)
 	}
 
@@ -952,8 +979,8 @@ func TestHookKeys(t *testing.T) {
 		w.OnAbnormal != "echo a" || w.HookTimeout != 3*time.Second {
 		t.Errorf("hooks: %+v (want the worker's keys over the defaults, \"\" disabling one)", w)
 	}
-	if d, _ := parse(supervisedHead); d.Workers[0].HookTimeout != DefaultHookTimeout {
-		t.Errorf("default hook_timeout %v, want %v", d.Workers[0].HookTimeout, DefaultHookTimeout)
+	if d, _ := parse(supervisedHead); d.Workers[0].HookTimeout != hook.DefaultTimeout {
+		t.Errorf("default hook_timeout %v, want %v", d.Workers[0].HookTimeout, hook.DefaultTimeout)
 	}
 	// A watched worker has no restarts: their hooks from [defaults] do not apply to it.
 	f, err = parse("[defaults]\non_restart = \"echo r\"\non_kill = \"echo k\"\n" + watchedHead)

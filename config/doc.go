@@ -29,7 +29,12 @@
 //
 // Where: W in [[worker]], D in [defaults] (a value every worker that does not set the key
 // gets), S only in a supervised worker (with command; a watched worker ignores such values of
-// [defaults]). Durations are strings in Go syntax ("250ms", "1s", "1m30s").
+// [defaults]). Durations are strings in Go syntax ("250ms", "1s", "1m30s"). Each key is a
+// field of [Worker]; its value is checked by the package that owns it, whose rule is the one
+// the command line's flags follow too: interval, stalls and grace by package monitor
+// ([monitor.Config.ValidateResolved]), signal and kill_after by package proc, size and mode
+// by package shmobj, the supervision keys by package supervise
+// ([supervise.Options.ValidateResolved]); names, paths, users, commands and hooks by config.
 //
 //	key            where  type              default   accepted
 //	name           W      string            -         object name: 1-255 bytes, no '/', NUL or control characters, not "." or ".."
@@ -47,7 +52,7 @@
 //	grace          W D    duration          "0s"      time allowed for the first beat; 0 = 10 intervals, at least 3s
 //	signal         W D    string or int     "TERM"    first signal to a hung worker: name (TERM, SIGTERM) or number 1-64
 //	kill_after     W D    duration          "5s"      wait after signal, then SIGKILL; more than 0
-//	size           W D    integer           4096      object size in bytes, at least 16
+//	size           W D    integer or string 4096      object size: bytes, at least 16; or a whole number and a unit, "64KiB" ([Bytes])
 //	mode           W D    string            "0600"    object permissions, octal "0001" to "0777"
 //	backoff        W D S  duration          "1s"      delay of the 2nd restart in a row (1st: none), doubling; >= 1ms
 //	backoff_max    W D S  duration          "30s"     longest restart delay, at least backoff

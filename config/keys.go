@@ -1,355 +1,237 @@
 package config
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/shmmon/shmmon/monitor"
+	"github.com/shmmon/shmmon/internal/field"
+	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/source"
 )
 
-// where says which tables accept a key.
+// where says which tables accept a key: the letters of a field's in tag.
 type where uint8
 
 const (
-	inWorker   where = 1 << iota // a [[worker]] table
-	inDefaults                   // the [defaults] table
-	supervised                   // only meaningful with command: an error in a watched worker
+	inWorker   where = 1 << iota // W: a [[worker]] table
+	inDefaults                   // D: the [defaults] table
+	supervised                   // S: only meaningful with command: an error in a watched worker
 )
 
-// keyDef is one key of a worker table.
+// keyDef is one key of a table: a tagged field of the table's struct.
 type keyDef struct {
 	name  string
 	where where
-	// set parses v into w, leaving w alone when v is invalid. The error names the value and
-	// what is accepted. nil for env, which [parser.env] reads.
-	set func(w *Worker, v any) error
+	index []int // of the field, for reflect.Value.FieldByIndex
 }
 
-// Limits of integer keys.
-const (
-	maxStalls = 1 << 20 // as monitor.Config.Validate
-	maxPid    = 1 << 22 // Linux's PID_MAX_LIMIT
-)
+// keysOf returns the keys of the struct type t (embedded structs' keys in their place), in
+// field order, which is the documented order.
+func keysOf(t reflect.Type) []keyDef {
+	var ks []keyDef
+	for _, f := range reflect.VisibleFields(t) {
+		name := f.Tag.Get("toml")
+		if name == "" {
+			continue
+		}
+		k := keyDef{name: name, index: f.Index}
+		for i, c := range "WDS" {
+			if strings.ContainsRune(f.Tag.Get("in"), c) {
+				k.where |= 1 << i
+			}
+		}
+		ks = append(ks, k)
+	}
+	return ks
+}
 
 // keys are the keys of [[worker]] and [defaults], in the documented order.
-var keys = []keyDef{
-	{"name", inWorker, func(w *Worker, v any) error {
-		s, ok := v.(string)
-		if !ok {
-			return gotWant(v, `a string, e.g. name = "db"`)
-		}
-		if err := shmobj.ValidatePublishName(s); err != nil {
-			return wrapf(err, "%s is not a valid object name (want 1-%d bytes, no '/', NUL or control characters, not \".\" or \"..\")",
-				shorten(s), shmobj.MaxNameLen)
-		}
-		w.Name = s
-		return nil
-	}},
-	{"command", inWorker, func(w *Worker, v any) error {
-		const want = `want an array of strings, the program first, e.g. ["bin/worker", "-v"]`
-		a, ok := v.([]any)
-		if !ok {
-			return gotWant(v, want[len("want "):])
-		}
-		if len(a) == 0 {
-			return errors.New("empty (" + want + ")")
-		}
-		argv := make([]string, len(a))
-		for i, e := range a {
-			s, ok := e.(string)
-			switch {
-			case !ok:
-				return fmt.Errorf("element %d: %s", i+1, gotWant(e, "a string"))
-			case strings.ContainsRune(s, 0):
-				return fmt.Errorf("element %d contains a NUL byte (want text)", i+1)
-			}
-			argv[i] = s
-		}
-		if argv[0] == "" {
-			return errors.New(`the program is "" (want its path or name first, e.g. "bin/worker")`)
-		}
-		w.Command = argv
-		return nil
-	}},
-	{"env", inWorker | supervised, nil},
-	{"dir", inWorker | supervised, func(w *Worker, v any) error {
-		s, err := absPath(v, "/srv/app")
-		if err == nil {
-			w.Dir = s
-		}
-		return err
-	}},
-	{"user", inWorker | inDefaults | supervised, func(w *Worker, v any) error {
-		s, err := idName(v, "user name or numeric uid", "www-data")
-		if err == nil {
-			w.User = s
-		}
-		return err
-	}},
-	{"group", inWorker | inDefaults | supervised, func(w *Worker, v any) error {
-		s, err := idName(v, "group name or numeric gid", "www-data")
-		if err == nil {
-			w.Group = s
-		}
-		return err
-	}},
-	{"pid", inWorker, func(w *Worker, v any) error {
-		n, err := integer(v, 2, maxPid, "the pid of a running process, 2 to %[2]d")
-		if err == nil {
-			w.Pid = int(n)
-		}
-		return err
-	}},
-	{"pidfile", inWorker, func(w *Worker, v any) error {
-		s, err := absPath(v, "/run/app.pid")
-		if err == nil {
-			w.PidFile = s
-		}
-		return err
-	}},
-	{"heartbeat", inWorker | inDefaults | supervised, func(w *Worker, v any) error {
-		s, ok := v.(string)
-		if !ok {
-			return gotWant(v, `"shm", "proctab" or "none"`)
-		}
-		if source.Check(s) != nil || s == "" {
-			return fmt.Errorf("%q is not a kind of heartbeat (want \"%s\")", s, strings.Join(source.Kinds(), `", "`))
-		}
-		w.Heartbeat = s
-		return nil
-	}},
-	{"restart", inWorker | inDefaults | supervised, func(w *Worker, v any) error {
-		const want = `"always", "on-failure" or "never"`
-		s, ok := v.(string)
-		if !ok {
-			return gotWant(v, want)
-		}
-		switch s {
-		case RestartAlways, RestartOnFailure, RestartNever:
-			w.Restart = s
-			return nil
-		}
-		return fmt.Errorf("%q is not a restart policy (want %s)", s, want)
-	}},
-	{"every", inWorker | inDefaults | supervised, durationKey(func(w *Worker) *time.Duration { return &w.Every },
-		func(d time.Duration) string {
-			if d != 0 && d < time.Millisecond {
-				return "must be 0 (a resident worker) or at least 1ms"
-			}
-			return ""
-		})},
-	{"interval", inWorker | inDefaults, durationKey(func(w *Worker) *time.Duration { return &w.Interval },
-		func(d time.Duration) string {
-			switch {
-			case monitor.ValidateInterval(d) == nil:
-				return ""
-			case d > monitor.MaxInterval:
-				return fmt.Sprintf("must be at most %v (10 intervals, the default grace, must fit in a duration)", monitor.MaxInterval)
-			}
-			return atLeastMs(d)
-		})},
-	{"stalls", inWorker | inDefaults, intKey(func(w *Worker) *int { return &w.Stalls }, 1, maxStalls)},
-	{"grace", inWorker | inDefaults, durationKey(func(w *Worker) *time.Duration { return &w.Grace },
-		func(d time.Duration) string {
-			if d < 0 {
-				return "must not be negative (want 0 for the default, 10 intervals but at least 3s, or more)"
-			}
-			return ""
-		})},
-	{"signal", inWorker | inDefaults, func(w *Worker, v any) error {
-		const want = `a signal name such as "TERM", "INT", "HUP", "QUIT", "USR1", or a number 1-64`
-		switch s := v.(type) {
-		case string:
-			sig := parseSignal(s)
-			if sig == 0 {
-				return fmt.Errorf("%q is not a signal (want %s)", s, want)
-			}
-			w.Signal = sig
-			return nil
-		case int64:
-			if s < 1 || s > 64 {
-				return fmt.Errorf("%d is not a signal (want %s)", s, want)
-			}
-			w.Signal = syscall.Signal(s)
-			return nil
-		}
-		return gotWant(v, want)
-	}},
-	{"kill_after", inWorker | inDefaults, durationKey(func(w *Worker) *time.Duration { return &w.KillAfter }, positive)},
-	{"size", inWorker | inDefaults, func(w *Worker, v any) error {
-		n, ok := v.(int64)
-		if !ok {
-			return gotWant(v, fmt.Sprintf("an integer number of bytes, at least %d", shmobj.MinSize))
-		}
-		if n < shmobj.MinSize {
-			return fmt.Errorf("%d is too small (want at least %d bytes)", n, shmobj.MinSize)
-		}
-		if err := shmobj.ValidateSize(n); err != nil {
-			return fmt.Errorf("%d is more than this host's memory (want at least %d bytes and at most the host's memory)", n, shmobj.MinSize)
-		}
-		w.Size = n
-		return nil
-	}},
-	{"mode", inWorker | inDefaults, func(w *Worker, v any) error {
-		const want = `an octal string from "0001" to "0777", e.g. "0600" or "0660"`
-		s, ok := v.(string)
-		if !ok {
-			return gotWant(v, want)
-		}
-		m, err := strconv.ParseUint(s, 8, 32)
-		if err != nil || m == 0 || m > 0o777 {
-			return fmt.Errorf("%q is not a permission mode (want %s)", s, want)
-		}
-		w.Mode = os.FileMode(m)
-		return nil
-	}},
-	{"backoff", inWorker | inDefaults | supervised, durationKey(func(w *Worker) *time.Duration { return &w.Backoff }, atLeastMs)},
-	{"backoff_max", inWorker | inDefaults | supervised, durationKey(func(w *Worker) *time.Duration { return &w.BackoffMax }, atLeastMs)},
-	{"backoff_reset", inWorker | inDefaults | supervised, durationKey(func(w *Worker) *time.Duration { return &w.BackoffReset }, positive)},
-	{"start_limit", inWorker | inDefaults | supervised, intKey(func(w *Worker) *int { return &w.StartLimit }, 1, maxStalls)},
-	{"start_window", inWorker | inDefaults | supervised, durationKey(func(w *Worker) *time.Duration { return &w.StartWindow }, positive)},
-	{"on_stall", inWorker | inDefaults, hookKey(func(w *Worker) *string { return &w.OnStall })},
-	{"on_abnormal", inWorker | inDefaults, hookKey(func(w *Worker) *string { return &w.OnAbnormal })},
-	{"on_kill", inWorker | inDefaults, hookKey(func(w *Worker) *string { return &w.OnKill })},
-	{"on_restart", inWorker | inDefaults | supervised, hookKey(func(w *Worker) *string { return &w.OnRestart })},
-	{"on_give_up", inWorker | inDefaults | supervised, hookKey(func(w *Worker) *string { return &w.OnGiveUp })},
-	{"hook_timeout", inWorker | inDefaults, durationKey(func(w *Worker) *time.Duration { return &w.HookTimeout }, positive)},
-}
+var keys = keysOf(reflect.TypeFor[Worker]())
 
-// hookKey returns the setter of a hook command: a string run by /bin/sh -c; "" for none.
-func hookKey(field func(*Worker) *string) func(*Worker, any) error {
-	return func(w *Worker, v any) error {
-		const want = `a shell command as a string, e.g. "logger -t shmmon $SHMMON_EVENT $SHMMON_NAME", or "" for none`
-		s, ok := v.(string)
-		if !ok {
-			return gotWant(v, want)
-		}
-		if strings.ContainsRune(s, 0) {
-			return fmt.Errorf("%s contains a NUL byte (want %s)", shorten(s), want)
-		}
-		*field(w) = s
-		return nil
-	}
-}
+// keyIndex maps a key of [[worker]] and [defaults] to its definition.
+var keyIndex = index(keys)
 
-// keyIndex maps a key name to its definition.
-var keyIndex = func() map[string]keyDef {
-	m := make(map[string]keyDef, len(keys))
-	for _, k := range keys {
+func index(ks []keyDef) map[string]keyDef {
+	m := make(map[string]keyDef, len(ks))
+	for _, k := range ks {
 		m[k.name] = k
 	}
 	return m
-}()
-
-// acceptedKeys lists the keys a table accepts, for messages.
-func acceptedKeys(in where) string {
-	var names []string
-	for _, k := range keys {
-		if k.where&in != 0 {
-			names = append(names, k.name)
-		}
-	}
-	return strings.Join(names, ", ")
 }
 
-// Rules of durations: each returns "" when d is acceptable, else the problem.
-func atLeastMs(d time.Duration) string {
-	if d < time.Millisecond {
-		return "must be at least 1ms"
+// names returns the names of the keys of ks that are accepted in (all of them for in == 0).
+func names(ks []keyDef, in where) []string {
+	var out []string
+	for _, k := range ks {
+		if in == 0 || k.where&in != 0 {
+			out = append(out, k.name)
+		}
 	}
-	return ""
+	return out
 }
 
-func positive(d time.Duration) string {
-	if d <= 0 {
-		return "must be more than 0"
-	}
-	return ""
+// A keyed is the struct of a table ([Worker], [Proctab], [Serve], [TCPWatchdog]), whose
+// tagged fields are its keys (see [keysOf]).
+type keyed interface {
+	// own reads the keys whose rules are config's own (names, paths, users, commands,
+	// hooks, addresses): it returns the value to store, or ok false for a key that
+	// [decode] reads by its field's type.
+	own(key string, v any) (value any, ok bool, err error)
+	// problems returns the values that their owners refuse, as [*field.Error] values
+	// joined with errors.Join.
+	problems() error
 }
 
-// durationKey returns the setter of a duration field: a TOML string in Go syntax that rule
-// accepts.
-func durationKey(field func(*Worker) *time.Duration, rule func(time.Duration) string) func(*Worker, any) error {
-	return func(w *Worker, v any) error {
-		const want = `a duration string such as "500ms", "1s" or "1m30s"`
-		s, ok := v.(string)
-		if !ok {
-			return gotWant(v, want)
-		}
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return fmt.Errorf("%q is not a duration (want %s)", s, want)
-		}
-		if problem := rule(d); problem != "" {
-			return fmt.Errorf("%q %s", s, problem)
-		}
-		*field(w) = d
-		return nil
-	}
-}
-
-// intKey returns the setter of an integer field from lo to hi.
-func intKey(field func(*Worker) *int, lo, hi int64) func(*Worker, any) error {
-	return func(w *Worker, v any) error {
-		n, err := integer(v, lo, hi, "%d to %d")
-		if err == nil {
-			*field(w) = int(n)
-		}
-		return err
-	}
-}
-
-// integer returns v as an integer from lo to hi; accepted describes the range for messages,
-// with lo and hi as its arguments.
-func integer(v any, lo, hi int64, accepted string) (int64, error) {
-	want := fmt.Sprintf(accepted, lo, hi)
-	n, ok := v.(int64)
+// decodeKey reads the TOML value v of key k into its field of dst (a pointer to a table's
+// struct), which it leaves alone when v is invalid.
+func decodeKey(dst keyed, k keyDef, v any) error {
+	f := reflect.ValueOf(dst).Elem().FieldByIndex(k.index)
+	x, ok, err := dst.own(k.name, v)
 	if !ok {
-		return 0, gotWant(v, "an integer, "+want)
+		return decode(v, f)
 	}
-	if n < lo || n > hi {
-		return 0, fmt.Errorf("%d is out of range (want %s)", n, want)
+	if err == nil {
+		f.Set(reflect.ValueOf(x))
 	}
-	return n, nil
+	return err
 }
 
-// absPath returns v as an absolute path.
-func absPath(v any, example string) (string, error) {
-	want := fmt.Sprintf("an absolute path, e.g. %q", example)
-	s, ok := v.(string)
-	switch {
-	case !ok:
-		return "", gotWant(v, want)
-	case strings.ContainsRune(s, 0):
-		return "", fmt.Errorf("%q contains a NUL byte (want %s)", s, want)
-	case !filepath.IsAbs(s):
-		return "", fmt.Errorf("%q is not absolute (want %s)", s, want)
-	}
-	return s, nil
+// textTypes map the Go types of keys that are written as text but cannot parse it to a type
+// of the same underlying type that can: its owner's parser.
+var textTypes = map[reflect.Type]reflect.Type{
+	reflect.TypeFor[time.Duration]():  reflect.TypeFor[duration](),
+	reflect.TypeFor[syscall.Signal](): reflect.TypeFor[proc.Signal](),
+	reflect.TypeFor[os.FileMode]():    reflect.TypeFor[shmobj.Mode](),
 }
 
-// idName returns v as a user or group name.
-func idName(v any, what, example string) (string, error) {
-	want := fmt.Sprintf("a %s as a string, e.g. %q", what, example)
-	s, ok := v.(string)
-	if !ok || s == "" || strings.ContainsRune(s, 0) {
-		return "", gotWant(v, want)
+// decode reads the TOML value v into dst, a key's field, by the field's type:
+//
+//   - int: an integer, whose range its owner checks;
+//   - bool: true or false;
+//   - [Bytes]: an integer number of bytes, or a string with a unit ("64KiB");
+//   - a type with UnmarshalText, itself or through textTypes (durations, signals, modes,
+//     restart policies): a string, parsed by it; a signal may be an integer too.
+//
+// The BurntSushi/toml decoder would call the same UnmarshalText methods, but it hands them
+// integers and booleans as text and keeps no type of their errors (its ParseError has no
+// Unwrap); messages need both. A value of the wrong TOML type is a [*mismatch].
+func decode(v any, dst reflect.Value) error {
+	t := dst.Type()
+	if tt, ok := textTypes[t]; ok {
+		t, dst = tt, dst.Addr().Convert(reflect.PointerTo(tt)).Elem()
 	}
-	return s, nil
+	switch u, isText := dst.Addr().Interface().(encoding.TextUnmarshaler); {
+	case t == reflect.TypeFor[Bytes]():
+		n, isInt := v.(int64)
+		if s, ok := v.(string); ok && !isNumber(s) {
+			return u.UnmarshalText([]byte(s))
+		} else if !isInt {
+			// A number of bytes without a unit is an integer, not "4096".
+			return &mismatch{v: v, noun: "an integer number of bytes"}
+		}
+		dst.SetInt(n)
+	case isText:
+		s, ok := v.(string)
+		if n, isInt := v.(int64); isInt && t == reflect.TypeFor[proc.Signal]() {
+			s, ok = strconv.FormatInt(n, 10), true
+		}
+		if !ok {
+			return &mismatch{v: v, want: accepted(t)}
+		}
+		return u.UnmarshalText([]byte(s))
+	case t.Kind() == reflect.Int:
+		n, ok := v.(int64)
+		if !ok {
+			return &mismatch{v: v, noun: "an integer"}
+		}
+		dst.SetInt(n)
+	case t.Kind() == reflect.Bool:
+		b, ok := v.(bool)
+		if !ok {
+			return gotWant(v, "true or false")
+		}
+		dst.SetBool(b)
+	default:
+		panic("config: no decoding of a key of type " + t.String())
+	}
+	return nil
 }
+
+// accepted says what the text type t accepts: what its parser says of an empty text, which
+// none accepts.
+func accepted(t reflect.Type) string {
+	var fe *field.Error
+	if errors.As(reflect.New(t).Interface().(encoding.TextUnmarshaler).UnmarshalText(nil), &fe) {
+		return fe.Want
+	}
+	return "text"
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseInt(s, 10, 64)
+	return err == nil
+}
+
+// duration is a time.Duration written as a Go duration string ("500ms", "1m30s").
+type duration time.Duration
+
+func (d *duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return &field.Error{Pkg: "config", Value: string(text), Problem: "is not a duration",
+			Want: `a duration string such as "500ms", "1s" or "1m30s"`}
+	}
+	*d = duration(v)
+	return nil
+}
+
+// Bytes is a size in bytes. In a configuration file it is an integer number of bytes (4096),
+// or a string of a whole number and an IEC unit: "64KiB", "512MiB", "1GiB" (B, KiB, MiB, GiB,
+// TiB; a space may come between).
+type Bytes int64
+
+// units are the IEC units of [Bytes], by name.
+var units = map[string]int64{"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+
+// UnmarshalText parses a number of bytes with an optional unit ("4096", "64KiB", "1 GiB").
+func (b *Bytes) UnmarshalText(text []byte) error {
+	s := string(text)
+	num := strings.TrimRight(s, "BKMGTi ")
+	n, err := strconv.ParseInt(num, 10, 64)
+	unit, known := units[strings.TrimSpace(s[len(num):])]
+	if s[len(num):] == "" {
+		unit, known = 1, true
+	}
+	if err != nil || !known || n < 0 || n > math.MaxInt64/unit {
+		return &field.Error{Pkg: "config", Value: s, Problem: "is not a size",
+			Want: `a whole number and a unit: B, KiB, MiB, GiB or TiB, e.g. "64KiB"`}
+	}
+	*b = Bytes(n * unit)
+	return nil
+}
+
+// mismatch is a value of the wrong TOML type for its key. want says what the key takes; for a
+// number, noun says how it is written ("an integer") and the parser adds the range its
+// owner accepts.
+type mismatch struct {
+	v          any
+	want, noun string
+}
+
+func (m *mismatch) Error() string { return fmt.Sprintf("got %s (want %s)", describe(m.v), m.want) }
 
 // gotWant is the error of a value of the wrong type: "got TYPE VALUE (want ...)".
-func gotWant(v any, want string) error {
-	return fmt.Errorf("got %s (want %s)", describe(v), want)
-}
+func gotWant(v any, want string) error { return &mismatch{v: v, want: want} }
 
 // describe names the TOML type of v, with its value when it is short.
 func describe(v any) string {
@@ -375,6 +257,15 @@ func describe(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
+// shown is a value as it was written, for messages: a string quoted (and cut), a number as
+// it is.
+func shown(v any) string {
+	if s, ok := v.(string); ok {
+		return shorten(s)
+	}
+	return fmt.Sprint(v)
+}
+
 // shorten quotes s, cut to 40 bytes.
 func shorten(s string) string {
 	if len(s) > 40 {
@@ -397,17 +288,89 @@ func wrapf(cause error, format string, args ...any) error {
 	return &problem{msg: fmt.Sprintf(format, args...), cause: cause}
 }
 
-// parseSignal parses a signal name (TERM, SIGTERM, term) or number (15); 0 means invalid.
-func parseSignal(s string) syscall.Signal {
-	if n, err := strconv.Atoi(s); err == nil {
-		if n >= 1 && n <= 64 {
-			return syscall.Signal(n)
+// The rules of the keys config owns, each reading a TOML value v.
+
+// text returns v as a string without NUL bytes; want says what the key takes.
+func text(v any, want string) (string, error) {
+	s, ok := v.(string)
+	switch {
+	case !ok:
+		return "", gotWant(v, want)
+	case strings.ContainsRune(s, 0):
+		return "", fmt.Errorf("%s contains a NUL byte (want %s)", shorten(s), want)
+	}
+	return s, nil
+}
+
+// objectName returns v as the name of a worker's object.
+func objectName(v any) (any, error) {
+	s, ok := v.(string)
+	if !ok {
+		return nil, gotWant(v, `a string, e.g. name = "db"`)
+	}
+	if err := shmobj.ValidatePublishName(s); err != nil {
+		return nil, wrapf(err, "%s is not a valid object name (want 1-%d bytes, no '/', NUL or control characters, not \".\" or \"..\")",
+			shorten(s), shmobj.MaxNameLen)
+	}
+	return s, nil
+}
+
+// heartbeat returns v as the name of a kind of heartbeat, which package supervise checks.
+func heartbeat(v any) (any, error) {
+	if s, ok := v.(string); ok {
+		return s, nil
+	}
+	return nil, gotWant(v, source.Want())
+}
+
+// command returns v as a program and its arguments.
+func command(v any) (any, error) {
+	const want = `an array of strings, the program first, e.g. ["bin/worker", "-v"]`
+	a, ok := v.([]any)
+	if !ok {
+		return nil, gotWant(v, want)
+	}
+	if len(a) == 0 {
+		return nil, errors.New("empty (want " + want + ")")
+	}
+	argv := make([]string, len(a))
+	for i, e := range a {
+		s, ok := e.(string)
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("element %d: %w", i+1, gotWant(e, "a string"))
+		case strings.ContainsRune(s, 0):
+			return nil, fmt.Errorf("element %d contains a NUL byte (want text)", i+1)
 		}
-		return 0
+		argv[i] = s
 	}
-	name := strings.ToUpper(s)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
+	if argv[0] == "" {
+		return nil, errors.New(`the program is "" (want its path or name first, e.g. "bin/worker")`)
 	}
-	return signalNum(name)
+	return argv, nil
+}
+
+// absPath returns v as an absolute path.
+func absPath(v any, example string) (any, error) {
+	want := fmt.Sprintf("an absolute path, e.g. %q", example)
+	s, err := text(v, want)
+	if err == nil && !filepath.IsAbs(s) {
+		err = fmt.Errorf("%s is not absolute (want %s)", shorten(s), want)
+	}
+	return s, err
+}
+
+// idName returns v as a user or group name.
+func idName(v any, what string) (any, error) {
+	s, ok := v.(string)
+	if !ok || s == "" || strings.ContainsRune(s, 0) {
+		return nil, gotWant(v, fmt.Sprintf(`a %s as a string, e.g. "www-data"`, what))
+	}
+	return s, nil
+}
+
+// hookCommand returns v as the shell command of a hook.
+func hookCommand(v any) (any, error) {
+	s, err := text(v, `a shell command as a string, e.g. "logger -t shmmon $SHMMON_EVENT $SHMMON_NAME", or "" for none`)
+	return s, err
 }

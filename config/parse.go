@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/shmmon/shmmon/internal/field"
+	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -24,7 +26,7 @@ type parser struct {
 type table struct {
 	path  []string // position path: {"defaults"} or {"worker", "#2"} (0-based)
 	label string   // "defaults", `worker "db"`, or "worker #3" (1-based) before a valid name
-	where where    // inWorker or inDefaults
+	where where    // inWorker or inDefaults; 0 for the tables of serve itself
 }
 
 // line returns the line of key in t, or of t's header when the key is not found.
@@ -50,33 +52,17 @@ func (p *parser) file(raw map[string]any) *File {
 			p.add(p.pos.line(k), quoteKey(k), errors.New("unknown key (want a [defaults] table, [[worker]] tables, a [proctab], a [serve] or a [tcp_watchdog] table)"))
 		}
 	}
-	switch t := raw["tcp_watchdog"].(type) {
-	case nil:
-	case map[string]any:
+	if t, ok := p.subtable(raw, "tcp_watchdog"); ok {
 		f.TCPWatchdog = p.tcpWatchdog(t)
-	default:
-		p.add(p.pos.line("tcp_watchdog"), "tcp_watchdog", gotWant(t, "a table: [tcp_watchdog]"))
 	}
-	switch t := raw["serve"].(type) {
-	case nil:
-	case map[string]any:
+	if t, ok := p.subtable(raw, "serve"); ok {
 		f.Serve = p.serve(t)
-	default:
-		p.add(p.pos.line("serve"), "serve", gotWant(t, "a table: [serve]"))
 	}
-	switch t := raw["proctab"].(type) {
-	case nil:
-	case map[string]any:
+	if t, ok := p.subtable(raw, "proctab"); ok {
 		f.Proctab = p.proctab(t)
-	default:
-		p.add(p.pos.line("proctab"), "proctab", gotWant(t, "a table: [proctab]"))
 	}
-	switch d := raw["defaults"].(type) {
-	case nil:
-	case map[string]any:
-		f.Defaults = p.defaults(d)
-	default:
-		p.add(p.pos.line("defaults"), "defaults", gotWant(d, "a table: [defaults]"))
+	if t, ok := p.subtable(raw, "defaults"); ok {
+		f.Defaults = p.defaults(t)
 	}
 
 	var tables []map[string]any // nil entries for elements that are not tables
@@ -127,14 +113,115 @@ func (p *parser) file(raw map[string]any) *File {
 	return f
 }
 
+// subtable returns the table under key k of the document, ok false when there is none (or it
+// is no table: reported).
+func (p *parser) subtable(raw map[string]any, k string) (map[string]any, bool) {
+	switch t := raw[k].(type) {
+	case nil:
+		return nil, false
+	case map[string]any:
+		return t, true
+	default:
+		p.add(p.pos.line(k), k, gotWant(t, "a table: ["+k+"]"))
+		return nil, false
+	}
+}
+
+// read reads the keys of raw, table t, into dst, whose keys are ks, and returns which were
+// written. unknown is the problem of a key that is none of them.
+func (p *parser) read(t table, raw map[string]any, dst keyed, ks map[string]keyDef, unknown error) keySet {
+	set := make(keySet, len(raw))
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
+		def, known := ks[k]
+		var err error
+		switch {
+		case !known:
+			err = unknown
+		case def.where&t.where == 0 && t.where != 0:
+			err = errors.New("only allowed in a [[worker]] table, not in [defaults]")
+		case k == "env":
+			set[k] = p.env(t, dst.(*Worker), raw[k])
+		default:
+			err = explain(decodeKey(dst, def, raw[k]), raw[k], func() string { return rangeOf(dst, def) })
+			set[k] = err == nil
+		}
+		if err != nil {
+			p.add(p.line(t, k), t.label+" "+quoteKey(k), err)
+		}
+	}
+	return set
+}
+
+// explain returns the message of err, an error of decodeKey for the value v as written: a
+// number of the wrong TOML type is told the range its owner accepts (rangeOf), and a value
+// its owner's parser refused is shown as written.
+func explain(err error, v any, rangeOf func() string) error {
+	var m *mismatch
+	var fe *field.Error
+	switch {
+	case errors.As(err, &m) && m.noun != "":
+		m.want = m.noun
+		if r := rangeOf(); r != "" {
+			m.want += ", " + r
+		}
+	case errors.As(err, &fe):
+		return &problem{msg: shown(v) + " " + fe.Detail(""), cause: fe.Err}
+	}
+	return err
+}
+
+// rangeOf returns the range of the number key k of dst, as its owner states it when it
+// refuses 0 ("1 to 1048576"); "" when 0 is fine.
+func rangeOf(dst keyed, k keyDef) string {
+	v := reflect.New(reflect.TypeOf(dst).Elem())
+	v.Elem().Set(reflect.ValueOf(dst).Elem())
+	v.Elem().FieldByIndex(k.index).SetZero()
+	for _, e := range field.All(v.Interface().(keyed).problems()) {
+		if e.Field == k.name {
+			return e.Want
+		}
+	}
+	return ""
+}
+
+// check reports errs, the problems of the values of t (from problems), at the keys written
+// in t: an inherited value is reported where it was written, a value decode refused is not
+// judged again, and a problem is reported once.
+func (p *parser) check(t table, raw map[string]any, set keySet, errs error) {
+	reported := make(map[string]bool)
+	for _, e := range field.All(errs) {
+		if e.Other != "" && set.has(e.Other) {
+			e = e.Flip() // reported at the key written last in the file's order of precedence
+		}
+		if !set[e.Field] || e.Other != "" && set.has(e.Other) && !set[e.Other] || reported[e.Field] {
+			continue
+		}
+		reported[e.Field] = true
+		other := ""
+		if e.Other != "" {
+			v := strconv.Quote(fmt.Sprint(e.OtherValue))
+			if set.has(e.Other) {
+				v = shown(raw[e.Other])
+			}
+			other = e.Other + " (" + v + ")"
+		}
+		p.add(p.line(t, e.Field), t.label+" "+e.Field, &problem{msg: shown(raw[e.Field]) + " " + e.Detail(other), cause: e.Err})
+	}
+}
+
 // defaults resolves the [defaults] table over the built-in defaults.
 func (p *parser) defaults(raw map[string]any) Worker {
 	t := table{path: []string{"defaults"}, label: "defaults", where: inDefaults}
 	d := builtin()
 	set := p.apply(t, raw, &d)
-	p.checkBackoff(t, raw, d, set)
+	p.check(t, raw, set, d.problems())
 	p.resolveIDs(t, &d, set)
 	return d
+}
+
+// apply reads the keys of raw, a [[worker]] or [defaults] table, into w.
+func (p *parser) apply(t table, raw map[string]any, w *Worker) keySet {
+	return p.read(t, raw, w, keyIndex, fmt.Errorf("unknown key (want one of: %s)", strings.Join(names(keys, t.where), ", ")))
 }
 
 // workerTable returns the table of the i-th worker (0-based), labelled by name when it has
@@ -176,7 +263,6 @@ func (p *parser) worker(i int, raw map[string]any, d Worker) (w Worker, ok bool)
 			p.add(p.line(t, k), t.label+" "+k, fmt.Errorf("not allowed with %s (want exactly one of command, pid, pidfile)", kinds[0]))
 		}
 	case kinds[0] == "command":
-		p.checkBackoff(t, raw, w, set)
 		p.resolveIDs(t, &w, set)
 	default:
 		// Watched only: supervision keys written here are mistakes; the values inherited
@@ -185,46 +271,69 @@ func (p *parser) worker(i int, raw map[string]any, d Worker) (w Worker, ok bool)
 			if k.where&supervised != 0 && set.has(k.name) {
 				p.add(p.line(t, k.name), t.label+" "+k.name,
 					fmt.Errorf("only allowed in a supervised worker, one with command (this one is watched through %s)", kinds[0]))
+				set[k.name] = false // refused: its value is not judged
 			}
 		}
 		w = watched(w)
 	}
+	p.check(t, raw, set, w.problems())
 	return w, len(p.errs) == n
 }
 
 // watched returns w without its supervision fields.
 func watched(w Worker) Worker {
-	w.Command, w.Env, w.Dir = nil, nil, ""
-	w.User, w.Group, w.Uid, w.Gid = "", "", nil, nil
-	w.Heartbeat, w.Restart, w.Every = "", "", 0
-	w.Backoff, w.BackoffMax, w.BackoffReset = 0, 0, 0
-	w.StartLimit, w.StartWindow = 0, 0
-	w.OnRestart, w.OnGiveUp = "", ""
+	v := reflect.ValueOf(&w).Elem()
+	for _, k := range keys {
+		if k.where&supervised != 0 {
+			v.FieldByIndex(k.index).SetZero()
+		}
+	}
+	w.Command, w.Uid, w.Gid = nil, nil, nil
 	return w
 }
 
-// apply reads the keys of raw into w and returns which keys were written.
-func (p *parser) apply(t table, raw map[string]any, w *Worker) keySet {
-	set := make(keySet, len(raw))
-	for _, k := range slices.Sorted(maps.Keys(raw)) {
-		line, label := p.line(t, k), t.label+" "+quoteKey(k)
-		def, known := keyIndex[k]
-		switch {
-		case !known:
-			p.add(line, label, fmt.Errorf("unknown key (want one of: %s)", acceptedKeys(t.where)))
-		case def.where&t.where == 0:
-			p.add(line, label, errors.New("only allowed in a [[worker]] table, not in [defaults]"))
-		case k == "env":
-			set[k] = p.env(t, w, raw[k])
-		default:
-			err := def.set(w, raw[k])
-			if err != nil {
-				p.add(line, label, err)
-			}
-			set[k] = err == nil
-		}
+// maxPid is Linux's PID_MAX_LIMIT.
+const maxPid = 1 << 22
+
+// own reads the keys of w whose rules are config's own (see [keyed]).
+func (w *Worker) own(key string, v any) (x any, ok bool, err error) {
+	switch key {
+	case "name":
+		x, err = objectName(v)
+	case "command":
+		x, err = command(v)
+	case "dir":
+		x, err = absPath(v, "/srv/app")
+	case "pidfile":
+		x, err = absPath(v, "/run/app.pid")
+	case "user":
+		x, err = idName(v, "user name or numeric uid")
+	case "group":
+		x, err = idName(v, "group name or numeric gid")
+	case "heartbeat":
+		x, err = heartbeat(v)
+	case "on_stall", "on_abnormal", "on_kill", "on_restart", "on_give_up":
+		x, err = hookCommand(v)
+	default:
+		return nil, false, nil
 	}
-	return set
+	return x, true, err
+}
+
+// problems checks w by the rules of the packages that own its values: the monitor's, the
+// kill's, the object's and the supervisor's; and config's own of its pid and hook timeout.
+// (Those of a watched worker's zero supervision fields are not reported: not written.)
+func (w Worker) problems() error {
+	errs := []error{w.MonitorConfig().ValidateResolved(), proc.ValidateKillAfter(w.KillAfter), shmobj.ValidateSize(int64(w.Size)),
+		w.SupervisorOptions().ValidateResolved()}
+	if w.Pid < 2 || w.Pid > maxPid {
+		errs = append(errs, &field.Error{Pkg: "config", Field: "pid", Value: w.Pid, Problem: "is out of range",
+			Want: fmt.Sprintf("the pid of a running process, 2 to %d", maxPid)})
+	}
+	if w.HookTimeout <= 0 {
+		errs = append(errs, &field.Error{Pkg: "config", Field: "hook_timeout", Value: w.HookTimeout, Problem: "must be more than 0"})
+	}
+	return errors.Join(errs...)
 }
 
 // env reads the env table of a worker and reports whether it was valid.
@@ -259,33 +368,6 @@ func (p *parser) env(t table, w *Worker, v any) bool {
 		w.Env = env
 	}
 	return valid
-}
-
-// checkBackoff reports backoff > backoff_max on the key of t that made it so.
-func (p *parser) checkBackoff(t table, raw map[string]any, w Worker, set keySet) {
-	if w.Backoff <= w.BackoffMax {
-		return
-	}
-	for _, k := range []string{"backoff", "backoff_max"} {
-		if set.has(k) && !set[k] {
-			return // the invalid value is reported already
-		}
-	}
-	// Show the values as written where they were written here.
-	show := func(k string, d time.Duration) string {
-		if s, ok := raw[k].(string); ok {
-			return strconv.Quote(s)
-		}
-		return strconv.Quote(d.String())
-	}
-	switch {
-	case set.has("backoff_max"):
-		p.add(p.line(t, "backoff_max"), t.label+" backoff_max",
-			fmt.Errorf("%s must be at least backoff (%s)", show("backoff_max", w.BackoffMax), show("backoff", w.Backoff)))
-	case set.has("backoff"):
-		p.add(p.line(t, "backoff"), t.label+" backoff",
-			fmt.Errorf("%s must be at most backoff_max (%s)", show("backoff", w.Backoff), show("backoff_max", w.BackoffMax)))
-	}
 }
 
 // quoteKey returns k as written in TOML: bare when it can be, quoted otherwise.

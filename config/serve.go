@@ -2,9 +2,8 @@ package config
 
 import (
 	"fmt"
-	"maps"
 	"net"
-	"slices"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -14,11 +13,13 @@ import (
 type Serve struct {
 	// Listen is the address of serve's HTTP endpoint (/metrics, /status, /healthz), resolved
 	// by [ListenAddress]; "" (the default, or listen = "") = no endpoint.
-	Listen string
+	Listen string `toml:"listen"`
 }
 
+var serveIndex = keysOf(reflect.TypeFor[Serve]())
+
 // serveKeys are the keys of [serve].
-var serveKeys = []string{"listen"}
+var serveKeys = names(serveIndex, 0)
 
 // DefaultListenHost is the host of a listen address given without one: the endpoint is local
 // unless an address says otherwise.
@@ -51,27 +52,23 @@ func ListenAddress(s string) (string, error) {
 // serve resolves the [serve] table.
 func (p *parser) serve(raw map[string]any) Serve {
 	var sv Serve
-	for _, k := range slices.Sorted(maps.Keys(raw)) {
-		v, line, label := raw[k], p.pos.line("serve", k), "serve "+quoteKey(k)
-		switch k {
-		case "listen":
-			s, ok := v.(string)
-			if !ok {
-				p.add(line, label, gotWant(v, `a string such as "127.0.0.1:9464" or "9464"`))
-				continue
-			}
-			if s == "" {
-				continue // written out as off
-			}
-			addr, err := ListenAddress(s)
-			if err != nil {
-				p.add(line, label, err)
-				continue
-			}
-			sv.Listen = addr
-		default:
-			p.add(line, label, fmt.Errorf("unknown key (want one of %v)", serveKeys))
-		}
-	}
+	t := table{path: []string{"serve"}, label: "serve"}
+	p.read(t, raw, &sv, index(serveIndex), fmt.Errorf("unknown key (want one of %v)", serveKeys))
 	return sv
 }
+
+// own reads the listen key ("" is no endpoint).
+func (sv *Serve) own(key string, v any) (any, bool, error) {
+	s, ok := v.(string)
+	if !ok {
+		return nil, true, gotWant(v, `a string such as "127.0.0.1:9464" or "9464"`)
+	}
+	if s == "" {
+		return s, true, nil
+	}
+	addr, err := ListenAddress(s)
+	return addr, true, err
+}
+
+// problems has nothing to check: own checked listen.
+func (Serve) problems() error { return nil }

@@ -38,7 +38,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/shmmon/shmmon/config"
@@ -186,8 +185,9 @@ func (f *Fleet) start(w *config.Worker) error {
 		f.members[w.Name] = m
 		return nil
 	}
-	opts := supervisorOptions(*w, log)
+	opts := w.SupervisorOptions()
 	opts.Monitor = f.observe(w.Name, opts.Monitor)
+	opts.Adopt, opts.Logger = true, log
 	opts.TCP, opts.Proctab, opts.Books = f.tcp, f.proctabOptions(), books
 	s, err := supervise.New(w.Name, opts)
 	if err != nil {
@@ -206,40 +206,6 @@ func (f *Fleet) start(w *config.Worker) error {
 	}()
 	f.members[w.Name] = m
 	return nil
-}
-
-func monitorOptions(w config.Worker) monitor.Options {
-	return monitor.Options{Config: w.MonitorConfig(), Size: w.Size, Mode: w.Mode}
-}
-
-func supervisorOptions(w config.Worker, log *slog.Logger) supervise.Options {
-	policy, _ := supervise.ParsePolicy(w.Restart) // validated by config
-	var cred *syscall.Credential
-	if w.Uid != nil {
-		cred = &syscall.Credential{Uid: *w.Uid}
-		if w.Gid != nil {
-			cred.Gid = *w.Gid
-		}
-	}
-	return supervise.Options{
-		Command:      w.Command,
-		Env:          w.Env,
-		Dir:          w.Dir,
-		Credential:   cred,
-		Monitor:      monitorOptions(w),
-		Signal:       w.Signal,
-		KillAfter:    w.KillAfter,
-		Heartbeat:    w.Heartbeat,
-		Restart:      policy,
-		Backoff:      w.Backoff,
-		BackoffMax:   w.BackoffMax,
-		BackoffReset: w.BackoffReset,
-		StartLimit:   w.StartLimit,
-		StartWindow:  w.StartWindow,
-		Every:        w.Every,
-		Adopt:        true,
-		Logger:       log,
-	}
 }
 
 // watchedProcess takes hold of the process a watched-only worker names: its pid, or the one

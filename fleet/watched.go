@@ -120,7 +120,7 @@ func (x *watched) attempt() {
 	x.lastErr = ""
 	wt := &monitor.Watch{
 		Name:      x.w.Name,
-		Options:   x.f.observe(x.w.Name, monitorOptions(*x.w)),
+		Options:   x.f.observe(x.w.Name, x.w.MonitorOptions()),
 		Process:   p,
 		Signal:    x.w.Signal,
 		KillAfter: x.w.KillAfter,

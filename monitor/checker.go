@@ -1,10 +1,12 @@
 package monitor
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/field"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -41,15 +43,23 @@ const (
 	// MaxInterval is the longest check interval: the default grace, 10 intervals, must fit
 	// in a time.Duration.
 	MaxInterval = time.Duration(math.MaxInt64 / 10)
+	// MaxStalls is the largest stall threshold.
+	MaxStalls = 1 << 20
 )
 
 // ValidateInterval reports whether d is a check interval shmmon accepts: 1ms to
-// [MaxInterval].
+// [MaxInterval]. The error is a [*field.Error].
 func ValidateInterval(d time.Duration) error {
-	if d < time.Millisecond || d > MaxInterval {
-		return fmt.Errorf("monitor: interval %v: want at least 1ms and at most %v", d, MaxInterval)
+	problem := ""
+	switch {
+	case d < time.Millisecond:
+		problem = "must be at least 1ms"
+	case d > MaxInterval:
+		problem = "must be at most " + MaxInterval.String() + " (10 intervals, the default grace, must fit in a duration)"
+	default:
+		return nil
 	}
-	return nil
+	return &field.Error{Pkg: "monitor", Field: "interval", Value: d, Problem: problem}
 }
 
 // Config holds the parameters of the check rules. The zero value means the defaults.
@@ -73,21 +83,27 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate reports the first field of c (after defaults) that is out of range.
-func (c Config) Validate() error {
-	if c.Interval != 0 {
-		if err := ValidateInterval(c.Interval); err != nil {
-			return err
-		}
+// Validate reports the fields of c that are out of range, with zero fields standing for
+// their defaults: c.WithDefaults().ValidateResolved().
+func (c Config) Validate() error { return c.WithDefaults().ValidateResolved() }
+
+// ValidateResolved reports every field of c that is out of range, taking each as it is (a
+// zero Interval or Stalls is out of range, not the default; a zero Grace stays the default,
+// which depends on the interval), as [*field.Error] values joined with [errors.Join]; nil when
+// all are valid. Configuration files and command lines, where leaving a setting out is how to
+// get its default, check their values with it. The rules: Interval as [ValidateInterval],
+// Stalls 1 to [MaxStalls], Grace not negative.
+func (c Config) ValidateResolved() error {
+	errs := []error{ValidateInterval(c.Interval)}
+	if c.Stalls < 1 || c.Stalls > MaxStalls {
+		errs = append(errs, &field.Error{Pkg: "monitor", Field: "stalls", Value: c.Stalls, Problem: "is out of range",
+			Want: fmt.Sprintf("1 to %d", MaxStalls)})
 	}
-	c = c.WithDefaults()
-	switch {
-	case c.Stalls < 1 || c.Stalls > 1<<20:
-		return fmt.Errorf("monitor: stalls %d: want 1 to %d", c.Stalls, 1<<20)
-	case c.Grace < 0:
-		return fmt.Errorf("monitor: grace %v: want 0 (default) or more", c.Grace)
+	if c.Grace < 0 {
+		errs = append(errs, &field.Error{Pkg: "monitor", Field: "grace", Value: c.Grace, Problem: "must not be negative",
+			Want: "0 for the default, 10 intervals but at least " + MinGrace.String() + ", or more"})
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // clockBase is the origin of the checker's monotonic readings.

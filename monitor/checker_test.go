@@ -258,3 +258,20 @@ func TestWallClockJumpsDoNotJudge(t *testing.T) {
 		t.Errorf("after a monotonic gap of 10 intervals: %v with %d stalls, want OK and the count kept at 1", r, c.Stalls())
 	}
 }
+
+// TestValidateResolved: a zero Interval or Stalls is out of range when taken as it is (a zero
+// Grace stays the default), and every field out of range is reported.
+func TestValidateResolved(t *testing.T) {
+	if err := (Config{Interval: time.Millisecond, Stalls: 1}).ValidateResolved(); err != nil {
+		t.Errorf("1ms, 1 stall, grace 0: %v", err)
+	}
+	err := (Config{Grace: -1}).ValidateResolved()
+	want := "monitor: interval 0s must be at least 1ms\nmonitor: stalls 0 is out of range (want 1 to 1048576)\n" +
+		"monitor: grace -1ns must not be negative (want 0 for the default, 10 intervals but at least 3s, or more)"
+	if err == nil || err.Error() != want {
+		t.Errorf("have %v\nwant %s", err, want)
+	}
+	if err := (Config{}).Validate(); err != nil {
+		t.Errorf("Config{}.Validate() = %v: zero fields are the defaults", err)
+	}
+}

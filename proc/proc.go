@@ -50,8 +50,12 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/shmmon/shmmon/internal/field"
 )
 
 var (
@@ -90,6 +94,48 @@ const (
 	// after SIGKILL before it gives up.
 	KillWait = 5 * time.Second
 )
+
+// ValidateKillAfter reports whether d is a wait before SIGKILL shmmon accepts: more than 0.
+// (A zero [TerminateOptions.KillAfter] stands for DefaultKillAfter; a value a user wrote
+// out is taken as it is.) The error is a [*field.Error].
+func ValidateKillAfter(d time.Duration) error {
+	if d <= 0 {
+		return &field.Error{Pkg: "proc", Field: "kill_after", Value: d, Problem: "must be more than 0"}
+	}
+	return nil
+}
+
+// ParseSignal parses a signal as users write it: a name, with or without SIG and in any case
+// (TERM, SIGTERM, term), or a number 1-64. Anything else is a [*field.Error] naming the text
+// and what is accepted.
+func ParseSignal(s string) (syscall.Signal, error) {
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	sig := signalNum(name)
+	if n, err := strconv.Atoi(s); err == nil {
+		sig = syscall.Signal(n)
+	}
+	if sig < 1 || sig > 64 {
+		return 0, &field.Error{Pkg: "proc", Field: "signal", Value: s, Problem: "is not a signal",
+			Want: `a signal name such as "TERM", "INT", "HUP", "QUIT", "USR1", or a number 1-64`}
+	}
+	return sig, nil
+}
+
+// Signal is a signal as users write it; its UnmarshalText parses the text as [ParseSignal]
+// does (for configuration files).
+type Signal syscall.Signal
+
+// UnmarshalText parses text as [ParseSignal] does.
+func (s *Signal) UnmarshalText(text []byte) error {
+	sig, err := ParseSignal(string(text))
+	if err == nil {
+		*s = Signal(sig)
+	}
+	return err
+}
 
 // TerminateOptions configures [Process.Terminate]. The zero value sends
 // SIGTERM to the process alone, waits [DefaultKillAfter], and logs nothing.

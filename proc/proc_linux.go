@@ -536,3 +536,6 @@ func (p *Process) killOrphanedGroup() error {
 	}
 	return nil
 }
+
+// signalNum returns the signal named name ("SIGTERM"), or 0 if there is none.
+func signalNum(name string) syscall.Signal { return unix.SignalNum(name) }

@@ -1207,3 +1207,25 @@ func BenchmarkOpenClose(b *testing.B) {
 		}
 	}
 }
+
+func TestParseSignal(t *testing.T) {
+	for in, want := range map[string]int{"TERM": 15, "sigterm": 15, "SIGKILL": 9, "int": 2, "HUP": 1, "10": 10} {
+		sig, err := ParseSignal(in)
+		if err != nil || int(sig) != want {
+			t.Errorf("ParseSignal(%q) = %d, %v, want %d", in, sig, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0", "65", "TERMX", "-1"} {
+		if _, err := ParseSignal(bad); err == nil {
+			t.Errorf("ParseSignal(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestValidateKillAfter(t *testing.T) {
+	for d, ok := range map[time.Duration]bool{time.Nanosecond: true, DefaultKillAfter: true, 0: false, -time.Second: false} {
+		if err := ValidateKillAfter(d); (err == nil) != ok {
+			t.Errorf("ValidateKillAfter(%v) = %v", d, err)
+		}
+	}
+}

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/shmmon/shmmon/internal/field"
 )
 
 // The defaults and the layout of the original table.
@@ -17,8 +21,9 @@ const (
 	DefaultKey    = 0x5095
 	DefaultSemKey = 0x5095
 	DefaultSlots  = 1000
-	RecordSize    = 72 // bytes per record
-	NameSize      = 51 // bytes of the name field, NUL included
+	MaxSlots      = 1 << 20 // the most records a table may have
+	RecordSize    = 72      // bytes per record
+	NameSize      = 51      // bytes of the name field, NUL included
 	MaxNameLen    = NameSize - 1
 
 	OffPid     = 0
@@ -109,6 +114,31 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// ValidateSlots reports whether n is a number of records a table may have: 1 to [MaxSlots].
+// The error is a [*field.Error].
+func ValidateSlots(n int) error {
+	if n < 1 || n > MaxSlots {
+		return &field.Error{Pkg: "proctab", Field: "slots", Value: n, Problem: "is out of range", Want: fmt.Sprintf("1 to %d", MaxSlots)}
+	}
+	return nil
+}
+
+// ParseKey parses a System V key as users write it: a positive number, decimal or 0x hex
+// ("0x5095", "20629"), at most 2^31-1. Anything else is a [*field.Error] naming the text
+// and what is accepted.
+func ParseKey(s string) (int, error) {
+	problem := "is not a key"
+	n, err := strconv.ParseInt(s, 0, 64)
+	if err == nil {
+		if n > 0 && n <= math.MaxInt32 {
+			return int(n), nil
+		}
+		problem = "is out of range"
+	}
+	return 0, &field.Error{Pkg: "proctab", Field: "key", Value: s, Problem: problem,
+		Want: "a positive number, decimal or 0x hex, e.g. 0x5095"}
+}
+
 // Table is an attached process table. Its methods are safe for concurrent use: structural
 // changes hold the table's semaphore.
 type Table struct {
@@ -130,9 +160,10 @@ func Attach(opts Options) (*Table, error) { return open(opts, false) }
 
 func open(opts Options, create bool) (*Table, error) {
 	opts = opts.withDefaults()
+	if err := ValidateSlots(opts.Slots); err != nil {
+		return nil, err
+	}
 	switch {
-	case opts.Slots < 1 || opts.Slots > 1<<20:
-		return nil, fmt.Errorf("proctab: %d slots: want 1 to %d", opts.Slots, 1<<20)
 	case opts.Mode&^0o777 != 0:
 		return nil, fmt.Errorf("proctab: mode %#o: want permission bits, 0 to 0777", uint32(opts.Mode))
 	case opts.Group < 0:

@@ -29,13 +29,14 @@
 package source
 
 import (
-	"fmt"
 	"log/slog"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/field"
 	"github.com/shmmon/shmmon/notify"
 	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
@@ -151,13 +152,26 @@ func Kinds() []string {
 	return names
 }
 
-// Check reports whether name is a kind of heartbeat ("" is [Default]); the error names the
-// value and the kinds accepted.
+// Check reports whether name is a kind of heartbeat ("" is [Default]); the error is a
+// [*field.Error] naming the value and the kinds accepted.
 func Check(name string) error {
 	if _, ok := kinds[cmpOr(name)]; !ok {
-		return fmt.Errorf("source: heartbeat %q: want %s", name, strings.Join(Kinds(), ", "))
+		return &field.Error{Pkg: "source", Field: "heartbeat", Value: name, Problem: "is not a kind of heartbeat", Want: Want()}
 	}
 	return nil
+}
+
+// Want says which kinds of heartbeat there are: "\"none\", \"proctab\" or \"shm\"".
+func Want() string {
+	ks := Kinds()
+	q := make([]string, len(ks))
+	for i, k := range ks {
+		q[i] = strconv.Quote(k)
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
 }
 
 // New makes the sources of heartbeat kind name ("" is [Default]) for w. The caller closes

@@ -61,51 +61,6 @@ import (
 // interval, in Go's duration syntax ("1s", "250ms"): it should beat at least twice as often.
 const EnvInterval = "SHMMON_INTERVAL"
 
-// Policy says when a program that ended is started again.
-type Policy int
-
-// The restart policies.
-const (
-	Always    Policy = iota // whatever the way it ended
-	OnFailure               // after a non-zero exit, a signal, or a hang
-	Never                   // never
-)
-
-// ParsePolicy parses "always", "on-failure" or "never".
-func ParsePolicy(s string) (Policy, error) {
-	switch s {
-	case "always":
-		return Always, nil
-	case "on-failure":
-		return OnFailure, nil
-	case "never":
-		return Never, nil
-	}
-	return 0, fmt.Errorf("supervise: restart policy %q: want always, on-failure or never", s)
-}
-
-// String returns the policy's name as ParsePolicy takes it.
-func (p Policy) String() string {
-	switch p {
-	case Always:
-		return "always"
-	case OnFailure:
-		return "on-failure"
-	case Never:
-		return "never"
-	}
-	return fmt.Sprintf("policy(%d)", int(p))
-}
-
-// Defaults of [Options].
-const (
-	DefaultBackoff      = time.Second
-	DefaultBackoffMax   = 30 * time.Second
-	DefaultBackoffReset = 60 * time.Second
-	DefaultStartLimit   = 5
-	DefaultStartWindow  = 60 * time.Second
-)
-
 // Options describe the program and how it is supervised. Zero durations and counts mean the
 // defaults.
 type Options struct {
@@ -195,42 +150,11 @@ func New(name string, opts Options) (*Supervisor, error) {
 	if err := opts.Monitor.Validate(); err != nil {
 		return nil, err
 	}
-	if err := source.Check(opts.Heartbeat); err != nil {
+	opts.Monitor.Config = opts.Monitor.WithDefaults()
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	opts.Monitor.Config = opts.Monitor.WithDefaults()
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	def(&opts.KillAfter, proc.DefaultKillAfter)
-	def(&opts.Backoff, DefaultBackoff)
-	def(&opts.BackoffMax, DefaultBackoffMax)
-	def(&opts.BackoffReset, DefaultBackoffReset)
-	def(&opts.StartWindow, DefaultStartWindow)
-	if opts.StartLimit == 0 {
-		opts.StartLimit = DefaultStartLimit
-	}
-	for _, c := range []struct {
-		what string
-		d    time.Duration
-	}{{"kill-after", opts.KillAfter}, {"backoff", opts.Backoff}, {"backoff-max", opts.BackoffMax},
-		{"backoff-reset", opts.BackoffReset}, {"start-window", opts.StartWindow}} {
-		if c.d < 0 {
-			return nil, fmt.Errorf("supervise: %s %v: want more than 0", c.what, c.d)
-		}
-	}
-	switch {
-	case opts.Backoff > opts.BackoffMax:
-		return nil, fmt.Errorf("supervise: backoff %v is more than backoff-max %v", opts.Backoff, opts.BackoffMax)
-	case opts.StartLimit < 1:
-		return nil, fmt.Errorf("supervise: start-limit %d: want at least 1", opts.StartLimit)
-	case opts.Every < 0:
-		return nil, fmt.Errorf("supervise: every %v: want 0 (a resident program) or more", opts.Every)
-	case opts.Restart < Always || opts.Restart > Never:
-		return nil, fmt.Errorf("supervise: unknown restart policy %d", opts.Restart)
-	}
+	opts = opts.WithDefaults()
 	if opts.Stdout == nil {
 		opts.Stdout = os.Stdout
 	}

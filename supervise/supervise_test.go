@@ -502,3 +502,25 @@ func TestRestartGetsGrace(t *testing.T) {
 		t.Errorf("%d kill lines, %d kills recorded; want none (each run is in its grace until it beats)", n, r.record().Record.Kills)
 	}
 }
+
+// TestOptionsValidate: the zero Options are valid (zero fields are the defaults, Always among
+// them), but not as resolved; every field out of range is reported, naming it.
+func TestOptionsValidate(t *testing.T) {
+	if err := (Options{}).Validate(); err != nil {
+		t.Errorf("Options{}.Validate() = %v", err)
+	}
+	if d := (Options{}).WithDefaults(); d.Restart != Always || d.StartLimit != DefaultStartLimit || d.Signal != syscall.SIGTERM {
+		t.Errorf("WithDefaults() = %+v", d)
+	}
+	if Policy(0).String() != "" {
+		t.Errorf("the zero Policy prints as %q, want \"\"", Policy(0))
+	}
+	err := Options{Restart: Never, Backoff: time.Minute, BackoffMax: time.Second, Every: time.Microsecond}.WithDefaults().ValidateResolved()
+	want := "supervise: backoff 1m0s must be at most backoff_max (1s)\nsupervise: every 1µs must be 0 (a resident worker) or at least 1ms"
+	if err == nil || err.Error() != want {
+		t.Errorf("have %v\nwant %s", err, want)
+	}
+	if err := (Options{}).ValidateResolved(); err == nil || !strings.Contains(err.Error(), "supervise: restart 0 is not a restart policy") {
+		t.Errorf("Options{}.ValidateResolved() = %v, want every zero field refused", err)
+	}
+}

@@ -56,9 +56,9 @@ func lsCommand() *cli.Command {
 			if err != nil {
 				return failf(c, "%s", stripPkg(err))
 			}
-			key, err := parseKey(c.String("proctab-key"))
+			key, err := proctab.ParseKey(c.String("proctab-key"))
 			if err != nil {
-				return usagef(c, "invalid --proctab-key %q: want a positive number, decimal or 0x hex", c.String("proctab-key"))
+				return invalid(c, "--proctab-key", err)
 			}
 			now := time.Now()
 			views := []view.Worker{}

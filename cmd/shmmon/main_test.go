@@ -206,20 +206,6 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func TestParseSignal(t *testing.T) {
-	for in, want := range map[string]int{"TERM": 15, "sigterm": 15, "SIGKILL": 9, "int": 2, "HUP": 1, "10": 10} {
-		sig, err := parseSignal(in)
-		if err != nil || int(sig) != want {
-			t.Errorf("parseSignal(%q) = %d, %v, want %d", in, sig, err, want)
-		}
-	}
-	for _, bad := range []string{"", "0", "65", "TERMX", "-1"} {
-		if _, err := parseSignal(bad); err == nil {
-			t.Errorf("parseSignal(%q) succeeded", bad)
-		}
-	}
-}
-
 func TestRunExitCodes(t *testing.T) {
 	tests := []struct {
 		name string

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/proctab"
+	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/view"
 )
 
@@ -31,28 +31,20 @@ func proctabFlags() []cli.Flag {
 
 // proctabOptions checks the flags of proctabFlags.
 func proctabOptions(c *cli.Context) (proctab.Options, error) {
-	key, err := parseKey(c.String("key"))
+	key, err := proctab.ParseKey(c.String("key"))
 	if err != nil {
-		return proctab.Options{}, usagef(c, "invalid --key %q: want a positive number, decimal or 0x hex", c.String("key"))
+		return proctab.Options{}, invalid(c, "--key", err)
 	}
 	semKey := key
 	if c.IsSet("sem-key") {
-		if semKey, err = parseKey(c.String("sem-key")); err != nil {
-			return proctab.Options{}, usagef(c, "invalid --sem-key %q: want a positive number, decimal or 0x hex", c.String("sem-key"))
+		if semKey, err = proctab.ParseKey(c.String("sem-key")); err != nil {
+			return proctab.Options{}, invalid(c, "--sem-key", err)
 		}
 	}
-	if n := c.Int("slots"); n < 1 || n > 1<<20 {
-		return proctab.Options{}, usagef(c, "invalid --slots %d: want 1 to %d", n, 1<<20)
+	if err := proctab.ValidateSlots(c.Int("slots")); err != nil {
+		return proctab.Options{}, invalid(c, "", err)
 	}
 	return proctab.Options{Key: key, SemKey: semKey, Slots: c.Int("slots")}, nil
-}
-
-func parseKey(s string) (int, error) {
-	k, err := strconv.ParseInt(s, 0, 32)
-	if err != nil || k <= 0 {
-		return 0, errors.New("bad key")
-	}
-	return int(k), nil
 }
 
 func checkprocCommand() *cli.Command {
@@ -88,21 +80,21 @@ func checkprocCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			sig, err := parseSignal(c.String("signal"))
+			sig, err := proc.ParseSignal(c.String("signal"))
 			if err != nil {
-				return usagef(c, "%v", err)
+				return invalid(c, "", err)
 			}
 			every, ka := c.Duration("every"), c.Duration("kill-after")
 			if every != 0 && every < proctab.MinEvery {
 				return usagef(c, "invalid --every %v: want 0 (one pass) or at least %v", every, proctab.MinEvery)
 			}
-			if ka <= 0 {
-				return usagef(c, "invalid --kill-after %v: want more than 0", ka)
+			if err := proc.ValidateKillAfter(ka); err != nil {
+				return invalid(c, "", err)
 			}
 			open := proctab.Attach
 			if c.Bool("create") {
-				if opts.Mode, err = parseMode(c.String("mode")); err != nil {
-					return usagef(c, "%v", err)
+				if opts.Mode, err = shmobj.ParseMode(c.String("mode")); err != nil {
+					return invalid(c, "", err)
 				}
 				if g := c.String("group"); g != "" {
 					if opts.Group, err = config.LookupGroup(g); err != nil {

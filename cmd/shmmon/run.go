@@ -65,20 +65,9 @@ func runAction(c *cli.Context) error {
 	}
 	policy, err := supervise.ParsePolicy(c.String("restart"))
 	if err != nil {
-		return usagef(c, "invalid --restart %q: want always, on-failure or never", c.String("restart"))
+		return invalid(c, "", err)
 	}
-	for _, f := range []string{"every", "backoff", "backoff-max", "backoff-reset", "start-window"} {
-		if d := c.Duration(f); d < 0 || (d == 0 && f != "every" && c.IsSet(f)) {
-			return usagef(c, "invalid --%s %v: want more than 0", f, d)
-		}
-	}
-	if n := c.Int("start-limit"); n < 1 {
-		return usagef(c, "invalid --start-limit %d: want at least 1", n)
-	}
-	if c.Duration("backoff") > c.Duration("backoff-max") {
-		return usagef(c, "invalid --backoff %v: more than --backoff-max %v", c.Duration("backoff"), c.Duration("backoff-max"))
-	}
-	s, err := supervise.New(m.name, supervise.Options{
+	opts := supervise.Options{
 		Command:      c.Args().Slice(),
 		Monitor:      m.opts,
 		Signal:       m.signal,
@@ -92,7 +81,11 @@ func runAction(c *cli.Context) error {
 		StartLimit:   c.Int("start-limit"),
 		StartWindow:  c.Duration("start-window"),
 		Logger:       newLogger(c),
-	})
+	}
+	if err := opts.ValidateResolved(); err != nil {
+		return invalid(c, "", err)
+	}
+	s, err := supervise.New(m.name, opts)
 	if err != nil {
 		return usagef(c, "%s", stripPkg(err))
 	}

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -53,7 +52,7 @@ func serveAction(c *cli.Context) error {
 	listen := ""
 	if l := c.String("listen"); l != "" {
 		if listen, err = config.ListenAddress(l); err != nil {
-			return usagef(c, "invalid --listen: %v", strings.TrimPrefix(err.Error(), "config: "))
+			return usagef(c, "invalid --listen: %v", err)
 		}
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)

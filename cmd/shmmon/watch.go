@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
+	"github.com/shmmon/shmmon/internal/field"
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
@@ -103,49 +102,62 @@ type monitored struct {
 	keep      bool
 }
 
-// monitorFromFlags checks the flags of monitorFlags.
+// monitorFromFlags checks the flags of monitorFlags, by the rules of the packages that own
+// them.
 func monitorFromFlags(c *cli.Context) (monitored, error) {
 	var none monitored
 	name := c.String("name")
 	if err := shmobj.ValidatePublishName(name); err != nil {
 		return none, usagef(c, "--name: %s", stripPkg(err))
 	}
-	size := c.Int64("size")
-	if err := shmobj.ValidateSize(size); err != nil {
-		return none, usagef(c, "invalid --size %d: %s", size, stripPkg(err))
+	if err := shmobj.ValidateSize(c.Int64("size")); err != nil {
+		return none, invalid(c, "", err)
 	}
-	mode, err := parseMode(c.String("mode"))
+	mode, err := shmobj.ParseMode(c.String("mode"))
 	if err != nil {
-		return none, usagef(c, "%v", err)
+		return none, invalid(c, "", err)
 	}
-	if iv := c.Duration("interval"); monitor.ValidateInterval(iv) != nil {
-		return none, usagef(c, "invalid --interval %v: want at least 1ms and at most %v", iv, monitor.MaxInterval)
+	cfg := monitor.Config{Interval: c.Duration("interval"), Stalls: c.Int("stalls"), Grace: c.Duration("grace")}
+	if err := cfg.ValidateResolved(); err != nil {
+		return none, invalid(c, "", err)
 	}
-	if n := c.Int("stalls"); n < 1 || n > 1<<20 {
-		return none, usagef(c, "invalid --stalls %d: want 1 to %d", n, 1<<20)
-	}
-	if g := c.Duration("grace"); g < 0 {
-		return none, usagef(c, "invalid --grace %v: want 0 (the default) or more", g)
-	}
-	sig, err := parseSignal(c.String("signal"))
+	sig, err := proc.ParseSignal(c.String("signal"))
 	if err != nil {
-		return none, usagef(c, "%v", err)
+		return none, invalid(c, "", err)
 	}
-	if ka := c.Duration("kill-after"); ka <= 0 {
-		return none, usagef(c, "invalid --kill-after %v: want more than 0", ka)
+	if err := proc.ValidateKillAfter(c.Duration("kill-after")); err != nil {
+		return none, invalid(c, "", err)
 	}
 	return monitored{
-		name: name,
-		opts: monitor.Options{
-			Config: monitor.Config{Interval: c.Duration("interval"), Stalls: c.Int("stalls"), Grace: c.Duration("grace")},
-			Size:   size,
-			Mode:   mode,
-		},
+		name:      name,
+		opts:      monitor.Options{Config: cfg, Size: c.Int64("size"), Mode: mode},
 		signal:    sig,
 		killAfter: c.Duration("kill-after"),
 		keep:      c.Bool("keep"),
 	}, nil
 }
+
+// invalid returns the usage error of a flag's value its package refused: err, a
+// [*field.Error] (or several joined: the first is told), reads "invalid --FLAG VALUE:
+// PROBLEM". The flag is named after the setting, unless flag names it.
+func invalid(c *cli.Context, flag string, err error) error {
+	errs := field.All(err)
+	if len(errs) == 0 {
+		return usagef(c, "%s", stripPkg(err))
+	}
+	e := errs[0]
+	if flag == "" {
+		flag = flagOf(e.Field)
+	}
+	other := ""
+	if e.Other != "" {
+		other = fmt.Sprintf("%s (%v)", flagOf(e.Other), e.OtherValue)
+	}
+	return usagef(c, "invalid %s %s: %s", flag, field.Show(e.Value), e.Detail(other))
+}
+
+// flagOf returns the flag of a setting: --kill-after for kill_after.
+func flagOf(setting string) string { return "--" + strings.ReplaceAll(setting, "_", "-") }
 
 // openPid takes hold of the process the user asked to watch, refusing pids that must never
 // be signalled.
@@ -172,31 +184,4 @@ func openPid(c *cli.Context, pid int) (*proc.Process, error) {
 		return nil, usagef(c, "invalid --pid %d: this user (uid %d) may not signal it (run shmmon as its user or as root)", pid, os.Geteuid())
 	}
 	return p, nil
-}
-
-// parseMode parses an octal permission such as "0660".
-func parseMode(s string) (os.FileMode, error) {
-	m, err := strconv.ParseUint(s, 8, 32)
-	if err != nil || m == 0 || m > 0o777 {
-		return 0, fmt.Errorf("invalid --mode %q: want octal permissions from 0001 to 0777, e.g. 0600", s)
-	}
-	return os.FileMode(m), nil
-}
-
-// parseSignal parses a signal name (TERM, SIGTERM, term) or number (15).
-func parseSignal(s string) (syscall.Signal, error) {
-	if n, err := strconv.Atoi(s); err == nil {
-		if n >= 1 && n <= 64 {
-			return syscall.Signal(n), nil
-		}
-	} else {
-		name := strings.ToUpper(s)
-		if !strings.HasPrefix(name, "SIG") {
-			name = "SIG" + name
-		}
-		if sig := unix.SignalNum(name); sig != 0 {
-			return sig, nil
-		}
-	}
-	return 0, fmt.Errorf("invalid --signal %q: want a signal name (TERM, INT, HUP, QUIT, USR1, ...) or number 1-64", s)
 }
