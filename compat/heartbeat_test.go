@@ -135,3 +135,31 @@ func TestServeHeartbeatProctab(t *testing.T) {
 		t.Errorf("the sweep killed the supervised program: %s", l[0])
 	}
 }
+
+// TestRunHeartbeatNone: `shmmon run --heartbeat none` supervises a program without a
+// heartbeat: one that exits every second is started again each time, never judged or
+// killed, and ls shows it with kind none.
+func TestRunHeartbeatNone(t *testing.T) {
+	name := objectName(t)
+	t.Cleanup(func() { shmobj.Remove(name) })
+	run := start(t, "shmmon run --heartbeat none", nil, testkit.Shmmon(t), "run", "--name", name, "--heartbeat", "none",
+		"--interval", "100ms", "--grace", "300ms", "--start-limit", "100", "--", "/bin/sh", "-c", "sleep 1")
+	testkit.WaitFor(t, startTimeout, "the program running, kind none", func() bool {
+		e := lsJSON(t, name)
+		return e.Kind == "none" && e.State == "running" && e.Pid != 0
+	})
+	time.Sleep(4500 * time.Millisecond) // 45 intervals, 15 graces: never beaten
+	log := run.Stderr.Lines()
+	if n := len(testkit.LinesWith(log, "msg=started", "worker="+name)); n < 4 {
+		t.Errorf("the program that exits every second was started %d times in 4.5 s, want at least 4", n)
+	}
+	for _, l := range log {
+		if strings.Contains(l, "killing hung worker") || strings.Contains(l, "state=stalled") || strings.Contains(l, "state=abnormal") {
+			t.Errorf("a program without a heartbeat was judged: %s", l)
+		}
+	}
+	run.Signal(t, syscall.SIGTERM)
+	if st := run.Wait(t, 10*time.Second); st.ExitCode() != 0 {
+		t.Errorf("run ended with %v after SIGTERM, want exit 0", st)
+	}
+}

@@ -45,6 +45,7 @@ import (
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/pidfile"
 	"github.com/shmmon/shmmon/proc"
+	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/source"
 	"github.com/shmmon/shmmon/supervise"
 )
@@ -66,7 +67,9 @@ type Fleet struct {
 	onCheck func(worker string, took time.Duration)
 	proctab *config.Proctab // the table swept, for ProctabRecords; nil = none
 
-	ptHealth ProctabHealth // how that table's sweep goes, but for Sweeping (see ProctabHealth)
+	guard *proctab.Guard // the running sweeper's; nil = none
+	// lockTimeouts counts the lock timeouts of the sweepers stopped (see ProctabHealth).
+	lockTimeouts uint64
 
 	tcpwd *tcpWatchdog // nil when no TCP watchdog runs
 }

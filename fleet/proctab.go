@@ -2,10 +2,6 @@ package fleet
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"log/slog"
-	"time"
 
 	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/proc"
@@ -19,48 +15,42 @@ type sweeper struct {
 	done   chan struct{}
 }
 
-// ProctabHealth is how the sweep of the process table goes (see [Fleet.ProctabHealth]).
+// ProctabHealth is how the sweep of the process table goes (see [Fleet.ProctabHealth]): the
+// Health of its proctab.Guard, counted since the fleet began (a reload keeps the count).
 type ProctabHealth struct {
 	Sweeping bool // a process table is configured
-	// LockTimeouts counts the passes skipped because the table's lock was not free within
-	// proctab.LockTimeout, since the fleet began (a reload keeps the count).
-	LockTimeouts uint64
-	// Err says why the last pass failed: the table could not be opened, its lock not taken,
-	// ... nil when it swept the table, and before the first pass.
-	Err error
-	// Since is when the passes began to fail; zero when Err is nil.
-	Since time.Time
+	proctab.Health
 }
 
 // SetProctab makes the fleet sweep the table pt describes every pt.Every, as
-// `shmmon checkproc --every` does; nil stops sweeping. An unchanged pt leaves the running
-// sweeper alone.
-//
-// Each pass opens the table if it is not open yet (creating it, pt.Create, with pt.Mode and
-// pt.Group; or attaching it only, so a table its clients have not created yet is looked for
-// again every pass), then sweeps it. A pass that cannot take the table's lock in time is
-// logged (event=lock-timeout), counted and skipped; a pass that fails otherwise detaches the
-// table, to open it again at the next. [Fleet.ProctabHealth] tells how the last pass went.
+// `shmmon checkproc --every` does (a proctab.Guard: a table that is not there yet is looked
+// for again every pass, a pass that cannot take the lock in time is skipped); nil stops
+// sweeping. An unchanged pt leaves the running sweeper alone. The sweep leaves alone the
+// records of programs of heartbeat "proctab", which their supervisors judge.
 func (f *Fleet) SetProctab(pt *config.Proctab) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.bmu.Lock()
-	f.proctab = pt
-	f.bmu.Unlock()
 	if pt != nil && f.sweeper != nil && *pt == f.sweeper.cfg {
 		return
 	}
 	f.stopSweeper()
-	f.sweptProctab(nil) // a new table, or none: no trouble yet
+	f.bmu.Lock()
+	f.proctab = pt
+	f.bmu.Unlock()
 	if pt == nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	g := &proctab.Guard{Options: pt.Options(), Create: pt.Create, Every: pt.Every, Quiet: true,
+		Sweep: proctab.SweepOptions{Signal: pt.Signal, KillAfter: pt.KillAfter, Logger: f.log, Skip: f.judgedByRecord}}
 	s := &sweeper{cfg: *pt, cancel: cancel, done: make(chan struct{})}
 	f.sweeper = s
+	f.bmu.Lock()
+	f.guard = g
+	f.bmu.Unlock()
 	go func() {
 		defer close(s.done)
-		f.sweep(ctx, *pt, f.log.With("key", fmt.Sprintf("%#x", pt.Key)))
+		g.Run(ctx, nil)
 	}()
 }
 
@@ -98,83 +88,16 @@ func (f *Fleet) judgedByRecord(pid int) bool {
 	return false
 }
 
-// sweep is the sweeper's goroutine: a pass every pt.Every until ctx is done.
-func (f *Fleet) sweep(ctx context.Context, pt config.Proctab, log *slog.Logger) {
-	var tab *proctab.Table
-	defer func() {
-		if tab != nil {
-			tab.Close()
-		}
-	}()
-	open := proctab.Attach
-	if pt.Create {
-		open = proctab.Open
-	}
-	opts := proctab.SweepOptions{Signal: pt.Signal, KillAfter: pt.KillAfter, Logger: log, Skip: f.judgedByRecord}
-	t := time.NewTicker(pt.Every)
-	defer t.Stop()
-	var openErr string // the last error of opening, logged once
-	for {
-		var err error
-		if tab == nil {
-			if tab, err = open(pt.Options()); err != nil {
-				if err.Error() != openErr {
-					log.Error("cannot open the process table; trying again every pass", "event", "proctab-open-failed", "err", err)
-					openErr = err.Error()
-				}
-			} else {
-				log.Info("sweeping the process table", "every", pt.Every, "event", "proctab")
-			}
-		}
-		if tab != nil {
-			var res proctab.SweepResult
-			res, err = tab.Sweep(ctx, opts)
-			switch {
-			case ctx.Err() != nil:
-				return
-			case errors.Is(err, proctab.ErrLockTimeout):
-				f.bmu.Lock()
-				f.ptHealth.LockTimeouts++
-				f.bmu.Unlock()
-				log.Error("the process table's lock is not free; skipping this pass", "event", "lock-timeout", "err", err)
-			case err != nil:
-				log.Error("cannot sweep the process table; opening it again next pass", "event", "sweep-failed", "err", err)
-				tab.Close()
-				tab, openErr = nil, ""
-			case res.Cleared > 0 || res.Killed > 0:
-				log.Info("swept the process table", "checked", res.Checked, "cleared", res.Cleared, "refused", res.Refused,
-					"killed", res.Killed, "event", "sweep")
-			}
-		}
-		f.sweptProctab(err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// sweptProctab records how a pass went: err is nil when it swept the table.
-func (f *Fleet) sweptProctab(err error) {
-	f.bmu.Lock()
-	defer f.bmu.Unlock()
-	h := &f.ptHealth
-	switch {
-	case err == nil:
-		h.Err, h.Since = nil, time.Time{}
-	case h.Err == nil:
-		h.Err, h.Since = err, time.Now()
-	default:
-		h.Err = err
-	}
-}
-
-// stopSweeper stops the running sweeper, if any. f.mu must be held.
+// stopSweeper stops the running sweeper, if any, keeping its count of lock timeouts. f.mu
+// must be held.
 func (f *Fleet) stopSweeper() {
 	if f.sweeper != nil {
 		f.sweeper.cancel()
 		<-f.sweeper.done
+		f.bmu.Lock()
+		f.lockTimeouts += f.guard.Health().LockTimeouts
+		f.guard = nil
+		f.bmu.Unlock()
 		f.sweeper = nil
 	}
 }
@@ -183,8 +106,11 @@ func (f *Fleet) stopSweeper() {
 func (f *Fleet) ProctabHealth() ProctabHealth {
 	f.bmu.Lock()
 	defer f.bmu.Unlock()
-	h := f.ptHealth
-	h.Sweeping = f.proctab != nil
+	h := ProctabHealth{Sweeping: f.proctab != nil}
+	if f.guard != nil {
+		h.Health = f.guard.Health()
+	}
+	h.LockTimeouts += f.lockTimeouts
 	return h
 }
 

@@ -356,11 +356,11 @@ func TestProctabHealth(t *testing.T) {
 	}{
 		{"no table", fakeSource{}, http.StatusOK, "ok", false},
 		{"sweeping", fakeSource{pt: fleet.ProctabHealth{Sweeping: true}}, http.StatusOK, "ok", true},
-		{"lock never free", fakeSource{pt: fleet.ProctabHealth{Sweeping: true, LockTimeouts: 3,
-			Err: fmt.Errorf("%w: semaphore 0x5095 not free", proctab.ErrLockTimeout), Since: since}}, http.StatusServiceUnavailable, "proctab", true},
+		{"lock never free", fakeSource{pt: fleet.ProctabHealth{Sweeping: true, Health: proctab.Health{LockTimeouts: 3,
+			Err: fmt.Errorf("%w: semaphore 0x5095 not free", proctab.ErrLockTimeout), Since: since}}}, http.StatusServiceUnavailable, "proctab", true},
 		{"late and lock never free", fakeSource{
 			ws: []fleet.WorkerStatus{{Worker: config.Worker{Name: "w"}, Checking: true, Deadline: time.Now().Add(-time.Minute)}},
-			pt: fleet.ProctabHealth{Sweeping: true, Err: proctab.ErrLockTimeout, Since: since}}, http.StatusServiceUnavailable, "late", true},
+			pt: fleet.ProctabHealth{Sweeping: true, Health: proctab.Health{Err: proctab.ErrLockTimeout, Since: since}}}, http.StatusServiceUnavailable, "late", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := New(tc.src)

@@ -58,7 +58,7 @@ func BenchmarkRestartLatency(b *testing.B) {
 		Env:        []string{modeEnv + "=beat-once", "GORACE=atexit_sleep_ms=0"},
 		Monitor:    monitor.Options{Config: monitor.Config{Interval: 10 * time.Millisecond, Stalls: 1, Grace: time.Second}},
 		KillAfter:  time.Second,
-		StartLimit: 1 << 30,
+		StartLimit: MaxStartLimit,
 		// Every restart measured is the first after a healthy run, which is immediate:
 		// a worker that ran 1ms counts as healthy here.
 		BackoffReset: time.Millisecond,

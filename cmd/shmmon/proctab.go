@@ -64,7 +64,8 @@ func checkprocCommand() *cli.Command {
 			"It creates no table unless --create is given (then mode 0660 unless --mode says\n" +
 			"otherwise: 0666 lets every local user rewrite records and block the lock). A lock that\n" +
 			"is not free within " + proctab.LockTimeout.String() + " is an error: exit 1 for one pass, a logged error\n" +
-			"(event=lock-timeout) and a skipped pass with --every. SIGINT/SIGTERM end it at once.",
+			"(event=lock-timeout) and a skipped pass with --every, which logs a failed pass too\n" +
+			"(event=sweep-failed) and attaches the table again at the next. SIGINT/SIGTERM end it at once.",
 		OnUsageError: usageError,
 		Before:       checkUsage(false),
 		Flags: append(proctabFlags(),
@@ -111,33 +112,22 @@ func checkprocCommand() *cli.Command {
 			} else if err != nil {
 				return failf(c, "%s", stripPkg(err))
 			}
-			defer tab.Close()
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			log := newLogger(c)
-			sweep := proctab.SweepOptions{Signal: sig, KillAfter: ka, Logger: log}
-			for {
-				res, err := tab.Sweep(ctx, sweep)
-				switch {
-				case ctx.Err() != nil:
-					return nil
-				case errors.Is(err, proctab.ErrLockTimeout) && every != 0:
-					log.Error("the table's lock is not free; skipping this pass", "key", fmt.Sprintf("%#x", opts.Key), "event", "lock-timeout", "err", err)
-				case err != nil:
-					return failf(c, "%s", stripPkg(err))
-				default:
-					log.Info("swept", "key", fmt.Sprintf("%#x", opts.Key), "checked", res.Checked, "cleared", res.Cleared,
-						"refused", res.Refused, "killed", res.Killed, "event", "sweep")
-				}
-				if every == 0 {
-					return nil
-				}
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(every):
-				}
+			sweep := proctab.SweepOptions{Signal: sig, KillAfter: ka, Logger: newLogger(c)}
+			if every != 0 {
+				g := proctab.Guard{Options: opts, Create: c.Bool("create"), Every: every, Sweep: sweep}
+				g.Run(ctx, tab)
+				return nil
 			}
+			defer tab.Close()
+			res, err := tab.Sweep(ctx, sweep)
+			if err != nil && ctx.Err() == nil {
+				return failf(c, "%s", stripPkg(err))
+			}
+			sweep.Logger.Info("swept", "key", fmt.Sprintf("%#x", opts.Key), "checked", res.Checked, "cleared", res.Cleared,
+				"refused", res.Refused, "killed", res.Killed, "event", "sweep")
+			return nil
 		},
 	}
 }

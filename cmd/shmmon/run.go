@@ -5,11 +5,14 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/shmmon/shmmon/proctab"
+	"github.com/shmmon/shmmon/source"
 	"github.com/shmmon/shmmon/supervise"
 )
 
@@ -20,7 +23,7 @@ func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "run a worker program and restart it when it hangs or dies",
-		UsageText: "shmmon run --name NAME [options] -- COMMAND [ARGS...]",
+		UsageText: "shmmon run --name NAME [--heartbeat shm|none|proctab] [options] -- COMMAND [ARGS...]",
 		Description: "Publishes /dev/shm/NAME, then starts COMMAND in its own process group with\n" +
 			"SHMMON_NAME=NAME and SHMMON_INTERVAL in its environment (Go workers call worker.Beat();\n" +
 			"a C++ Boost worker must open NAME itself), and with NOTIFY_SOCKET, WATCHDOG_USEC and\n" +
@@ -32,6 +35,9 @@ func runCommand() *cli.Command {
 			"The first restart is immediate; repeated failures wait --backoff, doubling up to\n" +
 			"--backoff-max. More than --start-limit starts within --start-window: give up (exit 4).\n" +
 			"With --every the program is a periodic job: run, wait for it to end, wait, run again.\n" +
+			"--heartbeat none supervises a program that never beats (restarts, backoff, --every;\n" +
+			"no hang verdict); --heartbeat proctab judges it by its own record in the System V\n" +
+			"process table of the original framework (--proctab-key) instead of the object.\n" +
 			"SIGHUP restarts the program; SIGINT/SIGTERM stop it, remove the object and exit 0.\n\n" +
 			"Exit codes: 0 stopped, or the program finished and is not restarted; 1 error, or the\n" +
 			"program failed and is not restarted; 2 bad usage; 3 the program hung, was killed and\n" +
@@ -39,6 +45,9 @@ func runCommand() *cli.Command {
 		OnUsageError: usageError,
 		Before:       checkUsage(true, "name"),
 		Flags: append(monitorFlags(),
+			&cli.StringFlag{Name: "heartbeat", Value: source.Default, Usage: "`KIND` of heartbeat: " + strings.Join(source.Kinds(), ", ")},
+			&cli.StringFlag{Name: "proctab-key", Value: "0x5095", Usage: "with --heartbeat proctab: System V `KEY` of the table (its semaphore's too)"},
+			&cli.IntFlag{Name: "proctab-slots", Value: proctab.DefaultSlots, Usage: "with --heartbeat proctab: records in the table"},
 			&cli.StringFlag{Name: "restart", Value: "always", Usage: "restart `POLICY`: always, on-failure or never"},
 			&cli.DurationFlag{Name: "every", Usage: "run as a periodic job: start again this long after each run ends"},
 			&cli.DurationFlag{Name: "backoff", Value: supervise.DefaultBackoff, Usage: "wait before the second restart in a row; doubles after"},
@@ -67,8 +76,24 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return invalid(c, "", err)
 	}
+	var table *proctab.Options
+	switch {
+	case c.String("heartbeat") == "proctab":
+		key, err := proctab.ParseKey(c.String("proctab-key"))
+		if err != nil {
+			return invalid(c, "--proctab-key", err)
+		}
+		if err := proctab.ValidateSlots(c.Int("proctab-slots")); err != nil {
+			return invalid(c, "--proctab-slots", err)
+		}
+		table = &proctab.Options{Key: key, SemKey: key, Slots: c.Int("proctab-slots")}
+	case c.IsSet("proctab-key") || c.IsSet("proctab-slots"):
+		return usagef(c, "--proctab-key and --proctab-slots apply to --heartbeat proctab: want it with them")
+	}
 	opts := supervise.Options{
 		Command:      c.Args().Slice(),
+		Heartbeat:    c.String("heartbeat"),
+		Proctab:      table,
 		Monitor:      m.opts,
 		Signal:       m.signal,
 		KillAfter:    m.killAfter,
