@@ -169,7 +169,8 @@ func (f *Fleet) stopMember(m *member) {
 	defer f.bmu.Unlock()
 	if e := f.entries[m.w.Name]; e != nil && e.cur == m {
 		if mw := m.worker(); mw != nil {
-			e.last = mw.Books()
+			b := mw.Books()
+			e.last = &b
 		}
 		e.cur = nil
 	}
@@ -179,9 +180,8 @@ func (f *Fleet) stopMember(m *member) {
 func (f *Fleet) start(w *config.Worker) error {
 	m := &member{w: w, done: make(chan struct{})}
 	log := f.log
-	books := f.carry(w.Name)
 	if !w.Supervised() {
-		x := &watched{f: f, w: w, log: log, done: m.done, books: books}
+		x := &watched{f: f, w: w, log: log, done: m.done}
 		m.cancel, m.worker = x.stop, x.worker
 		f.track(w.Name, m)
 		x.start()
@@ -191,7 +191,7 @@ func (f *Fleet) start(w *config.Worker) error {
 	opts := w.SupervisorOptions()
 	opts.Monitor = f.observe(w.Name, opts.Monitor)
 	opts.Adopt, opts.Logger = true, log
-	opts.TCP, opts.Proctab, opts.Books = f.tcp, f.proctabOptions(), books
+	opts.TCP, opts.Proctab, opts.Books = f.tcp, f.proctabOptions(), f.carry(w.Name)
 	s, err := supervise.New(w.Name, opts)
 	if err != nil {
 		return err

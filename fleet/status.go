@@ -21,7 +21,7 @@ const LateFloor = time.Second
 type entry struct {
 	w    *config.Worker // the current configuration: hooks are read from it
 	cur  *member        // nil when nothing runs it
-	last monitor.Books
+	last *monitor.Books // nil until a member of it stopped: kept small while it runs
 }
 
 // books returns the books of e's worker: its monitor worker's, or the last ones it left.
@@ -31,7 +31,10 @@ func (e *entry) books() monitor.Books {
 			return mw.Books()
 		}
 	}
-	return e.last
+	if e.last != nil {
+		return *e.last
+	}
+	return monitor.Books{}
 }
 
 // WorkerStatus is one worker as [Fleet.Status] reports it: its status record as read from

@@ -26,7 +26,6 @@ type watched struct {
 	w     *config.Worker
 	log   *slog.Logger
 	done  chan struct{} // closed once stopped: no watch, no timer left
-	books monitor.Books // the counts the next watch goes on from; used by one attempt at a time
 	srcs  []source.Source
 
 	cur atomic.Pointer[monitor.Worker] // the worker of the current (or last) watch
@@ -126,7 +125,7 @@ func (x *watched) attempt() {
 		KillAfter: x.w.KillAfter,
 		Adopt:     true,
 		Logger:    x.log,
-		Books:     x.books,
+		Books:     x.f.carry(x.w.Name), // the last watch's, or the last member's
 	}
 	// mu is held across Start: the watch's end, which may come at once, waits in ended.
 	x.mu.Lock()
@@ -147,9 +146,6 @@ func (x *watched) attempt() {
 // ended takes the end of a watch: it stops, waits for stop (a fixed pid is gone), or
 // follows the pidfile.
 func (x *watched) ended(p *proc.Process, out monitor.Outcome, err error) {
-	if mw := x.cur.Load(); mw != nil {
-		x.books = mw.Books()
-	}
 	p.Close()
 	if err != nil {
 		x.log.Error("watching", "worker", x.w.Name, "err", err)

@@ -117,7 +117,8 @@ func (w *Watch) Start(done func(Outcome, error)) (stop func(), err error) {
 	log.Info("watching", "worker", w.Name, "pid", opts.WatchedPid, "size", mw.h.seg.Size(),
 		"interval", opts.Interval, "stalls", opts.Stalls, "grace", opts.Grace)
 	mw.Start(opts.WatchedPid, StartWatch, "", time.Now())
-	r := &watchRun{w: w, mw: mw, done: done}
+	r := &watchRun{p: w.Process, term: proc.TerminateOptions{Signal: w.Signal, KillAfter: w.KillAfter}, keep: w.Keep,
+		mw: mw, done: done}
 	r.mu.Lock() // finish waits for the fields below
 	defer r.mu.Unlock()
 	r.checks = pace(opts.Interval, r.check, opts.OnCheck)
@@ -127,9 +128,12 @@ func (w *Watch) Start(done func(Outcome, error)) (stop func(), err error) {
 	return r.stop, nil
 }
 
-// A watchRun is one started [Watch]: its worker, checked on the pacer, and what ends it.
+// A watchRun is one started [Watch]: its worker, checked on the pacer, and what ends it. It
+// copies what it needs of the Watch rather than hold it: a fleet keeps thousands of runs.
 type watchRun struct {
-	w    *Watch
+	p    *proc.Process // nil: nothing to kill
+	term proc.TerminateOptions
+	keep bool
 	mw   *Worker
 	done func(Outcome, error)
 
@@ -157,7 +161,7 @@ func (r *watchRun) check(now time.Time) bool {
 	if r.ended.Load() != 0 {
 		return true
 	}
-	if r.mw.Check(now) != Abnormal || r.w.Process == nil {
+	if r.mw.Check(now) != Abnormal || r.p == nil {
 		return false
 	}
 	r.abnormal = now // read by finish only if this check's end wins
@@ -198,7 +202,7 @@ func (r *watchRun) finish(why endWhy) {
 	if stopExit != nil {
 		stopExit()
 	}
-	w, mw := r.w, r.mw
+	mw := r.mw
 	out, err := Stopped, error(nil)
 	switch why {
 	case endExit:
@@ -212,27 +216,28 @@ func (r *watchRun) finish(why endWhy) {
 			cancel()
 		}
 		r.mu.Unlock()
-		out, err = w.kill(ctx, mw, r.abnormal)
+		out, err = r.kill(ctx)
 		cancel()
 	default:
-		mw.log.Info("stopped", "worker", w.Name)
+		mw.log.Info("stopped", "worker", mw.Name())
 	}
-	if cerr := mw.Close(!w.Keep); cerr != nil {
-		mw.log.Error("closing object", "worker", w.Name, "err", cerr)
+	if cerr := mw.Close(!r.keep); cerr != nil {
+		mw.log.Error("closing object", "worker", mw.Name(), "err", cerr)
 	}
 	r.done(out, err)
 }
 
 // kill runs the escalation on the hung worker and records how it ended.
-func (w *Watch) kill(ctx context.Context, mw *Worker, now time.Time) (Outcome, error) {
-	term, err := mw.Terminate(ctx, w.Process, EndHung, proc.TerminateOptions{Signal: w.Signal, KillAfter: w.KillAfter}, now)
+func (r *watchRun) kill(ctx context.Context) (Outcome, error) {
+	mw := r.mw
+	term, err := mw.Terminate(ctx, r.p, EndHung, r.term, r.abnormal)
 	if !term.Signalled && term.Exited {
 		// It ended by itself between the verdict and the signal.
 		mw.End(Exit{End: EndExit}, time.Now())
 		return Exited, nil
 	}
 	if err != nil {
-		return Stopped, fmt.Errorf("monitor: killing pid %d: %w", w.Process.Pid(), err)
+		return Stopped, fmt.Errorf("monitor: killing pid %d: %w", r.p.Pid(), err)
 	}
 	mw.End(Exit{End: EndHung, Sigkill: term.Killed, Took: term.Took}, time.Now())
 	return Killed, nil
