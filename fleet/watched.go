@@ -22,11 +22,11 @@ import (
 // pid, watching ends with the process. It holds no goroutine: the watch runs on the
 // monitor's pacer, the retries on a timer.
 type watched struct {
-	f     *Fleet
-	w     *config.Worker
-	log   *slog.Logger
-	done  chan struct{} // closed once stopped: no watch, no timer left
-	srcs  []source.Source
+	f    *Fleet
+	w    *config.Worker
+	log  *slog.Logger
+	done chan struct{} // closed once stopped: no watch, no timer left
+	srcs []source.Source
 
 	cur atomic.Pointer[monitor.Worker] // the worker of the current (or last) watch
 
