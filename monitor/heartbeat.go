@@ -54,17 +54,19 @@ func (o Options) Validate() error {
 // for the Heartbeat's life (or until it must be published again). A Heartbeat is not safe
 // for concurrent use, except [Heartbeat.beat].
 type Heartbeat struct {
-	name string
-	opts Options
-	seg  *shmobj.Segment
-	chk  Checker
-	// beatMu guards seg against the owner's changes of it (a re-publish, Close) while beat
-	// uses it on another goroutine; the owner reads seg without it.
-	beatMu sync.RWMutex
-
+	// What every check reads comes first, together: at thousands of objects a check's cost is
+	// the cache lines it touches.
+	seg      *shmobj.Segment
 	dir      *dirWatch   // the watch on shmobj.Dir that raises changed; nil = none
 	changed  atomic.Bool // an event named the object since the last verify
 	verified time.Time   // when Step last verified the object
+	chk      Checker
+
+	// beatMu guards seg against the owner's changes of it (a re-publish, Close) while beat
+	// uses it on another goroutine; the owner reads seg without it.
+	beatMu sync.RWMutex
+	name   string
+	opts   Options
 }
 
 // verifyEvery is how often Step verifies its object even when the directory watch saw no

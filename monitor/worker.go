@@ -135,11 +135,13 @@ func (b Books) Checking() bool { return b.Phase == Running || b.Phase == Stoppin
 // watches it, and are not safe for concurrent use, except [Worker.Beat], [Worker.Pid],
 // [Worker.Books] and [Worker.Name], which any goroutine may call.
 type Worker struct {
-	h          Heartbeat
-	log        *slog.Logger
-	supervised bool // a supervised program (its lines and events), not a watched process
+	// The fields every check reads come first, next to the Heartbeat's own (see Heartbeat):
+	// at thousands of workers a check costs what it touches in memory.
 	judged     bool // false: no hang verdict (heartbeat "none"): never checked
 	prev       shmobj.State
+	supervised bool // a supervised program (its lines and events), not a watched process
+	h          Heartbeat
+	log        *slog.Logger
 
 	mu    sync.Mutex // guards books
 	books Books

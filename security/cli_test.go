@@ -20,12 +20,14 @@ func TestWatchPidNotPermitted(t *testing.T) {
 	v := badactor.StartVictim(t)
 	name := testkit.Name(t, "ba-cli")
 	t.Cleanup(func() { shmobj.Remove(name) })
-	began := time.Now()
+	// Refused at once means before watching: exit 2 with the reason, and no object published
+	// (a watch that started would publish it, and fail only at the kill, with exit 1). No
+	// clock is read: on a loaded machine a start alone can take seconds.
 	cmd := u.Command(testkit.Shmmon(t), "watch", "--name", name, "--pid", strconv.Itoa(v.Pid()), "--interval", "100ms")
 	p := testkit.Start(t, "shmmon watch as "+u.Name, cmd)
 	st := p.Wait(t, 5*time.Second)
-	if st.ExitCode() != 2 || time.Since(began) > 2*time.Second {
-		t.Errorf("watch --pid of a root process, as %s: %v after %v; want exit 2 at once", u, st, time.Since(began).Round(time.Millisecond))
+	if st.ExitCode() != 2 {
+		t.Errorf("watch --pid of a root process, as %s: %v; want exit 2 at once", u, st)
 	}
 	if msg := p.Stderr.String(); !strings.Contains(msg, "may not signal") || strings.Count(msg, "\n") != 1 {
 		t.Errorf("want one line saying the user may not signal it, got %q", msg)

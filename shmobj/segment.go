@@ -22,6 +22,10 @@ type Segment struct {
 	pid    *atomic.Int64  // worker half, offset 8; nil when the half is too small
 	rec    *record        // monitor half; nil when it is smaller than RecordLen
 	closed atomic.Bool
+	// last is what this segment last stored of the fields every check may change, so that a
+	// check stores (and touches the record's memory for) only what changed: at thousands of
+	// objects a check costs the cache lines it touches. Only the record's owner writes them.
+	last Status
 }
 
 func newSegment(name string, mem []byte, id FileID) *Segment {
@@ -36,6 +40,9 @@ func newSegment(name string, mem []byte, id FileID) *Segment {
 	// unaligned half gets no record rather than misaligned atomics.
 	if half >= RecordLen && half%8 == 0 {
 		s.rec = (*record)(unsafe.Pointer(&mem[half]))
+		r := s.rec
+		s.last = Status{LastSeq: r.lastSeq.Load(), LastProgress: r.lastProgress.Load(), LastCheck: r.lastCheck.Load(),
+			Stalls: r.stalls.Load(), State: State(r.state.Load())}
 	}
 	return s
 }
@@ -144,7 +151,7 @@ func (s *Segment) StoreStatus(st Status) (err error) {
 		return nil
 	}
 	defer Unguard(Guard(), &err)
-	s.rec.store(st)
+	s.RawStoreStatus(st)
 	return nil
 }
 
@@ -155,26 +162,24 @@ func (s *Segment) RawSeq() uint64 { return s.seq.Load() }
 // RawStoreStatus is [Segment.StoreStatus] without a fault guard of its own: call it only
 // between [Guard] and [Unguard].
 func (s *Segment) RawStoreStatus(st Status) {
-	if s.rec != nil {
-		s.rec.store(st)
+	if s.rec == nil {
+		return
 	}
-}
-
-// store writes st, skipping the fields that did not change.
-func (r *record) store(st Status) {
-	if r.lastSeq.Load() != st.LastSeq {
+	r, last := s.rec, &s.last
+	if last.LastSeq != st.LastSeq {
 		r.lastSeq.Store(st.LastSeq)
 	}
-	if r.lastProgress.Load() != st.LastProgress {
+	if last.LastProgress != st.LastProgress {
 		r.lastProgress.Store(st.LastProgress)
 	}
 	r.lastCheck.Store(st.LastCheck)
-	if r.stalls.Load() != st.Stalls {
+	if last.Stalls != st.Stalls {
 		r.stalls.Store(st.Stalls)
 	}
-	if r.state.Load() != uint32(st.State) {
+	if last.State != st.State {
 		r.state.Store(uint32(st.State))
 	}
+	*last = st
 }
 
 // SetState stores the worker's state in the status record.
@@ -184,6 +189,7 @@ func (s *Segment) SetState(st State) (err error) {
 	}
 	defer Unguard(Guard(), &err)
 	s.rec.state.Store(uint32(st))
+	s.last.State = st
 	return nil
 }
 
