@@ -15,6 +15,7 @@
 //     every --period ms (through the one-call form, or the named object of --name), K threads
 //     of M beats (--threads, --beats), a burst between two marks for a system-call trace
 //     (--burst), or print the byte layout (--layout).
+//   - c_bench and py_bench.py: the C and Python clients' figures of BENCHMARKS.md.
 //   - tcpwd_client (C, plain POSIX sockets): a client of the original framework's TCP socket watchdog
 //     (package tcpwd) that registers, feeds, forwards and prints what is forwarded to it;
 //     SIGUSR1 makes it stop feeding while it stays connected.
