@@ -1,8 +1,9 @@
 # shmmon: build, test, lint, bench, demo and the C++ compatibility peers.
 #
 #   make deps     install what is missing (apt, as root): g++, gcc, libboost-dev, libsystemd-dev,
-#                 prometheus (for promtool); and staticcheck
-#   make compat   build the C/C++ peers (Boost.Interprocess, proctab, tcpwd, sd_notify) in compat/bin/
+#                 prometheus (for promtool), python3 and python3-venv, strace; and staticcheck
+#   make compat   build the C/C++ peers (Boost.Interprocess, proctab, tcpwd, sd_notify, the C
+#                 client's worker and bench) in compat/bin/
 #   make build    build bin/shmmon
 #   make test     run all Go tests (with -race) against the C++ peers
 #   make lint     go vet, staticcheck, gofmt
@@ -20,11 +21,12 @@ CXX      ?= g++
 CXXFLAGS ?= -O2 -std=c++17 -Wall -Wextra
 CFLAGS   ?= -O2 -std=c11 -Wall -Wextra
 LDLIBS   ?= -lrt -pthread
+PYTHON   ?= python3
 
 BOOST_HEADER   := /usr/include/boost/interprocess/shared_memory_object.hpp
 SYSTEMD_HEADER := /usr/include/systemd/sd-daemon.h
 COMPAT_BINS    := compat/bin/boost_worker compat/bin/boost_checker compat/bin/boost_bench compat/bin/proctab_client \
-	compat/bin/tcpwd_client compat/bin/sdnotify_client
+	compat/bin/tcpwd_client compat/bin/sdnotify_client compat/bin/c_worker compat/bin/c_bench
 
 # Where `go install` puts staticcheck: $GOBIN if set, else the first GOPATH entry's bin/.
 GO_BIN_DIR   = $(shell d="$$($(GO) env GOBIN)"; [ -n "$$d" ] || d="$$($(GO) env GOPATH | cut -d: -f1)/bin"; echo "$$d")
@@ -43,6 +45,11 @@ deps:
 	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	command -v strace >/dev/null 2>&1 || missing="$$missing strace"; \
+	py=""; for p in $(PYTHON) /usr/bin/python3; do \
+		$$p -c 'import mmap, threading, venv, ensurepip; ensurepip.version()' >/dev/null 2>&1 && { py=$$p; break; }; \
+	done; \
+	[ -n "$$py" ] || missing="$$missing python3 python3-venv"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then \
 			echo "missing$$missing: run 'sudo apt-get install$$missing' (or 'sudo make deps')" >&2; \
@@ -66,6 +73,10 @@ compat/bin/%: compat/cpp/%.cpp | deps compat/bin
 
 compat/bin/%: compat/cpp/%.c | deps compat/bin
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+# The C client's programs use clients/c/shmmon.h (and threads of their own).
+compat/bin/c_worker compat/bin/c_bench: compat/bin/%: compat/cpp/%.c clients/c/shmmon.h | deps compat/bin
+	$(CC) $(CFLAGS) -Iclients/c -o $@ $< -pthread
 
 # The notify client is C, against Debian's libsystemd-dev.
 compat/bin/sdnotify_client: compat/cpp/sdnotify_client.c | deps compat/bin
@@ -108,6 +119,8 @@ bench: compat
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./shmobj ./monitor ./worker ./supervise ./internal/benchref | tee bench.out || rc=$$?; \
 	$(GO) test -tags faults -run '^$$' -bench ServeLoad -count=1 ./faults | tee -a bench.out || rc=$$?; \
 	compat/bin/boost_bench | tee -a bench.out || exit $$?; \
+	compat/bin/c_bench | tee -a bench.out || exit $$?; \
+	PYTHONPATH=clients/python PYTHONDONTWRITEBYTECODE=1 $(PYTHON) compat/python/py_bench.py | tee -a bench.out || exit $$?; \
 	[ $$rc = 0 ] && scripts/benchreport.sh bench.out > BENCHMARKS.md && echo "wrote BENCHMARKS.md"; \
 	exit $$rc
 

@@ -275,6 +275,8 @@ type workerKind struct {
 var workers = []workerKind{
 	{name: "boost_worker", start: startBoostWorker, zeroReads: true},
 	{name: "go_worker", start: func(t *testing.T, name string) *testkit.Process { return startGoWorker(t, name, "open") }},
+	{name: "c_worker", start: cClient.startWorker},
+	{name: "py_worker", start: pyClient.startWorker},
 }
 
 // TestHang runs every pairing of monitor (Go `shmmon watch --pid`, C++ boost_checker) and
@@ -478,12 +480,22 @@ func readSeq(t *testing.T, name string) uint64 {
 	return snap.Seq
 }
 
-// TestCheckerRestartGoWorkerFollows: a C++ checker restarted on the same name removes and
-// re-creates the object; the Go worker follows it to the new one.
-func TestCheckerRestartGoWorkerFollows(t *testing.T) {
+// TestCheckerRestartWorkerFollows: a C++ checker restarted on the same name removes and
+// re-creates the object (another inode, no retired flag); the Go, C and Python workers follow
+// it to the new one.
+func TestCheckerRestartWorkerFollows(t *testing.T) {
+	for _, wk := range workers {
+		if wk.zeroReads {
+			continue // the Boost worker reopens on every beat: nothing to follow
+		}
+		t.Run(wk.name, func(t *testing.T) { checkerRestartFollows(t, wk) })
+	}
+}
+
+func checkerRestartFollows(t *testing.T, wk workerKind) {
 	name := objectName(t)
 	old := startChecker(t, name)
-	w := startGoWorker(t, name, "open")
+	w := wk.start(t, name)
 	testkit.WaitFor(t, startTimeout, "the first checker to see a beat", func() bool { return firstBeat(checks(old)) >= 0 })
 
 	old.Signal(t, syscall.SIGTERM)
@@ -493,30 +505,55 @@ func TestCheckerRestartGoWorkerFollows(t *testing.T) {
 	c := startChecker(t, name)
 	restarted := time.Now()
 	testkit.WaitFor(t, 5*time.Second, "the new checker to see a beat", func() bool { return firstBeat(checks(c)) >= 0 })
-	t.Logf("the Go worker's beats reached the new object %v after the checker restarted", time.Since(restarted).Round(time.Millisecond))
+	t.Logf("the %s's beats reached the new object %v after the checker restarted", wk.name, time.Since(restarted).Round(time.Millisecond))
 	testkit.WaitFor(t, startTimeout, "10 more checks", func() bool { return len(checks(c)) > firstBeat(checks(c))+10 })
 
 	cs := checks(c)
 	for _, ch := range cs {
 		if ch.Result == -2 {
-			t.Errorf("new checker judged the Go worker abnormal: check %d result -2 seq %d", ch.K, ch.Seq)
+			t.Errorf("new checker judged the %s abnormal: check %d result -2 seq %d", wk.name, ch.K, ch.Seq)
 		}
 	}
 	assertHealthyChecks(t, cs[firstBeat(cs):], false)
 	if !w.Running() {
-		t.Error("Go worker exited")
+		t.Errorf("%s exited", wk.name)
 	}
 }
 
-// TestGoWorkerBeforeMonitor: a Go worker (package-level worker.Beat) started before any
-// monitor keeps running without an object, and beats the object once `shmmon watch` publishes
-// it.
-func TestGoWorkerBeforeMonitor(t *testing.T) {
+// TestWorkerBeforeMonitor: a worker beating the object SHMMON_NAME names with its one-call
+// form (Go's package-level worker.Beat, C's shmmon_beat, Python's shmmon.beat) started before
+// any monitor keeps running without an object, and beats the object once `shmmon watch`
+// publishes it.
+func TestWorkerBeforeMonitor(t *testing.T) {
+	kinds := []struct {
+		name  string
+		start func(t *testing.T, name string) *testkit.Process
+	}{
+		{"go_worker", func(t *testing.T, name string) *testkit.Process { return startGoWorker(t, name, "pkg") }},
+		{"c_worker", startOneCall(cClient)},
+		{"py_worker", startOneCall(pyClient)},
+	}
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) { workerBeforeMonitor(t, k.name, k.start) })
+	}
+}
+
+// startOneCall starts the client beating with its one-call form, told the object by
+// SHMMON_NAME, and waits for its "ready".
+func startOneCall(k clientKind) func(t *testing.T, name string) *testkit.Process {
+	return func(t *testing.T, name string) *testkit.Process {
+		p := k.start(t, []string{worker.EnvName + "=" + name}, "--period", strconv.Itoa(int(beatPeriod/time.Millisecond)))
+		testkit.WaitLine(t, &p.Stdout, startTimeout, "ready")
+		return p
+	}
+}
+
+func workerBeforeMonitor(t *testing.T, kind string, startWorker func(t *testing.T, name string) *testkit.Process) {
 	name := objectName(t)
-	w := startGoWorker(t, name, "pkg")
+	w := startWorker(t, name)
 	time.Sleep(1500 * time.Millisecond)
 	if !w.Running() {
-		t.Fatal("Go worker without an object exited")
+		t.Fatalf("%s without an object exited", kind)
 	}
 	if _, err := os.Stat(shmobj.Path(name)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stat %s with no monitor: %v; want it not to exist (workers open, never create)", shmobj.Path(name), err)

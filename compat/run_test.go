@@ -13,8 +13,9 @@ import (
 	"github.com/shmmon/shmmon/shmobj"
 )
 
-// TestRun runs the C++ Boost worker and the Go worker (package-level worker.Beat, told its
-// object by SHMMON_NAME) under `shmmon run`: a hung worker (SIGSTOP) is killed and restarted
+// TestRun runs the C++ Boost worker, the Go worker (package-level worker.Beat, told its
+// object by SHMMON_NAME) and the C and Python clients (shmmon_beat, shmmon.beat) under
+// `shmmon run`: a hung worker (SIGSTOP) is killed and restarted
 // and beats again; a crashed one (SIGKILL) is restarted; SIGTERM stops everything.
 func TestRun(t *testing.T) {
 	kinds := []struct {
@@ -31,6 +32,9 @@ func TestRun(t *testing.T) {
 			}
 			return []string{exe}, []string{envWorker + "=pkg", envPeriod + "=" + strconv.Itoa(int(beatPeriod/time.Millisecond))}
 		}},
+		// The clients' one-call forms, told the object by SHMMON_NAME.
+		{"c_worker", func(t *testing.T, name string) ([]string, []string) { return cClient.command(t) }},
+		{"py_worker", func(t *testing.T, name string) ([]string, []string) { return pyClient.command(t) }},
 	}
 	for _, k := range kinds {
 		t.Run(k.name, func(t *testing.T) {
