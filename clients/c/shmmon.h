@@ -16,7 +16,7 @@
  * -D_POSIX_C_SOURCE=200809L, as for any POSIX program. With C11 atomics (<stdatomic.h>) the
  * header uses them; otherwise (C99, C++) the GCC/Clang __atomic builtins.
  *
- * The contract is the Go worker's (package worker, SPEC sections 2 and 5):
+ * The contract is the Go worker's (package worker):
  *
  *   - shmmon_open opens the existing object NAME as Boost does (shm_open("/NAME", O_RDWR):
  *     /dev/shm/NAME on Linux), maps it once, clears the worker half and writes this process's

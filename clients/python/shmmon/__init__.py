@@ -12,7 +12,7 @@ or, naming the object::
             do_work()
             w.beat()
 
-The contract is the Go worker's (package worker, SPEC sections 2 and 5):
+The contract is the Go worker's (package worker):
 
 - Opening a Worker opens the existing object NAME, ``/dev/shm/NAME`` (what Boost's
   ``shm_open("/NAME")`` opens on Linux), maps it once, clears the worker half and writes this
