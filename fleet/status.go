@@ -44,15 +44,10 @@ type WorkerStatus struct {
 	Snapshot shmobj.Snapshot // its object, read now; the zero Snapshot when Err is set
 	Err      error           // the object could not be read (not published yet, or gone)
 
-	// Counts of what happened to the worker since this fleet started it (its monitor worker's
-	// books, monitor.Books); a restart for a configuration change keeps them.
-	Starts   uint64 // the program was started or adopted (restarts included)
-	Restarts uint64 // the program was started again
-	Kills    uint64 // the worker was killed as hung
-	// LastExit says how the last run ended ("exit 0", "exit 1", "signal killed", "exited"
-	// for a watched process whose status is not known); "" before the first end.
-	LastExit   string
-	LastExitAt time.Time
+	// Books are what happened to the worker since this fleet started it: its monitor
+	// worker's books (a restart for a configuration change keeps the counts). LastExit is
+	// "exited" for a watched process whose status is not known.
+	monitor.Books
 
 	// Checking is true while the worker's loop checks its heartbeat: a supervised program
 	// is running, or a watched process is watched. It is false while the loop legitimately
@@ -84,8 +79,7 @@ func (f *Fleet) Status() []WorkerStatus {
 		if b.Abnormal || b.Phase == monitor.Stopping {
 			allow += e.w.KillAfter + proc.KillWait
 		}
-		out = append(out, WorkerStatus{Worker: *e.w, Starts: b.Starts, Restarts: b.Restarts, Kills: b.Kills,
-			LastExit: b.LastExit, LastExitAt: b.LastExitAt, Checking: b.Checking() && judged(e.w), LastCheck: b.Since,
+		out = append(out, WorkerStatus{Worker: *e.w, Books: b, Checking: b.Checking() && judged(e.w), LastCheck: b.Since,
 			Deadline: b.Since.Add(allow)})
 	}
 	f.bmu.Unlock()

@@ -25,6 +25,7 @@ import (
 	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/fleet"
 	"github.com/shmmon/shmmon/internal/testkit"
+	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/worker"
@@ -238,7 +239,7 @@ func (f fakeSource) ProctabHealth() fleet.ProctabHealth        { return f.pt }
 func TestSeries(t *testing.T) {
 	now := time.Now()
 	src := fakeSource{
-		ws: []fleet.WorkerStatus{{Worker: config.Worker{Name: "gone"}, Err: errors.New("shmobj: no such object"), Kills: 2}},
+		ws: []fleet.WorkerStatus{{Worker: config.Worker{Name: "gone"}, Err: errors.New("shmobj: no such object"), Books: monitor.Books{Kills: 2}}},
 		recs: []proctab.Record{
 			{Slot: 1, Pid: os.Getpid(), Name: "svc", Timeout: time.Minute, Atime: now.Add(-time.Second)},
 			{Slot: 4, Pid: os.Getpid(), Name: "svc", Timeout: time.Second, Atime: now.Add(-time.Minute)},

@@ -14,6 +14,7 @@ const (
 	EventStart    EventKind = "start"    // a supervised worker was started (or adopted)
 	EventRestart  EventKind = "restart"  // a supervised worker was started again
 	EventGiveUp   EventKind = "give-up"  // a supervised worker failed too often: no more restarts
+	EventReady    EventKind = "ready"    // the run is ready (see Books.Ready): once a run
 )
 
 // Event is one thing that happened to a worker, as reported to [Options.OnEvent].

@@ -107,6 +107,10 @@ type Books struct {
 	LastExitAt time.Time
 	Since      time.Time // when the current run began (valid while Checking)
 	Abnormal   bool      // the worker was judged hung: a kill may take kill_after and more
+	// Ready is true once the current run is ready, until it ends: its program said READY=1
+	// (notify), its heartbeat advanced for the first time (a first beat, a first record
+	// update), or — a worker without a hang verdict (heartbeat "none") — it was started.
+	Ready bool
 }
 
 // Checking reports whether the worker's loop checks its heartbeat now: a run is under way
@@ -260,7 +264,7 @@ func (w *Worker) Start(pid int64, how Start, command string, now time.Time) {
 	}
 	w.prev = h.chk.State()
 	w.announce(Running, func(b *Books) {
-		b.Pid, b.Since, b.Abnormal = pid, now, false
+		b.Pid, b.Since, b.Abnormal, b.Ready = pid, now, false, false
 		if w.supervised {
 			b.Starts++
 			if restart {
@@ -281,6 +285,21 @@ func (w *Worker) Start(pid int64, how Start, command string, now time.Time) {
 	} else {
 		w.emit(EventStart, now, "")
 	}
+	if !w.judged {
+		w.ready(now)
+	}
+}
+
+// ready marks the current run ready (see [Books.Ready]) and emits [EventReady], once a run.
+func (w *Worker) ready(now time.Time) {
+	w.mu.Lock()
+	was := w.books.Ready
+	w.books.Ready = w.books.Checking()
+	is := w.books.Ready
+	w.mu.Unlock()
+	if !was && is {
+		w.emit(EventReady, now, "")
+	}
 }
 
 // Check is one check of the worker at now (see [Heartbeat.Check] and the package doc): it
@@ -295,6 +314,8 @@ func (w *Worker) Check(now time.Time) Result {
 	if st := w.h.chk.State(); st != w.prev {
 		w.logState(w.prev, r, now)
 		switch st {
+		case shmobj.StateOK:
+			w.ready(now) // once a run: the first progress
 		case shmobj.StateStalled:
 			w.emit(EventStall, now, "")
 		case shmobj.StateAbnormal:
@@ -424,7 +445,7 @@ func (w *Worker) End(x Exit, now time.Time) {
 		kind = ""
 	}
 	w.announce(Down, func(b *Books) {
-		b.Abnormal = false
+		b.Abnormal, b.Ready = false, false
 		if killed {
 			b.Kills++
 		}
@@ -464,8 +485,12 @@ func (w *Worker) Idle() { w.announce(Idle, func(b *Books) { b.Pid = 0 }) }
 // kind. Any goroutine may call it; after Close it does nothing.
 func (w *Worker) Beat(kind shmobj.Kind) { w.h.beat(kind) }
 
-// Ready ends the startup grace at now (READY=1; see [Checker.Ready]).
-func (w *Worker) Ready(now time.Time) { w.h.chk.Ready(now) }
+// Ready ends the startup grace at now and makes the run ready (READY=1; see [Checker.Ready]
+// and [Books.Ready]).
+func (w *Worker) Ready(now time.Time) {
+	w.h.chk.Ready(now)
+	w.ready(now)
+}
 
 // Extend makes the current wait last at least until now+d (see [Checker.Extend]).
 func (w *Worker) Extend(now time.Time, d time.Duration) bool { return w.h.chk.Extend(now, d) }

@@ -69,6 +69,7 @@ type Serving struct {
 	LastExitAt *time.Time `json:"last_exit_time"` // null before the first end
 	Checking   bool       `json:"checking"`       // its loop checks the heartbeat now
 	Late       bool       `json:"late"`           // checking, but past its deadline (see /healthz)
+	Ready      bool       `json:"ready"`          // its run is ready (READY=1, a first beat; see /readyz)
 }
 
 // Proctab is one record of a System V process table.
@@ -124,7 +125,7 @@ func Served(ws fleet.WorkerStatus, now time.Time) Worker {
 	v := Object(ws.Worker.Name, ws.Snapshot, ws.Err, now)
 	v.Kills, v.Restarts = ws.Kills, ws.Restarts
 	v.Serving = &Serving{Supervised: ws.Worker.Supervised(), Command: ws.Worker.Command, Starts: ws.Starts,
-		LastExit: ws.LastExit, Checking: ws.Checking, Late: ws.Late(now)}
+		LastExit: ws.LastExit, Checking: ws.Checking, Late: ws.Late(now), Ready: ws.Ready}
 	if !ws.LastExitAt.IsZero() {
 		at := ws.LastExitAt
 		v.LastExitAt = &at

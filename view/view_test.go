@@ -9,6 +9,7 @@ import (
 
 	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/fleet"
+	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
 )
@@ -87,11 +88,12 @@ func TestObject(t *testing.T) {
 func TestServed(t *testing.T) {
 	now := time.Now()
 	ws := fleet.WorkerStatus{Worker: config.Worker{Name: "w", Command: []string{"prog"}}, Snapshot: snapshot(now),
-		Starts: 5, Restarts: 4, Kills: 1, LastExit: "exit 1", LastExitAt: now, Checking: true, Deadline: now.Add(time.Hour)}
+		Books:    monitor.Books{Starts: 5, Restarts: 4, Kills: 1, LastExit: "exit 1", LastExitAt: now, Ready: true},
+		Checking: true, Deadline: now.Add(time.Hour)}
 	v := Served(ws, now)
 	checkFields(t, "the view of a worker of serve's", v, statusFields, lsFields)
 	if v.Kills != 1 || v.Restarts != 4 || v.RecKills != 2 || v.RecRestarts != 3 || !v.Supervised || v.Starts != 5 ||
-		v.LastExitAt == nil || v.Late || !v.Checking {
+		v.LastExitAt == nil || v.Late || !v.Checking || !v.Ready {
 		t.Errorf("view %+v, serving %+v", v, *v.Serving)
 	}
 }
