@@ -110,6 +110,14 @@ func (p *Process) Running() bool {
 // Done is closed once the process has exited and been reaped.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
+// Kill sends SIGKILL to the process (and SIGCONT, should it be stopped) and waits until it
+// has been reaped.
+func (p *Process) Kill() {
+	p.Cmd.Process.Signal(syscall.SIGKILL)
+	p.Cmd.Process.Signal(syscall.SIGCONT)
+	<-p.done
+}
+
 // Signal sends sig to the process, failing the test when it cannot.
 func (p *Process) Signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
