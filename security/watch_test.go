@@ -2,6 +2,7 @@ package security
 
 import (
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +12,9 @@ import (
 	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/shmobj"
 )
+
+// The attacks on `shmmon watch` that no scenario of package badactor makes: a watch by another
+// user on a root process, and an object whose record names a live root shmmon as its monitor.
 
 // TestWatchPidNotPermitted: `shmmon watch --pid` of a process the caller may not signal (a root
 // process, for another user) is refused at once with a usage error, rather than accepted and
@@ -35,5 +39,44 @@ func TestWatchPidNotPermitted(t *testing.T) {
 	}
 	if _, err := os.Stat(shmobj.Path(name)); err == nil {
 		t.Errorf("%s was published by a refused watch", shmobj.Path(name))
+	}
+}
+
+// TestForgedMonitorPid is path 8 (objects): an object whose record names a live root shmmon
+// as its monitor, when that shmmon does not map it, is stale: a new monitor takes it over
+// instead of refusing it as watched.
+func TestForgedMonitorPid(t *testing.T) {
+	u := testkit.NewUser(t)
+	bin := testkit.Shmmon(t)
+	watched := testkit.Name(t, "sec-watched")
+	forged := testkit.Name(t, "sec-forged")
+	for _, n := range []string{watched, forged} {
+		t.Cleanup(func() { shmobj.Remove(n) })
+	}
+	first := testkit.Start(t, "shmmon watch", exec.Command(bin, "watch", "--name", watched))
+	testkit.WaitLine(t, &first.Stderr, 10*time.Second, "msg=watching")
+
+	if out, err := badactor.As(t, u, "obj-monitor", forged, strconv.Itoa(first.Pid())).CombinedOutput(); err != nil {
+		t.Fatalf("forging %s as %s: %v\n%s", forged, u, err, out)
+	}
+	second := testkit.Start(t, "second shmmon watch", exec.Command(bin, "watch", "--name", forged))
+	testkit.WaitFor(t, 10*time.Second, "the second watch to start or end", func() bool {
+		return !second.Running() || len(testkit.LinesWith(second.Stderr.Lines(), "msg=watching")) > 0
+	})
+	if !second.Running() {
+		t.Fatalf("shmmon watch --name %s ended (%v: %q); want it to take over the object whose record names pid %d, "+
+			"which does not map it", forged, second.Cmd.ProcessState, strings.TrimSpace(second.Stderr.String()), first.Pid())
+	}
+	snap, err := shmobj.Read(forged)
+	if err != nil || snap.Record.MonitorPid != int64(second.Pid()) {
+		t.Errorf("object %s: %+v, %v; want it published by the second watch (pid %d)", forged, snap.Record, err, second.Pid())
+	}
+	for _, p := range []*testkit.Process{second, first} {
+		if !badactor.StopPromptly(t, p) {
+			t.Errorf("%s did not end within %v of SIGTERM", p.Label, badactor.HangBound)
+		}
+	}
+	if strings.Contains(first.Stderr.String(), "re-published") {
+		t.Errorf("the first watch was disturbed:\n%s", first.Stderr.String())
 	}
 }
