@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/badactor"
 	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
@@ -102,23 +103,25 @@ func TestMonitorStopped(t *testing.T) {
 	}
 }
 
-// impostorAt starts an impostor (a process that records the signals it gets) with the pid of
-// the exited and reaped process pid, by setting the kernel's last allocated pid just below it.
-// Other processes on the machine may take the pid first: it tries again, up to 50 times, and
-// fails the test when it cannot.
+// impostorAt starts an impostor (a process that only happens to hold a pid a monitor once
+// watched: a victim of package badactor, which records the signals it gets in sigFile) with
+// the pid of the exited and reaped process pid, by setting the kernel's last allocated pid
+// just below it. Other processes on the machine may take the pid first: it tries again, up to
+// 50 times, and fails the test when it cannot.
 func (c *tcase) impostorAt(pid int, sigFile string) *testkit.Process {
 	c.t.Helper()
 	for range 50 {
+		cmd := badactor.Self(c.t, "victim", sigFile) // made first: nothing may take the pid meanwhile
+		cmd.Env = append(cmd.Env, envTag+"="+c.tag)
 		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
 			c.t.Fatalf("cannot choose the next pid (root needed): %v", err)
 		}
-		p := c.start("impostor", []string{envMode + "=impostor", envFile + "=" + sigFile}, exe(c.t))
+		p := testkit.Start(c.t, "impostor", cmd)
 		if p.Pid() == pid {
-			testkit.WaitFor(c.t, startTimeout, "the impostor to start", func() bool { return strings.Contains(p.Stdout.String(), "ready") })
+			testkit.WaitLine(c.t, &p.Stdout, startTimeout, "ready")
 			return p
 		}
-		p.Cmd.Process.Kill()
-		<-p.Done()
+		p.Kill()
 	}
 	c.t.Fatalf("could not start a process with pid %d", pid)
 	return nil

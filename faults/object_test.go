@@ -4,7 +4,6 @@ package faults
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -51,44 +50,6 @@ func (c *tcase) startServe(path string, env ...string) *testkit.Process {
 	return c.start("shmmon serve", workerEnv(env...), testkit.Shmmon(c.t), "serve", "--config", path)
 }
 
-// publicExe returns a copy of the test binary that any user can run, for workers started as
-// another user (the build cache that holds the test binary is root's alone).
-func publicExe(t testing.TB) string {
-	t.Helper()
-	dir := filepath.Join(filepath.Dir(testkit.Shmmon(t)), "public")
-	path := filepath.Join(dir, "faults.test")
-	if _, err := os.Stat(path); err == nil {
-		return path
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	src, err := os.Open(exe(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(path+".tmp", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // TestObjectFaults damages the object of a beating worker under `shmmon serve`: the monitor
 // survives, reports the fault, re-publishes the object, and the worker (running as the user
 // nobody, so permissions matter) follows it without being killed.
@@ -130,7 +91,7 @@ func TestObjectFaults(t *testing.T) {
 			c := newCase(t, "object "+f.name+" under serve", "reported, re-published, the worker follows; none killed")
 			name := c.object(0)
 			path := filepath.Join(t.TempDir(), "shmmon.toml")
-			writeConfig(t, path, smallDefaults, []confWorker{{name: name, command: []string{publicExe(t)},
+			writeConfig(t, path, smallDefaults, []confWorker{{name: name, command: []string{testkit.PublicExecutable(t)},
 				extra: "user = \"nobody\"\nmode = \"0666\"\n"}})
 			serve := c.startServe(path)
 			pid := waitBeating(t, name, 0, startTimeout)
