@@ -52,6 +52,20 @@ func Poll(timeout time.Duration, cond func() bool) bool {
 	return true
 }
 
+// Receive waits up to timeout for a value from ch and returns it; it fails the test, naming
+// what it waited for, when none comes.
+func Receive[T any](t testing.TB, ch <-chan T, timeout time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(timeout):
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		var zero T
+		return zero
+	}
+}
+
 // FreeAddr returns a loopback address, 127.0.0.1:PORT, that was free a moment ago.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
