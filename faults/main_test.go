@@ -266,29 +266,6 @@ func workerEnv(extra ...string) []string {
 	return append([]string{envMode + "=beat", envPeriod + "=" + strconv.Itoa(int(beatPeriod/time.Millisecond))}, extra...)
 }
 
-// exe returns the path of the test binary.
-func exe(t testing.TB) string {
-	t.Helper()
-	p, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// waitBeating waits until name is watched by a monitor whose worker is not the process not
-// (0: any), is in state ok and has beaten, and returns the worker's pid.
-func waitBeating(t testing.TB, name string, not int, timeout time.Duration) int {
-	t.Helper()
-	var pid int
-	testkit.WaitFor(t, timeout, name+": a worker beating", func() bool {
-		snap, err := shmobj.Read(name)
-		pid = int(snap.Record.WatchedPid)
-		return err == nil && pid != 0 && pid != not && snap.Seq > 0 && snap.Record.State == shmobj.StateOK
-	})
-	return pid
-}
-
 var (
 	pidAttr    = regexp.MustCompile(`\bpid=(\d+)`)
 	workerAttr = regexp.MustCompile(`\bworker=(\S+)`)

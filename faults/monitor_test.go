@@ -23,15 +23,15 @@ import (
 func (c *tcase) serveFleet(n int) (serve *testkit.Process, path string, pids map[string]int) {
 	c.t.Helper()
 	path = filepath.Join(c.t.TempDir(), "shmmon.toml")
-	var ws []confWorker
+	var ws []testkit.Worker
 	for i := range n {
-		ws = append(ws, confWorker{name: c.object(i), command: []string{exe(c.t)}})
+		ws = append(ws, testkit.Worker{Name: c.object(i), Command: []string{testkit.Executable(c.t)}})
 	}
 	writeConfig(c.t, path, smallDefaults, ws)
 	serve = c.startServe(path)
 	pids = map[string]int{}
 	for _, w := range ws {
-		pids[w.name] = waitBeating(c.t, w.name, 0, startTimeout)
+		pids[w.Name] = testkit.WaitBeating(c.t, startTimeout, w.Name, 0)
 	}
 	return serve, path, pids
 }
@@ -40,7 +40,7 @@ func (c *tcase) serveFleet(n int) (serve *testkit.Process, path string, pids map
 func checkUntouched(t *testing.T, pids map[string]int) (killed int) {
 	t.Helper()
 	for name, pid := range pids {
-		if now := waitBeating(t, name, 0, startTimeout); now != pid || !proc.Alive(pid) {
+		if now := testkit.WaitBeating(t, startTimeout, name, 0); now != pid || !proc.Alive(pid) {
 			t.Errorf("%s: worker pid %d, was %d: a healthy worker was killed", name, now, pid)
 			killed++
 		}
@@ -135,7 +135,7 @@ func TestPidReused(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			c := newCase(t, "watched pid exited and reused ("+mode+")", "the new process is never signalled")
 			name := c.object(0)
-			w := c.start("worker", workerEnv("SHMMON_NAME="+name), exe(t))
+			w := c.start("worker", workerEnv("SHMMON_NAME="+name), testkit.Executable(t))
 			var mon *testkit.Process
 			if mode == "watch --pid" {
 				mon = c.start("shmmon watch", nil, testkit.Shmmon(t), "watch", "--name", name, "--pid", strconv.Itoa(w.Pid()),
@@ -151,7 +151,7 @@ func TestPidReused(t *testing.T) {
 					smallDefaults, name, pidfile)), 0o600)
 				mon = c.startServe(path)
 			}
-			waitBeating(t, name, 0, startTimeout)
+			testkit.WaitBeating(t, startTimeout, name, 0)
 			// Hang the worker until the monitor counts stalls, then let it die there.
 			w.Signal(t, syscall.SIGSTOP)
 			testkit.WaitFor(t, startTimeout, "a stall", func() bool {
