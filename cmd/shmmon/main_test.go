@@ -384,12 +384,7 @@ func TestServeListen(t *testing.T) {
 		t.Errorf("serve on a port in use: exit %d, %q; want %d and one line naming the address", code, stderr, exitError)
 	}
 	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Errorf("serve exit %d after its context ended: %s", code, errOut.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not stop")
+	if code := testkit.Receive(t, done, 10*time.Second, "serve to stop"); code != exitOK {
+		t.Errorf("serve exit %d after its context ended: %s", code, errOut.String())
 	}
 }
