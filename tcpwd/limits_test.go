@@ -25,9 +25,7 @@ func stillOpen(c net.Conn) bool {
 // timeout has passed since the packet began; one that is idle between packets is not.
 func TestPacketTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	name := objectName(t, "pt")
-	seg := publish(t, name)
-	ts := startServer(t, Options{PacketTimeout: timeout}, name)
+	name, seg, ts := served(t, "pt", Options{PacketTimeout: timeout})
 	idle, partial := dial(t, ts), dial(t, ts)
 	b, _ := Packet{Cmd: CmdWatchdog, Wdt: WdtRegister, Source: name}.MarshalBinary()
 	began := time.Now()
