@@ -19,17 +19,6 @@ import (
 	"github.com/shmmon/shmmon/worker"
 )
 
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // open reports whether the server still holds c open: a read times out rather than ending.
 func open(t *testing.T, c net.Conn) bool {
 	t.Helper()
@@ -91,7 +80,7 @@ func TestTCPWatchdog(t *testing.T) {
 	f := New(slog.New(slog.NewTextHandler(&log, nil)))
 	defer f.Stop()
 	name := shortName(t, "tw")
-	first := &config.TCPWatchdog{Listen: freeAddr(t), MaxConnections: 10}
+	first := &config.TCPWatchdog{Listen: testkit.FreeAddr(t), MaxConnections: 10}
 	if err := f.SetTCPWatchdog(first); err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +115,7 @@ func TestTCPWatchdog(t *testing.T) {
 	}
 
 	// A new address, for one client: the old listener goes, a second client is closed.
-	second := &config.TCPWatchdog{Listen: freeAddr(t), MaxConnections: 1}
+	second := &config.TCPWatchdog{Listen: testkit.FreeAddr(t), MaxConnections: 1}
 	if err := f.SetTCPWatchdog(second); err != nil {
 		t.Fatal(err)
 	}
