@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -64,6 +65,27 @@ func Receive[T any](t testing.TB, ch <-chan T, timeout time.Duration, what strin
 		var zero T
 		return zero
 	}
+}
+
+// Every calls f every period, from a goroutine of its own, until stop is called or the test
+// ends; stop (safe to call twice) returns once that goroutine has ended.
+func Every(t testing.TB, period time.Duration, f func()) (stop func()) {
+	quit, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-time.After(period):
+			}
+			f()
+		}
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { close(quit); <-ended }) }
+	t.Cleanup(stop)
+	return stop
 }
 
 // FreeAddr returns a loopback address, 127.0.0.1:PORT, that was free a moment ago.
