@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -167,27 +166,10 @@ func forge(t *testing.T, addr string) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer c.Close()
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			c.Write([]byte("WATCHDOG=1\nSTATUS=forged"))
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	var once sync.Once
-	stop = func() { once.Do(func() { close(done); wg.Wait() }) }
-	t.Cleanup(stop)
-	return stop
+	t.Cleanup(func() { c.Close() }) // after stop: cleanups run last in, first out
+	forged := []byte("WATCHDOG=1\nSTATUS=forged")
+	c.Write(forged)
+	return testkit.Every(t, 10*time.Millisecond, func() { c.Write(forged) })
 }
 
 // TestServeAdoptsNotifyWorker SIGKILLs serve and starts it again: the new serve binds the

@@ -105,29 +105,20 @@ func TestFleet(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var hangs []*hang
-	done := make(chan struct{})
-	var watchers sync.WaitGroup
-	watchers.Go(func() {
-		// Follow the hung workers: when was each killed, and when did it end?
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(20 * time.Millisecond):
+	// Follow the hung workers: when was each killed, and when did it end?
+	follow := testkit.Every(t, 20*time.Millisecond, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, h := range hangs {
+			if h.killed == 0 && (!proc.Alive(h.pid) || sigkilled(h.pid)) {
+				h.killed = time.Since(h.stopped)
 			}
-			mu.Lock()
-			for _, h := range hangs {
-				if h.killed == 0 && (!proc.Alive(h.pid) || sigkilled(h.pid)) {
-					h.killed = time.Since(h.stopped)
-				}
-				if h.gone == 0 && !proc.Alive(h.pid) {
-					h.gone = time.Since(h.stopped)
-				}
+			if h.gone == 0 && !proc.Alive(h.pid) {
+				h.gone = time.Since(h.stopped)
 			}
-			mu.Unlock()
 		}
 	})
-	defer func() { close(done); watchers.Wait() }()
+	defer follow()
 
 	run := time.Now()
 	for i, v := range victims {

@@ -125,7 +125,9 @@ func (ts *testServer) waitLog(t *testing.T, subs ...string) string {
 }
 
 // count returns how many lines the server logged that contain every one of subs.
-func (ts *testServer) count(subs ...string) int { return len(testkit.LinesWith(ts.log.Lines(), subs...)) }
+func (ts *testServer) count(subs ...string) int {
+	return len(testkit.LinesWith(ts.log.Lines(), subs...))
+}
 
 // objectName returns a name for an object of this test: names fit a packet's 9 bytes, so
 // they hold the test process's pid in base 36 and a tag unique among the tests.

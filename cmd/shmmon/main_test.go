@@ -269,20 +269,8 @@ func TestLsWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { seg.Close(); shmobj.Remove(name) })
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() { // a worker beating about 100 times a second
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-				seg.Beat()
-			}
-		}
-	}()
-	defer func() { close(stop); <-done }()
+	stop := testkit.Every(t, 10*time.Millisecond, func() { seg.Beat() }) // a worker beating about 100 times a second
+	defer stop()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
