@@ -71,93 +71,86 @@ func TestMain(m *testing.M) {
 func helper(mode string) int {
 	const helperLife = 5 * time.Minute
 	mode, arg, _ := strings.Cut(mode, " ")
-	block := func(ready string) int {
-		fmt.Println(ready)
-		time.Sleep(helperLife)
-		return 2
-	}
+	// err ends a mode that failed (status 2); ready, when set, is the line a blocking mode
+	// prints before it blocks.
+	var err error
+	ready := ""
 	switch mode {
 	case "sleep":
-		return block("ready")
+		ready = "ready"
 	case "ignore-sigterm":
 		signal.Ignore(syscall.SIGTERM)
-		return block("ready")
+		ready = "ready"
 	case "exit":
-		code, err := strconv.Atoi(arg)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "helper exit:", err)
-			return 2
+		var code int
+		if code, err = strconv.Atoi(arg); err == nil {
+			return code
 		}
-		return code
 	case "crash":
 		debug.SetTraceback("crash")
 		panic("helper crash")
 	case "comm":
-		if err := os.WriteFile("/proc/self/comm", []byte(arg), 0); err != nil {
-			fmt.Fprintln(os.Stderr, "helper comm:", err)
-			return 2
-		}
-		return block("ready")
+		err = os.WriteFile("/proc/self/comm", []byte(arg), 0)
+		ready = "ready"
 	case "fork-sleep":
 		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), helperEnv+"=sleep")
 		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			fmt.Fprintln(os.Stderr, "helper fork-sleep:", err)
-			return 2
+		if err = cmd.Start(); err == nil {
+			ready = strconv.Itoa(cmd.Process.Pid)
 		}
-		return block(strconv.Itoa(cmd.Process.Pid))
 	case "signal-group":
-		pid, err := strconv.Atoi(arg)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "helper signal-group:", err)
-			return 2
+		var pid int
+		if pid, err = strconv.Atoi(arg); err == nil {
+			signalGroup(pid)
+			return 0
 		}
-		p, err := Open(pid)
-		if err == nil {
-			err = p.SignalGroup(0)
-			p.Close()
-		}
-		if errors.Is(err, ErrRefused) {
-			fmt.Println("refused")
-		} else {
-			fmt.Printf("not refused: %v\n", err)
-		}
-		return 0
 	case "shm-attach":
-		id, err := strconv.Atoi(arg)
-		if err == nil {
+		var id int
+		if id, err = strconv.Atoi(arg); err == nil {
 			_, err = unix.SysvShmAttach(id, 0, 0)
 		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "helper shm-attach:", err)
-			return 2
-		}
-		return block("ready")
+		ready = "ready"
 	case "mmap-file":
-		f, err := os.Open(arg)
-		if err == nil {
+		var f *os.File
+		if f, err = os.Open(arg); err == nil {
 			_, err = unix.Mmap(int(f.Fd()), 0, 4096, unix.PROT_READ, unix.MAP_SHARED)
 			f.Close()
 		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "helper mmap-file:", err)
-			return 2
-		}
-		return block("ready")
+		ready = "ready"
 	case "open-emfile":
-		pid, err := strconv.Atoi(arg)
-		if err == nil {
-			err = openEMFILE(pid)
+		var pid int
+		if pid, err = strconv.Atoi(arg); err == nil {
+			if err = openEMFILE(pid); err == nil {
+				return 0
+			}
 		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "helper open-emfile:", err)
-			return 2
-		}
-		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "unknown helper mode %q\n", mode)
+		return 2
 	}
-	fmt.Fprintf(os.Stderr, "unknown helper mode %q\n", mode)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
+		return 2
+	}
+	fmt.Println(ready)
+	time.Sleep(helperLife)
 	return 2
+}
+
+// signalGroup is the helper mode "signal-group": it opens pid and sends signal 0 to its
+// group, and prints "refused" if that was refused with ErrRefused, else what happened.
+func signalGroup(pid int) {
+	p, err := Open(pid)
+	if err == nil {
+		err = p.SignalGroup(0)
+		p.Close()
+	}
+	if errors.Is(err, ErrRefused) {
+		fmt.Println("refused")
+	} else {
+		fmt.Printf("not refused: %v\n", err)
+	}
 }
 
 // openEMFILE is the helper mode "open-emfile".
@@ -813,53 +806,6 @@ func TestSameProgram(t *testing.T) {
 	defer func() { sleep.Process.Kill(); sleep.Wait() }()
 	if SameProgram(sleep.Process.Pid) || SameProgram(-1) {
 		t.Error("SameProgram is true for another program")
-	}
-}
-
-func TestPpidAndInTree(t *testing.T) {
-	leader := startHelper(t, "fork-sleep", &syscall.SysProcAttr{Setpgid: true})
-	grandchild, err := strconv.Atoi(leader.line(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Kill(-leader.pid(), syscall.SIGKILL) })
-	other := startHelper(t, "sleep", nil)
-	other.ready(t)
-
-	if ppid, err := Ppid(leader.pid()); ppid != os.Getpid() || err != nil {
-		t.Errorf("Ppid(child) = %d, %v, want %d", ppid, err, os.Getpid())
-	}
-	if ppid, err := Ppid(grandchild); ppid != leader.pid() || err != nil {
-		t.Errorf("Ppid(grandchild) = %d, %v, want %d", ppid, err, leader.pid())
-	}
-	if _, err := Ppid(gonePid(t)); !errors.Is(err, ErrNotExist) {
-		t.Errorf("Ppid(gone) = %v, want ErrNotExist", err)
-	}
-	for _, tt := range []struct {
-		what string
-		pid  int
-		want bool
-	}{
-		{"the root", leader.pid(), true},
-		{"its child", grandchild, true},
-		{"its parent", os.Getpid(), false},
-		{"init", 1, false},
-		{"another process", other.pid(), false},
-		{"a gone process", gonePid(t), false},
-	} {
-		if got := InTree(tt.pid, leader.pid()); got != tt.want {
-			t.Errorf("InTree(%s %d, root %d) = %v, want %v", tt.what, tt.pid, leader.pid(), got, tt.want)
-		}
-	}
-	// The root dies: its child is reparented (to this test, a subreaper) but stays in the
-	// group, so it is still in the tree.
-	unix.Kill(leader.pid(), syscall.SIGKILL)
-	leader.wait(t)
-	if ppid, _ := Ppid(grandchild); ppid == leader.pid() {
-		t.Fatalf("grandchild %d not reparented", grandchild)
-	}
-	if !InTree(grandchild, leader.pid()) {
-		t.Errorf("a reparented member of the root's group is not in its tree")
 	}
 }
 
