@@ -19,15 +19,6 @@ import (
 	"github.com/shmmon/shmmon/worker"
 )
 
-// open reports whether the server still holds c open: a read times out rather than ending.
-func open(t *testing.T, c net.Conn) bool {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-	_, err := c.Read(make([]byte, 1))
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 // shortName returns a name for the object of a test that fits a TCP watchdog packet (9
 // bytes), removed when the test ends.
 func shortName(t *testing.T, tag string) string {
@@ -102,7 +93,7 @@ func TestTCPWatchdog(t *testing.T) {
 	if err := f.SetTCPWatchdog(&config.TCPWatchdog{Listen: first.Listen, MaxConnections: 10}); err != nil {
 		t.Fatal(err)
 	}
-	if !open(t, c) {
+	if !testkit.StillOpen(c) {
 		t.Fatal("an unchanged [tcp_watchdog] closed the connection")
 	}
 
@@ -131,7 +122,7 @@ func TestTCPWatchdog(t *testing.T) {
 		defer clients[i].Close()
 	}
 	// The server accepts in order: the first client is counted before the second comes.
-	if !open(t, clients[0]) {
+	if !testkit.StillOpen(clients[0]) {
 		t.Error("the first client was closed")
 	}
 	clients[1].SetReadDeadline(time.Now().Add(10 * time.Second))

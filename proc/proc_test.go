@@ -617,13 +617,8 @@ func TestClose(t *testing.T) {
 				t.Errorf("Close #%d = %v", i+1, err)
 			}
 		}
-		select {
-		case exited := <-waited:
-			if exited {
-				t.Error("WaitExit = true, interrupted by Close")
-			}
-		case <-time.After(long):
-			t.Fatal("WaitExit still waiting after Close")
+		if testkit.Receive(t, waited, long, "WaitExit to return after Close") {
+			t.Error("WaitExit = true, interrupted by Close")
 		}
 		if err := p.Signal(syscall.SIGKILL); !errors.Is(err, os.ErrClosed) {
 			t.Errorf("Signal after Close = %v, want os.ErrClosed", err)
@@ -852,11 +847,7 @@ func (c *counter) f() {
 // ran waits up to long for the next run.
 func (c *counter) ran(t *testing.T, what string) {
 	t.Helper()
-	select {
-	case <-c.runs:
-	case <-time.After(long):
-		t.Fatalf("%s: callback did not run", what)
-	}
+	testkit.Receive(t, c.runs, long, what+": the callback to run")
 }
 
 func TestAfterExit(t *testing.T) {
@@ -956,13 +947,8 @@ func TestAfterExit(t *testing.T) {
 		if err := p.Close(); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case exited := <-waited:
-			if exited {
-				t.Error("WaitExit = true, interrupted by Close")
-			}
-		case <-time.After(long):
-			t.Fatal("WaitExit still waiting after Close")
+		if testkit.Receive(t, waited, long, "WaitExit to return after Close") {
+			t.Error("WaitExit = true, interrupted by Close")
 		}
 		checkReleased(t, p)
 		start := time.Now()
@@ -1036,11 +1022,7 @@ func TestManyHandles(t *testing.T) {
 	}
 	all := make(chan struct{})
 	go func() { wg.Wait(); close(all) }()
-	select {
-	case <-all:
-	case <-time.After(long):
-		t.Fatal("not every handle's callback ran after its process exited")
-	}
+	testkit.Receive(t, all, long, "every handle's callback to run after its process exited")
 	for i, p := range ps {
 		if !isClosed(p.exited) {
 			t.Errorf("handle %d on pid %d: exited not closed after its callback ran", i, p.Pid())

@@ -9,6 +9,7 @@
 package testkit
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -86,6 +87,15 @@ func Every(t testing.TB, period time.Duration, f func()) (stop func()) {
 	stop = func() { once.Do(func() { close(quit); <-ended }) }
 	t.Cleanup(stop)
 	return stop
+}
+
+// StillOpen reports whether the peer still holds c open: a read waits 100 ms in vain rather
+// than ending.
+func StillOpen(c net.Conn) bool {
+	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	_, err := c.Read(make([]byte, 1))
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // FreeAddr returns a loopback address, 127.0.0.1:PORT, that was free a moment ago.
