@@ -606,10 +606,7 @@ func TestClose(t *testing.T) {
 	t.Run("running", func(t *testing.T) {
 		c := startHelper(t, "sleep", nil)
 		c.ready(t)
-		p, err := Open(c.pid())
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := open(t, c.pid()) // its Close at the end of the test comes after the ones here: a no-op
 		waited := make(chan bool)
 		go func() { waited <- p.WaitExit(context.Background(), 0) }()
 		for i := range 2 {
@@ -934,10 +931,7 @@ func TestAfterExit(t *testing.T) {
 	t.Run("close before the exit", func(t *testing.T) {
 		c := startHelper(t, "sleep", nil)
 		c.ready(t)
-		p, err := Open(c.pid())
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := open(t, c.pid()) // its Close at the end of the test comes after the ones here: a no-op
 		witness := open(t, c.pid()) // a second handle, to know when the exit was seen
 		dropped, witnessed := newCounter(), newCounter()
 		stop := p.AfterExit(dropped.f)
