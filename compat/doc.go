@@ -14,9 +14,15 @@
 //     (package tcpwd) that registers, feeds, forwards and prints what is forwarded to it;
 //     SIGUSR1 makes it stop feeding while it stays connected.
 //
-// The tests (compat_test.go) run every pairing — Go monitor (`shmmon watch`) or C++ checker,
+// The C++ peers block SIGTERM and SIGINT and collect them only while they wait, through the
+// one header stop_signals.hpp.
+//
+// The tests of compat_test.go run every pairing — Go monitor (`shmmon watch`) or C++ checker,
 // Go worker (the test binary itself) or C++ worker — through a healthy phase and a hang
 // (SIGSTOP), plus restarts of either side and objects truncated or removed under the monitor.
+// The other files run the peers under `shmmon run` and `serve` (serve_test.go), in the
+// process table (proctab_test.go), through the notify protocol (notify_test.go) and the TCP
+// watchdog (tcpwd_test.go), and against serve's HTTP endpoint and hooks (metrics_test.go).
 // They skip with a reason when g++ or the Boost headers are missing, unless CI=true, where
 // the same absence fails them. This package has no Go API.
 package compat

@@ -37,8 +37,9 @@ const envMode = "SHMMON_BADACTOR"
 type mode struct {
 	usage    string // the arguments it wants, for its usage message
 	min, max int    // how many arguments it takes; max < 0: no limit
-	// run gets the arguments after the mode. An error ends the process with status 1, or 2
-	// for a [usageError]; a mode that never ends on success never returns nil.
+	// run gets the arguments after the mode, and returns nil once it is done (a victim never
+	// is: it waits to be killed). An error ends the process with status 1, or 2 for a
+	// [usageError].
 	run func(args []string) error
 }
 

@@ -1,7 +1,11 @@
 // Package testkit holds the helpers shmmon's tests share: polling for a condition, a log
 // buffer that goroutines write while the test reads it, running a real program for a test
 // (killed and reaped when the test ends), building the shmmon command once per test binary,
-// and running code as a throwaway local user for the security tests.
+// writing a serve config and waiting for its workers to beat, standing in for systemd's
+// notify socket, reading /metrics, and running code as a throwaway local user for the
+// security tests.
+//
+// testkit imports shmobj (to read a worker's object), so shmobj's own tests cannot use it.
 //
 // Every helper cleans up what it made with t.Cleanup. A helper that needs something the
 // machine may lack (root, useradd) skips the test with a reason on a developer's machine and
