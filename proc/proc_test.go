@@ -606,7 +606,8 @@ func TestClose(t *testing.T) {
 	t.Run("running", func(t *testing.T) {
 		c := startHelper(t, "sleep", nil)
 		c.ready(t)
-		p := open(t, c.pid()) // its Close at the end of the test comes after the ones here: a no-op
+		// open closes it again when the test ends, after the Close here: a no-op.
+		p := open(t, c.pid())
 		waited := make(chan bool)
 		go func() { waited <- p.WaitExit(context.Background(), 0) }()
 		for i := range 2 {
@@ -931,7 +932,8 @@ func TestAfterExit(t *testing.T) {
 	t.Run("close before the exit", func(t *testing.T) {
 		c := startHelper(t, "sleep", nil)
 		c.ready(t)
-		p := open(t, c.pid()) // its Close at the end of the test comes after the ones here: a no-op
+		// open closes it again when the test ends, after the Close here: a no-op.
+		p := open(t, c.pid())
 		witness := open(t, c.pid()) // a second handle, to know when the exit was seen
 		dropped, witnessed := newCounter(), newCounter()
 		stop := p.AfterExit(dropped.f)
