@@ -68,7 +68,8 @@ compat: $(COMPAT_BINS)
 
 # deps and the directory are order-only: they must exist, but they never
 # make an up-to-date binary rebuild.
-compat/bin/%: compat/cpp/%.cpp | deps compat/bin
+# Every C++ peer may include the shared header (how they end on SIGTERM and SIGINT).
+compat/bin/%: compat/cpp/%.cpp compat/cpp/stop_signals.hpp | deps compat/bin
 	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
 
 compat/bin/%: compat/cpp/%.c | deps compat/bin

@@ -41,6 +41,16 @@ healthy() {
 	[ "$(field "$1" state)" = ok ] && [ -n "$pid" ] && [ "$pid" != 0 ] && [ "$pid" != "${2:-}" ] &&
 		[ "$(field "$1" kills)" = "${3:-0}" ]
 }
+# hang NAME WHO SIGNAL HOW: hang the worker NAME (WHO: "Go worker", for the messages) with
+# kill -SIGNAL (HOW: what the signal does to it), and wait until serve has killed it and started
+# it again. The hung worker's pid is left in $hung_pid.
+hang() {
+	hung_pid="$(field "$1" watched_pid)"
+	say "hang the $2 (kill -$3 $hung_pid: $4)"
+	kill "-$3" "$hung_pid"
+	wait_for 15 "$2 killed and restarted" healthy "$1" "$hung_pid" 1
+	! kill -0 "$hung_pid" 2>/dev/null || fail "the hung $2 $hung_pid is still running"
+}
 # ls_demo: `shmmon ls`, this demo's objects only (other programs may have objects of their own).
 ls_demo() { bin/shmmon ls | awk -v a="$GO_NAME" -v b="$CPP_NAME" 'NR == 1 || $1 == a || $1 == b'; }
 # status NAME: one line from `shmmon inspect --json`.
@@ -109,22 +119,14 @@ sleep 1
 say "both healthy: shmmon ls"
 ls_demo
 
-go_pid="$(field "$GO_NAME" watched_pid)"
-say "hang the Go worker (kill -USR1 $go_pid: its loop deadlocks; the process stays up)"
-kill -USR1 "$go_pid"
-wait_for 15 "Go worker killed and restarted" healthy "$GO_NAME" "$go_pid" 1
-! kill -0 "$go_pid" 2>/dev/null || fail "the hung Go worker $go_pid is still running"
+hang "$GO_NAME" "Go worker" USR1 "its loop deadlocks; the process stays up"
 sleep 0.5
 say "the Go worker was killed (SIGTERM) and restarted: new pid, kills=1"
 status "$GO_NAME"
 ls_demo
 
-cpp_pid="$(field "$CPP_NAME" watched_pid)"
-say "freeze the C++ worker (kill -STOP $cpp_pid: it cannot handle SIGTERM, so SIGKILL follows)"
-kill -STOP "$cpp_pid"
-wait_for 15 "C++ worker killed and restarted" healthy "$CPP_NAME" "$cpp_pid" 1
-! kill -0 "$cpp_pid" 2>/dev/null || fail "the frozen C++ worker $cpp_pid is still there"
-grep -q "worker=$CPP_NAME pid=$cpp_pid event=exit reason=kill status=\"signal killed\" sigkill=true" \
+hang "$CPP_NAME" "C++ worker" STOP "frozen, it cannot handle SIGTERM, so SIGKILL follows"
+grep -q "worker=$CPP_NAME pid=$hung_pid event=exit reason=kill status=\"signal killed\" sigkill=true" \
 	"$tmp/serve.log" || fail "no SIGKILL of the frozen C++ worker in serve's log"
 seq_then="$(field "$CPP_NAME" seq)"
 cpp_beating() { [ "$(field "$CPP_NAME" seq)" -gt "$seq_then" ] 2>/dev/null; }

@@ -536,7 +536,7 @@ func TestServeClientThreads(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "shmmon.toml")
 	base := objectName(t)
-	var ws []serveWorker
+	var ws []testkit.Worker
 	var env []string
 	for _, r := range runs {
 		name := base + "-" + r.k.name
@@ -545,7 +545,7 @@ func TestServeClientThreads(t *testing.T) {
 		env = append(env, e...)
 		// Not restarted: serve removes the object once the program is done, and the test's own
 		// mapping keeps the last count.
-		ws = append(ws, serveWorker{name: name, command: argv, extra: "restart = \"never\"\n"})
+		ws = append(ws, testkit.Worker{Name: name, Command: argv, Extra: "restart = \"never\"\n"})
 	}
 	var pids []int64
 	killOnCleanup(t, &pids)
@@ -563,8 +563,8 @@ func TestServeClientThreads(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, w := range ws {
 		r := &reader{}
-		testkit.WaitFor(t, startTimeout, w.name+" published", func() bool {
-			seg, err := shmobj.Attach(w.name)
+		testkit.WaitFor(t, startTimeout, w.Name+" published", func() bool {
+			seg, err := shmobj.Attach(w.Name)
 			r.seg = seg
 			return err == nil
 		})
@@ -593,8 +593,8 @@ func TestServeClientThreads(t *testing.T) {
 	for i, r := range runs {
 		want := r.threads * r.each
 		testkit.WaitLine(t, &serve.Stdout, startTimeout+time.Duration(want/1000)*time.Second, fmt.Sprintf("beats %d", want))
-		testkit.WaitFor(t, startTimeout, ws[i].name+" to end", func() bool {
-			return len(testkit.LinesWith(serve.Stderr.Lines(), `msg="worker ended"`, "worker="+ws[i].name+" ", `status="exit 0"`)) > 0
+		testkit.WaitFor(t, startTimeout, ws[i].Name+" to end", func() bool {
+			return len(testkit.LinesWith(serve.Stderr.Lines(), `msg="worker ended"`, "worker="+ws[i].Name+" ", `status="exit 0"`)) > 0
 		})
 	}
 	close(stop)
@@ -606,7 +606,7 @@ func TestServeClientThreads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		started := testkit.LinesWith(serve.Stderr.Lines(), "msg=started", "worker="+ws[i].name+" ")
+		started := testkit.LinesWith(serve.Stderr.Lines(), "msg=started", "worker="+ws[i].Name+" ")
 		if len(started) != 1 || !strings.Contains(started[0], fmt.Sprintf(" pid=%d ", snap.WorkerPid)) {
 			t.Fatalf("%s: the object's worker pid is %d; serve started %q", r.k.name, snap.WorkerPid, started)
 		}
@@ -619,8 +619,8 @@ func TestServeClientThreads(t *testing.T) {
 		t.Logf("%s: %d beats from %d threads; %d reads from its publication to the end of both programs, %d going back", r.k.name, want, r.threads, rd.reads.Load(), rd.back.Load())
 	}
 	for _, w := range ws {
-		if len(testkit.LinesWith(serve.Stderr.Lines(), "worker="+w.name+" ", "state=ok")) == 0 {
-			t.Errorf("serve never judged %s ok", w.name)
+		if len(testkit.LinesWith(serve.Stderr.Lines(), "worker="+w.Name+" ", "state=ok")) == 0 {
+			t.Errorf("serve never judged %s ok", w.Name)
 		}
 	}
 	log := serve.Stderr.String()

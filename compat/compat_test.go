@@ -48,6 +48,20 @@ const (
 	envProctabSlots = "SHMMON_TEST_PROCTAB_SLOTS"
 )
 
+var (
+	// beatMs is beatPeriod in milliseconds, as the workers' arguments and SHMMON_TEST_PERIOD
+	// give it.
+	beatMs = strconv.Itoa(int(beatPeriod / time.Millisecond))
+	// checkFlags are the check rules of the scenarios as `shmmon watch` and `run` take them.
+	checkFlags = []string{"--interval", interval.String(), "--stalls", strconv.Itoa(stalls), "--kill-after", killAfter.String()}
+)
+
+// goWorkerEnv is the environment that makes the test binary a Go worker in mode (see
+// workerMain) beating every beatPeriod.
+func goWorkerEnv(mode string) []string {
+	return []string{envWorker + "=" + mode, envPeriod + "=" + beatMs}
+}
+
 // TestMain lets the test binary be the Go worker of the scenarios: with SHMMON_TEST_WORKER set
 // it beats until it is killed instead of running the tests.
 func TestMain(m *testing.M) {
@@ -196,15 +210,7 @@ func start(t *testing.T, label string, env []string, path string, args ...string
 // waits for its "ready".
 func startGoWorker(t *testing.T, name, mode string) *testkit.Process {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := start(t, "go worker", []string{
-		envWorker + "=" + mode,
-		worker.EnvName + "=" + name,
-		envPeriod + "=" + strconv.Itoa(int(beatPeriod/time.Millisecond)),
-	}, exe)
+	p := start(t, "go worker", append(goWorkerEnv(mode), worker.EnvName+"="+name), testkit.Executable(t))
 	testkit.WaitLine(t, &p.Stdout, startTimeout, "ready")
 	return p
 }
@@ -212,15 +218,14 @@ func startGoWorker(t *testing.T, name, mode string) *testkit.Process {
 // startBoostWorker starts the C++ worker of name.
 func startBoostWorker(t *testing.T, name string) *testkit.Process {
 	t.Helper()
-	return start(t, "boost_worker", nil, needBoost(t).worker, name, strconv.Itoa(int(beatPeriod/time.Millisecond)))
+	return start(t, "boost_worker", nil, needBoost(t).worker, name, beatMs)
 }
 
 // startWatch starts `shmmon watch` on name with the test parameters and extra flags, and waits
 // until it has published the object.
 func startWatch(t *testing.T, name string, extra ...string) *testkit.Process {
 	t.Helper()
-	args := append([]string{"watch", "--name", name, "--interval", interval.String(),
-		"--stalls", strconv.Itoa(stalls), "--kill-after", killAfter.String()}, extra...)
+	args := append(append([]string{"watch", "--name", name}, checkFlags...), extra...)
 	p := start(t, "shmmon watch", nil, testkit.Shmmon(t), args...)
 	testkit.WaitLine(t, &p.Stderr, startTimeout, "msg=watching")
 	return p
@@ -424,10 +429,7 @@ func TestWatchWorkerExits(t *testing.T) {
 	watch := startWatch(t, name, "--pid", strconv.Itoa(w.Pid()))
 	testkit.WaitLine(t, &watch.Stderr, startTimeout, "state=ok")
 
-	w.Signal(t, syscall.SIGTERM)
-	if ws := w.Wait(t, 5*time.Second); ws.ExitCode() != 0 {
-		t.Errorf("boost_worker ended with %v after SIGTERM; want exit status 0", ws)
-	}
+	w.Terminate(t, 5*time.Second)
 	if st := watch.Wait(t, 2*interval+5*time.Second); st.ExitCode() != 0 {
 		t.Errorf("watch ended with %v after its worker exited; want exit status 0", st)
 	}
@@ -470,6 +472,36 @@ func TestWatchBoostWorkerRestart(t *testing.T) {
 	}
 }
 
+// lsEntry is one entry of `shmmon ls --json`.
+type lsEntry struct {
+	Name       string `json:"name"`
+	Kind       string `json:"kind"`
+	State      string `json:"state"`
+	Pid        int64  `json:"pid"`
+	WorkerPid  int64  `json:"worker_pid"`
+	Seq        uint64 `json:"seq"`
+	StatusText string `json:"status_text"`
+}
+
+// lsJSON returns the entry of name in `shmmon ls --json`, and whether there is one.
+func lsJSON(t *testing.T, name string) (lsEntry, bool) {
+	t.Helper()
+	out, err := exec.Command(testkit.Shmmon(t), "ls", "--json").Output()
+	if err != nil {
+		t.Fatalf("shmmon ls --json: %v", err)
+	}
+	var list []lsEntry
+	if err := json.Unmarshal(out, &list); err != nil {
+		t.Fatalf("shmmon ls --json: %v\n%s", err, out)
+	}
+	for _, e := range list {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return lsEntry{}, false
+}
+
 // readSeq reads the object's sequence from its file.
 func readSeq(t *testing.T, name string) uint64 {
 	t.Helper()
@@ -498,10 +530,7 @@ func checkerRestartFollows(t *testing.T, wk workerKind) {
 	w := wk.start(t, name)
 	testkit.WaitFor(t, startTimeout, "the first checker to see a beat", func() bool { return firstBeat(checks(old)) >= 0 })
 
-	old.Signal(t, syscall.SIGTERM)
-	if st := old.Wait(t, 5*time.Second); st.ExitCode() != 0 {
-		t.Errorf("boost_checker ended with %v after SIGTERM; want exit status 0", st)
-	}
+	old.Terminate(t, 5*time.Second)
 	c := startChecker(t, name)
 	restarted := time.Now()
 	testkit.WaitFor(t, 5*time.Second, "the new checker to see a beat", func() bool { return firstBeat(checks(c)) >= 0 })
@@ -562,32 +591,11 @@ func workerBeforeMonitor(t *testing.T, kind string, startWorker func(t *testing.
 	watch := startWatch(t, name)
 	testkit.WaitLine(t, &watch.Stderr, 5*time.Second, "state=ok")
 
-	out, err := exec.Command(testkit.Shmmon(t), "ls", "--json").Output()
-	if err != nil {
-		t.Fatalf("shmmon ls --json: %v", err)
-	}
-	var list []struct {
-		Name      string `json:"name"`
-		State     string `json:"state"`
-		Seq       uint64 `json:"seq"`
-		WorkerPid int64  `json:"worker_pid"`
-	}
-	if err := json.Unmarshal(out, &list); err != nil {
-		t.Fatalf("shmmon ls --json: %v\n%s", err, out)
-	}
-	found := false
-	for _, o := range list {
-		if o.Name != name {
-			continue
-		}
-		found = true
-		if o.State != "ok" || o.Seq == 0 || o.WorkerPid != int64(w.Pid()) {
-			t.Errorf("shmmon ls: %s state %q seq %d worker pid %d; want state \"ok\", seq > 0, worker pid %d",
-				name, o.State, o.Seq, o.WorkerPid, w.Pid())
-		}
-	}
-	if !found {
-		t.Errorf("shmmon ls --json does not list %s:\n%s", name, out)
+	if o, found := lsJSON(t, name); !found {
+		t.Errorf("shmmon ls --json does not list %s", name)
+	} else if o.State != "ok" || o.Seq == 0 || o.WorkerPid != int64(w.Pid()) {
+		t.Errorf("shmmon ls: %s state %q seq %d worker pid %d; want state \"ok\", seq > 0, worker pid %d",
+			name, o.State, o.Seq, o.WorkerPid, w.Pid())
 	}
 	if strings.Contains(watch.Stderr.String(), "abnormal") {
 		t.Errorf("watch log contains \"abnormal\" for a worker that started first")
@@ -650,10 +658,7 @@ func TestWatchObjectLost(t *testing.T) {
 		})
 	}
 
-	watch.Signal(t, syscall.SIGTERM)
-	if st := watch.Wait(t, 5*time.Second); st.ExitCode() != 0 {
-		t.Errorf("watch ended with %v after SIGTERM; want exit status 0", st)
-	}
+	watch.Terminate(t, 5*time.Second)
 	if _, err := os.Stat(shmobj.Path(name)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stat %s after watch stopped: %v; want it removed", shmobj.Path(name), err)
 	}
@@ -693,5 +698,37 @@ func TestSecondMonitorRefused(t *testing.T) {
 	third := startWatch(t, name)
 	if !third.Running() {
 		t.Error("a monitor could not take over the object of a dead one")
+	}
+}
+
+// TestMonitorAndWorkerPausedTogether stops a watch and its worker for several intervals, as a
+// machine that sleeps does, and continues them: nothing is judged until the worker has had a
+// full interval to beat again, so even with --stalls 1 the healthy worker is not killed.
+func TestMonitorAndWorkerPausedTogether(t *testing.T) {
+	const iv = 300 * time.Millisecond
+	name := objectName(t)
+	w := startGoWorker(t, name, "open")
+	watch := start(t, "shmmon watch", nil, testkit.Shmmon(t), "watch", "--name", name, "--pid", strconv.Itoa(w.Pid()),
+		"--interval", iv.String(), "--stalls", "1", "--kill-after", killAfter.String())
+	testkit.WaitLine(t, &watch.Stderr, startTimeout, "state=ok")
+
+	for round := range 4 {
+		watch.Signal(t, syscall.SIGSTOP)
+		w.Signal(t, syscall.SIGSTOP)
+		time.Sleep(6 * iv)
+		// The monitor resumes first, the worker half an interval later: the ticker keeps its
+		// phase, so a check may come before the worker is back; it must not be judged.
+		watch.Signal(t, syscall.SIGCONT)
+		time.Sleep(iv / 2)
+		w.Signal(t, syscall.SIGCONT)
+		time.Sleep(4 * iv)
+		if !watch.Running() || !w.Running() || strings.Contains(watch.Stderr.String(), "abnormal") {
+			t.Fatalf("round %d: a healthy worker paused with its monitor was judged hung:\n%s", round+1, watch.Stderr.String())
+		}
+	}
+	// The guard does not hide a real hang afterwards.
+	w.Signal(t, syscall.SIGSTOP)
+	if st := watch.Wait(t, killMargin); st.ExitCode() != 3 {
+		t.Errorf("watch ended with %v after the worker hung, want exit 3", st)
 	}
 }

@@ -20,11 +20,17 @@
 //     (package tcpwd) that registers, feeds, forwards and prints what is forwarded to it;
 //     SIGUSR1 makes it stop feeding while it stays connected.
 //
-// The tests (compat_test.go) run every pairing — Go monitor (`shmmon watch`) or C++ checker,
+// The C++ peers block SIGTERM and SIGINT and collect them only while they wait, through the
+// one header stop_signals.hpp.
+//
+// The tests of compat_test.go run every pairing — Go monitor (`shmmon watch`) or C++ checker,
 // Go worker (the test binary itself), C++ worker, C or Python client — through a healthy phase
 // and a hang (SIGSTOP), plus restarts of either side and objects truncated or removed under
-// the monitor; clients_test.go checks what is particular to the C and Python clients (their
-// layout against shmobj's, builds, system calls, retry and follow rules, threads, install).
-// They skip with a reason when g++, the Boost headers, gcc, python3 or strace are missing,
-// unless CI=true, where the same absence fails them. This package has no Go API.
+// the monitor. The other files run the peers under `shmmon run` and `serve` (serve_test.go),
+// in the process table (proctab_test.go), through the notify protocol (notify_test.go) and
+// the TCP watchdog (tcpwd_test.go), against serve's HTTP endpoint and hooks
+// (metrics_test.go); clients_test.go checks what is particular to the C and Python clients
+// (their layout against shmobj's, builds, system calls, retry and follow rules, threads,
+// install). They skip with a reason when g++, the Boost headers, gcc, python3 or strace are
+// missing, unless CI=true, where the same absence fails them. This package has no Go API.
 package compat

@@ -13,15 +13,13 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/shmmon/shmmon/httpapi"
 	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
-// scrapeMetrics gets http://addr/metrics and parses it with expfmt.
+// scrapeMetrics gets http://addr/metrics and parses it.
 func scrapeMetrics(t *testing.T, addr string) map[string]*dto.MetricFamily {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
@@ -32,40 +30,18 @@ func scrapeMetrics(t *testing.T, addr string) map[string]*dto.MetricFamily {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("/metrics: %s", resp.Status)
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parsing /metrics: %v", err)
-	}
-	return fams
+	return testkit.ParseMetrics(t, resp.Body)
 }
 
-// sample returns the value of the one series of family name with the labels want (a
-// histogram's sample count); it fails the test when there is none.
+// sample returns the value of the series of family name with the labels want (a histogram's
+// sample count); it fails the test when there is none.
 func sample(t *testing.T, fams map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
 	t.Helper()
-next:
-	for _, m := range fams[name].GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for k, v := range want {
-			if have[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Gauge != nil:
-			return m.GetGauge().GetValue()
-		case m.Counter != nil:
-			return m.GetCounter().GetValue()
-		case m.Histogram != nil:
-			return float64(m.GetHistogram().GetSampleCount())
-		}
+	v, ok := testkit.MetricValue(fams, name, want)
+	if !ok {
+		t.Fatalf("no series %s%v", name, want)
 	}
-	t.Fatalf("no series %s%v", name, want)
-	return 0
+	return v
 }
 
 // TestServeMetrics runs serve with --listen and a Go worker that hangs once (SIGSTOP): the
@@ -76,18 +52,17 @@ func TestServeMetrics(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "shmmon.toml")
 	ws := serveWorkers(t, objectName(t), 1) // a Go worker
-	name := ws[0].name
+	name := ws[0].Name
 	var pids []int64
 	killOnCleanup(t, &pids)
 	record := func(ev string) string {
 		return fmt.Sprintf("env > %s/.%s.tmp && mv %s/.%s.tmp %s/%s.env", dir, ev, dir, ev, dir, ev)
 	}
-	ws[0].extra = fmt.Sprintf("on_kill = %q\non_restart = %q\non_abnormal = %q\nhook_timeout = \"1s\"\n",
+	ws[0].Extra = fmt.Sprintf("on_kill = %q\non_restart = %q\non_abnormal = %q\nhook_timeout = \"1s\"\n",
 		record("kill"), record("restart"), "sleep 60")
 	writeConfig(t, path, ws, "")
 
-	serve := start(t, "shmmon serve", []string{envWorker + "=pkg", envPeriod + "=" + strconv.Itoa(int(beatPeriod/time.Millisecond))},
-		testkit.Shmmon(t), "serve", "--config", path, "--listen", ":0")
+	serve := start(t, "shmmon serve", goWorkerEnv("pkg"), testkit.Shmmon(t), "serve", "--config", path, "--listen", ":0")
 	l := testkit.WaitLine(t, &serve.Stderr, startTimeout, "event=listen")
 	_, addr, _ := strings.Cut(l, "addr=")
 	addr, _, _ = strings.Cut(addr, " ")
@@ -172,7 +147,7 @@ func TestServeMetrics(t *testing.T) {
 	}
 
 	// A reload is counted.
-	ws[0].extra += "on_stall = \"true\"\n"
+	ws[0].Extra += "on_stall = \"true\"\n"
 	writeConfig(t, path, ws, "")
 	testkit.WaitLine(t, &serve.Stderr, startTimeout, "event=config-hooks")
 	testkit.WaitFor(t, startTimeout, "the reload counted", func() bool {
@@ -182,10 +157,7 @@ func TestServeMetrics(t *testing.T) {
 		t.Errorf("a change of hooks restarted the worker: pid %d, was %d", pid, second)
 	}
 
-	serve.Signal(t, syscall.SIGTERM)
-	if st := serve.Wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
-		t.Errorf("serve ended with %v after SIGTERM, want exit 0", st)
-	}
+	serve.Terminate(t, killAfter+10*time.Second)
 }
 
 // getJSON gets http://addr+path into v.

@@ -1,15 +1,12 @@
 package compat_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -60,11 +57,7 @@ var notifyClients = []struct {
 		return []string{build.sdNotify, mode}, nil
 	}},
 	{"go_systemd", func(t *testing.T, mode string) ([]string, []string) {
-		exe, err := os.Executable()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return []string{exe}, []string{envWorker + "=sdnotify-" + mode}
+		return []string{testkit.Executable(t)}, []string{envWorker + "=sdnotify-" + mode}
 	}},
 }
 
@@ -79,9 +72,7 @@ func TestRunNotify(t *testing.T) {
 			t.Run("hang", func(t *testing.T) {
 				name := objectName(t)
 				argv, env := cl.command(t, "beat")
-				args := append([]string{"run", "--name", name, "--interval", interval.String(),
-					"--stalls", strconv.Itoa(stalls), "--kill-after", killAfter.String(), "--"}, argv...)
-				run := start(t, "shmmon run", env, testkit.Shmmon(t), args...)
+				run := startRun(t, name, env, argv)
 				var seen []int64
 				killOnCleanup(t, &seen)
 
@@ -113,19 +104,14 @@ func TestRunNotify(t *testing.T) {
 					t.Errorf("%d hang kills logged, want 1", n)
 				}
 
-				run.Signal(t, syscall.SIGTERM)
-				if st := run.Wait(t, killAfter+5*time.Second); st.ExitCode() != 0 {
-					t.Errorf("shmmon run ended with %v after SIGTERM, want exit 0", st)
-				}
+				run.Terminate(t, killAfter+5*time.Second)
 			})
 			t.Run("ready", func(t *testing.T) {
 				name := objectName(t)
 				argv, env := cl.command(t, "ready")
 				const grace = time.Minute
-				args := append([]string{"run", "--name", name, "--interval", interval.String(), "--grace", grace.String(),
-					"--stalls", strconv.Itoa(stalls), "--kill-after", killAfter.String(), "--restart", "never", "--"}, argv...)
 				begin := time.Now()
-				run := start(t, "shmmon run", env, testkit.Shmmon(t), args...)
+				run := startRun(t, name, env, argv, "--grace", grace.String(), "--restart", "never")
 				// Hung, killed, not restarted: exit 3, judged from READY=1, not from the end of
 				// the grace.
 				st := run.Wait(t, grace-10*time.Second)
@@ -145,31 +131,12 @@ func TestRunNotify(t *testing.T) {
 // whose status ends with up.
 func checkLs(t *testing.T, name, up string) {
 	t.Helper()
-	out, err := exec.Command(testkit.Shmmon(t), "ls", "--json").Output()
-	if err != nil {
-		t.Fatalf("shmmon ls --json: %v", err)
+	if v, found := lsJSON(t, name); !found {
+		t.Errorf("ls --json does not list %s", name)
+	} else if v.Kind != "notify" || !strings.HasSuffix(v.StatusText, up) {
+		t.Errorf("ls --json: kind %q status %q, want notify and ...%q", v.Kind, v.StatusText, up)
 	}
-	var views []struct {
-		Name       string `json:"name"`
-		Kind       string `json:"kind"`
-		StatusText string `json:"status_text"`
-	}
-	if err := json.Unmarshal(out, &views); err != nil {
-		t.Fatalf("shmmon ls --json: %v\n%s", err, out)
-	}
-	found := false
-	for _, v := range views {
-		if v.Name == name {
-			found = true
-			if v.Kind != "notify" || !strings.HasSuffix(v.StatusText, up) {
-				t.Errorf("ls --json: kind %q status %q, want notify and ...%q", v.Kind, v.StatusText, up)
-			}
-		}
-	}
-	if !found {
-		t.Errorf("ls --json does not list %s:\n%s", name, out)
-	}
-	out, err = exec.Command(testkit.Shmmon(t), "inspect", "--name", name).Output()
+	out, err := exec.Command(testkit.Shmmon(t), "inspect", "--name", name).Output()
 	if err != nil || !strings.Contains(string(out), "notify") || !strings.Contains(string(out), up) {
 		t.Errorf("shmmon inspect: %v\n%s", err, out)
 	}
@@ -199,27 +166,10 @@ func forge(t *testing.T, addr string) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer c.Close()
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			c.Write([]byte("WATCHDOG=1\nSTATUS=forged"))
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	var once sync.Once
-	stop = func() { once.Do(func() { close(done); wg.Wait() }) }
-	t.Cleanup(stop)
-	return stop
+	t.Cleanup(func() { c.Close() }) // after stop: cleanups run last in, first out
+	forged := []byte("WATCHDOG=1\nSTATUS=forged")
+	c.Write(forged)
+	return testkit.Every(t, 10*time.Millisecond, func() { c.Write(forged) })
 }
 
 // TestServeAdoptsNotifyWorker SIGKILLs serve and starts it again: the new serve binds the
@@ -230,7 +180,7 @@ func TestServeAdoptsNotifyWorker(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "shmmon.toml")
 	name := objectName(t)
 	needBoost(t) // the C client is built with the C++ peers
-	writeConfig(t, path, []serveWorker{{name: name, command: []string{build.sdNotify, "beat"}}}, "")
+	writeConfig(t, path, []testkit.Worker{{Name: name, Command: []string{build.sdNotify, "beat"}}}, "")
 	var pids []int64
 	killOnCleanup(t, &pids)
 
@@ -252,8 +202,5 @@ func TestServeAdoptsNotifyWorker(t *testing.T) {
 	if log := second.Stderr.String(); strings.Contains(log, "killing hung worker") || strings.Contains(log, "notify address taken") {
 		t.Errorf("the restarted serve did not take over the notify socket:\n%s", log)
 	}
-	second.Signal(t, syscall.SIGTERM)
-	if st := second.Wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
-		t.Errorf("serve ended with %v after SIGTERM, want exit 0", st)
-	}
+	second.Terminate(t, killAfter+10*time.Second)
 }

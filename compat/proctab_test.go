@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/shmmon/shmmon/internal/testkit"
+	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/proctab"
+	"github.com/shmmon/shmmon/worker"
 )
 
 var proctabKeySeq atomic.Int32
@@ -48,7 +50,7 @@ func keyArgs(key int) []string {
 // updating every beatPeriod, and waits until it has registered.
 func startProctabClient(t *testing.T, key, slots int, name string, timeout int) *testkit.Process {
 	t.Helper()
-	args := append(keyArgs(key), "--slots", strconv.Itoa(slots), name, strconv.Itoa(timeout), strconv.Itoa(int(beatPeriod/time.Millisecond)))
+	args := append(keyArgs(key), "--slots", strconv.Itoa(slots), name, strconv.Itoa(timeout), beatMs)
 	p := start(t, "proctab_client "+name, nil, proctabClient(t), args...)
 	testkit.WaitLine(t, &p.Stdout, startTimeout, "registered")
 	return p
@@ -80,8 +82,8 @@ func TestCheckproc(t *testing.T) {
 	key, opts := testProctab(t, slots)
 	hung := startProctabClient(t, key, slots, "cpp-hung", 1)
 	healthy := startProctabClient(t, key, slots, "cpp-healthy", 2)
-	goClient := start(t, "go proctab client", []string{envWorker + "=proctab", envProctabKey + "=" + strconv.Itoa(key), envProctabSlots + "=" + strconv.Itoa(slots),
-		"SHMMON_NAME=go-healthy", envPeriod + "=" + strconv.Itoa(int(beatPeriod/time.Millisecond))}, mustExecutable(t))
+	goClient := start(t, "go proctab client", append(goWorkerEnv("proctab"), envProctabKey+"="+strconv.Itoa(key),
+		envProctabSlots+"="+strconv.Itoa(slots), worker.EnvName+"=go-healthy"), testkit.Executable(t))
 	testkit.WaitLine(t, &goClient.Stdout, startTimeout, "ready")
 
 	hung.Signal(t, syscall.SIGSTOP)
@@ -122,10 +124,7 @@ func TestCheckproc(t *testing.T) {
 	if n := strings.Count(check.Stderr.String(), "heartbeat timed out: killing"); n != 1 {
 		t.Errorf("%d kills logged, want 1", n)
 	}
-	check.Signal(t, syscall.SIGTERM)
-	if st := check.Wait(t, 10*time.Second); st.ExitCode() != 0 {
-		t.Errorf("checkproc ended with %v after SIGTERM, want exit 0", st)
-	}
+	check.Terminate(t, 10*time.Second)
 }
 
 // TestProctabLockHolderKilled: a C++ client SIGKILLed while it holds the lock does not block
@@ -163,15 +162,6 @@ func TestProctabFull(t *testing.T) {
 	}
 }
 
-func mustExecutable(t *testing.T) string {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return exe
-}
-
 // TestServeSweepsProctab: with a [proctab] table in its config, serve sweeps the process
 // table as checkproc does: a stopped C++ client is killed, a healthy one left alone.
 func TestServeSweepsProctab(t *testing.T) {
@@ -200,8 +190,59 @@ func TestServeSweepsProctab(t *testing.T) {
 	if recs, _ := tab.List(); len(recs) != 1 || recs[0].Name != "cpp-healthy" {
 		t.Errorf("records after the sweep: %+v, want only cpp-healthy", recs)
 	}
-	serve.Signal(t, syscall.SIGTERM)
-	if st := serve.Wait(t, 10*time.Second); st.ExitCode() != 0 {
-		t.Errorf("serve ended with %v, want exit 0", st)
+	serve.Terminate(t, 10*time.Second)
+}
+
+// TestServeHeartbeatProctab: a supervised program that registers in the System V process
+// table (the C++ client written as the original framework's clients are) is judged by its
+// own record: healthy for many timeouts; frozen (SIGSTOP), its record times out and it is
+// killed and restarted, and the new program registers a new record. The table's sweep, which
+// runs often, leaves the program to its supervisor.
+func TestServeHeartbeatProctab(t *testing.T) {
+	const slots = 16
+	key, opts := testProctab(t, slots)
+	name := objectName(t)
+	path := filepath.Join(t.TempDir(), "shmmon.toml")
+	k := fmt.Sprintf("%#x", key)
+	writeConfig(t, path, []testkit.Worker{{Name: name,
+		Command: []string{proctabClient(t), "--key", k, "--sem-key", k, "--slots", strconv.Itoa(slots), "svc", "1", "100"},
+		Extra:   "heartbeat = \"proctab\"\ninterval = \"300ms\"\nstalls = 3\ngrace = \"5s\"\n"}},
+		fmt.Sprintf("\n[proctab]\nkey = %d\nsem_key = %d\nslots = %d\nevery = \"200ms\"\n", key, key, slots))
+	serve := startServe(t, path)
+	var pids []int64
+	killOnCleanup(t, &pids)
+	first := waitBeating(t, name, 0)
+	pids = append(pids, first)
+	time.Sleep(5 * time.Second) // five timeouts of its record
+	if e, _ := lsJSON(t, name); e.Kind != "proctab" || e.State != "ok" || e.Pid != first {
+		t.Errorf("after 5 s: %+v, want kind proctab, state ok, pid %d", e, first)
+	}
+	if l := testkit.LinesWith(serve.Stderr.Lines(), "killing hung worker"); len(l) > 0 {
+		t.Fatalf("a healthy client was killed: %s", l[0])
+	}
+
+	syscall.Kill(int(first), syscall.SIGSTOP)
+	testkit.WaitLine(t, &serve.Stderr, startTimeout+killMargin, "killing hung worker")
+	second := waitBeating(t, name, first)
+	pids = append(pids, second)
+	if proc.Alive(int(first)) {
+		t.Errorf("the frozen client %d is still alive", first)
+	}
+	tab, err := proctab.Attach(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tab.Close()
+	testkit.WaitFor(t, startTimeout, "the new program's record", func() bool {
+		recs, _ := tab.List()
+		for _, r := range recs {
+			if r.Pid == int(second) && r.Name == "svc" {
+				return true
+			}
+		}
+		return false
+	})
+	if l := testkit.LinesWith(serve.Stderr.Lines(), "heartbeat timed out: killing"); len(l) > 0 {
+		t.Errorf("the sweep killed the supervised program: %s", l[0])
 	}
 }

@@ -2,7 +2,6 @@ package compat_test
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,13 +20,7 @@ import (
 // process not (0: any), is in state ok and has beaten, and returns the worker's pid.
 func waitBeating(t *testing.T, name string, not int64) int64 {
 	t.Helper()
-	var pid int64
-	testkit.WaitFor(t, startTimeout+killMargin, name+": a worker beating", func() bool {
-		snap, err := shmobj.Read(name)
-		pid = snap.Record.WatchedPid
-		return err == nil && pid != 0 && pid != not && snap.Seq > 0 && snap.Record.State == shmobj.StateOK
-	})
-	return pid
+	return int64(testkit.WaitBeating(t, startTimeout+killMargin, name, int(not)))
 }
 
 // killOnCleanup kills the processes when the test ends: supervised workers outlive a serve
@@ -41,59 +34,135 @@ func killOnCleanup(t *testing.T, pids *[]int64) {
 	})
 }
 
-// serveWorker is one [[worker]] of a test config.
-type serveWorker struct {
-	name    string
-	command []string
-	extra   string // more TOML lines
-}
-
-// writeConfig writes the config as an editor does: a new file renamed over the old one.
-func writeConfig(t *testing.T, path string, ws []serveWorker, tail string) {
+// writeConfig writes the config of ws and tail, with the check rules of the scenarios as
+// its [defaults], as an editor does (see testkit.WriteConfig).
+func writeConfig(t *testing.T, path string, ws []testkit.Worker, tail string) {
 	t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "[defaults]\ninterval = %q\nstalls = %d\nkill_after = %q\n", interval, stalls, killAfter)
-	for _, w := range ws {
-		q := make([]string, len(w.command))
-		for i, a := range w.command {
-			q[i] = strconv.Quote(a)
-		}
-		fmt.Fprintf(&b, "\n[[worker]]\nname = %q\ncommand = [%s]\n%s", w.name, strings.Join(q, ", "), w.extra)
-	}
-	b.WriteString(tail)
-	tmp := filepath.Join(filepath.Dir(path), ".shmmon.toml.tmp")
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
+	head := fmt.Sprintf("[defaults]\ninterval = %q\nstalls = %d\nkill_after = %q\n", interval, stalls, killAfter)
+	testkit.WriteConfig(t, path, head, ws, tail)
 }
 
 // serveWorkers returns n workers for a serve test, alternating the Go worker (the test
 // binary, told its object by SHMMON_NAME) and the C++ Boost worker.
-func serveWorkers(t *testing.T, base string, n int) []serveWorker {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ws []serveWorker
+func serveWorkers(t *testing.T, base string, n int) []testkit.Worker {
+	var ws []testkit.Worker
 	for i := range n {
 		name := fmt.Sprintf("%s-%d", base, i)
 		t.Cleanup(func() { shmobj.Remove(name) })
-		cmd := []string{exe}
+		cmd := []string{testkit.Executable(t)}
 		if i%2 == 1 {
-			cmd = []string{needBoost(t).worker, name, strconv.Itoa(int(beatPeriod / time.Millisecond))}
+			cmd = []string{needBoost(t).worker, name, beatMs}
 		}
-		ws = append(ws, serveWorker{name: name, command: cmd})
+		ws = append(ws, testkit.Worker{Name: name, Command: cmd})
 	}
 	return ws
 }
 
-// startServe starts `shmmon serve` on path; the Go workers it starts inherit the worker mode.
-func startServe(t *testing.T, path string) *testkit.Process {
-	return start(t, "shmmon serve", []string{envWorker + "=pkg", envPeriod + "=" + strconv.Itoa(int(beatPeriod/time.Millisecond))},
-		testkit.Shmmon(t), "serve", "--config", path)
+// startServe starts `shmmon serve` on path, in env added to the Go workers' environment: the
+// Go workers it starts inherit their worker mode.
+func startServe(t *testing.T, path string, env ...string) *testkit.Process {
+	return start(t, "shmmon serve", append(goWorkerEnv("pkg"), env...), testkit.Shmmon(t), "serve", "--config", path)
+}
+
+// TestRun runs the C++ Boost worker, the Go worker (package-level worker.Beat, told its
+// object by SHMMON_NAME) and the C and Python clients (shmmon_beat, shmmon.beat) under
+// `shmmon run`: a hung worker (SIGSTOP) is killed and restarted and beats again; a crashed one (SIGKILL) is restarted; SIGTERM stops everything.
+func TestRun(t *testing.T) {
+	kinds := []struct {
+		name    string
+		command func(t *testing.T, name string) ([]string, []string) // argv, extra env
+	}{
+		{"boost_worker", func(t *testing.T, name string) ([]string, []string) {
+			return []string{needBoost(t).worker, name, beatMs}, nil
+		}},
+		{"go_worker", func(t *testing.T, name string) ([]string, []string) {
+			return []string{testkit.Executable(t)}, goWorkerEnv("pkg")
+		}},
+		// The clients' one-call forms, told the object by SHMMON_NAME.
+		{"c_worker", func(t *testing.T, name string) ([]string, []string) { return cClient.command(t) }},
+		{"py_worker", func(t *testing.T, name string) ([]string, []string) { return pyClient.command(t) }},
+	}
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			name := objectName(t)
+			argv, env := k.command(t, name)
+			run := startRun(t, name, env, argv)
+			var seen []int64
+			killOnCleanup(t, &seen) // should run die first, its workers must not outlive the test
+			beating := func(not int64) int64 {
+				pid := waitBeating(t, name, not)
+				seen = append(seen, pid)
+				return pid
+			}
+
+			first := beating(0)
+			syscall.Kill(int(first), syscall.SIGSTOP) // hung
+			second := beating(first)
+			if proc.Alive(int(first)) {
+				t.Errorf("hung worker %d still alive after its restart", first)
+			}
+			syscall.Kill(int(second), syscall.SIGKILL) // crashed
+			third := beating(second)
+
+			snap, _ := shmobj.Read(name)
+			if snap.Record.Kills != 1 || snap.Record.Restarts != 2 {
+				t.Errorf("kills %d restarts %d, want 1 and 2", snap.Record.Kills, snap.Record.Restarts)
+			}
+			log := run.Stderr.String()
+			if n := strings.Count(log, `msg="killing hung worker"`); n != 1 {
+				t.Errorf("%d hang kills logged, want 1", n)
+			}
+			if !strings.Contains(log, `status="signal killed"`) {
+				t.Error("the crash is not logged")
+			}
+
+			run.Terminate(t, killAfter+5*time.Second)
+			if proc.Alive(int(third)) {
+				t.Errorf("worker %d still alive after shmmon run stopped", third)
+			}
+			if _, err := os.Stat(shmobj.Path(name)); err == nil {
+				t.Error("object left after shmmon run stopped")
+			}
+		})
+	}
+}
+
+// TestServeHeartbeatNone: programs supervised without a heartbeat (heartbeat = "none", as
+// the original framework's scheduler runs them) are never judged: one that exits every 2 s
+// is started again each time and never killed; a periodic job that never beats runs on
+// schedule. ls shows them with kind none.
+func TestServeHeartbeatNone(t *testing.T) {
+	exiter, job := objectName(t)+"-exits", objectName(t)+"-job"
+	t.Cleanup(func() { shmobj.Remove(exiter); shmobj.Remove(job) })
+	dir := t.TempDir()
+	runs := filepath.Join(dir, "runs")
+	path := filepath.Join(dir, "shmmon.toml")
+	writeConfig(t, path, []testkit.Worker{
+		{Name: exiter, Command: []string{"/bin/sh", "-c", "sleep 2"}, Extra: "heartbeat = \"none\"\ngrace = \"300ms\"\n"},
+		{Name: job, Command: []string{"/bin/sh", "-c", "echo run >> " + runs + "; sleep 0.5"},
+			Extra: "heartbeat = \"none\"\nevery = \"1s\"\ngrace = \"300ms\"\n"},
+	}, "")
+	serve := startServe(t, path)
+	testkit.WaitFor(t, startTimeout, "the program running, kind none", func() bool {
+		e, _ := lsJSON(t, exiter)
+		return e.Kind == "none" && e.State == "running" && e.Pid != 0
+	})
+	time.Sleep(7 * time.Second) // three exits of the first, several runs of the job: never beaten
+	log := serve.Stderr.Lines()
+	if n := len(testkit.LinesWith(log, "msg=started", "worker="+exiter)); n < 3 {
+		t.Errorf("the program that exits every 2 s was started %d times in 7 s, want at least 3", n)
+	}
+	if n := len(testkit.LinesWith(log, "msg=started", "worker="+job)); n < 4 {
+		t.Errorf("the periodic job ran %d times in 7 s at every 1s (+0.5 s each), want at least 4", n)
+	}
+	for _, l := range log {
+		if strings.Contains(l, "killing hung worker") || strings.Contains(l, "state=stalled") || strings.Contains(l, "state=abnormal") {
+			t.Errorf("a program without a heartbeat was judged: %s", l)
+		}
+	}
+	if e, _ := lsJSON(t, job); e.Kind != "none" {
+		t.Errorf("ls shows the job as %+v, want kind none", e)
+	}
 }
 
 // TestServeReload edits the config of a running serve: one worker added, one removed, one
@@ -108,40 +177,40 @@ func TestServeReload(t *testing.T) {
 	serve := startServe(t, path)
 	before := map[string]int64{}
 	for _, w := range ws[:3] {
-		before[w.name] = waitBeating(t, w.name, 0)
-		pids = append(pids, before[w.name])
+		before[w.Name] = waitBeating(t, w.Name, 0)
+		pids = append(pids, before[w.Name])
 	}
 
 	// Keep 0 untouched, remove 1, change 2 (one more stall allowed), add 3.
 	changed := ws[2]
-	changed.extra = fmt.Sprintf("stalls = %d\n", stalls+1)
-	writeConfig(t, path, []serveWorker{ws[0], changed, ws[3]}, "")
+	changed.Extra = fmt.Sprintf("stalls = %d\n", stalls+1)
+	writeConfig(t, path, []testkit.Worker{ws[0], changed, ws[3]}, "")
 	testkit.WaitLine(t, &serve.Stderr, startTimeout, "event=reload")
 	if l := testkit.WaitLine(t, &serve.Stderr, startTimeout, "event=reload"); !strings.Contains(l, "started=1 stopped=1 restarted=1 unchanged=1") {
 		t.Errorf("reload: %s", l)
 	}
-	newChanged := waitBeating(t, ws[2].name, before[ws[2].name])
-	added := waitBeating(t, ws[3].name, 0)
+	newChanged := waitBeating(t, ws[2].Name, before[ws[2].Name])
+	added := waitBeating(t, ws[3].Name, 0)
 	pids = append(pids, newChanged, added)
 	testkit.WaitFor(t, startTimeout, "the removed worker's object to go", func() bool {
-		_, err := os.Stat(shmobj.Path(ws[1].name))
+		_, err := os.Stat(shmobj.Path(ws[1].Name))
 		return os.IsNotExist(err)
 	})
-	if proc.Alive(int(before[ws[1].name])) {
-		t.Errorf("removed worker %d still running", before[ws[1].name])
+	if proc.Alive(int(before[ws[1].Name])) {
+		t.Errorf("removed worker %d still running", before[ws[1].Name])
 	}
-	if proc.Alive(int(before[ws[2].name])) {
-		t.Errorf("changed worker's old process %d still running", before[ws[2].name])
+	if proc.Alive(int(before[ws[2].Name])) {
+		t.Errorf("changed worker's old process %d still running", before[ws[2].Name])
 	}
-	if pid := waitBeating(t, ws[0].name, 0); pid != before[ws[0].name] {
-		t.Errorf("untouched worker restarted: pid %d, was %d", pid, before[ws[0].name])
+	if pid := waitBeating(t, ws[0].Name, 0); pid != before[ws[0].Name] {
+		t.Errorf("untouched worker restarted: pid %d, was %d", pid, before[ws[0].Name])
 	}
-	if snap, _ := shmobj.Read(ws[2].name); snap.Record.Threshold != stalls+1 {
+	if snap, _ := shmobj.Read(ws[2].Name); snap.Record.Threshold != stalls+1 {
 		t.Errorf("changed worker judged with threshold %d, want %d", snap.Record.Threshold, stalls+1)
 	}
 
 	// An invalid edit: an unknown key on a known line. Everything keeps running.
-	writeConfig(t, path, []serveWorker{ws[0], changed, ws[3]}, "bogus_key = 1\n")
+	writeConfig(t, path, []testkit.Worker{ws[0], changed, ws[3]}, "bogus_key = 1\n")
 	data, _ := os.ReadFile(path)
 	line := strings.Count(string(data), "\n") // the last line
 	l := testkit.WaitLine(t, &serve.Stderr, startTimeout, "event=reload-failed")
@@ -149,7 +218,7 @@ func TestServeReload(t *testing.T) {
 		t.Errorf("reload error %q does not name %q and the key", l, want)
 	}
 	time.Sleep(5 * interval)
-	for name, pid := range map[string]int64{ws[0].name: before[ws[0].name], ws[2].name: newChanged, ws[3].name: added} {
+	for name, pid := range map[string]int64{ws[0].Name: before[ws[0].Name], ws[2].Name: newChanged, ws[3].Name: added} {
 		if got := waitBeating(t, name, 0); got != pid {
 			t.Errorf("%s: pid %d after the invalid edit, want %d", name, got, pid)
 		}
@@ -162,13 +231,10 @@ func TestServeReload(t *testing.T) {
 		}
 	}
 
-	serve.Signal(t, syscall.SIGTERM)
-	if st := serve.Wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
-		t.Errorf("serve ended with %v after SIGTERM, want exit 0", st)
-	}
+	serve.Terminate(t, killAfter+10*time.Second)
 	for _, w := range ws {
-		if _, err := os.Stat(shmobj.Path(w.name)); err == nil {
-			t.Errorf("object %s left after serve stopped", w.name)
+		if _, err := os.Stat(shmobj.Path(w.Name)); err == nil {
+			t.Errorf("object %s left after serve stopped", w.Name)
 		}
 	}
 }
@@ -186,8 +252,8 @@ func TestServeRestartAdopts(t *testing.T) {
 	first := startServe(t, path)
 	before := map[string]int64{}
 	for _, w := range ws {
-		before[w.name] = waitBeating(t, w.name, 0)
-		pids = append(pids, before[w.name])
+		before[w.Name] = waitBeating(t, w.Name, 0)
+		pids = append(pids, before[w.Name])
 	}
 	first.Signal(t, syscall.SIGKILL)
 	first.Wait(t, 10*time.Second)
@@ -199,11 +265,11 @@ func TestServeRestartAdopts(t *testing.T) {
 	}
 	time.Sleep(10 * interval)
 	for _, w := range ws {
-		if pid := waitBeating(t, w.name, 0); pid != before[w.name] {
-			t.Errorf("%s: pid %d after the restart, want the adopted %d", w.name, pid, before[w.name])
+		if pid := waitBeating(t, w.Name, 0); pid != before[w.Name] {
+			t.Errorf("%s: pid %d after the restart, want the adopted %d", w.Name, pid, before[w.Name])
 		}
-		if n := countProcesses(t, w.command); n != 1 {
-			t.Errorf("%s: %d processes run %q, want 1", w.name, n, w.command)
+		if n := countProcesses(t, w.Command); n != 1 {
+			t.Errorf("%s: %d processes run %q, want 1", w.Name, n, w.Command)
 		}
 	}
 	log := second.Stderr.String()
@@ -216,30 +282,27 @@ func TestServeRestartAdopts(t *testing.T) {
 	second.Signal(t, syscall.SIGKILL)
 	second.Wait(t, 10*time.Second)
 	changed := ws[0]
-	changed.command = append(slices.Clone(ws[0].command), "changed")
-	writeConfig(t, path, []serveWorker{changed, ws[1]}, "")
+	changed.Command = append(slices.Clone(ws[0].Command), "changed")
+	writeConfig(t, path, []testkit.Worker{changed, ws[1]}, "")
 	third := startServe(t, path)
 	testkit.WaitLine(t, &third.Stderr, startTimeout, "event=stop-previous")
-	newPid := waitBeating(t, ws[0].name, before[ws[0].name])
+	newPid := waitBeating(t, ws[0].Name, before[ws[0].Name])
 	pids = append(pids, newPid)
 	testkit.WaitFor(t, startTimeout, "the previous worker to stop", func() bool {
-		return !proc.Alive(int(before[ws[0].name]))
+		return !proc.Alive(int(before[ws[0].Name]))
 	})
-	if n := countProcesses(t, ws[0].command); n != 0 {
-		t.Errorf("%d processes still run the old command %q", n, ws[0].command)
+	if n := countProcesses(t, ws[0].Command); n != 0 {
+		t.Errorf("%d processes still run the old command %q", n, ws[0].Command)
 	}
-	if n := countProcesses(t, changed.command); n != 1 {
-		t.Errorf("%d processes run the new command %q, want 1", n, changed.command)
+	if n := countProcesses(t, changed.Command); n != 1 {
+		t.Errorf("%d processes run the new command %q, want 1", n, changed.Command)
 	}
-	if pid := waitBeating(t, ws[1].name, 0); pid != before[ws[1].name] {
-		t.Errorf("the unchanged worker was not adopted: pid %d, want %d", pid, before[ws[1].name])
+	if pid := waitBeating(t, ws[1].Name, 0); pid != before[ws[1].Name] {
+		t.Errorf("the unchanged worker was not adopted: pid %d, want %d", pid, before[ws[1].Name])
 	}
 
-	third.Signal(t, syscall.SIGTERM)
-	if st := third.Wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
-		t.Errorf("serve ended with %v after SIGTERM, want exit 0", st)
-	}
-	for _, pid := range []int64{newPid, before[ws[1].name]} {
+	third.Terminate(t, killAfter+10*time.Second)
+	for _, pid := range []int64{newPid, before[ws[1].Name]} {
 		testkit.WaitFor(t, startTimeout, "the workers to stop", func() bool { return !proc.Alive(int(pid)) })
 	}
 }
@@ -261,27 +324,19 @@ func countProcesses(t *testing.T, argv []string) int {
 	return n
 }
 
+// startRun starts `shmmon run` on name with the check rules of the scenarios and more flags,
+// if any, before argv, the program; env is added to its environment.
+func startRun(t *testing.T, name string, env, argv []string, flags ...string) *testkit.Process {
+	t.Helper()
+	args := append(append(append([]string{"run", "--name", name}, checkFlags...), flags...), "--")
+	return start(t, "shmmon run", env, testkit.Shmmon(t), append(args, argv...)...)
+}
+
 // TestServeNotify runs serve as systemd would, with NOTIFY_SOCKET and WATCHDOG_USEC: it
 // sends READY=1 once its workers are started, WATCHDOG=1 at least every half watchdog
 // period, and STOPPING=1 when it stops.
 func TestServeNotify(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var msgs testkit.Buffer
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			msgs.Write(append(buf[:n:n], '\n'))
-		}
-	}()
+	sock, msgs := testkit.NotifySocket(t)
 
 	path := filepath.Join(t.TempDir(), "shmmon.toml")
 	ws := serveWorkers(t, objectName(t), 1)
@@ -289,20 +344,16 @@ func TestServeNotify(t *testing.T) {
 	killOnCleanup(t, &pids)
 	writeConfig(t, path, ws, "")
 	const watchdog = 400 * time.Millisecond
-	serve := start(t, "shmmon serve", []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=" + strconv.Itoa(int(watchdog/time.Microsecond)),
-		envWorker + "=pkg", envPeriod + "=20"}, testkit.Shmmon(t), "serve", "--config", path)
-	testkit.WaitLine(t, &msgs, startTimeout, "READY=1")
-	pids = append(pids, waitBeating(t, ws[0].name, 0))
+	serve := startServe(t, path, "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC="+strconv.Itoa(int(watchdog/time.Microsecond)))
+	testkit.WaitLine(t, msgs, startTimeout, "READY=1")
+	pids = append(pids, waitBeating(t, ws[0].Name, 0))
 	// Half the watchdog period is 200ms: in 2 s, at least a few pings even on a loaded machine.
 	time.Sleep(2 * time.Second)
 	if n := strings.Count(msgs.String(), "WATCHDOG=1"); n < 3 {
 		t.Errorf("%d WATCHDOG=1 in 2s with WATCHDOG_USEC=%v, want several", n, watchdog)
 	}
-	serve.Signal(t, syscall.SIGTERM)
-	if st := serve.Wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
-		t.Errorf("serve ended with %v, want exit 0", st)
-	}
-	testkit.WaitLine(t, &msgs, startTimeout, "STOPPING=1")
+	serve.Terminate(t, killAfter+10*time.Second)
+	testkit.WaitLine(t, msgs, startTimeout, "STOPPING=1")
 }
 
 // TestServeWatchedPidfile watches a worker started elsewhere, named by a pidfile: a healthy
@@ -367,10 +418,7 @@ func TestServeWatchedPidfile(t *testing.T) {
 	if pid := waitBeating(t, name, int64(w1.Pid())); pid != int64(w2.Pid()) {
 		t.Errorf("watching pid %d, want the new %d", pid, w2.Pid())
 	}
-	serve.Signal(t, syscall.SIGTERM)
-	if st := serve.Wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
-		t.Errorf("serve ended with %v, want exit 0", st)
-	}
+	serve.Terminate(t, killAfter+10*time.Second)
 	if !w2.Running() {
 		t.Error("stopping serve killed a watched-only worker it did not start")
 	}
@@ -383,20 +431,12 @@ func TestServeUser(t *testing.T) {
 		t.Skip("running workers as another user needs root")
 	}
 	// The checkout may sit below a directory nobody cannot enter: run a copy from one it can.
-	dir, err := os.MkdirTemp("", "shmmon-user-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	bin, err := os.ReadFile(needBoost(t).worker)
 	if err != nil {
 		t.Fatal(err)
 	}
-	exe := filepath.Join(dir, "boost_worker")
+	exe := filepath.Join(testkit.PublicDir(t), "boost_worker")
 	if err := os.WriteFile(exe, bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	name := objectName(t)
@@ -418,8 +458,30 @@ func TestServeUser(t *testing.T) {
 	if !strings.Contains(string(status), "\nUid:\t65534\t") {
 		t.Errorf("worker %d does not run as nobody (65534):\n%s", pid, status)
 	}
-	serve.Signal(t, syscall.SIGTERM)
-	if st := serve.Wait(t, killAfter+10*time.Second); st.ExitCode() != 0 {
-		t.Errorf("serve ended with %v, want exit 0", st)
+	serve.Terminate(t, killAfter+10*time.Second)
+}
+
+// TestRunHeartbeatNone: `shmmon run --heartbeat none` supervises a program without a
+// heartbeat: one that exits every second is started again each time, never judged or
+// killed, and ls shows it with kind none.
+func TestRunHeartbeatNone(t *testing.T) {
+	name := objectName(t)
+	t.Cleanup(func() { shmobj.Remove(name) })
+	run := start(t, "shmmon run --heartbeat none", nil, testkit.Shmmon(t), "run", "--name", name, "--heartbeat", "none",
+		"--interval", "100ms", "--grace", "300ms", "--start-limit", "100", "--", "/bin/sh", "-c", "sleep 1")
+	testkit.WaitFor(t, startTimeout, "the program running, kind none", func() bool {
+		e, _ := lsJSON(t, name)
+		return e.Kind == "none" && e.State == "running" && e.Pid != 0
+	})
+	time.Sleep(4500 * time.Millisecond) // 45 intervals, 15 graces: never beaten
+	log := run.Stderr.Lines()
+	if n := len(testkit.LinesWith(log, "msg=started", "worker="+name)); n < 4 {
+		t.Errorf("the program that exits every second was started %d times in 4.5 s, want at least 4", n)
 	}
+	for _, l := range log {
+		if strings.Contains(l, "killing hung worker") || strings.Contains(l, "state=stalled") || strings.Contains(l, "state=abnormal") {
+			t.Errorf("a program without a heartbeat was judged: %s", l)
+		}
+	}
+	run.Terminate(t, 10*time.Second)
 }

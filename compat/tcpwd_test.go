@@ -46,18 +46,6 @@ func tcpwdName(t *testing.T, tag string) string {
 	return name
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
-}
-
 // hexOf returns what follows "hex " in a line of the C client.
 func hexOf(t *testing.T, line string) string {
 	t.Helper()
@@ -75,13 +63,13 @@ func hexOf(t *testing.T, line string) string {
 func TestServeTCPWatchdog(t *testing.T) {
 	client := tcpwdClient(t)
 	a, b := tcpwdName(t, "a"), tcpwdName(t, "b")
-	port := freePort(t)
-	server := "127.0.0.1:" + port
+	server := testkit.FreeAddr(t)
+	_, port, _ := net.SplitHostPort(server)
 	period := strconv.Itoa(int(beatPeriod.Milliseconds()))
-	ws := []serveWorker{
+	ws := []testkit.Worker{
 		// A is told its name by SHMMON_NAME, B by --name.
-		{name: a, command: []string{client, "--server", server, "--feed-every", period}},
-		{name: b, command: []string{client, "--server", server, "--name", b, "--feed-every", period,
+		{Name: a, Command: []string{client, "--server", server, "--feed-every", period}},
+		{Name: b, Command: []string{client, "--server", server, "--name", b, "--feed-every", period,
 			"--send-to", a, "--msg", "hello from " + b, "--send-every", "100"}},
 	}
 	var pids []int64
@@ -135,8 +123,5 @@ func TestServeTCPWatchdog(t *testing.T) {
 		t.Errorf("B killed, or a packet taken as malformed:\n%s", log)
 	}
 
-	serve.Signal(t, syscall.SIGTERM)
-	if st := serve.Wait(t, killAfter+startTimeout); st.ExitCode() != 0 {
-		t.Errorf("serve ended with %v after SIGTERM, want exit 0", st)
-	}
+	serve.Terminate(t, killAfter+startTimeout)
 }

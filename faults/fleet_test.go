@@ -56,11 +56,11 @@ func TestFleet(t *testing.T) {
 
 	path := filepath.Join(t.TempDir(), "shmmon.toml")
 	names := make([]string, fleetSize)
-	ws := make([]confWorker, fleetSize)
+	ws := make([]testkit.Worker, fleetSize)
 	for i := range names {
 		names[i] = c.object(i)
-		ws[i] = confWorker{name: names[i], command: []string{exe(t)},
-			extra: fmt.Sprintf("env = { GOMAXPROCS = \"1\", %s = \"%d\" }\n", envPeriod, fleetBeat/time.Millisecond)}
+		ws[i] = testkit.Worker{Name: names[i], Command: []string{testkit.Executable(t)},
+			Extra: fmt.Sprintf("env = { GOMAXPROCS = \"1\", %s = \"%d\" }\n", envPeriod, fleetBeat/time.Millisecond)}
 	}
 	writeConfig(t, path, fmt.Sprintf("interval = %q\nstalls = %d\nkill_after = %q\ngrace = \"2m\"\nbackoff = \"10ms\"\nbackoff_max = \"50ms\"",
 		fleetInterval, fleetStalls, fleetKill), ws)
@@ -84,7 +84,7 @@ func TestFleet(t *testing.T) {
 	t.Logf("%d workers beating after %v", fleetSize, time.Since(startAt).Round(time.Millisecond))
 
 	for range 2 {
-		c.start("cpu hog", []string{envMode + "=hog"}, exe(t))
+		c.start("cpu hog", []string{envMode + "=hog"}, testkit.Executable(t))
 	}
 
 	// The hangs: 10 distinct workers at random times over the run, leaving the last
@@ -105,29 +105,20 @@ func TestFleet(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var hangs []*hang
-	done := make(chan struct{})
-	var watchers sync.WaitGroup
-	watchers.Go(func() {
-		// Follow the hung workers: when was each killed, and when did it end?
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(20 * time.Millisecond):
+	// Follow the hung workers: when was each killed, and when did it end?
+	follow := testkit.Every(t, 20*time.Millisecond, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, h := range hangs {
+			if h.killed == 0 && (!proc.Alive(h.pid) || sigkilled(h.pid)) {
+				h.killed = time.Since(h.stopped)
 			}
-			mu.Lock()
-			for _, h := range hangs {
-				if h.killed == 0 && (!proc.Alive(h.pid) || sigkilled(h.pid)) {
-					h.killed = time.Since(h.stopped)
-				}
-				if h.gone == 0 && !proc.Alive(h.pid) {
-					h.gone = time.Since(h.stopped)
-				}
+			if h.gone == 0 && !proc.Alive(h.pid) {
+				h.gone = time.Since(h.stopped)
 			}
-			mu.Unlock()
 		}
 	})
-	defer func() { close(done); watchers.Wait() }()
+	defer follow()
 
 	run := time.Now()
 	for i, v := range victims {
@@ -225,10 +216,7 @@ func TestFleet(t *testing.T) {
 		len(hangs), len(ks), len(ks)-c.row.FalseKills, worst.Round(time.Millisecond), worstGone.Round(time.Millisecond),
 		restarted, changed, exits, time.Since(startAt).Round(time.Second), run.Sub(startAt).Round(time.Second))
 
-	serve.Signal(t, syscall.SIGTERM)
-	if st := serve.Wait(t, time.Minute); st.ExitCode() != 0 {
-		t.Errorf("serve ended with %v after SIGTERM, want exit 0", st)
-	}
+	serve.Terminate(t, time.Minute)
 	if left := tagged(c.tag); len(left) > 2 { // the two hogs
 		t.Errorf("%d processes left after serve stopped", len(left)-2)
 	}

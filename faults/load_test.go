@@ -30,7 +30,7 @@ func BenchmarkServeLoad(b *testing.B) {
 	c := newRun(b)
 	prefix := c.objectPrefix()
 	beater := c.start("beater", []string{envMode + "=beater", envPrefix + "=" + prefix,
-		envCount + "=" + strconv.Itoa(n), envPeriod + "=100"}, exe(b))
+		envCount + "=" + strconv.Itoa(n), envPeriod + "=100"}, testkit.Executable(b))
 	var conf strings.Builder
 	conf.WriteString("[defaults]\ninterval = \"1s\"\nstalls = 3\n")
 	for i := range n {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -39,11 +38,10 @@ const (
 
 // Environment of the test binary's helper modes (see TestMain).
 const (
-	envMode   = "FAULTS_MODE"   // beat, impostor, hog, beater
+	envMode   = "FAULTS_MODE"   // beat, hog, beater
 	envPeriod = "FAULTS_PERIOD" // beat period, ms
 	envFor    = "FAULTS_FOR"    // beat: beat this many ms, then do FAULTS_THEN
 	envThen   = "FAULTS_THEN"   // beat: spin, block, or exit:N
-	envFile   = "FAULTS_FILE"   // impostor: where to write the signals it receives
 	envPrefix = "FAULTS_PREFIX" // beater: objects PREFIX-0 ... PREFIX-(COUNT-1)
 	envCount  = "FAULTS_COUNT"
 	// envTag marks every process a case starts, down to the workers a monitor starts (they
@@ -51,8 +49,9 @@ const (
 	envTag = "FAULTS_TAG"
 )
 
-// TestMain lets the test binary be the worker (and the other helper programs) of the cases;
-// without FAULTS_MODE it runs the suite and prints the outcome table.
+// TestMain lets the test binary be the worker (and the other helper programs) of the cases,
+// and the victims and attackers of package badactor; without FAULTS_MODE (or badactor's mode)
+// it runs the suite and prints the outcome table.
 func TestMain(m *testing.M) {
 	if code, ok := badactor.Main(); ok {
 		os.Exit(code)
@@ -120,23 +119,6 @@ func helperMain(mode string) int {
 		}
 		fmt.Fprintf(os.Stderr, "faults worker: bad %s=%q: want spin, block or exit:N\n", envThen, then)
 		return 2
-	case "impostor":
-		// A process that only happens to hold a pid a monitor once watched: it records every
-		// catchable signal it gets. SIGKILL and SIGSTOP show as its death or state.
-		sigs := make(chan os.Signal, 8)
-		signal.Notify(sigs)
-		fmt.Println("ready")
-		for s := range sigs {
-			if s == syscall.SIGURG || s == syscall.SIGCHLD || s == syscall.SIGWINCH {
-				continue // the Go runtime's own, or harmless
-			}
-			f, err := os.OpenFile(os.Getenv(envFile), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-			if err == nil {
-				fmt.Fprintln(f, s)
-				f.Close()
-			}
-		}
-		return 0
 	case "hog":
 		for n := 0; ; n++ {
 			spinSink = n
@@ -282,29 +264,6 @@ func (c *tcase) start(label string, env []string, path string, args ...string) *
 // workerEnv is the environment of a beating worker of the test binary.
 func workerEnv(extra ...string) []string {
 	return append([]string{envMode + "=beat", envPeriod + "=" + strconv.Itoa(int(beatPeriod/time.Millisecond))}, extra...)
-}
-
-// exe returns the path of the test binary.
-func exe(t testing.TB) string {
-	t.Helper()
-	p, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// waitBeating waits until name is watched by a monitor whose worker is not the process not
-// (0: any), is in state ok and has beaten, and returns the worker's pid.
-func waitBeating(t testing.TB, name string, not int, timeout time.Duration) int {
-	t.Helper()
-	var pid int
-	testkit.WaitFor(t, timeout, name+": a worker beating", func() bool {
-		snap, err := shmobj.Read(name)
-		pid = int(snap.Record.WatchedPid)
-		return err == nil && pid != 0 && pid != not && snap.Seq > 0 && snap.Record.State == shmobj.StateOK
-	})
-	return pid
 }
 
 var (

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/badactor"
 	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
@@ -22,15 +23,15 @@ import (
 func (c *tcase) serveFleet(n int) (serve *testkit.Process, path string, pids map[string]int) {
 	c.t.Helper()
 	path = filepath.Join(c.t.TempDir(), "shmmon.toml")
-	var ws []confWorker
+	var ws []testkit.Worker
 	for i := range n {
-		ws = append(ws, confWorker{name: c.object(i), command: []string{exe(c.t)}})
+		ws = append(ws, testkit.Worker{Name: c.object(i), Command: []string{testkit.Executable(c.t)}})
 	}
 	writeConfig(c.t, path, smallDefaults, ws)
 	serve = c.startServe(path)
 	pids = map[string]int{}
 	for _, w := range ws {
-		pids[w.name] = waitBeating(c.t, w.name, 0, startTimeout)
+		pids[w.Name] = testkit.WaitBeating(c.t, startTimeout, w.Name, 0)
 	}
 	return serve, path, pids
 }
@@ -39,7 +40,7 @@ func (c *tcase) serveFleet(n int) (serve *testkit.Process, path string, pids map
 func checkUntouched(t *testing.T, pids map[string]int) (killed int) {
 	t.Helper()
 	for name, pid := range pids {
-		if now := waitBeating(t, name, 0, startTimeout); now != pid || !proc.Alive(pid) {
+		if now := testkit.WaitBeating(t, startTimeout, name, 0); now != pid || !proc.Alive(pid) {
 			t.Errorf("%s: worker pid %d, was %d: a healthy worker was killed", name, now, pid)
 			killed++
 		}
@@ -102,23 +103,25 @@ func TestMonitorStopped(t *testing.T) {
 	}
 }
 
-// impostorAt starts an impostor (a process that records the signals it gets) with the pid of
-// the exited and reaped process pid, by setting the kernel's last allocated pid just below it.
-// Other processes on the machine may take the pid first: it tries again, up to 50 times, and
-// fails the test when it cannot.
+// impostorAt starts an impostor (a process that only happens to hold a pid a monitor once
+// watched: a victim of package badactor, which records the signals it gets in sigFile) with
+// the pid of the exited and reaped process pid, by setting the kernel's last allocated pid
+// just below it. Other processes on the machine may take the pid first: it tries again, up to
+// 50 times, and fails the test when it cannot.
 func (c *tcase) impostorAt(pid int, sigFile string) *testkit.Process {
 	c.t.Helper()
 	for range 50 {
+		cmd := badactor.Self(c.t, "victim", sigFile) // made first: nothing may take the pid meanwhile
+		cmd.Env = append(cmd.Env, envTag+"="+c.tag)
 		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
 			c.t.Fatalf("cannot choose the next pid (root needed): %v", err)
 		}
-		p := c.start("impostor", []string{envMode + "=impostor", envFile + "=" + sigFile}, exe(c.t))
+		p := testkit.Start(c.t, "impostor", cmd)
 		if p.Pid() == pid {
-			testkit.WaitFor(c.t, startTimeout, "the impostor to start", func() bool { return strings.Contains(p.Stdout.String(), "ready") })
+			testkit.WaitLine(c.t, &p.Stdout, startTimeout, "ready")
 			return p
 		}
-		p.Cmd.Process.Kill()
-		<-p.Done()
+		p.Kill()
 	}
 	c.t.Fatalf("could not start a process with pid %d", pid)
 	return nil
@@ -132,7 +135,7 @@ func TestPidReused(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			c := newCase(t, "watched pid exited and reused ("+mode+")", "the new process is never signalled")
 			name := c.object(0)
-			w := c.start("worker", workerEnv("SHMMON_NAME="+name), exe(t))
+			w := c.start("worker", workerEnv("SHMMON_NAME="+name), testkit.Executable(t))
 			var mon *testkit.Process
 			if mode == "watch --pid" {
 				mon = c.start("shmmon watch", nil, testkit.Shmmon(t), "watch", "--name", name, "--pid", strconv.Itoa(w.Pid()),
@@ -148,7 +151,7 @@ func TestPidReused(t *testing.T) {
 					smallDefaults, name, pidfile)), 0o600)
 				mon = c.startServe(path)
 			}
-			waitBeating(t, name, 0, startTimeout)
+			testkit.WaitBeating(t, startTimeout, name, 0)
 			// Hang the worker until the monitor counts stalls, then let it die there.
 			w.Signal(t, syscall.SIGSTOP)
 			testkit.WaitFor(t, startTimeout, "a stall", func() bool {

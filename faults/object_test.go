@@ -4,10 +4,8 @@ package faults
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,28 +15,10 @@ import (
 	"github.com/shmmon/shmmon/shmobj"
 )
 
-// confWorker is one [[worker]] of a generated serve config.
-type confWorker struct {
-	name    string
-	command []string
-	extra   string // more TOML lines
-}
-
-// writeConfig writes a serve config with the case parameters and ws.
-func writeConfig(t testing.TB, path string, defaults string, ws []confWorker) {
+// writeConfig writes a serve config of ws with the [defaults] table defaults.
+func writeConfig(t testing.TB, path string, defaults string, ws []testkit.Worker) {
 	t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "[defaults]\n%s\n", defaults)
-	for _, w := range ws {
-		q := make([]string, len(w.command))
-		for i, a := range w.command {
-			q[i] = strconv.Quote(a)
-		}
-		fmt.Fprintf(&b, "\n[[worker]]\nname = %q\ncommand = [%s]\n%s", w.name, strings.Join(q, ", "), w.extra)
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testkit.WriteConfig(t, path, "[defaults]\n"+defaults+"\n", ws, "")
 }
 
 // smallDefaults are the [defaults] of the small serve cases.
@@ -49,44 +29,6 @@ var smallDefaults = fmt.Sprintf("interval = %q\nstalls = %d\nkill_after = %q\nba
 func (c *tcase) startServe(path string, env ...string) *testkit.Process {
 	c.t.Helper()
 	return c.start("shmmon serve", workerEnv(env...), testkit.Shmmon(c.t), "serve", "--config", path)
-}
-
-// publicExe returns a copy of the test binary that any user can run, for workers started as
-// another user (the build cache that holds the test binary is root's alone).
-func publicExe(t testing.TB) string {
-	t.Helper()
-	dir := filepath.Join(filepath.Dir(testkit.Shmmon(t)), "public")
-	path := filepath.Join(dir, "faults.test")
-	if _, err := os.Stat(path); err == nil {
-		return path
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	src, err := os.Open(exe(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(path+".tmp", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // TestObjectFaults damages the object of a beating worker under `shmmon serve`: the monitor
@@ -130,10 +72,10 @@ func TestObjectFaults(t *testing.T) {
 			c := newCase(t, "object "+f.name+" under serve", "reported, re-published, the worker follows; none killed")
 			name := c.object(0)
 			path := filepath.Join(t.TempDir(), "shmmon.toml")
-			writeConfig(t, path, smallDefaults, []confWorker{{name: name, command: []string{publicExe(t)},
-				extra: "user = \"nobody\"\nmode = \"0666\"\n"}})
+			writeConfig(t, path, smallDefaults, []testkit.Worker{{Name: name, Command: []string{testkit.PublicExecutable(t)},
+				Extra: "user = \"nobody\"\nmode = \"0666\"\n"}})
 			serve := c.startServe(path)
-			pid := waitBeating(t, name, 0, startTimeout)
+			pid := testkit.WaitBeating(t, startTimeout, name, 0)
 			for i := range trials {
 				f.inject(t, shmobj.Path(name))
 				testkit.WaitFor(t, startTimeout, "the fault to be reported", func() bool {
@@ -150,14 +92,14 @@ func TestObjectFaults(t *testing.T) {
 				// What the mode protects: a worker started next, as nobody, must be able to
 				// open the object. Crash the worker; its successor must beat.
 				syscall.Kill(pid, syscall.SIGKILL)
-				pid = waitBeating(t, name, pid, startTimeout)
+				pid = testkit.WaitBeating(t, startTimeout, name, pid)
 			}
 			time.Sleep(5 * interval)
 			if !serve.Running() {
 				t.Fatal("serve ended")
 			}
 			if !strings.Contains(f.event, "mode") {
-				if now := waitBeating(t, name, 0, startTimeout); now != pid {
+				if now := testkit.WaitBeating(t, startTimeout, name, 0); now != pid {
 					t.Errorf("worker pid %d, want %d: the worker was restarted", now, pid)
 				}
 			}

@@ -22,7 +22,7 @@ func (c *tcase) startRun(name, restart string, env ...string) *testkit.Process {
 	return c.start("shmmon run", workerEnv(env...), testkit.Shmmon(c.t), "run", "--name", name,
 		"--interval", interval.String(), "--stalls", strconv.Itoa(stalls), "--kill-after", killAfter.String(),
 		"--restart", restart, "--backoff", "10ms", "--backoff-max", "50ms", "--start-limit", "1000",
-		"--", exe(c.t))
+		"--", testkit.Executable(c.t))
 }
 
 // awaitKill follows a hung worker pid of the object name until it is gone, and returns the
@@ -52,7 +52,7 @@ func hangCase(t *testing.T, caseName, expected string, trials int, hang func(pid
 	c := newCase(t, caseName, expected)
 	name := c.object(0)
 	run := c.startRun(name, "always", env...)
-	pid := waitBeating(t, name, 0, startTimeout)
+	pid := testkit.WaitBeating(t, startTimeout, name, 0)
 	hung := map[int]bool{}
 	var worst time.Duration
 	for range trials {
@@ -71,12 +71,9 @@ func hangCase(t *testing.T, caseName, expected string, trials int, hang func(pid
 			c.row.observe("worker %d not killed %v after its last beat", pid, took.Round(time.Millisecond))
 			t.Fatalf("hung worker %d still running %v after its last beat (bound %v)", pid, took, killBound)
 		}
-		pid = waitBeating(t, name, pid, startTimeout)
+		pid = testkit.WaitBeating(t, startTimeout, name, pid)
 	}
-	run.Signal(t, syscall.SIGTERM)
-	if st := run.Wait(t, startTimeout); st.ExitCode() != 0 {
-		t.Errorf("shmmon run ended with %v after SIGTERM, want exit 0", st)
-	}
+	run.Terminate(t, startTimeout)
 	ks := kills(&run.Stderr)
 	for _, k := range ks {
 		if !hung[k.pid] {
@@ -144,7 +141,7 @@ func TestExits(t *testing.T) {
 			}
 			pid := 0
 			for i := range trials {
-				pid = waitBeating(t, name, pid, startTimeout)
+				pid = testkit.WaitBeating(t, startTimeout, name, pid)
 				if tc.then == "" {
 					syscall.Kill(pid, syscall.SIGKILL)
 				}
@@ -154,7 +151,7 @@ func TestExits(t *testing.T) {
 				c.row.Trials++
 			}
 			if tc.restarts {
-				waitBeating(t, name, pid, startTimeout)
+				testkit.WaitBeating(t, startTimeout, name, pid)
 				run.Signal(t, syscall.SIGTERM)
 			}
 			st := run.Wait(t, startTimeout)

@@ -19,26 +19,6 @@ import (
 	"github.com/shmmon/shmmon/worker"
 )
 
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// open reports whether the server still holds c open: a read times out rather than ending.
-func open(t *testing.T, c net.Conn) bool {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-	_, err := c.Read(make([]byte, 1))
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 // shortName returns a name for the object of a test that fits a TCP watchdog packet (9
 // bytes), removed when the test ends.
 func shortName(t *testing.T, tag string) string {
@@ -91,7 +71,7 @@ func TestTCPWatchdog(t *testing.T) {
 	f := New(slog.New(slog.NewTextHandler(&log, nil)))
 	defer f.Stop()
 	name := shortName(t, "tw")
-	first := &config.TCPWatchdog{Listen: freeAddr(t), MaxConnections: 10}
+	first := &config.TCPWatchdog{Listen: testkit.FreeAddr(t), MaxConnections: 10}
 	if err := f.SetTCPWatchdog(first); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +93,7 @@ func TestTCPWatchdog(t *testing.T) {
 	if err := f.SetTCPWatchdog(&config.TCPWatchdog{Listen: first.Listen, MaxConnections: 10}); err != nil {
 		t.Fatal(err)
 	}
-	if !open(t, c) {
+	if !testkit.StillOpen(c) {
 		t.Fatal("an unchanged [tcp_watchdog] closed the connection")
 	}
 
@@ -126,7 +106,7 @@ func TestTCPWatchdog(t *testing.T) {
 	}
 
 	// A new address, for one client: the old listener goes, a second client is closed.
-	second := &config.TCPWatchdog{Listen: freeAddr(t), MaxConnections: 1}
+	second := &config.TCPWatchdog{Listen: testkit.FreeAddr(t), MaxConnections: 1}
 	if err := f.SetTCPWatchdog(second); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +122,7 @@ func TestTCPWatchdog(t *testing.T) {
 		defer clients[i].Close()
 	}
 	// The server accepts in order: the first client is counted before the second comes.
-	if !open(t, clients[0]) {
+	if !testkit.StillOpen(clients[0]) {
 		t.Error("the first client was closed")
 	}
 	clients[1].SetReadDeadline(time.Now().Add(10 * time.Second))

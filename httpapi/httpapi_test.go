@@ -19,8 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/fleet"
@@ -43,7 +41,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// scrape gets /metrics from h and parses it with expfmt.
+// scrape gets /metrics from h and parses it.
 func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -51,42 +49,7 @@ func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("/metrics: %d %s", rec.Code, rec.Body)
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(rec.Body)
-	if err != nil {
-		t.Fatalf("parsing /metrics: %v", err)
-	}
-	return fams
-}
-
-// value returns the value of the series of family name whose labels include want, and
-// whether there is one.
-func value(fams map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
-	f := fams[name]
-	if f == nil {
-		return 0, false
-	}
-next:
-	for _, m := range f.GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for k, v := range want {
-			if have[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Gauge != nil:
-			return m.GetGauge().GetValue(), true
-		case m.Counter != nil:
-			return m.GetCounter().GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.GetHistogram().GetSampleCount()), true
-		}
-	}
-	return 0, false
+	return testkit.ParseMetrics(t, rec.Body)
 }
 
 func get(t *testing.T, h http.Handler, path string, v any) int {
@@ -170,7 +133,7 @@ func TestFleetEndpoints(t *testing.T) {
 		"shmmon_worker_up": 1, "shmmon_worker_starts_total": 1, "shmmon_worker_restarts_total": 0,
 		"shmmon_worker_kills_total": 0, "shmmon_worker_check_late": 0, "shmmon_worker_stalls": 0,
 	} {
-		if v, ok := value(fams, metric, lv); !ok || v != want {
+		if v, ok := testkit.MetricValue(fams, metric, lv); !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", metric, v, ok, want)
 		}
 	}
@@ -179,17 +142,17 @@ func TestFleetEndpoints(t *testing.T) {
 		if state == "ok" {
 			want = 1
 		}
-		if v, ok := value(fams, "shmmon_worker_state", map[string]string{"name": name, "state": state}); !ok || v != want {
+		if v, ok := testkit.MetricValue(fams, "shmmon_worker_state", map[string]string{"name": name, "state": state}); !ok || v != want {
 			t.Errorf("state %s = %v (present %v), want %v", state, v, ok, want)
 		}
 	}
-	if v, ok := value(fams, "shmmon_worker_sequence", lv); !ok || v < float64(before.Seq) {
+	if v, ok := testkit.MetricValue(fams, "shmmon_worker_sequence", lv); !ok || v < float64(before.Seq) {
 		t.Errorf("sequence %v, want at least %d", v, before.Seq)
 	}
-	if v, ok := value(fams, "shmmon_worker_last_progress_seconds", lv); !ok || v < 0 || v > 5 {
+	if v, ok := testkit.MetricValue(fams, "shmmon_worker_last_progress_seconds", lv); !ok || v < 0 || v > 5 {
 		t.Errorf("last progress %v s ago (present %v)", v, ok)
 	}
-	if v, _ := value(fams, "shmmon_check_duration_seconds", nil); v < 1 {
+	if v, _ := testkit.MetricValue(fams, "shmmon_check_duration_seconds", nil); v < 1 {
 		t.Errorf("%v checks observed", v)
 	}
 	for _, fam := range []string{"go_goroutines", "process_cpu_seconds_total"} {
@@ -212,7 +175,7 @@ func TestFleetEndpoints(t *testing.T) {
 	if h.Status != "late" || len(h.Late) != 1 || h.Late[0].Name != name || h.Late[0].LateBy <= 0 {
 		t.Errorf("/healthz while blocked: %+v", h)
 	}
-	if v, _ := value(scrape(t, s), "shmmon_worker_check_late", lv); v != 1 {
+	if v, _ := testkit.MetricValue(scrape(t, s), "shmmon_worker_check_late", lv); v != 1 {
 		t.Errorf("check_late %v while the loop is blocked, want 1", v)
 	}
 	mu.Lock()
@@ -265,14 +228,14 @@ func TestSeries(t *testing.T) {
 		{"shmmon_config_reloads_total", map[string]string{"result": "failure"}, 2},
 	}
 	for _, c := range checks {
-		if v, ok := value(fams, c.metric, c.labels); !ok || v != c.want {
+		if v, ok := testkit.MetricValue(fams, c.metric, c.labels); !ok || v != c.want {
 			t.Errorf("%s%v = %v (present %v), want %v", c.metric, c.labels, v, ok, c.want)
 		}
 	}
-	if _, ok := value(fams, "shmmon_worker_sequence", map[string]string{"name": "gone"}); ok {
+	if _, ok := testkit.MetricValue(fams, "shmmon_worker_sequence", map[string]string{"name": "gone"}); ok {
 		t.Error("a sequence for an object that cannot be read")
 	}
-	if v, ok := value(fams, "shmmon_worker_last_progress_seconds", map[string]string{"name": "svc[4]"}); !ok || v < 59 {
+	if v, ok := testkit.MetricValue(fams, "shmmon_worker_last_progress_seconds", map[string]string{"name": "svc[4]"}); !ok || v < 59 {
 		t.Errorf("proctab age %v (present %v), want about 60", v, ok)
 	}
 
@@ -334,13 +297,8 @@ func TestServe(t *testing.T) {
 		t.Errorf("/healthz: %d %s", resp.StatusCode, body)
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Serve = %v after cancel, want nil", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return after cancel")
+	if err := testkit.Receive(t, done, 5*time.Second, "Serve to return after cancel"); err != nil {
+		t.Errorf("Serve = %v after cancel, want nil", err)
 	}
 }
 
@@ -374,7 +332,7 @@ func TestProctabHealth(t *testing.T) {
 			} else if tc.src.pt.Err == nil && h.Proctab != nil {
 				t.Errorf("/healthz proctab: %+v, want none", h.Proctab)
 			}
-			v, ok := value(scrape(t, s), "shmmon_proctab_lock_timeouts_total", nil)
+			v, ok := testkit.MetricValue(scrape(t, s), "shmmon_proctab_lock_timeouts_total", nil)
 			if ok != tc.counter || v != float64(tc.src.pt.LockTimeouts) {
 				t.Errorf("shmmon_proctab_lock_timeouts_total = %v (present %v), want %d (present %v)", v, ok, tc.src.pt.LockTimeouts, tc.counter)
 			}

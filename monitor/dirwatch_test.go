@@ -1,7 +1,6 @@
 package monitor
 
 import (
-	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -15,13 +14,7 @@ import (
 // change naming its object, and a chmod, a removal and a replacement made after that are each
 // noticed by a Step well before the safety net's verifyEvery.
 func TestDirWatch(t *testing.T) {
-	name := fmt.Sprintf("shmmon-hb-dirwatch-%d", os.Getpid())
-	defer shmobj.Remove(name)
-	h, err := publish(name, Options{}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close(true)
+	name, h := testHeartbeat(t, Options{}, time.Now())
 	if h.dir == nil {
 		t.Fatal("no directory watch on " + shmobj.Dir)
 	}

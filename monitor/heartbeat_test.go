@@ -10,20 +10,29 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
-// TestCheckWritesRecord follows the status record through progress, stalls and a verdict.
-func TestCheckWritesRecord(t *testing.T) {
-	name := fmt.Sprintf("shmmon-hb-test-%d", os.Getpid())
-	defer shmobj.Remove(name)
-	start := time.Now()
-	h, err := publish(name, Options{Config: Config{Interval: time.Second, Stalls: 2}, WatchedPid: 77}, start)
+// testHeartbeat publishes the heartbeat of an object of the test's own with opts at now; it is
+// closed and the object removed when the test ends.
+func testHeartbeat(t *testing.T, opts Options, now time.Time) (name string, h *Heartbeat) {
+	t.Helper()
+	name = testkit.Name(t, "shmmon-hb")
+	t.Cleanup(func() { shmobj.Remove(name) })
+	h, err := publish(name, opts, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close(true)
+	t.Cleanup(func() { h.Close(true) })
+	return name, h
+}
+
+// TestCheckWritesRecord follows the status record through progress, stalls and a verdict.
+func TestCheckWritesRecord(t *testing.T) {
+	start := time.Now()
+	name, h := testHeartbeat(t, Options{Config: Config{Interval: time.Second, Stalls: 2}, WatchedPid: 77}, start)
 	w, err := shmobj.Attach(name)
 	if err != nil {
 		t.Fatal(err)
@@ -90,13 +99,7 @@ func TestCheckWritesRecord(t *testing.T) {
 }
 
 func TestCheckFault(t *testing.T) {
-	name := fmt.Sprintf("shmmon-hb-fault-%d", os.Getpid())
-	defer shmobj.Remove(name)
-	h, err := publish(name, Options{}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close(true)
+	name, h := testHeartbeat(t, Options{}, time.Now())
 	o, err := shmobj.Open(name, shmobj.OpenOnly, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -161,13 +164,7 @@ func TestHeartbeatNotifyAdjustments(t *testing.T) {
 // TestVerifyMode: a chmod of the object under the monitor is noticed (a worker started next,
 // as another user, could not open it) and Step re-publishes it with its mode.
 func TestVerifyMode(t *testing.T) {
-	name := fmt.Sprintf("shmmon-hb-mode-%d", os.Getpid())
-	defer shmobj.Remove(name)
-	h, err := publish(name, Options{Mode: 0o660}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close(true)
+	name, h := testHeartbeat(t, Options{Mode: 0o660}, time.Now())
 	if err := h.Verify(); err != nil {
 		t.Fatalf("Verify of a fresh object = %v", err)
 	}

@@ -14,19 +14,18 @@ func TestPacer(t *testing.T) {
 	const interval = 30 * time.Millisecond
 	var mu sync.Mutex
 	var a, b []time.Time
+	// record is a check that records when it was called in calls and returns done.
+	record := func(calls *[]time.Time, done bool) func(time.Time) bool {
+		return func(now time.Time) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			*calls = append(*calls, now)
+			return done
+		}
+	}
 	start := time.Now()
-	ea := pace(interval, func(now time.Time) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		a = append(a, now)
-		return false
-	}, nil)
-	eb := pace(interval, func(now time.Time) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		b = append(b, now)
-		return true
-	}, nil)
+	ea := pace(interval, record(&a, false), nil)
+	eb := pace(interval, record(&b, true), nil)
 	if ea.p != eb.p {
 		t.Error("two loops of one interval have a pacer each")
 	}

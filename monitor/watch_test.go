@@ -130,34 +130,26 @@ func TestWatchWithoutPid(t *testing.T) {
 	}()
 	defer func() { cancel(); <-done }()
 
-	// An in-process worker: beats every 10ms while beating is set.
+	// An in-process worker: beats every 10ms while beating is not held.
 	var beating sync.Mutex // held = paused
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		var seg *shmobj.Segment
-		defer func() {
+	var seg *shmobj.Segment
+	stop := testkit.Every(t, 10*time.Millisecond, func() {
+		beating.Lock()
+		defer beating.Unlock()
+		if seg == nil || seg.Verify() != nil {
 			if seg != nil {
 				seg.Close()
 			}
-		}()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-			beating.Lock()
-			if seg == nil || seg.Verify() != nil {
-				if seg != nil {
-					seg.Close()
-				}
-				seg, _ = shmobj.Attach(name)
-			}
-			if seg != nil {
-				seg.Beat()
-			}
-			beating.Unlock()
+			seg, _ = shmobj.Attach(name)
+		}
+		if seg != nil {
+			seg.Beat()
+		}
+	})
+	defer func() {
+		stop()
+		if seg != nil {
+			seg.Close()
 		}
 	}()
 

@@ -64,11 +64,7 @@ func startChild(t *testing.T, cmd *exec.Cmd) (*Child, func() string) {
 // waitChild waits for c to end, up to long.
 func waitChild(t *testing.T, c *Child) (ExitStatus, error) {
 	t.Helper()
-	select {
-	case <-c.Done():
-	case <-time.After(long):
-		t.Fatalf("child %d not reaped within %v", c.Pid(), long)
-	}
+	testkit.Receive(t, c.Done(), long, fmt.Sprintf("child %d to be reaped", c.Pid()))
 	return c.Wait()
 }
 

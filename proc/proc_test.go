@@ -71,93 +71,86 @@ func TestMain(m *testing.M) {
 func helper(mode string) int {
 	const helperLife = 5 * time.Minute
 	mode, arg, _ := strings.Cut(mode, " ")
-	block := func(ready string) int {
-		fmt.Println(ready)
-		time.Sleep(helperLife)
-		return 2
-	}
+	// err ends a mode that failed (status 2); ready, when set, is the line a blocking mode
+	// prints before it blocks.
+	var err error
+	ready := ""
 	switch mode {
 	case "sleep":
-		return block("ready")
+		ready = "ready"
 	case "ignore-sigterm":
 		signal.Ignore(syscall.SIGTERM)
-		return block("ready")
+		ready = "ready"
 	case "exit":
-		code, err := strconv.Atoi(arg)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "helper exit:", err)
-			return 2
+		var code int
+		if code, err = strconv.Atoi(arg); err == nil {
+			return code
 		}
-		return code
 	case "crash":
 		debug.SetTraceback("crash")
 		panic("helper crash")
 	case "comm":
-		if err := os.WriteFile("/proc/self/comm", []byte(arg), 0); err != nil {
-			fmt.Fprintln(os.Stderr, "helper comm:", err)
-			return 2
-		}
-		return block("ready")
+		err = os.WriteFile("/proc/self/comm", []byte(arg), 0)
+		ready = "ready"
 	case "fork-sleep":
 		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), helperEnv+"=sleep")
 		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			fmt.Fprintln(os.Stderr, "helper fork-sleep:", err)
-			return 2
+		if err = cmd.Start(); err == nil {
+			ready = strconv.Itoa(cmd.Process.Pid)
 		}
-		return block(strconv.Itoa(cmd.Process.Pid))
 	case "signal-group":
-		pid, err := strconv.Atoi(arg)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "helper signal-group:", err)
-			return 2
+		var pid int
+		if pid, err = strconv.Atoi(arg); err == nil {
+			signalGroup(pid)
+			return 0
 		}
-		p, err := Open(pid)
-		if err == nil {
-			err = p.SignalGroup(0)
-			p.Close()
-		}
-		if errors.Is(err, ErrRefused) {
-			fmt.Println("refused")
-		} else {
-			fmt.Printf("not refused: %v\n", err)
-		}
-		return 0
 	case "shm-attach":
-		id, err := strconv.Atoi(arg)
-		if err == nil {
+		var id int
+		if id, err = strconv.Atoi(arg); err == nil {
 			_, err = unix.SysvShmAttach(id, 0, 0)
 		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "helper shm-attach:", err)
-			return 2
-		}
-		return block("ready")
+		ready = "ready"
 	case "mmap-file":
-		f, err := os.Open(arg)
-		if err == nil {
+		var f *os.File
+		if f, err = os.Open(arg); err == nil {
 			_, err = unix.Mmap(int(f.Fd()), 0, 4096, unix.PROT_READ, unix.MAP_SHARED)
 			f.Close()
 		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "helper mmap-file:", err)
-			return 2
-		}
-		return block("ready")
+		ready = "ready"
 	case "open-emfile":
-		pid, err := strconv.Atoi(arg)
-		if err == nil {
-			err = openEMFILE(pid)
+		var pid int
+		if pid, err = strconv.Atoi(arg); err == nil {
+			if err = openEMFILE(pid); err == nil {
+				return 0
+			}
 		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "helper open-emfile:", err)
-			return 2
-		}
-		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "unknown helper mode %q\n", mode)
+		return 2
 	}
-	fmt.Fprintf(os.Stderr, "unknown helper mode %q\n", mode)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
+		return 2
+	}
+	fmt.Println(ready)
+	time.Sleep(helperLife)
 	return 2
+}
+
+// signalGroup is the helper mode "signal-group": it opens pid and sends signal 0 to its
+// group, and prints "refused" if that was refused with ErrRefused, else what happened.
+func signalGroup(pid int) {
+	p, err := Open(pid)
+	if err == nil {
+		err = p.SignalGroup(0)
+		p.Close()
+	}
+	if errors.Is(err, ErrRefused) {
+		fmt.Println("refused")
+	} else {
+		fmt.Printf("not refused: %v\n", err)
+	}
 }
 
 // openEMFILE is the helper mode "open-emfile".
@@ -613,10 +606,8 @@ func TestClose(t *testing.T) {
 	t.Run("running", func(t *testing.T) {
 		c := startHelper(t, "sleep", nil)
 		c.ready(t)
-		p, err := Open(c.pid())
-		if err != nil {
-			t.Fatal(err)
-		}
+		// open closes it again when the test ends, after the Close here: a no-op.
+		p := open(t, c.pid())
 		waited := make(chan bool)
 		go func() { waited <- p.WaitExit(context.Background(), 0) }()
 		for i := range 2 {
@@ -624,13 +615,8 @@ func TestClose(t *testing.T) {
 				t.Errorf("Close #%d = %v", i+1, err)
 			}
 		}
-		select {
-		case exited := <-waited:
-			if exited {
-				t.Error("WaitExit = true, interrupted by Close")
-			}
-		case <-time.After(long):
-			t.Fatal("WaitExit still waiting after Close")
+		if testkit.Receive(t, waited, long, "WaitExit to return after Close") {
+			t.Error("WaitExit = true, interrupted by Close")
 		}
 		if err := p.Signal(syscall.SIGKILL); !errors.Is(err, os.ErrClosed) {
 			t.Errorf("Signal after Close = %v, want os.ErrClosed", err)
@@ -816,53 +802,6 @@ func TestSameProgram(t *testing.T) {
 	}
 }
 
-func TestPpidAndInTree(t *testing.T) {
-	leader := startHelper(t, "fork-sleep", &syscall.SysProcAttr{Setpgid: true})
-	grandchild, err := strconv.Atoi(leader.line(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Kill(-leader.pid(), syscall.SIGKILL) })
-	other := startHelper(t, "sleep", nil)
-	other.ready(t)
-
-	if ppid, err := Ppid(leader.pid()); ppid != os.Getpid() || err != nil {
-		t.Errorf("Ppid(child) = %d, %v, want %d", ppid, err, os.Getpid())
-	}
-	if ppid, err := Ppid(grandchild); ppid != leader.pid() || err != nil {
-		t.Errorf("Ppid(grandchild) = %d, %v, want %d", ppid, err, leader.pid())
-	}
-	if _, err := Ppid(gonePid(t)); !errors.Is(err, ErrNotExist) {
-		t.Errorf("Ppid(gone) = %v, want ErrNotExist", err)
-	}
-	for _, tt := range []struct {
-		what string
-		pid  int
-		want bool
-	}{
-		{"the root", leader.pid(), true},
-		{"its child", grandchild, true},
-		{"its parent", os.Getpid(), false},
-		{"init", 1, false},
-		{"another process", other.pid(), false},
-		{"a gone process", gonePid(t), false},
-	} {
-		if got := InTree(tt.pid, leader.pid()); got != tt.want {
-			t.Errorf("InTree(%s %d, root %d) = %v, want %v", tt.what, tt.pid, leader.pid(), got, tt.want)
-		}
-	}
-	// The root dies: its child is reparented (to this test, a subreaper) but stays in the
-	// group, so it is still in the tree.
-	unix.Kill(leader.pid(), syscall.SIGKILL)
-	leader.wait(t)
-	if ppid, _ := Ppid(grandchild); ppid == leader.pid() {
-		t.Fatalf("grandchild %d not reparented", grandchild)
-	}
-	if !InTree(grandchild, leader.pid()) {
-		t.Errorf("a reparented member of the root's group is not in its tree")
-	}
-}
-
 // TestOpenNoRoomForWatcher checks that Open fails cleanly when the exit
 // watcher's epoll set cannot be created, and that a later Open tries again.
 func TestOpenNoRoomForWatcher(t *testing.T) {
@@ -906,11 +845,7 @@ func (c *counter) f() {
 // ran waits up to long for the next run.
 func (c *counter) ran(t *testing.T, what string) {
 	t.Helper()
-	select {
-	case <-c.runs:
-	case <-time.After(long):
-		t.Fatalf("%s: callback did not run", what)
-	}
+	testkit.Receive(t, c.runs, long, what+": the callback to run")
 }
 
 func TestAfterExit(t *testing.T) {
@@ -997,10 +932,8 @@ func TestAfterExit(t *testing.T) {
 	t.Run("close before the exit", func(t *testing.T) {
 		c := startHelper(t, "sleep", nil)
 		c.ready(t)
-		p, err := Open(c.pid())
-		if err != nil {
-			t.Fatal(err)
-		}
+		// open closes it again when the test ends, after the Close here: a no-op.
+		p := open(t, c.pid())
 		witness := open(t, c.pid()) // a second handle, to know when the exit was seen
 		dropped, witnessed := newCounter(), newCounter()
 		stop := p.AfterExit(dropped.f)
@@ -1010,13 +943,8 @@ func TestAfterExit(t *testing.T) {
 		if err := p.Close(); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case exited := <-waited:
-			if exited {
-				t.Error("WaitExit = true, interrupted by Close")
-			}
-		case <-time.After(long):
-			t.Fatal("WaitExit still waiting after Close")
+		if testkit.Receive(t, waited, long, "WaitExit to return after Close") {
+			t.Error("WaitExit = true, interrupted by Close")
 		}
 		checkReleased(t, p)
 		start := time.Now()
@@ -1090,11 +1018,7 @@ func TestManyHandles(t *testing.T) {
 	}
 	all := make(chan struct{})
 	go func() { wg.Wait(); close(all) }()
-	select {
-	case <-all:
-	case <-time.After(long):
-		t.Fatal("not every handle's callback ran after its process exited")
-	}
+	testkit.Receive(t, all, long, "every handle's callback to run after its process exited")
 	for i, p := range ps {
 		if !isClosed(p.exited) {
 			t.Errorf("handle %d on pid %d: exited not closed after its callback ran", i, p.Pid())

@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"errors"
 	"os"
 	"slices"
 	"strconv"
@@ -10,17 +11,66 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestTree: Tree lists what InTree accepts: the root, a child in the root's group, a child in
-// a group of its own (a descendant), and a member of the group whose parent died.
-func TestTree(t *testing.T) {
-	leader := startHelper(t, "fork-sleep", &syscall.SysProcAttr{Setpgid: true})
+// startTree starts the process tree of the tests: a helper leading a group of its own, its
+// child (the grandchild) in its group, and another helper outside it. The group is killed when
+// the test ends.
+func startTree(t *testing.T) (leader *child, grandchild int, other *child) {
+	t.Helper()
+	leader = startHelper(t, "fork-sleep", &syscall.SysProcAttr{Setpgid: true})
 	grandchild, err := strconv.Atoi(leader.line(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Kill(-leader.pid(), syscall.SIGKILL) })
-	other := startHelper(t, "sleep", nil)
+	other = startHelper(t, "sleep", nil)
 	other.ready(t)
+	return leader, grandchild, other
+}
+
+func TestPpidAndInTree(t *testing.T) {
+	leader, grandchild, other := startTree(t)
+
+	if ppid, err := Ppid(leader.pid()); ppid != os.Getpid() || err != nil {
+		t.Errorf("Ppid(child) = %d, %v, want %d", ppid, err, os.Getpid())
+	}
+	if ppid, err := Ppid(grandchild); ppid != leader.pid() || err != nil {
+		t.Errorf("Ppid(grandchild) = %d, %v, want %d", ppid, err, leader.pid())
+	}
+	if _, err := Ppid(gonePid(t)); !errors.Is(err, ErrNotExist) {
+		t.Errorf("Ppid(gone) = %v, want ErrNotExist", err)
+	}
+	for _, tt := range []struct {
+		what string
+		pid  int
+		want bool
+	}{
+		{"the root", leader.pid(), true},
+		{"its child", grandchild, true},
+		{"its parent", os.Getpid(), false},
+		{"init", 1, false},
+		{"another process", other.pid(), false},
+		{"a gone process", gonePid(t), false},
+	} {
+		if got := InTree(tt.pid, leader.pid()); got != tt.want {
+			t.Errorf("InTree(%s %d, root %d) = %v, want %v", tt.what, tt.pid, leader.pid(), got, tt.want)
+		}
+	}
+	// The root dies: its child is reparented (to this test, a subreaper) but stays in the
+	// group, so it is still in the tree.
+	unix.Kill(leader.pid(), syscall.SIGKILL)
+	leader.wait(t)
+	if ppid, _ := Ppid(grandchild); ppid == leader.pid() {
+		t.Fatalf("grandchild %d not reparented", grandchild)
+	}
+	if !InTree(grandchild, leader.pid()) {
+		t.Errorf("a reparented member of the root's group is not in its tree")
+	}
+}
+
+// TestTree: Tree lists what InTree accepts: the root, a child in the root's group, a child in
+// a group of its own (a descendant), and a member of the group whose parent died.
+func TestTree(t *testing.T) {
+	leader, grandchild, other := startTree(t)
 
 	tree := Tree(leader.pid())
 	if len(tree) == 0 || tree[0] != leader.pid() || !slices.Contains(tree, grandchild) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -41,12 +40,7 @@ func TestRunJoinsEverything(t *testing.T) {
 	t.Cleanup(func() { shmobj.Remove(name) })
 	key := 0x7a000000 | os.Getpid()&0xffffff
 	path := filepath.Join(t.TempDir(), "shmmon.toml")
-	ln, err := net.Listen("tcp", "127.0.0.1:0") // a free port for the TCP watchdog, which wants a fixed one
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcp := ln.Addr().String()
-	ln.Close()
+	tcp := testkit.FreeAddr(t) // the TCP watchdog wants a fixed port
 	conf := fmt.Sprintf("[serve]\nlisten = \"127.0.0.1:0\"\n\n[tcp_watchdog]\nlisten = %q\n\n"+
 		"[proctab]\nkey = %d\nevery = \"100ms\"\n\n[[worker]]\nname = %q\npid = %d\ninterval = \"100ms\"\ngrace = \"1m\"\n",
 		tcp, key, name, sleeper.Process.Pid)
@@ -55,25 +49,10 @@ func TestRunJoinsEverything(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("ipcrm", "-M", fmt.Sprint(key), "-S", fmt.Sprint(key)).Run() })
 	// Under systemd: serve's READY=1, WATCHDOG=1 and STOPPING=1 come to this socket.
-	sd, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(t.TempDir(), "notify"), Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sd.Close()
-	t.Setenv("NOTIFY_SOCKET", sd.LocalAddr().String())
+	sd, told := testkit.NotifySocket(t)
+	t.Setenv("NOTIFY_SOCKET", sd)
 	t.Setenv("WATCHDOG_USEC", "100000")
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
-	var told testkit.Buffer
-	go func() {
-		b := make([]byte, 4096)
-		for {
-			n, err := sd.Read(b)
-			if err != nil {
-				return
-			}
-			told.Write(append(b[:n:n], '\n'))
-		}
-	}()
 	before := runtime.NumGoroutine()
 	var logs testkit.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
@@ -89,20 +68,12 @@ func TestRunJoinsEverything(t *testing.T) {
 		return err == nil && snap.HasRecord
 	})
 	testkit.WaitLine(t, &logs, 10*time.Second, "event=proctab")
-	testkit.WaitLine(t, &told, 10*time.Second, "WATCHDOG=1")
+	testkit.WaitLine(t, told, 10*time.Second, "WATCHDOG=1")
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run = %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("Run did not return 10 s after its context ended:\n%s", logs.String())
+	if err := testkit.Receive(t, done, 10*time.Second, "Run to return after its context ended"); err != nil {
+		t.Fatalf("Run = %v\n%s", err, logs.String())
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Poll(5*time.Second, func() bool { return runtime.NumGoroutine() <= before })
 	if n := runtime.NumGoroutine(); n > before {
 		buf := make([]byte, 1<<20)
 		t.Errorf("%d goroutines after Run returned, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])

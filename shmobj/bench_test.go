@@ -9,12 +9,7 @@ import (
 // BenchmarkAtomicAddFloor is one atomic add into a mapped page with no fault safety: the
 // floor that a fault-safe beat is measured against in BENCHMARKS.md.
 func BenchmarkAtomicAddFloor(b *testing.B) {
-	seg, err := Publish(testName(b), PublishOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer Remove(seg.Name())
-	defer seg.Close()
+	seg := benchSegment(b)
 	p := (*atomic.Uint64)(unsafe.Pointer(&seg.mem[0]))
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
@@ -24,14 +19,21 @@ func BenchmarkAtomicAddFloor(b *testing.B) {
 
 // BenchmarkSegmentBeat is the fault-safe beat of a mapped segment.
 func BenchmarkSegmentBeat(b *testing.B) {
-	seg, err := Publish(testName(b), PublishOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer Remove(seg.Name())
-	defer seg.Close()
+	seg := benchSegment(b)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		seg.Beat()
 	}
+}
+
+// benchSegment publishes the benchmark's object; it is closed and removed when the benchmark
+// ends.
+func benchSegment(b *testing.B) *Segment {
+	b.Helper()
+	seg, err := Publish(testName(b), PublishOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { seg.Close() })
+	return seg
 }

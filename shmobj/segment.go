@@ -183,77 +183,55 @@ func (s *Segment) RawStoreStatus(st Status) {
 }
 
 // SetState stores the worker's state in the status record.
-func (s *Segment) SetState(st State) (err error) {
-	if s.rec == nil {
-		return nil
-	}
-	defer Unguard(Guard(), &err)
-	s.rec.state.Store(uint32(st))
-	s.last.State = st
-	return nil
+func (s *Segment) SetState(st State) error {
+	return s.updateRecord(func(r *record) {
+		r.state.Store(uint32(st))
+		s.last.State = st
+	})
 }
 
 // SetWatchedPid stores the watched worker's pid in the status record.
-func (s *Segment) SetWatchedPid(pid int64) (err error) {
-	if s.rec == nil {
-		return nil
-	}
-	defer Unguard(Guard(), &err)
-	s.rec.watchedPid.Store(pid)
-	return nil
+func (s *Segment) SetWatchedPid(pid int64) error {
+	return s.updateRecord(func(r *record) { r.watchedPid.Store(pid) })
 }
 
 // SetInterval stores the check interval in the status record.
-func (s *Segment) SetInterval(d time.Duration) (err error) {
-	if s.rec == nil {
-		return nil
-	}
-	defer Unguard(Guard(), &err)
-	s.rec.interval.Store(int64(d))
-	return nil
+func (s *Segment) SetInterval(d time.Duration) error {
+	return s.updateRecord(func(r *record) { r.interval.Store(int64(d)) })
 }
 
 // AddKill counts one kill in the status record.
-func (s *Segment) AddKill() (err error) {
-	if s.rec == nil {
-		return nil
-	}
-	defer Unguard(Guard(), &err)
-	s.rec.kills.Add(1)
-	return nil
-}
+func (s *Segment) AddKill() error { return s.updateRecord(func(r *record) { r.kills.Add(1) }) }
 
 // AddRestart counts one restart in the status record.
-func (s *Segment) AddRestart() (err error) {
-	if s.rec == nil {
-		return nil
-	}
-	defer Unguard(Guard(), &err)
-	s.rec.restarts.Add(1)
-	return nil
-}
+func (s *Segment) AddRestart() error { return s.updateRecord(func(r *record) { r.restarts.Add(1) }) }
 
 // SetCounts stores the kill and restart counts, e.g. to carry them over to a re-published
 // object.
-func (s *Segment) SetCounts(kills, restarts uint64) (err error) {
-	if s.rec == nil {
-		return nil
-	}
-	defer Unguard(Guard(), &err)
-	s.rec.kills.Store(kills)
-	s.rec.restarts.Store(restarts)
-	return nil
+func (s *Segment) SetCounts(kills, restarts uint64) error {
+	return s.updateRecord(func(r *record) {
+		r.kills.Store(kills)
+		r.restarts.Store(restarts)
+	})
 }
 
 // SetKind stores how the worker's beats arrive.
-func (s *Segment) SetKind(k Kind) (err error) {
+func (s *Segment) SetKind(k Kind) error {
+	return s.updateRecord(func(r *record) {
+		if r.kind.Load() != uint32(k) {
+			r.kind.Store(uint32(k))
+		}
+	})
+}
+
+// updateRecord runs f on the status record, when the object holds one, turning a fault of the
+// mapping into [ErrFault] (see [Guard]). f does not escape: calling it allocates nothing.
+func (s *Segment) updateRecord(f func(r *record)) (err error) {
 	if s.rec == nil {
 		return nil
 	}
 	defer Unguard(Guard(), &err)
-	if s.rec.kind.Load() != uint32(k) {
-		s.rec.kind.Store(uint32(k))
-	}
+	f(s.rec)
 	return nil
 }
 
@@ -292,16 +270,12 @@ func (s *Segment) SetStatusText(text string) (err error) {
 // MarkRetired sets the retired flag, telling workers to reopen the object by name. Only an
 // object that holds a shmmon status record (magic present) is marked: the monitor half of
 // anything else is left untouched.
-func (s *Segment) MarkRetired() (err error) {
-	if s.rec == nil {
-		return nil
-	}
-	defer Unguard(Guard(), &err)
-	if !bytes.Equal(s.rec.magic[:], []byte(Magic)) {
-		return nil
-	}
-	s.rec.retired.Store(1)
-	return nil
+func (s *Segment) MarkRetired() error {
+	return s.updateRecord(func(r *record) {
+		if bytes.Equal(r.magic[:], []byte(Magic)) {
+			r.retired.Store(1)
+		}
+	})
 }
 
 // Snapshot reads the whole object with atomic loads and decodes it.

@@ -26,6 +26,32 @@ func testName(t testing.TB) string {
 	return name
 }
 
+// openObject opens the object name (flag, mode), as a third party or a Boost checker does; it
+// is closed when the test ends.
+func openObject(t testing.TB, name string, flag Flag, mode os.FileMode) *Object {
+	t.Helper()
+	o, err := Open(name, flag, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	return o
+}
+
+// resize truncates o to size and maps it; the mapping is closed when the test ends.
+func resize(t testing.TB, o *Object, size int64) *Segment {
+	t.Helper()
+	if err := o.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	seg, err := o.Map()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seg.Close() })
+	return seg
+}
+
 // noTempLeft fails the test if a temporary object of this process is left in /dev/shm.
 func noTempLeft(t *testing.T) {
 	t.Helper()
@@ -158,11 +184,7 @@ func TestOpenFlags(t *testing.T) {
 
 func TestMapTooSmall(t *testing.T) {
 	name := testName(t)
-	o, err := Open(name, CreateOnly, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
+	o := openObject(t, name, CreateOnly, 0o600)
 	if _, err := o.Map(); !errors.Is(err, ErrTooSmall) {
 		t.Errorf("Map of an empty object: %v, want ErrTooSmall", err)
 	}
@@ -277,19 +299,7 @@ func TestPublish(t *testing.T) {
 func TestPublishLeavesForeignObjectsAlone(t *testing.T) {
 	name := testName(t)
 	// A Boost checker's object: no magic in its monitor half.
-	o, err := Open(name, CreateOnly, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
-	if err := o.Truncate(1024); err != nil {
-		t.Fatal(err)
-	}
-	old, err := o.Map()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer old.Close()
+	old := resize(t, openObject(t, name, CreateOnly, 0o644), 1024)
 	seg, err := Publish(name, PublishOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -552,11 +562,7 @@ func TestAdopt(t *testing.T) {
 
 	// A foreign monitor half: replaced, never written.
 	Remove(name)
-	o, _ := Open(name, CreateOnly, 0o600)
-	o.Truncate(4096)
-	foreign, _ := o.Map()
-	o.Close()
-	defer foreign.Close()
+	foreign := resize(t, openObject(t, name, CreateOnly, 0o600), 4096)
 	foreign.mem[2048+100] = 1
 	if _, a, err := Adopt(name, PublishOptions{}); a.Adopted || err != nil || a.Refused == nil ||
 		!strings.Contains(a.Refused.Error(), "monitor half") {

@@ -236,13 +236,7 @@ func TestNotifyMainPid(t *testing.T) {
 // tree (this test) do not count.
 func TestNotifyUnrelatedSender(t *testing.T) {
 	r := supervise(t, "sleep", Options{})
-	var pid int
-	testkit.WaitFor(t, 10*time.Second, "the program", func() bool {
-		if w := r.s.Worker(); w != nil {
-			pid = int(w.Pid())
-		}
-		return pid != 0 && proc.HasEnv(pid, modeEnv+"=sleep")
-	})
+	pid := r.program(t, "sleep")
 	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 	if err != nil {
 		t.Fatal(err)

@@ -157,11 +157,21 @@ func objectName(t *testing.T) string {
 // wait waits for Run to return.
 func (r *running) wait(t *testing.T, timeout time.Duration) {
 	t.Helper()
-	select {
-	case <-r.done:
-	case <-time.After(timeout):
-		t.Fatalf("Run did not return within %v", timeout)
-	}
+	testkit.Receive(t, r.done, timeout, "Run to return")
+}
+
+// program waits until the supervisor's program runs, in mode (its environment says so), and
+// returns its pid.
+func (r *running) program(t *testing.T, mode string) int {
+	t.Helper()
+	var pid int
+	testkit.WaitFor(t, 10*time.Second, "the program", func() bool {
+		if w := r.s.Worker(); w != nil {
+			pid = int(w.Pid())
+		}
+		return pid != 0 && proc.HasEnv(pid, modeEnv+"="+mode)
+	})
+	return pid
 }
 
 // record reads the object's status record.
@@ -450,13 +460,7 @@ func TestSystemdHandshakeNotInherited(t *testing.T) {
 	t.Setenv("WATCHDOG_USEC", "1000000")
 	t.Setenv("SHMMON_KEEP_ME", "1")
 	r := supervise(t, "sleep", Options{})
-	var pid int
-	testkit.WaitFor(t, 10*time.Second, "the program", func() bool {
-		if w := r.s.Worker(); w != nil {
-			pid = int(w.Pid())
-		}
-		return pid != 0 && proc.HasEnv(pid, modeEnv+"=sleep")
-	})
+	pid := r.program(t, "sleep")
 	if proc.HasEnv(pid, "NOTIFY_SOCKET=/run/systemd/notify") || proc.HasEnv(pid, "WATCHDOG_USEC=1000000") {
 		t.Errorf("systemd's handshake is passed on to the program")
 	}

@@ -1,7 +1,6 @@
 package tcpwd
 
 import (
-	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -12,22 +11,11 @@ import (
 	"github.com/shmmon/shmmon/internal/testkit"
 )
 
-// stillOpen reports whether the server still holds c open: a read times out rather than
-// ending.
-func stillOpen(c net.Conn) bool {
-	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-	_, err := c.Read(make([]byte, 1))
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 // TestPacketTimeout: a connection that stops in the middle of a packet is closed once the
 // timeout has passed since the packet began; one that is idle between packets is not.
 func TestPacketTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	name := objectName(t, "pt")
-	seg := publish(t, name)
-	ts := startServer(t, Options{PacketTimeout: timeout}, name)
+	name, seg, ts := served(t, "pt", Options{PacketTimeout: timeout})
 	idle, partial := dial(t, ts), dial(t, ts)
 	b, _ := Packet{Cmd: CmdWatchdog, Wdt: WdtRegister, Source: name}.MarshalBinary()
 	began := time.Now()
@@ -39,7 +27,7 @@ func TestPacketTimeout(t *testing.T) {
 	ts.waitLog(t, "event=tcp-timeout")
 
 	time.Sleep(timeout) // idle: 2 timeouts in all, not a byte sent
-	if !stillOpen(idle.c) {
+	if !testkit.StillOpen(idle.c) {
 		t.Fatal("an idle connection was closed")
 	}
 	idle.register(name)
@@ -65,13 +53,13 @@ func TestMaxConns(t *testing.T) {
 	if n := ts.count("event=tcp-too-many", "max=2"); n != 1 {
 		t.Errorf("%d lines for 4 connections over the cap, want 1 (at most one every %v)", n, capLogEvery)
 	}
-	if !stillOpen(first.c) || !stillOpen(second.c) {
+	if !testkit.StillOpen(first.c) || !testkit.StillOpen(second.c) {
 		t.Error("a connection under the cap was closed")
 	}
 	first.c.Close()
 	testkit.WaitFor(t, wait, "the first connection to end", func() bool { return conns() == 1 })
 	third := dial(t, ts)
-	if !stillOpen(third.c) {
+	if !testkit.StillOpen(third.c) {
 		t.Error("a connection under the cap again was closed")
 	}
 }

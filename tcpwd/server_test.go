@@ -115,11 +115,9 @@ func (ts *testServer) waitLog(t *testing.T, subs ...string) string {
 	t.Helper()
 	var line string
 	testkit.WaitFor(t, wait, fmt.Sprintf("a log line with %q", subs), func() bool {
-		for _, l := range ts.log.Lines() {
-			if containsAll(l, subs) {
-				line = l
-				return true
-			}
+		if l := testkit.LinesWith(ts.log.Lines(), subs...); len(l) > 0 {
+			line = l[0]
+			return true
 		}
 		return false
 	})
@@ -128,22 +126,7 @@ func (ts *testServer) waitLog(t *testing.T, subs ...string) string {
 
 // count returns how many lines the server logged that contain every one of subs.
 func (ts *testServer) count(subs ...string) int {
-	n := 0
-	for _, l := range ts.log.Lines() {
-		if containsAll(l, subs) {
-			n++
-		}
-	}
-	return n
-}
-
-func containsAll(s string, subs []string) bool {
-	for _, sub := range subs {
-		if !strings.Contains(s, sub) {
-			return false
-		}
-	}
-	return true
+	return len(testkit.LinesWith(ts.log.Lines(), subs...))
 }
 
 // objectName returns a name for an object of this test: names fit a packet's 9 bytes, so
@@ -170,6 +153,15 @@ func publish(t *testing.T, name string) *shmobj.Segment {
 		shmobj.Remove(name)
 	})
 	return seg
+}
+
+// served publishes the object of the worker named for tag and serves it, the one worker the
+// server accepts, with opts: how most tests start.
+func served(t *testing.T, tag string, opts Options) (name string, seg *shmobj.Segment, ts *testServer) {
+	t.Helper()
+	name = objectName(t, tag)
+	seg = publish(t, name)
+	return name, seg, startServer(t, opts, name)
 }
 
 // client is a test connection to the server.
@@ -250,9 +242,7 @@ func waitSeq(t *testing.T, seg *shmobj.Segment, n uint64) {
 }
 
 func TestFeedBeats(t *testing.T) {
-	name := objectName(t, "fb")
-	seg := publish(t, name)
-	ts := startServer(t, Options{}, name)
+	name, seg, ts := served(t, "fb", Options{})
 	c := dial(t, ts)
 	c.register(name)
 	for range 5 {
@@ -275,9 +265,7 @@ func TestFeedBeats(t *testing.T) {
 
 // TestShortReads sends packets one byte at a time: the server puts them together.
 func TestShortReads(t *testing.T) {
-	name := objectName(t, "sr")
-	seg := publish(t, name)
-	ts := startServer(t, Options{}, name)
+	name, seg, ts := served(t, "sr", Options{})
 	c := dial(t, ts)
 	var all []byte
 	for _, p := range []Packet{
@@ -303,9 +291,7 @@ func TestShortReads(t *testing.T) {
 // TestMalformedClosesOnlyItsConnection: a bad packet ends its own connection; another one
 // keeps feeding and receiving.
 func TestMalformedClosesOnlyItsConnection(t *testing.T) {
-	name := objectName(t, "mc")
-	seg := publish(t, name)
-	ts := startServer(t, Options{}, name)
+	name, seg, ts := served(t, "mc", Options{})
 	good := dial(t, ts)
 	good.register(name)
 	good.feed(name)
@@ -328,9 +314,7 @@ func TestMalformedClosesOnlyItsConnection(t *testing.T) {
 // TestUnknownNameRefused: registering or feeding a name that is not a worker closes the
 // connection.
 func TestUnknownNameRefused(t *testing.T) {
-	name := objectName(t, "un")
-	publish(t, name)
-	ts := startServer(t, Options{}, name)
+	_, _, ts := served(t, "un", Options{})
 	for _, p := range []Packet{
 		{Cmd: CmdReceive, Source: "stranger"},
 		{Cmd: CmdWatchdog, Wdt: WdtRegister, Source: "stranger"},
@@ -415,9 +399,7 @@ func TestDisconnectUnregisters(t *testing.T) {
 // not taken by another connection, as receiver or watchdog: those are refused and closed,
 // and the first keeps feeding and receiving.
 func TestTakeoverRefused(t *testing.T) {
-	name := objectName(t, "tr")
-	seg := publish(t, name)
-	ts := startServer(t, Options{}, name)
+	name, seg, ts := served(t, "tr", Options{})
 	first := dial(t, ts)
 	first.register(name)
 	ts.waitLog(t, "event=tcp-register", "worker="+name)
@@ -515,9 +497,7 @@ func containsAny(s string, subs ...string) bool {
 // TestGarbage: connections that send random bytes, or part of a packet, never take the
 // server down; a good client is served all along.
 func TestGarbage(t *testing.T) {
-	name := objectName(t, "gb")
-	seg := publish(t, name)
-	ts := startServer(t, Options{}, name)
+	name, seg, ts := served(t, "gb", Options{})
 	good := dial(t, ts)
 	good.register(name)
 	var wg sync.WaitGroup

@@ -46,6 +46,14 @@ func publish(t testing.TB, name string) *shmobj.Segment {
 	return seg
 }
 
+// attached publishes the object of the test and opens a worker of it.
+func attached(t testing.TB) (name string, w *worker.Worker) {
+	t.Helper()
+	name = testName(t)
+	publish(t, name)
+	return name, open(t, name)
+}
+
 func open(t testing.TB, name string) *worker.Worker {
 	t.Helper()
 	w, err := worker.Open(name)
@@ -56,8 +64,49 @@ func open(t testing.TB, name string) *worker.Worker {
 	return w
 }
 
+// openObject opens the object name (flag, mode) as a third party does; it is closed when the
+// test ends.
+func openObject(t testing.TB, name string, flag shmobj.Flag, mode os.FileMode) *shmobj.Object {
+	t.Helper()
+	o, err := shmobj.Open(name, flag, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	return o
+}
+
+// truncate truncates o to size, as a third party does.
+func truncate(t testing.TB, o *shmobj.Object, size int64) {
+	t.Helper()
+	if err := o.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// resize truncates o to size and maps it; the mapping is closed when the test ends.
+func resize(t testing.TB, o *shmobj.Object, size int64) *shmobj.Segment {
+	t.Helper()
+	truncate(t, o, size)
+	seg, err := o.Map()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seg.Close() })
+	return seg
+}
+
 // followTimeout bounds waiting for the worker to follow its object (it does within about 1 s).
 const followTimeout = 5 * time.Second
+
+// waitFollows waits until w's beats reach seg, beating as it waits.
+func waitFollows(t testing.TB, w *worker.Worker, seg *shmobj.Segment, what string) {
+	t.Helper()
+	testkit.WaitFor(t, followTimeout, what, func() bool {
+		w.Beat()
+		return seq(seg) > 0
+	})
+}
 
 func seq(seg *shmobj.Segment) uint64 {
 	s, _ := seg.Seq()
@@ -113,11 +162,7 @@ func TestMissingObjectThenMonitor(t *testing.T) {
 	for range 100 {
 		w.Beat() // no-op, no crash
 	}
-	seg := publish(t, name)
-	testkit.WaitFor(t, followTimeout, "worker attaches to the new object", func() bool {
-		w.Beat()
-		return seq(seg) > 0
-	})
+	waitFollows(t, w, publish(t, name), "worker attaches to the new object")
 	if w.Err() != nil {
 		t.Errorf("Err after attaching = %v", w.Err())
 	}
@@ -131,11 +176,7 @@ func TestFollowsRepublish(t *testing.T) {
 	if seq(old) != 1 {
 		t.Fatalf("old seq %d", seq(old))
 	}
-	fresh := publish(t, name) // marks old retired
-	testkit.WaitFor(t, followTimeout, "worker follows the re-published object", func() bool {
-		w.Beat()
-		return seq(fresh) > 0
-	})
+	waitFollows(t, w, publish(t, name), "worker follows the re-published object") // marks old retired
 	before := seq(old)
 	w.Beat()
 	if seq(old) != before {
@@ -146,42 +187,17 @@ func TestFollowsRepublish(t *testing.T) {
 // A Boost checker replaces the object by remove + create + truncate: no retired flag, only
 // a new inode.
 func TestFollowsBoostStyleReplace(t *testing.T) {
-	name := testName(t)
-	publish(t, name)
-	w := open(t, name)
+	name, w := attached(t)
 	w.Beat()
 	shmobj.Remove(name)
-	o, err := shmobj.Open(name, shmobj.CreateOnly, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
-	if err := o.Truncate(1024); err != nil {
-		t.Fatal(err)
-	}
-	seg, err := o.Map()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seg.Close()
-	testkit.WaitFor(t, followTimeout, "worker follows the new inode", func() bool {
-		w.Beat()
-		return seq(seg) > 0
-	})
+	o := openObject(t, name, shmobj.CreateOnly, 0o644)
+	waitFollows(t, w, resize(t, o, 1024), "worker follows the new inode")
 }
 
 func TestSurvivesTruncation(t *testing.T) {
-	name := testName(t)
-	publish(t, name)
-	w := open(t, name)
-	o, err := shmobj.Open(name, shmobj.OpenOnly, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
-	if err := o.Truncate(0); err != nil {
-		t.Fatal(err)
-	}
+	name, w := attached(t)
+	o := openObject(t, name, shmobj.OpenOnly, 0)
+	truncate(t, o, 0)
 	for range 1000 {
 		w.Beat() // faults, recovered
 	}
@@ -190,40 +206,20 @@ func TestSurvivesTruncation(t *testing.T) {
 		t.Errorf("Err = %v, want ErrTooSmall", w.Err())
 	}
 	// The object grows back (a monitor re-sized it): the worker resumes.
-	if err := o.Truncate(4096); err != nil {
-		t.Fatal(err)
-	}
-	seg, err := o.Map()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seg.Close()
-	testkit.WaitFor(t, followTimeout, "worker resumes", func() bool {
-		w.Beat()
-		return seq(seg) > 0
-	})
+	waitFollows(t, w, resize(t, o, 4096), "worker resumes")
 }
 
 // TestFaultedBeatsDoNotFaultAgain: after a beat faulted on a truncated object, the beats that
 // follow do nothing until the worker reopens it, rather than fault again each (a signal, a
 // panic and a recover: microseconds each).
 func TestFaultedBeatsDoNotFaultAgain(t *testing.T) {
-	name := testName(t)
-	publish(t, name)
-	w := open(t, name)
+	name, w := attached(t)
 	other, err := shmobj.Attach(name) // a mapping of our own, to time one fault
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	o, err := shmobj.Open(name, shmobj.OpenOnly, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
-	if err := o.Truncate(0); err != nil {
-		t.Fatal(err)
-	}
+	truncate(t, openObject(t, name, shmobj.OpenOnly, 0), 0)
 	w.Beat() // faults, recovered
 	const n = 10000
 	one := time.Now()
@@ -267,9 +263,7 @@ func TestPackageBeat(t *testing.T) {
 }
 
 func BenchmarkBeat(b *testing.B) {
-	name := testName(b)
-	publish(b, name)
-	w := open(b, name)
+	_, w := attached(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -278,9 +272,7 @@ func BenchmarkBeat(b *testing.B) {
 }
 
 func BenchmarkBeatParallel(b *testing.B) {
-	name := testName(b)
-	publish(b, name)
-	w := open(b, name)
+	_, w := attached(b)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

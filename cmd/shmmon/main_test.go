@@ -269,20 +269,8 @@ func TestLsWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { seg.Close(); shmobj.Remove(name) })
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() { // a worker beating about 100 times a second
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-				seg.Beat()
-			}
-		}
-	}()
-	defer func() { close(stop); <-done }()
+	stop := testkit.Every(t, 10*time.Millisecond, func() { seg.Beat() }) // a worker beating about 100 times a second
+	defer stop()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
@@ -384,12 +372,7 @@ func TestServeListen(t *testing.T) {
 		t.Errorf("serve on a port in use: exit %d, %q; want %d and one line naming the address", code, stderr, exitError)
 	}
 	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Errorf("serve exit %d after its context ended: %s", code, errOut.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not stop")
+	if code := testkit.Receive(t, done, 10*time.Second, "serve to stop"); code != exitOK {
+		t.Errorf("serve exit %d after its context ended: %s", code, errOut.String())
 	}
 }

@@ -42,14 +42,10 @@ func TestServeConfigNotRead(t *testing.T) {
 			}
 			done := make(chan result, 1)
 			go func() { code, _, stderr := runCLI("serve", "--config", path); done <- result{code, stderr} }()
-			select {
-			case r := <-done:
-				want := "shmmon serve: config: " + path + " " + tt.want + "\n"
-				if r.code != exitUsage || r.stderr != want {
-					t.Errorf("exit %d, stderr %q; want exit %d and %q", r.code, r.stderr, exitUsage, want)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("serve did not end")
+			r := testkit.Receive(t, done, 10*time.Second, "serve to end")
+			want := "shmmon serve: config: " + path + " " + tt.want + "\n"
+			if r.code != exitUsage || r.stderr != want {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", r.code, r.stderr, exitUsage, want)
 			}
 		})
 	}
@@ -64,13 +60,8 @@ func serveInProcess(t *testing.T, path string) *testkit.Buffer {
 	go func() { done <- run(ctx, []string{"shmmon", "serve", "--config", path}, &out, &errOut) }()
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case code := <-done:
-			if code != exitOK {
-				t.Errorf("serve exit %d:\n%s", code, errOut.String())
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("serve did not stop:\n%s", errOut.String())
+		if code := testkit.Receive(t, done, 10*time.Second, "serve to stop"); code != exitOK {
+			t.Errorf("serve exit %d:\n%s", code, errOut.String())
 		}
 	})
 	waitLog(t, &errOut, "event=serve", 1)

@@ -35,7 +35,7 @@
 #include <exception>
 #include <string>
 
-#include <time.h>
+#include "stop_signals.hpp"
 
 namespace bip = boost::interprocess;
 
@@ -91,28 +91,6 @@ private:
     unsigned threshold_;
 };
 
-// wait_until sleeps until the monotonic deadline. SIGTERM and SIGINT are
-// blocked in this process and collected here, so a signal can never slip in
-// between two checks unnoticed. Returns the signal number, or 0 at the deadline.
-int wait_until(const sigset_t &stop_set, std::chrono::steady_clock::time_point deadline) {
-    for (;;) {
-        const auto left = deadline - std::chrono::steady_clock::now();
-        if (left <= std::chrono::steady_clock::duration::zero()) {
-            // Deadline reached; still honour a signal that is already pending.
-            const struct timespec zero = {0, 0};
-            const int sig = sigtimedwait(&stop_set, nullptr, &zero);
-            return sig > 0 ? sig : 0;
-        }
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-        struct timespec ts;
-        ts.tv_sec = static_cast<time_t>(ns / 1000000000LL);
-        ts.tv_nsec = static_cast<long>(ns % 1000000000LL);
-        const int sig = sigtimedwait(&stop_set, nullptr, &ts);
-        if (sig > 0) return sig;
-        if (errno != EAGAIN && errno != EINTR) return 0;  // treat as a timeout
-    }
-}
-
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -152,12 +130,10 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    // Block the stop signals before anything else; wait_until collects them.
+    // Block the stop signals before anything else: they are collected only between two checks,
+    // so a signal can never slip in unnoticed.
     sigset_t stop_set;
-    sigemptyset(&stop_set);
-    sigaddset(&stop_set, SIGTERM);
-    sigaddset(&stop_set, SIGINT);
-    if (sigprocmask(SIG_BLOCK, &stop_set, nullptr) != 0) {
+    if (!stop_signals::block_stop_signals(stop_set)) {
         std::fprintf(stderr, "%s: sigprocmask: %s\n", kProg, std::strerror(errno));
         return 1;
     }
@@ -178,7 +154,7 @@ int main(int argc, char **argv) {
     auto next = std::chrono::steady_clock::now() + interval;
     int rc = 0;
     for (long long k = 1; count == 0 || k <= count; ++k) {
-        if (wait_until(stop_set, next) != 0) break;  // SIGTERM/SIGINT: exit 0
+        if (stop_signals::sleep_until(stop_set, next) != 0) break;  // SIGTERM/SIGINT: exit 0
         std::uint64_t seq = 0;
         int result = 0;
         try {

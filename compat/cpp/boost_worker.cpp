@@ -29,8 +29,9 @@
 #include <stdexcept>
 #include <string>
 
-#include <time.h>
 #include <unistd.h>
+
+#include "stop_signals.hpp"
 
 #ifndef SHMMON_DEFAULT_NAME
 #define SHMMON_DEFAULT_NAME "abcd"
@@ -74,23 +75,6 @@ std::uint64_t beat(const std::string &name, std::uint64_t &counter) {
     ++counter;
     std::memcpy(base, &counter, sizeof counter);
     return counter;
-}
-
-// sleep_until waits for the monotonic deadline, collecting the blocked stop
-// signals meanwhile. Returns the signal number, or 0 at the deadline.
-int sleep_until(const sigset_t &stop_set, std::chrono::steady_clock::time_point deadline) {
-    for (;;) {
-        auto left = deadline - std::chrono::steady_clock::now();
-        if (left < std::chrono::steady_clock::duration::zero()) left = left.zero();
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-        struct timespec ts;
-        ts.tv_sec = static_cast<time_t>(ns / 1000000000LL);
-        ts.tv_nsec = static_cast<long>(ns % 1000000000LL);
-        const int sig = sigtimedwait(&stop_set, nullptr, &ts);
-        if (sig > 0) return sig;
-        if (errno == EINTR) continue;  // e.g. woken by SIGCONT: wait out the rest
-        return 0;                      // EAGAIN: deadline reached
-    }
 }
 
 }  // namespace
@@ -144,10 +128,7 @@ int main(int argc, char **argv) {
     }
 
     sigset_t stop_set;
-    sigemptyset(&stop_set);
-    sigaddset(&stop_set, SIGTERM);
-    sigaddset(&stop_set, SIGINT);
-    if (sigprocmask(SIG_BLOCK, &stop_set, nullptr) != 0) {
+    if (!stop_signals::block_stop_signals(stop_set)) {
         std::fprintf(stderr, "%s: sigprocmask: %s\n", kProg, std::strerror(errno));
         return 1;
     }
@@ -179,6 +160,6 @@ int main(int argc, char **argv) {
         next += period;
         const auto now = std::chrono::steady_clock::now();
         if (next < now) next = now;  // fell behind (stopped, starved): no burst of beats
-        if (sleep_until(stop_set, next) != 0) return 0;  // SIGTERM/SIGINT
+        if (stop_signals::sleep_until(stop_set, next) != 0) return 0;  // SIGTERM/SIGINT
     }
 }

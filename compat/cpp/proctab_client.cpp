@@ -58,6 +58,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "stop_signals.hpp"
+
 namespace {
 
 const char kProg[] = "proctab_client";
@@ -141,34 +143,6 @@ std::string hex_key(key_t key) {
     return buf;
 }
 
-// pending_stop takes a pending SIGTERM/SIGINT without waiting: the signal
-// number, or 0 when none is pending.
-int pending_stop(const sigset_t &stop_set) {
-    struct timespec zero = {0, 0};
-    for (;;) {
-        const int sig = sigtimedwait(&stop_set, nullptr, &zero);
-        if (sig > 0) return sig;
-        if (errno == EINTR) continue;
-        return 0;
-    }
-}
-
-// sleep_until waits for the monotonic deadline, collecting the blocked stop
-// signals meanwhile. Returns the signal number, or 0 at the deadline.
-int sleep_until(const sigset_t &stop_set, std::chrono::steady_clock::time_point deadline) {
-    for (;;) {
-        auto left = deadline - std::chrono::steady_clock::now();
-        if (left < std::chrono::steady_clock::duration::zero()) left = left.zero();
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-        struct timespec ts;
-        ts.tv_sec = static_cast<time_t>(ns / 1000000000LL);
-        ts.tv_nsec = static_cast<long>(ns % 1000000000LL);
-        const int sig = sigtimedwait(&stop_set, nullptr, &ts);
-        if (sig > 0) return sig;
-        if (errno == EINTR) continue;  // e.g. woken by SIGCONT: wait out the rest
-        return 0;                      // EAGAIN: deadline reached
-    }
-}
 
 // The semaphore used as the table's mutex.
 class TableLock {
@@ -216,7 +190,7 @@ public:
             }
             if (errno == EINTR) continue;
             if (errno != EAGAIN) return sys_fail("semop take lock, semaphore key " + hex_key(key_));
-            if (stop_set != nullptr && pending_stop(*stop_set) != 0) return -1;
+            if (stop_set != nullptr && stop_signals::pending_stop(*stop_set) != 0) return -1;
         }
     }
 
@@ -372,7 +346,7 @@ int run_client(const ClientArgs &a, const sigset_t &stop_set) {
         next += period;
         const auto now = std::chrono::steady_clock::now();
         if (next < now) next = now;  // fell behind (stopped, starved): no burst of updates
-        if (sleep_until(stop_set, next) != 0) break;  // SIGTERM/SIGINT
+        if (stop_signals::sleep_until(stop_set, next) != 0) break;  // SIGTERM/SIGINT
 
         if (rec->pid != pid) {
             // Someone cleared or took over the record: never write into a
@@ -496,10 +470,7 @@ int main(int argc, char **argv) {
     }
 
     sigset_t stop_set;
-    sigemptyset(&stop_set);
-    sigaddset(&stop_set, SIGTERM);
-    sigaddset(&stop_set, SIGINT);
-    if (sigprocmask(SIG_BLOCK, &stop_set, nullptr) != 0) return sys_fail("sigprocmask");
+    if (!stop_signals::block_stop_signals(stop_set)) return sys_fail("sigprocmask");
 
     if (hold) return hold_lock(ca.sem_key, stop_set);
     return run_client(ca, stop_set);

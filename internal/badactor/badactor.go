@@ -14,6 +14,7 @@
 package badactor
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -31,11 +32,26 @@ import (
 // envMode names the mode the test binary runs in instead of its tests.
 const envMode = "SHMMON_BADACTOR"
 
-// modes are the helper modes of the scenarios, by name: each gets the arguments after the
-// mode and returns the exit code.
-var modes = map[string]func(args []string) int{
-	"victim": victimMain,
+// mode is a helper mode of the scenarios: the attacker's writes, the victims, the programs of
+// the scenarios' shmmons.
+type mode struct {
+	usage    string // the arguments it wants, for its usage message
+	min, max int    // how many arguments it takes; max < 0: no limit
+	// run gets the arguments after the mode, and returns nil once it is done (a victim never
+	// is: it waits to be killed). An error ends the process with status 1, or 2 for a
+	// [usageError].
+	run func(args []string) error
 }
+
+// modes are the helper modes, by name.
+var modes = map[string]mode{
+	"victim": {"SIGNAL-FILE", 1, 1, victimMain},
+}
+
+// usageError is a mode's complaint about its arguments.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
 
 // Main runs the mode the environment names, if any: ok reports whether it did, and code is
 // its exit code. A test binary calls it first in TestMain:
@@ -44,16 +60,29 @@ var modes = map[string]func(args []string) int{
 //		os.Exit(code)
 //	}
 func Main() (code int, ok bool) {
-	mode := os.Getenv(envMode)
-	if mode == "" {
+	name := os.Getenv(envMode)
+	if name == "" {
 		return 0, false
 	}
-	f := modes[mode]
-	if f == nil {
-		fmt.Fprintf(os.Stderr, "badactor: unknown mode %q\n", mode)
+	m, known := modes[name]
+	args := os.Args[1:]
+	var err error
+	switch {
+	case !known:
+		err = usageError(fmt.Sprintf("unknown mode %q", name))
+	case len(args) < m.min, m.max >= 0 && len(args) > m.max:
+		err = usageError("want " + m.usage)
+	default:
+		err = m.run(args)
+	}
+	if err == nil {
+		return 0, true
+	}
+	fmt.Fprintf(os.Stderr, "badactor %s: %v\n", name, err)
+	if errors.As(err, new(usageError)) {
 		return 2, true
 	}
-	return f(os.Args[1:]), true
+	return 1, true
 }
 
 // Outcome counts what one scenario's trials did.
@@ -114,6 +143,18 @@ type ordered struct {
 
 var registered []ordered
 
+// Each runs f as a subtest of t, named as the scenario, for every scenario of Scenarios; it
+// fails t when the package registers none.
+func Each(t *testing.T, f func(t *testing.T, s Scenario)) {
+	t.Helper()
+	if len(Scenarios) == 0 {
+		t.Fatal("package badactor registers no scenario")
+	}
+	for _, s := range Scenarios {
+		t.Run(s.Name, func(t *testing.T) { f(t, s) })
+	}
+}
+
 // Check fails t for every process signalled, hang and false kill in o, naming the scenario.
 func Check(t testing.TB, name string, o Outcome) {
 	t.Helper()
@@ -152,8 +193,17 @@ type Victim struct {
 // it is ready. It is killed when the test ends.
 func StartVictim(t testing.TB) *Victim {
 	t.Helper()
+	return startVictim(t, "victim", nil, "victim")
+}
+
+// startVictim starts the test binary as the caller in mode, a victim's (its first argument
+// the signal file, then args), with the process attributes attr, and waits until it is ready.
+func startVictim(t testing.TB, label string, attr *syscall.SysProcAttr, mode string, args ...string) *Victim {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "signals")
-	p := testkit.Start(t, "victim", Self(t, "victim", file))
+	cmd := Self(t, mode, append([]string{file}, args...)...)
+	cmd.SysProcAttr = attr
+	p := testkit.Start(t, label, cmd)
 	testkit.WaitLine(t, &p.Stdout, 10*time.Second, "ready")
 	return &Victim{p: p, file: file}
 }
@@ -179,24 +229,26 @@ func (v *Victim) Hit() (bool, string) {
 }
 
 // victimMain records the signals it gets in args[0] and never returns.
-func victimMain(args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "badactor victim: want the signal file")
-		return 2
-	}
+func victimMain(args []string) error {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs)
 	fmt.Println("ready")
 	for s := range sigs {
-		if s == syscall.SIGURG || s == syscall.SIGCHLD || s == syscall.SIGWINCH {
-			continue // the Go runtime's own, or harmless
+		if harmless(s) {
+			continue
 		}
 		if f, err := os.OpenFile(args[0], os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
 			fmt.Fprintln(f, s)
 			f.Close()
 		}
 	}
-	return 0
+	return nil
+}
+
+// harmless reports whether s is a signal a victim does not count: the Go runtime's own
+// (SIGURG), or one that never ends or stops a process by default (SIGCHLD, SIGWINCH).
+func harmless(s os.Signal) bool {
+	return s == syscall.SIGURG || s == syscall.SIGCHLD || s == syscall.SIGWINCH
 }
 
 // StopPromptly sends SIGTERM to p (a shmmon) and reports whether it ended within HangBound.
@@ -208,5 +260,90 @@ func StopPromptly(t testing.TB, p *testkit.Process) bool {
 		return true
 	case <-time.After(HangBound):
 		return false
+	}
+}
+
+// attack is what the trials of a scenario share: the test, the attacker (a throwaway user),
+// and the tally of what shmmon did.
+type attack struct {
+	t      testing.TB
+	u      *testkit.User
+	shmmon string // the shmmon command (see testkit.Shmmon)
+	o      Outcome
+	seen   []string // what the trials saw, for the Outcome's Detail
+}
+
+// newAttack makes the attacker of a scenario of trials trials.
+func newAttack(t testing.TB, trials int) *attack {
+	t.Helper()
+	return &attack{t: t, u: testkit.NewUser(t), shmmon: testkit.Shmmon(t), o: Outcome{Trials: trials}}
+}
+
+// hang counts a hang of shmmon (or a wait of it that never ended), and what it was.
+func (a *attack) hang(what string) { a.o.Hangs++; a.see(what) }
+
+// signalled counts a process shmmon did not own that got a signal, and what it was.
+func (a *attack) signalled(what string) { a.o.Signalled++; a.see(what) }
+
+// falseKill counts a healthy worker of shmmon's own that the attack got killed.
+func (a *attack) falseKill(what string) { a.o.FalseKills++; a.see(what) }
+
+// see keeps what a trial saw for the Detail.
+func (a *attack) see(what string) { a.seen = append(a.seen, what) }
+
+// outcome returns the Outcome of the trials. Its Detail is what they saw, each distinct thing
+// once (with how many times, when more than once), or ok when they saw nothing.
+func (a *attack) outcome(ok string) Outcome {
+	o := a.o
+	o.Detail = ok
+	if len(a.seen) > 0 {
+		var order []string
+		n := map[string]int{}
+		for _, s := range a.seen {
+			if n[s] == 0 {
+				order = append(order, s)
+			}
+			n[s]++
+		}
+		for i, s := range order {
+			if n[s] > 1 {
+				order[i] = fmt.Sprintf("%s (%d×)", s, n[s])
+			}
+		}
+		o.Detail = strings.Join(order, "; ")
+	}
+	return o
+}
+
+// as runs the attacker in mode with args; it fails the test when the attacker fails, or does
+// not print want.
+func (a *attack) as(want, mode string, args ...string) {
+	a.t.Helper()
+	out, err := As(a.t, a.u, mode, args...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), want) {
+		a.t.Fatalf("the attacker's %s %q: %v, want %q in its output:\n%s", mode, args, err, want, out)
+	}
+}
+
+// serve writes conf to path (root's, 0644) and starts a root serve on it.
+func (a *attack) serve(path, conf string) *testkit.Process {
+	a.t.Helper()
+	a.writeFile(path, conf, 0o644)
+	return testkit.Start(a.t, "shmmon serve", exec.Command(a.shmmon, "serve", "--config", path))
+}
+
+// logged reports whether n lines of p's stderr contain want within timeout.
+func (a *attack) logged(p *testkit.Process, timeout time.Duration, want string, n int) bool {
+	return testkit.Poll(timeout, func() bool { return len(testkit.LinesWith(p.Stderr.Lines(), want)) >= n })
+}
+
+// writeFile writes text to path with exactly mode (whatever the umask).
+func (a *attack) writeFile(path, text string, mode os.FileMode) {
+	a.t.Helper()
+	if err := os.WriteFile(path, []byte(text), mode); err != nil {
+		a.t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		a.t.Fatal(err)
 	}
 }

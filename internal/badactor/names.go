@@ -6,11 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proctab"
@@ -18,8 +15,8 @@ import (
 )
 
 func init() {
-	modes["plant-names"] = plantNamesMain
-	modes["proctab-names"] = proctabNamesMain
+	modes["plant-names"] = mode{"PREFIX", 1, 1, plantNamesMain}
+	modes["proctab-names"] = mode{"KEY", 1, 1, proctabNamesMain}
 }
 
 // EvilNames are the object names the attacker plants after a prefix of the test's: an escape
@@ -34,19 +31,14 @@ var EvilNames = []string{
 // plantNamesMain creates, in /dev/shm, one object for each of EvilNames after args[0], each
 // with a shmmon status record (so that a plain `shmmon ls` lists it) naming this process as
 // its monitor.
-func plantNamesMain(args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "badactor plant-names: want the name prefix")
-		return 2
-	}
+func plantNamesMain(args []string) error {
 	for _, n := range EvilNames {
 		if err := os.WriteFile(shmobj.Path(args[0]+n), ForgedObject(shmobj.DefaultSize, int64(os.Getpid()), 0), 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, "badactor plant-names:", err)
-			return 1
+			return err
 		}
 	}
 	fmt.Println("planted")
-	return 0
+	return nil
 }
 
 // ForgedObject returns the bytes of an object of size whose monitor half holds a shmmon
@@ -88,41 +80,28 @@ func PlantNames(t testing.TB, u *testkit.User) Planted {
 			os.Remove(n)
 		}
 	})
-	if out, err := As(t, u, "plant-names", p.Prefix).CombinedOutput(); err != nil || !strings.Contains(string(out), "planted") {
-		t.Fatalf("the attacker could not plant its objects: %v\n%s", err, out)
-	}
+	a := &attack{t: t, u: u}
+	a.as("planted", "plant-names", p.Prefix)
 	var remove func()
 	p.Table, remove = proctabTable(t)
 	t.Cleanup(remove)
-	cmd := As(t, u, "proctab-names", strconv.Itoa(p.Table.Key), strconv.Itoa(p.Table.Slots))
+	cmd := As(t, u, "proctab-names", strconv.Itoa(p.Table.Key))
 	proc := testkit.Start(t, "proctab-names", cmd)
 	testkit.WaitLine(t, &proc.Stdout, 10*time.Second, "registered")
 	return p
 }
 
 // proctabNamesMain writes one record per EvilNames (this process's pid, a timeout of an hour,
-// a heartbeat now) into free slots of the table of key args[0], as a raw writer of a 0666
-// table may, then prints "registered" and waits to be killed (the records name a live
+// a heartbeat now) into the first slots of the table of key args[0], as a raw writer of a
+// 0666 table may, then prints "registered" and waits to be killed (the records name a live
 // process, so listings show them as alive).
-func proctabNamesMain(args []string) int {
-	key, _ := strconv.Atoi(args[0])
-	id, err := unix.SysvShmGet(key, 0, 0)
+func proctabNamesMain(args []string) error {
+	mem, err := attachTable(args[0])
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "badactor proctab-names: shmget:", err)
-		return 1
-	}
-	mem, err := unix.SysvShmAttach(id, 0, 0)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "badactor proctab-names: shmat:", err)
-		return 1
+		return err
 	}
 	for i, n := range EvilNames {
-		r := mem[i*proctab.RecordSize : (i+1)*proctab.RecordSize]
-		clear(r)
-		copy(r[proctab.OffName:proctab.OffName+proctab.MaxNameLen], n)
-		binary.NativeEndian.PutUint32(r[proctab.OffTimeout:], 3600)
-		binary.NativeEndian.PutUint64(r[proctab.OffAtime:], uint64(time.Now().Unix()))
-		binary.NativeEndian.PutUint32(r[proctab.OffPid:], uint32(os.Getpid()))
+		putRecord(mem, i, n, int32(os.Getpid()), 3600, time.Now().Unix())
 	}
 	fmt.Println("registered")
 	select {}

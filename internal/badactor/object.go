@@ -42,11 +42,11 @@ var (
 )
 
 func init() {
-	modes["obj-beat"] = objBeatMain
-	modes["obj-plant"] = objPlantMain
-	modes["obj-squat"] = objSquatMain
-	modes["obj-fifo"] = objFifoMain
-	modes["obj-monitor"] = objMonitorMain
+	modes["obj-beat"] = mode{"[ARG...]", 0, -1, objBeatMain}
+	modes["obj-plant"] = mode{"NAME PID", 2, 2, objPlantMain}
+	modes["obj-squat"] = mode{"NAME", 1, 1, objSquatMain}
+	modes["obj-fifo"] = mode{"NAME", 1, 1, objFifoMain}
+	modes["obj-monitor"] = mode{"NAME MONITOR-PID", 2, 2, objMonitorMain}
 	register(4, ObjectNamingRoot)
 	register(4, ObjectSquatter)
 	register(6, PlantedFIFO)
@@ -114,13 +114,14 @@ func objBeating(name string, monitor, not int) bool {
 		proc.HasEnv(pid, worker.EnvName+"="+name) && proc.HasEnv(pid, envMode+"=obj-beat")
 }
 
-// objServeTrial runs serve on the worker name (command) after an attack on target, a
-// process serve does not own; hit reports whether target got a signal. It counts in o the
-// target signalled, serve not starting its program or not ending promptly, and kills of
-// serve's own program, and returns what it saw.
-func objServeTrial(t testing.TB, o *Outcome, name string, command []string, target int, hit func() (bool, string)) string {
+// serveTrial runs serve on the worker name (command) after an attack on target, a process
+// serve does not own; hit reports whether target got a signal. It counts the target
+// signalled, serve not starting its program or not ending promptly, and kills of serve's own
+// program, and otherwise sees that all went well.
+func (a *attack) serveTrial(name string, command []string, target int, hit func() (bool, string)) {
+	t := a.t
 	serve := testkit.Start(t, "shmmon serve", objShmmon(t, "serve", "--config", objConfig(t, name, command)))
-	defer serve.Cmd.Process.Kill()
+	defer serve.Kill()
 	start := time.Now()
 	started := false
 	for time.Since(start) < objStartBound && !(started && time.Since(start) >= objWatchFor) {
@@ -130,66 +131,48 @@ func objServeTrial(t testing.TB, o *Outcome, name string, command []string, targ
 		started = started || objBeating(name, serve.Pid(), target)
 		time.Sleep(20 * time.Millisecond)
 	}
-	var saw []string
+	bad := a.o
 	if !started {
-		o.Hangs++
-		saw = append(saw, "the configured program never beat")
+		a.hang("the configured program never beat")
 	}
 	if !StopPromptly(t, serve) {
-		o.Hangs++
-		saw = append(saw, "serve did not end after SIGTERM")
+		a.hang("serve did not end after SIGTERM")
 	}
 	if h, why := hit(); h {
-		o.Signalled++
-		saw = append(saw, why)
+		a.signalled(why)
 	}
 	for _, l := range testkit.LinesWith(serve.Stderr.Lines(), `msg="killing hung worker"`) {
 		if !strings.Contains(l, fmt.Sprintf("pid=%d ", target)) {
-			o.FalseKills++
-			saw = append(saw, "serve killed its own program")
+			a.falseKill("serve killed its own program")
 		}
 	}
-	if len(saw) == 0 {
+	if a.o == bad {
 		refused := len(testkit.LinesWith(serve.Stderr.Lines(), "event=adopt-refused")) > 0
-		return fmt.Sprintf("configured program started, target untouched (adopt-refused logged: %v)", refused)
+		a.see(fmt.Sprintf("configured program started, target untouched (adopt-refused logged: %v)", refused))
 	}
-	return strings.Join(saw, "; ")
 }
 
 // objNamingRoot is the scenario ObjectNamingRoot.
 func objNamingRoot(t testing.TB, trials int) Outcome {
-	u := testkit.NewUser(t)
-	o := Outcome{Trials: trials}
-	var details []string
+	a := newAttack(t, trials)
 	for i := range trials {
 		name := objName(t, i, "")
 		// The victim runs exactly the configured command (the victim mode comes from the
 		// environment) and leads its own group, as a worker serve started would.
-		file := filepath.Join(t.TempDir(), "signals")
-		cmd := Self(t, "victim", file)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		p := testkit.Start(t, "victim", cmd)
-		testkit.WaitLine(t, &p.Stdout, 10*time.Second, "ready")
-		v := &Victim{p: p, file: file}
-		if out, err := As(t, u, "obj-plant", name, strconv.Itoa(v.Pid())).CombinedOutput(); err != nil {
-			t.Fatalf("planting %s as %s: %v\n%s", name, u, err, out)
-		}
-		details = append(details, objServeTrial(t, &o, name, cmd.Args, v.Pid(), v.Hit))
-		p.Cmd.Process.Kill()
-		<-p.Done()
+		v := startVictim(t, "victim", &syscall.SysProcAttr{Setsid: true}, "victim")
+		a.as("", "obj-plant", name, strconv.Itoa(v.Pid()))
+		a.serveTrial(name, v.p.Cmd.Args, v.Pid(), v.Hit)
+		v.p.Kill()
 	}
-	o.Detail = objSummary(details)
-	return o
+	return a.outcome("")
 }
 
 // objSquatter is the scenario ObjectSquatter.
 func objSquatter(t testing.TB, trials int) Outcome {
-	u := testkit.NewUser(t)
-	o := Outcome{Trials: trials}
-	var details []string
+	a := newAttack(t, trials)
 	for i := range trials {
 		name := objName(t, i, "")
-		cmd := As(t, u, "obj-squat", name)
+		cmd := As(t, a.u, "obj-squat", name)
 		cmd.SysProcAttr.Setsid = true
 		p := testkit.Start(t, "squatter", cmd)
 		testkit.WaitLine(t, &p.Stdout, 10*time.Second, "ready")
@@ -202,27 +185,21 @@ func objSquatter(t testing.TB, trials int) Outcome {
 			}
 			return false, ""
 		}
-		details = append(details, objServeTrial(t, &o, name, cmd.Args, p.Pid(), hit))
-		p.Cmd.Process.Kill()
-		<-p.Done()
+		a.serveTrial(name, cmd.Args, p.Pid(), hit)
+		p.Kill()
 	}
-	o.Detail = objSummary(details)
-	return o
+	return a.outcome("")
 }
 
 // objPlantedFIFO is the scenario PlantedFIFO.
 func objPlantedFIFO(t testing.TB, trials int) Outcome {
-	u := testkit.NewUser(t)
+	a := newAttack(t, trials)
 	other := testkit.NewUser(t)
 	exe := testkit.PublicExecutable(t)
-	o := Outcome{Trials: trials}
-	var details []string
 	for i := range trials {
 		for _, kind := range []string{"watch", "run", "serve", "watch as another user"} {
 			name := objName(t, i, "-"+strings.ReplaceAll(kind, " ", "-"))
-			if out, err := As(t, u, "obj-fifo", name).CombinedOutput(); err != nil {
-				t.Fatalf("mkfifo %s as %s: %v\n%s", name, u, err, out)
-			}
+			a.as("", "obj-fifo", name)
 			iv := objInterval.String()
 			var cmd *exec.Cmd
 			switch kind {
@@ -245,57 +222,32 @@ func objPlantedFIFO(t testing.TB, trials int) Outcome {
 				}
 				return !p.Running()
 			}
-			deadline := time.Now().Add(objStartBound)
-			for !ready() && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
+			testkit.Poll(objStartBound, ready)
 			switch {
 			case !ready() && kind == "watch as another user":
-				o.Hangs++
-				details = append(details, kind+": still running, want a prompt error")
+				a.hang(kind + ": still running, want a prompt error")
 			case !ready():
-				o.Hangs++
-				details = append(details, kind+": did not publish the object")
+				a.hang(kind + ": did not publish the object")
 			case kind == "watch as another user":
 				msg := strings.ReplaceAll(strings.TrimSpace(p.Stderr.String()), name, "NAME")
-				details = append(details, fmt.Sprintf("%s: %v, %q", kind, p.Cmd.ProcessState, msg))
+				a.see(fmt.Sprintf("%s: %v, %q", kind, p.Cmd.ProcessState, msg))
 			}
 			if p.Running() && !StopPromptly(t, p) {
-				o.Hangs++
-				details = append(details, kind+": did not end after SIGTERM")
+				a.hang(kind + ": did not end after SIGTERM")
 			}
-			p.Cmd.Process.Kill()
-			<-p.Done()
+			p.Kill()
 		}
 	}
-	o.Detail = objSummary(details)
+	o := a.outcome("")
 	if o.Hangs == 0 {
 		o.Detail = "watch, run and serve replaced the FIFO and ended promptly; " + o.Detail
 	}
 	return o
 }
 
-// objSummary joins the distinct details of the trials, counting repeats.
-func objSummary(details []string) string {
-	var order []string
-	n := map[string]int{}
-	for _, d := range details {
-		if n[d] == 0 {
-			order = append(order, d)
-		}
-		n[d]++
-	}
-	for i, d := range order {
-		if n[d] > 1 {
-			order[i] = fmt.Sprintf("%s (%d×)", d, n[d])
-		}
-	}
-	return strings.Join(order, "; ")
-}
-
 // objBeatMain is serve's program: it beats the object SHMMON_NAME names, twice per check
 // interval and more, until it is stopped.
-func objBeatMain([]string) int {
+func objBeatMain([]string) error {
 	for {
 		worker.Beat()
 		time.Sleep(objInterval / 5)
@@ -324,45 +276,33 @@ func objFresh(seg *shmobj.Segment) {
 
 // objPlantMain, the attacker, publishes args[0] with a record naming the pid args[1], and
 // exits.
-func objPlantMain(args []string) int {
-	if len(args) != 2 {
-		fmt.Fprintln(os.Stderr, "badactor obj-plant: want the object name and a pid")
-		return 2
-	}
+func objPlantMain(args []string) error {
 	pid, err := strconv.Atoi(args[1])
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "badactor obj-plant:", err)
-		return 2
+		return usageError(err.Error())
 	}
 	seg, err := objForge(args[0], pid)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "badactor obj-plant:", err)
-		return 1
+		return err
 	}
-	seg.Close()
-	return 0
+	return seg.Close()
 }
 
 // objSquatMain, the attacker, publishes args[0] with a record naming itself and beats it,
 // printing every signal it gets, until it is killed.
-func objSquatMain(args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "badactor obj-squat: want the object name")
-		return 2
-	}
+func objSquatMain(args []string) error {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs)
 	seg, err := objForge(args[0], os.Getpid())
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "badactor obj-squat:", err)
-		return 1
+		return err
 	}
 	fmt.Println("ready")
 	tick := time.NewTicker(objInterval / 5)
 	for {
 		select {
 		case s := <-sigs:
-			if s != syscall.SIGURG && s != syscall.SIGCHLD && s != syscall.SIGWINCH {
+			if !harmless(s) {
 				fmt.Println("signal", s)
 			}
 		case <-tick.C:
@@ -373,45 +313,25 @@ func objSquatMain(args []string) int {
 }
 
 // objFifoMain, the attacker, makes a FIFO at /dev/shm/args[0].
-func objFifoMain(args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "badactor obj-fifo: want the object name")
-		return 2
-	}
-	if err := syscall.Mkfifo(shmobj.Path(args[0]), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "badactor obj-fifo:", err)
-		return 1
-	}
-	return 0
-}
+func objFifoMain(args []string) error { return syscall.Mkfifo(shmobj.Path(args[0]), 0o644) }
 
 // objMonitorMain, the attacker, publishes args[0] with a record whose monitor pid is args[1]
 // (a live shmmon that watches another object), by writing the field into the object's file.
-func objMonitorMain(args []string) int {
-	if len(args) != 2 {
-		fmt.Fprintln(os.Stderr, "badactor obj-monitor: want the object name and a pid")
-		return 2
-	}
+func objMonitorMain(args []string) error {
 	pid, err := strconv.ParseInt(args[1], 10, 64)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "badactor obj-monitor:", err)
-		return 2
+		return usageError(err.Error())
 	}
 	seg, err := objForge(args[0], 0)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "badactor obj-monitor:", err)
-		return 1
+		return err
 	}
 	half := int64(seg.Size() / 2)
 	seg.Close()
 	f, err := os.OpenFile(shmobj.Path(args[0]), os.O_WRONLY, 0)
-	if err == nil {
-		_, err = f.WriteAt(binary.NativeEndian.AppendUint64(nil, uint64(pid)), half+shmobj.RecMonitorPid)
-		err = errors.Join(err, f.Close())
-	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "badactor obj-monitor:", err)
-		return 1
+		return err
 	}
-	return 0
+	_, err = f.WriteAt(binary.NativeEndian.AppendUint64(nil, uint64(pid)), half+shmobj.RecMonitorPid)
+	return errors.Join(err, f.Close())
 }

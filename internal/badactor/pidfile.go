@@ -3,9 +3,7 @@ package badactor
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -18,9 +16,9 @@ import (
 // opens (path 6): a pidfile another user may write that names a root process, and FIFOs
 // planted as a pidfile or swapped in for the config.
 func init() {
-	modes["write-file"] = writeFileMain
-	modes["mkfifo"] = mkfifoMain
-	modes["swap-fifo"] = swapFifoMain
+	modes["write-file"] = mode{"PATH TEXT", 2, 2, writeFileMain}
+	modes["mkfifo"] = mode{"PATH", 1, 1, mkfifoMain}
+	modes["swap-fifo"] = mode{"PATH", 1, 1, swapFifoMain}
 	register(3, Scenario{Name: "foreign pidfile", Run: foreignPidfile})
 	register(6, Scenario{Name: "FIFO pidfile", Run: fifoPidfile})
 	register(6, Scenario{Name: "FIFO config", Run: fifoConfig})
@@ -41,10 +39,7 @@ const pidfileWatch = time.Second
 // owned by the attacker (a daemon's own, say) in a root directory. None may be trusted, so no
 // victim may be signalled, and each refusal must be logged.
 func foreignPidfile(t testing.TB, trials int) Outcome {
-	t.Helper()
-	a := newFileAttack(t)
-	o := Outcome{Trials: trials}
-	var seen []string
+	a := newAttack(t, trials)
 	for trial := range trials {
 		base := testkit.PublicDir(t)
 		openDir, rootDir := filepath.Join(base, "open"), filepath.Join(base, "root")
@@ -56,7 +51,7 @@ func foreignPidfile(t testing.TB, trials int) Outcome {
 			v          *Victim
 		}{
 			{what: "the attacker's pidfile in its own directory", path: filepath.Join(a.userDir(base, "attacker"), "w.pid"),
-				plant: func(path, pid string) { a.as("write-file", path, pid) }},
+				plant: func(path, pid string) { a.as("", "write-file", path, pid) }},
 			{what: "root's pidfile in a directory others may write", path: filepath.Join(openDir, "w.pid"),
 				plant: func(path, pid string) { a.writeFile(path, pid, 0o644) }},
 			{what: "the attacker's pidfile in a root directory", path: filepath.Join(rootDir, "w.pid"),
@@ -81,69 +76,53 @@ func foreignPidfile(t testing.TB, trials int) Outcome {
 		time.Sleep(pidfileWatch)
 		for _, c := range cases {
 			if hit, what := c.v.Hit(); hit {
-				o.Signalled++
-				seen = append(seen, fmt.Sprintf("%s: %s", c.what, what))
+				a.signalled(fmt.Sprintf("%s: %s", c.what, what))
 			}
 			if len(testkit.LinesWith(serve.Stderr.Lines(), "event=pidfile-refused", c.path)) == 0 {
 				t.Errorf("%s (%s): no event=pidfile-refused line naming it", c.what, c.path)
-				seen = append(seen, c.what+": refusal not logged")
+				a.see(c.what + ": refusal not logged")
 			}
-			c.v.p.Cmd.Process.Kill() // the trial is over: do not keep its victims running
+			c.v.p.Kill() // the trial is over: do not keep its victims running
 		}
-		if !StopPromptly(t, serve) {
-			o.Hangs++
-			seen = append(seen, "serve outlived SIGTERM")
-		}
+		a.stop(serve)
 	}
-	o.Detail = a.detail(seen, "every pidfile refused and logged, no victim signalled")
-	return o
+	return a.outcome("every pidfile refused and logged, no victim signalled")
 }
 
 // fifoPidfile plants a FIFO as a watched worker's pidfile (in the attacker's directory):
 // serve must start anyway (opening a FIFO for reading waits for a writer), log the refusal
 // and end promptly on SIGTERM.
 func fifoPidfile(t testing.TB, trials int) Outcome {
-	t.Helper()
-	a := newFileAttack(t)
-	o := Outcome{Trials: trials}
-	var seen []string
+	a := newAttack(t, trials)
 	for trial := range trials {
 		pidfile := filepath.Join(a.userDir(testkit.PublicDir(t), "attacker"), "w.pid")
-		a.as("mkfifo", pidfile)
+		a.as("", "mkfifo", pidfile)
 		conf := fmt.Sprintf("%s\n[[worker]]\nname = %q\npidfile = %q\n", pidfileDefaults, a.object(fmt.Sprintf("fifo-pidfile-%d", trial)), pidfile)
 		serve := a.serve(filepath.Join(t.TempDir(), "shmmon.toml"), conf)
 		switch {
 		case !a.logged(serve, HangBound, "event=serve", 1):
-			o.Hangs++
-			seen = append(seen, "serve blocked at its start")
+			a.hang("serve blocked at its start")
 		case !a.logged(serve, HangBound, "event=pidfile-refused", 1):
 			t.Errorf("no event=pidfile-refused line for the FIFO %s", pidfile)
-			seen = append(seen, "refusal not logged")
+			a.see("refusal not logged")
 		}
-		if !StopPromptly(t, serve) {
-			o.Hangs++
-			seen = append(seen, "serve outlived SIGTERM")
-		}
+		a.stop(serve)
 	}
-	o.Detail = a.detail(seen, "serve started, refused the FIFO and ended on SIGTERM")
-	return o
+	return a.outcome("serve started, refused the FIFO and ended on SIGTERM")
 }
 
 // fifoConfig lets the attacker swap a FIFO in for serve's config (kept, wrongly, in a
 // directory the attacker may write): the reload the change causes, and the one of a SIGHUP,
 // must fail without blocking, and SIGTERM must still end serve promptly.
 func fifoConfig(t testing.TB, trials int) Outcome {
-	t.Helper()
-	a := newFileAttack(t)
-	o := Outcome{Trials: trials}
-	var seen []string
+	a := newAttack(t, trials)
 	for range trials {
 		path := filepath.Join(a.userDir(testkit.PublicDir(t), "config"), "shmmon.toml")
 		serve := a.serve(path, "# root's config: no workers yet\n")
 		if !a.logged(serve, 10*time.Second, "event=serve", 1) {
 			t.Fatalf("serve did not start:\n%s", serve.Stderr.String())
 		}
-		a.as("swap-fifo", path)
+		a.as("", "swap-fifo", path)
 		// The change is one reload; a SIGHUP once it is done, another.
 		ok := a.logged(serve, HangBound, "event=reload-failed", 1)
 		if ok {
@@ -151,53 +130,31 @@ func fifoConfig(t testing.TB, trials int) Outcome {
 			ok = a.logged(serve, HangBound, "event=reload-failed", 2)
 		}
 		if !ok {
-			o.Hangs++
-			seen = append(seen, "the reload loop blocked on the FIFO")
+			a.hang("the reload loop blocked on the FIFO")
 		}
-		if !StopPromptly(t, serve) {
-			o.Hangs++
-			seen = append(seen, "serve outlived SIGTERM")
-		}
+		a.stop(serve)
 	}
-	o.Detail = a.detail(seen, "both reloads failed at once, serve ended on SIGTERM")
-	return o
+	return a.outcome("both reloads failed at once, serve ended on SIGTERM")
 }
 
-// fileAttack holds what the scenarios of this file share: the test and the attacker. (Its
-// methods are the helpers of this file, kept off the package's namespace.)
-type fileAttack struct {
-	t testing.TB
-	u *testkit.User
-}
-
-// newFileAttack makes the attacker, a throwaway user.
-func newFileAttack(t testing.TB) *fileAttack { return &fileAttack{t: t, u: testkit.NewUser(t)} }
-
-// serve writes conf to path (root's, 0644) and starts a root serve on it.
-func (a *fileAttack) serve(path, conf string) *testkit.Process {
+// stop ends serve with SIGTERM, counting a hang when it outlives HangBound.
+func (a *attack) stop(serve *testkit.Process) {
 	a.t.Helper()
-	a.writeFile(path, conf, 0o644)
-	return testkit.Start(a.t, "shmmon serve", exec.Command(testkit.Shmmon(a.t), "serve", "--config", path))
-}
-
-// as runs the attacker in mode with args and fails the test if it fails.
-func (a *fileAttack) as(mode string, args ...string) {
-	a.t.Helper()
-	if out, err := As(a.t, a.u, mode, args...).CombinedOutput(); err != nil {
-		a.t.Fatalf("the attacker's %s %v: %v\n%s", mode, args, err, out)
+	if !StopPromptly(a.t, serve) {
+		a.hang("serve outlived SIGTERM")
 	}
 }
 
 // object returns a name for an object of the scenario, removed when the test ends (serve
 // removes it on SIGTERM; not after SIGKILL).
-func (a *fileAttack) object(what string) string {
+func (a *attack) object(what string) string {
 	name := testkit.Name(a.t, "sec-"+what)
 	a.t.Cleanup(func() { shmobj.Remove(name) })
 	return name
 }
 
 // userDir makes the directory dir/name owned by the attacker (mode 0755).
-func (a *fileAttack) userDir(dir, name string) string {
+func (a *attack) userDir(dir, name string) string {
 	a.t.Helper()
 	path := filepath.Join(dir, name)
 	a.mkdir(path, 0o755)
@@ -208,7 +165,7 @@ func (a *fileAttack) userDir(dir, name string) string {
 }
 
 // mkdir makes the directory path with exactly mode (whatever the umask).
-func (a *fileAttack) mkdir(path string, mode os.FileMode) {
+func (a *attack) mkdir(path string, mode os.FileMode) {
 	a.t.Helper()
 	if err := os.Mkdir(path, mode); err != nil {
 		a.t.Fatal(err)
@@ -218,78 +175,18 @@ func (a *fileAttack) mkdir(path string, mode os.FileMode) {
 	}
 }
 
-// writeFile writes text to path with exactly mode.
-func (a *fileAttack) writeFile(path, text string, mode os.FileMode) {
-	a.t.Helper()
-	if err := os.WriteFile(path, []byte(text), mode); err != nil {
-		a.t.Fatal(err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		a.t.Fatal(err)
-	}
-}
-
-// logged reports whether n lines of p's stderr contain want within timeout.
-func (a *fileAttack) logged(p *testkit.Process, timeout time.Duration, want string, n int) bool {
-	for deadline := time.Now().Add(timeout); ; time.Sleep(10 * time.Millisecond) {
-		if len(testkit.LinesWith(p.Stderr.Lines(), want)) >= n {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
-}
-
-// detail joins what went wrong, or says ok when nothing did.
-func (a *fileAttack) detail(seen []string, ok string) string {
-	if len(seen) == 0 {
-		return ok
-	}
-	return strings.Join(seen, "; ")
-}
-
 // writeFileMain (the attacker) writes args[1] to the file args[0], mode 0644.
-func writeFileMain(args []string) int {
-	if len(args) != 2 {
-		fmt.Fprintln(os.Stderr, "badactor write-file: want PATH TEXT")
-		return 2
-	}
-	if err := os.WriteFile(args[0], []byte(args[1]), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "badactor write-file:", err)
-		return 1
-	}
-	return 0
-}
+func writeFileMain(args []string) error { return os.WriteFile(args[0], []byte(args[1]), 0o644) }
 
 // mkfifoMain (the attacker) makes a FIFO at args[0].
-func mkfifoMain(args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "badactor mkfifo: want PATH")
-		return 2
-	}
-	if err := syscall.Mkfifo(args[0], 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "badactor mkfifo:", err)
-		return 1
-	}
-	return 0
-}
+func mkfifoMain(args []string) error { return syscall.Mkfifo(args[0], 0o644) }
 
 // swapFifoMain (the attacker) replaces the file args[0] with a FIFO, atomically: a FIFO made
 // beside it and renamed over it, as an editor saves a file.
-func swapFifoMain(args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "badactor swap-fifo: want PATH")
-		return 2
-	}
+func swapFifoMain(args []string) error {
 	tmp := filepath.Join(filepath.Dir(args[0]), ".swap-fifo")
 	if err := syscall.Mkfifo(tmp, 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "badactor swap-fifo:", err)
-		return 1
+		return err
 	}
-	if err := os.Rename(tmp, args[0]); err != nil {
-		fmt.Fprintln(os.Stderr, "badactor swap-fifo:", err)
-		return 1
-	}
-	return 0
+	return os.Rename(tmp, args[0])
 }

@@ -7,6 +7,7 @@ package badactor
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,7 +19,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,9 +29,9 @@ import (
 )
 
 func init() {
-	modes["proctab-forge"] = forgeMain
-	modes["proctab-zero-sem"] = zeroSemMain
-	modes["proctab-client"] = proctabClientMain
+	modes["proctab-forge"] = mode{"KEY PID,TIMEOUT,AGE...", 2, -1, forgeMain}
+	modes["proctab-zero-sem"] = mode{"KEY", 1, 1, zeroSemMain}
+	modes["proctab-client"] = mode{"SIGNAL-FILE KEY SLOTS", 3, 3, proctabClientMain}
 	register(1, Scenario{Name: "forged process-table record", Run: forgedRecord})
 	register(2, Scenario{Name: "zeroed semaphore", Run: zeroedSemaphore})
 }
@@ -75,12 +75,6 @@ func proctabConfig(t testing.TB, opts proctab.Options) string {
 	return path
 }
 
-// end kills p (if it still runs) and waits for it: a trial leaves nothing behind.
-func end(p *testkit.Process) {
-	p.Cmd.Process.Signal(syscall.SIGKILL)
-	<-p.Done()
-}
-
 // forgedRecord is path 1. Each trial makes a fresh 0666 table, and for each sweeper (root
 // `shmmon checkproc`, one pass; serve's [proctab] sweep, for a few passes) the attacker
 // writes three records without the lock: a root victim's pid with timeout 1 and a heartbeat
@@ -89,11 +83,7 @@ func end(p *testkit.Process) {
 // heartbeat in the future). Nobody may be signalled; every record must be cleared and
 // refused in the log (event=record-refused).
 func forgedRecord(t testing.TB, trials int) Outcome {
-	t.Helper()
-	u := testkit.NewUser(t)
-	shmmon := testkit.Shmmon(t)
-	o := Outcome{Trials: trials}
-	var seen []string
+	a := newAttack(t, trials)
 	for range trials {
 		opts, remove := proctabTable(t)
 		type sweeper struct {
@@ -105,7 +95,7 @@ func forgedRecord(t testing.TB, trials int) Outcome {
 		sweepers := []*sweeper{
 			{name: "checkproc", start: func() *testkit.Process {
 				args := append(append([]string{"checkproc"}, tableArgs(opts)...), "--kill-after", "1s")
-				return testkit.Start(t, "shmmon checkproc", exec.Command(shmmon, args...))
+				return testkit.Start(t, "shmmon checkproc", exec.Command(a.shmmon, args...))
 			}, done: func(p *testkit.Process) bool {
 				select {
 				case <-p.Done():
@@ -115,41 +105,39 @@ func forgedRecord(t testing.TB, trials int) Outcome {
 				}
 			}},
 			{name: "serve", start: func() *testkit.Process {
-				p := testkit.Start(t, "shmmon serve", exec.Command(shmmon, "serve", "--config", proctabConfig(t, opts)))
+				p := testkit.Start(t, "shmmon serve", exec.Command(a.shmmon, "serve", "--config", proctabConfig(t, opts)))
 				testkit.WaitLine(t, &p.Stderr, 10*time.Second, "sweeping the process table")
 				return p
 			}, done: func(p *testkit.Process) bool {
-				for deadline := time.Now().Add(5 * time.Second); len(records(t, opts)) != 0 && time.Now().Before(deadline); {
-					time.Sleep(50 * time.Millisecond)
-				}
+				testkit.Poll(5*time.Second, func() bool { return len(records(t, opts)) == 0 })
 				time.Sleep(500 * time.Millisecond) // a few more passes
 				return !StopPromptly(t, p)
 			}},
 		}
 		for _, sw := range sweepers {
-			sw.victim, sw.client = StartVictim(t), startProctabClient(t, opts)
+			// The client has the table attached, and records its signals as a victim does.
+			sw.victim = StartVictim(t)
+			sw.client = startVictim(t, "attached client", nil, "proctab-client", strconv.Itoa(opts.Key), strconv.Itoa(opts.Slots))
 		}
 		// The heartbeats forged below are 2 s old: a process that started more than a second
 		// after one is not the process that wrote it, and is never killed for it. The victims
 		// of a long-running daemon's age are the ones the attack aims at.
 		time.Sleep(2500 * time.Millisecond)
 		for _, sw := range sweepers {
-			forge(t, u, opts,
+			a.as("written", "proctab-forge", strconv.Itoa(opts.Key),
 				fmt.Sprintf("%d,1,2", sw.victim.Pid()),     // timed out
 				fmt.Sprintf("%d,-1,0", sw.client.Pid()),    // a negative timeout: always "timed out"
 				fmt.Sprintf("%d,1,-3600", sw.client.Pid())) // a heartbeat an hour ahead
 			p := sw.start()
 			if sw.done(p) {
-				o.Hangs++
-				seen = append(seen, sw.name+" did not end")
+				a.hang(sw.name + " did not end")
 			}
-			end(p)
+			p.Kill() // a trial leaves nothing behind
 			for _, v := range []*Victim{sw.victim, sw.client} {
 				if hit, what := v.Hit(); hit {
-					o.Signalled++
-					seen = append(seen, sw.name+": "+what)
+					a.signalled(sw.name + ": " + what)
 				}
-				end(v.p)
+				v.p.Kill()
 			}
 			if left := records(t, opts); len(left) != 0 {
 				t.Errorf("%s left the forged or bad records in the table: %+v", sw.name, left)
@@ -160,12 +148,8 @@ func forgedRecord(t testing.TB, trials int) Outcome {
 		}
 		remove()
 	}
-	o.Detail = "a root victim's pid with timeout 1 and an old heartbeat, and bad records naming an attached client, " +
-		"swept by checkproc and by serve"
-	if len(seen) > 0 {
-		o.Detail += ": " + strings.Join(seen, "; ")
-	}
-	return o
+	return a.outcome("a root victim's pid with timeout 1 and an old heartbeat, and bad records naming an attached client, " +
+		"swept by checkproc and by serve")
 }
 
 // records returns the records in use in the table of opts.
@@ -183,109 +167,90 @@ func records(t testing.TB, opts proctab.Options) []proctab.Record {
 	return recs
 }
 
-// startProctabClient starts a root process that has the table of opts attached (and records
-// its signals, as a victim does).
-func startProctabClient(t testing.TB, opts proctab.Options) *Victim {
-	t.Helper()
-	file := filepath.Join(t.TempDir(), "signals")
-	p := testkit.Start(t, "attached client", Self(t, "proctab-client", file, strconv.Itoa(opts.Key), strconv.Itoa(opts.Slots)))
-	testkit.WaitLine(t, &p.Stdout, 10*time.Second, "ready")
-	return &Victim{p: p, file: file}
-}
-
 // proctabClientMain attaches the table of key args[1] (args[2] slots) and then is a victim
 // that records its signals in args[0].
-func proctabClientMain(args []string) int {
-	if len(args) != 3 {
-		fmt.Fprintln(os.Stderr, "badactor proctab-client: want FILE KEY SLOTS")
-		return 2
-	}
+func proctabClientMain(args []string) error {
 	key, _ := strconv.Atoi(args[1])
 	slots, _ := strconv.Atoi(args[2])
 	tab, err := proctab.Attach(proctab.Options{Key: key, SemKey: key, Slots: slots})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "badactor proctab-client:", err)
-		return 1
+		return err
 	}
 	defer tab.Close()
 	return victimMain(args[:1])
-}
-
-// forge runs the attacker as u: it writes recs ("PID,TIMEOUT,AGE") into the table of opts.
-func forge(t testing.TB, u *testkit.User, opts proctab.Options, recs ...string) {
-	t.Helper()
-	args := append([]string{strconv.Itoa(opts.Key)}, recs...)
-	if out, err := As(t, u, "proctab-forge", args...).CombinedOutput(); err != nil || !strings.Contains(string(out), "written") {
-		t.Fatalf("the attacker could not write the records: %v: %s", err, out)
-	}
 }
 
 // forgeMain is the attacker of path 1: it attaches the System V segment of key args[0], as
 // any user may attach a 0666 table, and writes one record per args[1:] ("PID,TIMEOUT,AGE":
 // the heartbeat AGE seconds old, negative for one in the future) into free slots, without
 // the lock, as a raw writer would. It prints "written".
-func forgeMain(args []string) int {
-	if len(args) < 2 {
-		fmt.Fprintln(os.Stderr, "badactor proctab-forge: want KEY PID,TIMEOUT,AGE...")
-		return 2
-	}
-	key, _ := strconv.Atoi(args[0])
-	id, err := unix.SysvShmGet(key, 0, 0)
+func forgeMain(args []string) error {
+	mem, err := attachTable(args[0])
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "badactor proctab-forge: shmget:", err)
-		return 1
-	}
-	mem, err := unix.SysvShmAttach(id, 0, 0)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "badactor proctab-forge: shmat:", err)
-		return 1
+		return err
 	}
 	defer unix.SysvShmDetach(mem)
 	slot := 0
 	for _, a := range args[1:] {
 		var pid, timeout, age int64
 		if _, err := fmt.Sscanf(a, "%d,%d,%d", &pid, &timeout, &age); err != nil {
-			fmt.Fprintf(os.Stderr, "badactor proctab-forge: %q: want PID,TIMEOUT,AGE\n", a)
-			return 2
+			return usageError(fmt.Sprintf("%q: want PID,TIMEOUT,AGE", a))
 		}
 		for ; (slot+1)*proctab.RecordSize <= len(mem) && binary.NativeEndian.Uint32(mem[slot*proctab.RecordSize:]) != 0; slot++ {
 		}
 		if (slot+1)*proctab.RecordSize > len(mem) {
-			fmt.Fprintln(os.Stderr, "badactor proctab-forge: no free slot")
-			return 1
+			return errors.New("no free slot")
 		}
-		r := mem[slot*proctab.RecordSize : (slot+1)*proctab.RecordSize]
-		clear(r)
-		copy(r[proctab.OffName:], "forged")
-		binary.NativeEndian.PutUint32(r[proctab.OffTimeout:], uint32(int32(timeout)))
-		binary.NativeEndian.PutUint64(r[proctab.OffAtime:], uint64(time.Now().Unix()-age))
-		binary.NativeEndian.PutUint32(r[proctab.OffPid:], uint32(int32(pid)))
+		putRecord(mem, slot, "forged", int32(pid), int32(timeout), time.Now().Unix()-age)
 	}
 	fmt.Println("written")
-	return 0
+	return nil
+}
+
+// attachTable attaches the System V segment of the key key (a decimal number), as any user may
+// attach a 0666 table.
+func attachTable(key string) ([]byte, error) {
+	k, err := strconv.Atoi(key)
+	if err != nil {
+		return nil, usageError(fmt.Sprintf("key %q: %v", key, err))
+	}
+	id, err := unix.SysvShmGet(k, 0, 0)
+	if err != nil {
+		return nil, fmt.Errorf("shmget: %w", err)
+	}
+	mem, err := unix.SysvShmAttach(id, 0, 0)
+	if err != nil {
+		return nil, fmt.Errorf("shmat: %w", err)
+	}
+	return mem, nil
+}
+
+// putRecord writes a record into slot of the table mem without the lock, as a raw writer
+// would: name, pid, timeout (seconds), the heartbeat at the Unix time atime.
+func putRecord(mem []byte, slot int, name string, pid, timeout int32, atime int64) {
+	r := mem[slot*proctab.RecordSize : (slot+1)*proctab.RecordSize]
+	clear(r)
+	copy(r[proctab.OffName:proctab.OffName+proctab.MaxNameLen], name)
+	binary.NativeEndian.PutUint32(r[proctab.OffTimeout:], uint32(timeout))
+	binary.NativeEndian.PutUint64(r[proctab.OffAtime:], uint64(atime))
+	binary.NativeEndian.PutUint32(r[proctab.OffPid:], uint32(pid))
 }
 
 // zeroSemMain is the attacker of path 2: it sets the semaphore of key args[0] to 0 (SETVAL),
 // as any user may with a 0666 semaphore, so that whoever takes the table's lock waits
 // forever. It prints "zeroed".
-func zeroSemMain(args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "badactor proctab-zero-sem: want KEY")
-		return 2
-	}
+func zeroSemMain(args []string) error {
 	key, _ := strconv.Atoi(args[0])
 	id, _, errno := unix.Syscall(unix.SYS_SEMGET, uintptr(key), 1, 0)
 	if errno != 0 {
-		fmt.Fprintln(os.Stderr, "badactor proctab-zero-sem: semget:", errno)
-		return 1
+		return fmt.Errorf("semget: %w", errno)
 	}
 	const setVal = 16 // SETVAL
 	if _, _, errno := unix.Syscall6(unix.SYS_SEMCTL, id, 0, setVal, 0, 0, 0); errno != 0 {
-		fmt.Fprintln(os.Stderr, "badactor proctab-zero-sem: semctl SETVAL:", errno)
-		return 1
+		return fmt.Errorf("semctl SETVAL: %w", errno)
 	}
 	fmt.Println("zeroed")
-	return 0
+	return nil
 }
 
 // lockBound is how long a single checkproc pass may take to give up on a lock that is never
@@ -302,30 +267,20 @@ var listenAddr = regexp.MustCompile(`addr=(\S+)`)
 // the trouble on /healthz (503), and end promptly on SIGTERM. Each of those that blocks
 // counts as a hang.
 func zeroedSemaphore(t testing.TB, trials int) Outcome {
-	t.Helper()
-	u := testkit.NewUser(t)
-	shmmon := testkit.Shmmon(t)
-	o := Outcome{Trials: trials}
-	var seen []string
-	hang := func(what string) {
-		o.Hangs++
-		seen = append(seen, what)
-	}
+	a := newAttack(t, trials)
 	for range trials {
 		opts, remove := proctabTable(t)
-		if out, err := As(t, u, "proctab-zero-sem", strconv.Itoa(opts.SemKey)).CombinedOutput(); err != nil || !strings.Contains(string(out), "zeroed") {
-			t.Fatalf("the attacker could not zero the semaphore: %v: %s", err, out)
-		}
+		a.as("zeroed", "proctab-zero-sem", strconv.Itoa(opts.SemKey))
 		began := time.Now()
-		once := testkit.Start(t, "shmmon checkproc", exec.Command(shmmon, append([]string{"checkproc"}, tableArgs(opts)...)...))
-		every := testkit.Start(t, "shmmon checkproc --every", exec.Command(shmmon,
+		once := testkit.Start(t, "shmmon checkproc", exec.Command(a.shmmon, append([]string{"checkproc"}, tableArgs(opts)...)...))
+		every := testkit.Start(t, "shmmon checkproc --every", exec.Command(a.shmmon,
 			append(append([]string{"checkproc"}, tableArgs(opts)...), "--every", "200ms")...))
-		serve := testkit.Start(t, "shmmon serve", exec.Command(shmmon, "serve", "--config", proctabConfig(t, opts), "--listen", "127.0.0.1:0"))
+		serve := testkit.Start(t, "shmmon serve", exec.Command(a.shmmon, "serve", "--config", proctabConfig(t, opts), "--listen", "127.0.0.1:0"))
 
 		// checkproc --every, stopped while it waits for the lock.
 		time.Sleep(time.Second)
 		if !StopPromptly(t, every) {
-			hang("checkproc --every did not end on SIGTERM while waiting for the lock")
+			a.hang("checkproc --every did not end on SIGTERM while waiting for the lock")
 		}
 		// The single pass gives up.
 		select {
@@ -334,7 +289,7 @@ func zeroedSemaphore(t testing.TB, trials int) Outcome {
 				t.Errorf("checkproc ended with exit 0 on a lock it could not take, want an error")
 			}
 		case <-time.After(time.Until(began.Add(lockBound))):
-			hang(fmt.Sprintf("a checkproc pass still waits for the lock after %v", lockBound))
+			a.hang(fmt.Sprintf("a checkproc pass still waits for the lock after %v", lockBound))
 		}
 		// serve: its HTTP endpoint answers, its health reports the table, its stop is prompt.
 		line := testkit.WaitLine(t, &serve.Stderr, 10*time.Second, "serving /metrics")
@@ -342,9 +297,7 @@ func zeroedSemaphore(t testing.TB, trials int) Outcome {
 		if m == nil {
 			t.Fatalf("no address in %q", line)
 		}
-		for deadline := time.Now().Add(lockBound); serve.Stderr.Count("event=lock-timeout") == 0 && time.Now().Before(deadline); {
-			time.Sleep(50 * time.Millisecond)
-		}
+		testkit.Poll(lockBound, func() bool { return serve.Stderr.Count("event=lock-timeout") > 0 })
 		type answer struct {
 			code int
 			body string
@@ -369,9 +322,9 @@ func zeroedSemaphore(t testing.TB, trials int) Outcome {
 			})
 		}
 		wg.Wait()
-		for i, a := range answers[:2] {
-			if a.err != nil || a.code != http.StatusOK {
-				hang(fmt.Sprintf("serve's %s did not answer (%d, %v)", paths[i], a.code, a.err))
+		for i, ans := range answers[:2] {
+			if ans.err != nil || ans.code != http.StatusOK {
+				a.hang(fmt.Sprintf("serve's %s did not answer (%d, %v)", paths[i], ans.code, ans.err))
 			}
 		}
 		if !strings.Contains(answers[1].body, "shmmon_proctab_lock_timeouts_total") {
@@ -381,16 +334,12 @@ func zeroedSemaphore(t testing.TB, trials int) Outcome {
 			t.Errorf("/healthz with the table's lock never free: %d %q (%v), want 503 naming the process table", h.code, h.body, h.err)
 		}
 		if !StopPromptly(t, serve) {
-			hang("serve did not end on SIGTERM")
+			a.hang("serve did not end on SIGTERM")
 		}
 		for _, p := range []*testkit.Process{once, every, serve} {
-			end(p)
+			p.Kill()
 		}
 		remove()
 	}
-	o.Detail = "the table's semaphore set to 0 by another user: checkproc, checkproc --every and serve"
-	if len(seen) > 0 {
-		o.Detail += ": " + strings.Join(seen, "; ")
-	}
-	return o
+	return a.outcome("the table's semaphore set to 0 by another user: checkproc, checkproc --every and serve")
 }

@@ -20,7 +20,7 @@ import (
 
 // Path 5 of the issue: another local user takes over a name of the TCP watchdog.
 func init() {
-	modes["tcpwd-attack"] = tcpwdAttackMain
+	modes["tcpwd-attack"] = mode{"ADDR NAME IDLE-NAME", 3, 3, tcpwdAttackMain}
 	register(5, Scenario{Name: "TCP watchdog takeover", Run: tcpwdTakeover})
 }
 
@@ -45,22 +45,20 @@ const (
 // registration, receive nothing forwarded, and its forged packet must not reach the client:
 // Outcome has no count for those, so they fail t.
 func tcpwdTakeover(t testing.TB, trials int) Outcome {
-	t.Helper()
-	u := testkit.NewUser(t)
+	a := newAttack(t, trials)
 	client := tcpwdClient(t)
-	shmmon := testkit.Shmmon(t)
-	o := Outcome{Trials: trials}
 	var accepted, received, forged int
 	for trial := range trials {
-		a, r, f, kills, hang := tcpwdTrial(t, u, shmmon, client, trial)
-		accepted += a
+		acc, r, f, kills, hang := a.tcpwdTrial(client, trial)
+		accepted += acc
 		received += r
 		forged += f
-		o.FalseKills += kills
+		a.o.FalseKills += kills
 		if hang {
-			o.Hangs++
+			a.o.Hangs++
 		}
 	}
+	o := a.o
 	o.Detail = fmt.Sprintf("%d registrations accepted of %d, %d forwarded packets received by the attacker, "+
 		"%d forged packets delivered, %d kills of the real client", accepted, trials*(tcpwdAttempts+1), received, forged, o.FalseKills)
 	if accepted+received+forged != 0 {
@@ -72,8 +70,8 @@ func tcpwdTakeover(t testing.TB, trials int) Outcome {
 // tcpwdTrial runs one trial and returns what the attacker got (registrations accepted,
 // packets received, forged packets delivered to the worker), the worker's kills, and whether
 // serve hung past SIGTERM.
-func tcpwdTrial(t testing.TB, u *testkit.User, shmmon, client string, trial int) (accepted, received, forged, kills int, hang bool) {
-	t.Helper()
+func (a *attack) tcpwdTrial(client string, trial int) (accepted, received, forged, kills int, hang bool) {
+	t := a.t
 	name := "b" + strconv.FormatInt(int64(os.Getpid()), 36) + strconv.FormatInt(int64(trial), 36)
 	idle := name + "i"
 	for _, n := range []string{name, idle} {
@@ -82,7 +80,7 @@ func tcpwdTrial(t testing.TB, u *testkit.User, shmmon, client string, trial int)
 		}
 		t.Cleanup(func() { shmobj.Remove(n) })
 	}
-	addr := freeLoopback(t)
+	addr := testkit.FreeAddr(t)
 	cfg := fmt.Sprintf("[[worker]]\nname = %q\ncommand = [%q, \"--server\", %q, \"--feed-every\", \"50\", "+
 		"\"--send-to\", %q, \"--msg\", \"to-self\", \"--send-every\", \"100\"]\n"+
 		"interval = %q\nstalls = %d\nkill_after = \"1s\"\n\n"+
@@ -93,7 +91,7 @@ func tcpwdTrial(t testing.TB, u *testkit.User, shmmon, client string, trial int)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	serve := testkit.Start(t, "shmmon serve", exec.Command(shmmon, "serve", "--config", path))
+	serve := testkit.Start(t, "shmmon serve", exec.Command(a.shmmon, "serve", "--config", path))
 	// The client runs, feeds and receives what it sends itself.
 	recvLine := "tcpwd_client " + name + " recv from " + name + " msg "
 	testkit.WaitLine(t, &serve.Stdout, 10*time.Second, recvLine+"to-self")
@@ -102,7 +100,7 @@ func tcpwdTrial(t testing.TB, u *testkit.User, shmmon, client string, trial int)
 		return err == nil && snap.Seq > 0 && snap.Record.Kind == shmobj.KindSocket
 	})
 
-	attacker := testkit.Start(t, "attacker", As(t, u, "tcpwd-attack", addr, name, idle))
+	attacker := testkit.Start(t, "attacker", As(t, a.u, "tcpwd-attack", addr, name, idle))
 	attacker.Wait(t, tcpwdAttempts*tcpwdEvery+10*time.Second)
 	line := testkit.WaitLine(t, &attacker.Stdout, time.Second, "tcpwd-attack ")
 	if _, err := fmt.Sscanf(line, "tcpwd-attack accepted %d refused %d received %d", &accepted, new(int), &received); err != nil {
@@ -114,17 +112,6 @@ func tcpwdTrial(t testing.TB, u *testkit.User, shmmon, client string, trial int)
 	forged = len(testkit.LinesWith(serve.Stdout.Lines(), recvLine+tcpwdForged))
 	hang = !StopPromptly(t, serve)
 	return accepted, received, forged, kills, hang
-}
-
-// freeLoopback returns a loopback address that was free a moment ago.
-func freeLoopback(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // tcpwdClient builds the project's C client of the TCP watchdog (compat/cpp/tcpwd_client.c,
@@ -175,11 +162,7 @@ func moduleRoot() (string, error) {
 // tcpwdEvery opens a connection that registers the client's name as its receiver and with
 // the watchdog. It counts the registrations the server refused (it closed the connection)
 // and the packets forwarded to it, and prints "tcpwd-attack accepted A refused R received K".
-func tcpwdAttackMain(args []string) int {
-	if len(args) != 3 {
-		fmt.Fprintln(os.Stderr, "badactor tcpwd-attack: want ADDR NAME IDLE-NAME")
-		return 2
-	}
+func tcpwdAttackMain(args []string) error {
 	addr, name, idle := args[0], args[1], args[2]
 	packet := func(p tcpwd.Packet) []byte {
 		b, err := p.MarshalBinary()
@@ -190,8 +173,7 @@ func tcpwdAttackMain(args []string) int {
 	}
 	forged, err := net.Dial("tcp", addr)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "badactor tcpwd-attack:", err)
-		return 1
+		return err
 	}
 	defer forged.Close()
 	forged.Write(packet(tcpwd.Packet{Head: "head", Cmd: tcpwd.CmdForward, Target: name, Source: name, Msg: tcpwdForged}))
@@ -211,8 +193,7 @@ func tcpwdAttackMain(args []string) int {
 	for i := range tcpwdAttempts + 1 {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "badactor tcpwd-attack:", err)
-			return 1
+			return err
 		}
 		conns = append(conns, c)
 		if i == 0 {
@@ -248,5 +229,5 @@ func tcpwdAttackMain(args []string) int {
 	}
 	wg.Wait()
 	fmt.Printf("tcpwd-attack accepted %d refused %d received %d\n", tcpwdAttempts+1-refused, refused, received)
-	return 0
+	return nil
 }

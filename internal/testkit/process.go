@@ -110,6 +110,24 @@ func (p *Process) Running() bool {
 // Done is closed once the process has exited and been reaped.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
+// Kill sends SIGKILL to the process (and SIGCONT, should it be stopped) and waits until it
+// has been reaped.
+func (p *Process) Kill() {
+	p.Cmd.Process.Signal(syscall.SIGKILL)
+	p.Cmd.Process.Signal(syscall.SIGCONT)
+	<-p.done
+}
+
+// Terminate sends SIGTERM to the process and fails the test unless it exits with status 0
+// within timeout.
+func (p *Process) Terminate(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	p.Signal(t, syscall.SIGTERM)
+	if st := p.Wait(t, timeout); st.ExitCode() != 0 {
+		t.Errorf("%s ended with %v after SIGTERM, want exit status 0", p.Label, st)
+	}
+}
+
 // Signal sends sig to the process, failing the test when it cannot.
 func (p *Process) Signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
@@ -145,36 +163,69 @@ func WaitLine(t testing.TB, b *Buffer, timeout time.Duration, want string) strin
 }
 
 // shmmonBuild is the shmmon command built for this test binary.
-var shmmonBuild struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
+var shmmonBuild made
 
 // Shmmon returns the path of the shmmon command, built once per test binary (without -race,
 // in a directory every user may read, so that a test's second user can run it too). Call
 // [Cleanup] from TestMain to remove it.
 func Shmmon(t testing.TB) string {
 	t.Helper()
-	b := &shmmonBuild
-	b.once.Do(func() {
-		if b.dir, b.err = os.MkdirTemp("", "shmmon-bin-"); b.err != nil {
-			return
-		}
-		if b.err = os.Chmod(b.dir, 0o755); b.err != nil {
-			return
-		}
-		b.path = filepath.Join(b.dir, "shmmon")
-		cmd := exec.Command("go", "build", "-o", b.path, "github.com/shmmon/shmmon/cmd/shmmon")
+	return shmmonBuild.get(t, "shmmon-bin-", func(dir string) (string, error) {
+		path := filepath.Join(dir, "shmmon")
+		cmd := exec.Command("go", "build", "-o", path, "github.com/shmmon/shmmon/cmd/shmmon")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("go build ./cmd/shmmon: %v\n%s", err, out)
+			return "", fmt.Errorf("go build ./cmd/shmmon: %v\n%s", err, out)
+		}
+		return path, nil
+	})
+}
+
+// made is a file made once per test binary, in a directory of its own that every user may
+// enter and read; [Cleanup] removes the directory.
+type made struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// get returns the file's path, made by build(dir) on the first call (dir is the new
+// directory, its name starting with prefix); it fails the test when it could not be made.
+func (m *made) get(t testing.TB, prefix string, build func(dir string) (string, error)) string {
+	t.Helper()
+	m.once.Do(func() {
+		if m.dir, m.err = publicTempDir(prefix); m.err == nil {
+			m.path, m.err = build(m.dir)
 		}
 	})
-	if b.err != nil {
-		t.Fatal(b.err)
+	if m.err != nil {
+		t.Fatal(m.err)
 	}
-	return b.path
+	return m.path
+}
+
+// publicTempDir makes a new directory, its name starting with prefix, that every user may enter
+// and read (mode 0755, whatever the umask; os.MkdirTemp makes it its owner's only).
+func publicTempDir(prefix string) (string, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+// Executable returns the path of the test binary, to run it in a helper mode.
+func Executable(t testing.TB) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
 }
 
 // Cleanup removes what the package's helpers made for the whole test binary (the shmmon

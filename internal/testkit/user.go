@@ -207,38 +207,21 @@ func removeIPC(uid uint32) {
 }
 
 // publicExe is the copy of the test binary that any user may run.
-var publicExe struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
+var publicExe made
 
 // PublicExecutable returns a copy of the test binary in a directory every user may enter and
 // read, so that a throwaway user can run it (go test builds it under a directory only its
 // owner may enter). The copy is made once per test binary; [Cleanup] removes it.
 func PublicExecutable(t testing.TB) string {
 	t.Helper()
-	p := &publicExe
-	p.once.Do(func() {
+	return publicExe.get(t, "shmmon-exe-", func(dir string) (string, error) {
 		self, err := os.Executable()
 		if err != nil {
-			p.err = err
-			return
+			return "", err
 		}
-		if p.dir, p.err = os.MkdirTemp("", "shmmon-exe-"); p.err != nil {
-			return
-		}
-		if p.err = os.Chmod(p.dir, 0o755); p.err != nil {
-			return
-		}
-		p.path = filepath.Join(p.dir, filepath.Base(self))
-		p.err = copyFile(self, p.path, 0o755)
+		path := filepath.Join(dir, filepath.Base(self))
+		return path, copyFile(self, path, 0o755)
 	})
-	if p.err != nil {
-		t.Fatal(p.err)
-	}
-	return p.path
 }
 
 func copyFile(from, to string, mode os.FileMode) error {
@@ -262,14 +245,11 @@ func copyFile(from, to string, mode os.FileMode) error {
 // when the test ends: t.TempDir is only its owner's.
 func PublicDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "shmmon-pub-")
+	dir, err := publicTempDir("shmmon-pub-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	return dir
 }
 

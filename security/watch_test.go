@@ -1,6 +1,7 @@
 package security
 
 import (
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -12,28 +13,34 @@ import (
 	"github.com/shmmon/shmmon/shmobj"
 )
 
-// TestAdoptForeignObjectNamingRoot is path 4: an object another user planted, naming a root
-// process that looks like the worker, is not adopted.
-func TestAdoptForeignObjectNamingRoot(t *testing.T) {
-	s := badactor.ObjectNamingRoot
-	badactor.Check(t, s.Name, s.Run(t, 1))
-}
+// The attacks on `shmmon watch` that no scenario of package badactor makes: a watch by another
+// user on a root process, and an object whose record names a live root shmmon as its monitor.
 
-// TestAdoptForeignObjectSquatter is path 4: an object another user planted and beats from a
-// process that looks like the worker is not adopted, and that process is left alone.
-func TestAdoptForeignObjectSquatter(t *testing.T) {
-	s := badactor.ObjectSquatter
-	badactor.Check(t, s.Name, s.Run(t, 1))
-}
-
-// TestPlantedFIFO is path 6: a FIFO at the object's name hangs nothing, and a monitor that
-// may not replace it says whose it is.
-func TestPlantedFIFO(t *testing.T) {
-	s := badactor.PlantedFIFO
-	o := s.Run(t, 1)
-	badactor.Check(t, s.Name, o)
-	if !strings.Contains(o.Detail, "watch as another user: exit status 1") || !strings.Contains(o.Detail, "belongs to uid") {
-		t.Errorf("another user's watch did not fail with an error naming the FIFO's owner: %s", o.Detail)
+// TestWatchPidNotPermitted: `shmmon watch --pid` of a process the caller may not signal (a root
+// process, for another user) is refused at once with a usage error, rather than accepted and
+// failing when the kill comes; the process is not touched and no object is published.
+func TestWatchPidNotPermitted(t *testing.T) {
+	u := testkit.NewUser(t)
+	v := badactor.StartVictim(t)
+	name := testkit.Name(t, "ba-cli")
+	t.Cleanup(func() { shmobj.Remove(name) })
+	// Refused at once means before watching: exit 2 with the reason, and no object published
+	// (a watch that started would publish it, and fail only at the kill, with exit 1). No
+	// clock is read: on a loaded machine a start alone can take seconds.
+	cmd := u.Command(testkit.Shmmon(t), "watch", "--name", name, "--pid", strconv.Itoa(v.Pid()), "--interval", "100ms")
+	p := testkit.Start(t, "shmmon watch as "+u.Name, cmd)
+	st := p.Wait(t, 5*time.Second)
+	if st.ExitCode() != 2 {
+		t.Errorf("watch --pid of a root process, as %s: %v; want exit 2 at once", u, st)
+	}
+	if msg := p.Stderr.String(); !strings.Contains(msg, "may not signal") || strings.Count(msg, "\n") != 1 {
+		t.Errorf("want one line saying the user may not signal it, got %q", msg)
+	}
+	if hit, what := v.Hit(); hit {
+		t.Errorf("the root process was touched: %s", what)
+	}
+	if _, err := os.Stat(shmobj.Path(name)); err == nil {
+		t.Errorf("%s was published by a refused watch", shmobj.Path(name))
 	}
 }
 
