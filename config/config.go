@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"reflect"
 	"slices"
@@ -15,6 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/shmmon/shmmon/hook"
+	"github.com/shmmon/shmmon/internal/filetype"
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/supervise"
@@ -225,7 +225,7 @@ func Load(path string) (*File, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("config: %s is %s, not a regular file", path, fileType(fi.Mode()))
+		return nil, fmt.Errorf("config: %s is %s, not a regular file", path, filetype.Name(fi.Mode()))
 	}
 	tooLarge := func(size int64) error {
 		return fmt.Errorf("config: %s is %d bytes; a config may have at most %d (16 MiB)", path, size, MaxSize)
@@ -242,23 +242,6 @@ func Load(path string) (*File, error) {
 		return nil, tooLarge(int64(len(data)))
 	}
 	return Parse(path, data)
-}
-
-// fileType names the type of a file that is not a regular one.
-func fileType(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m.IsDir():
-		return "a directory"
-	}
-	return "of type " + m.Type().String()
 }
 
 // Parse validates the configuration in data; path only names the file in messages. It

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shmmon/shmmon/internal/filetype"
 )
 
 // maxLinks bounds the symbolic links followed on one path, as the kernel's own lookup does.
@@ -227,7 +229,7 @@ func trustFile(st unix.Stat_t, euid uint32) string {
 	mode := st.Mode & 0o7777
 	switch {
 	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return fmt.Sprintf("not a regular file (%s)", fileType(st.Mode))
+		return fmt.Sprintf("not a regular file (%s)", filetype.Name(filetype.Unix(st.Mode)))
 	case !trustedOwner(st.Uid, euid):
 		return fmt.Sprintf("owned by uid %d, not root or uid %d", st.Uid, euid)
 	case mode&0o022 != 0:
@@ -238,20 +240,3 @@ func trustFile(st unix.Stat_t, euid uint32) string {
 
 // trustedOwner reports whether uid is root or euid.
 func trustedOwner(uid, euid uint32) bool { return uid == 0 || uid == euid }
-
-// fileType names the type in a st_mode.
-func fileType(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFIFO:
-		return "a named pipe"
-	case unix.S_IFCHR:
-		return "a character device"
-	case unix.S_IFBLK:
-		return "a block device"
-	case unix.S_IFSOCK:
-		return "a socket"
-	case unix.S_IFDIR:
-		return "a directory"
-	}
-	return fmt.Sprintf("type %#o", mode&unix.S_IFMT)
-}

@@ -3,6 +3,8 @@ package shmobj
 import (
 	"fmt"
 	"os"
+
+	"github.com/shmmon/shmmon/internal/filetype"
 )
 
 // Info is what the file system says about an object's file in /dev/shm: who may write it,
@@ -23,22 +25,5 @@ func (fi Info) regular(name string) error {
 	if fi.Mode.IsRegular() {
 		return nil
 	}
-	return fmt.Errorf("%w: %s is a %s", ErrNotRegular, Path(name), fileType(fi.Mode))
-}
-
-// fileType names the type of a file that is not a regular one.
-func fileType(m os.FileMode) string {
-	switch {
-	case m&os.ModeDir != 0:
-		return "directory"
-	case m&os.ModeSymlink != 0:
-		return "symbolic link"
-	case m&os.ModeNamedPipe != 0:
-		return "FIFO"
-	case m&os.ModeSocket != 0:
-		return "socket"
-	case m&os.ModeDevice != 0:
-		return "device"
-	}
-	return "special file"
+	return fmt.Errorf("%w: %s is %s", ErrNotRegular, Path(name), filetype.Name(fi.Mode))
 }
