@@ -115,6 +115,13 @@ func TestCheckLimits(t *testing.T) {
 	defer w.Close(true)
 	w.Start(1234, StartWatch, "", time.Now())
 	meter := func() (proc.Usage, error) { return proc.Usage{Memory: 2000, CPU: time.Second}, nil }
+	for range 3 { // before its first beat, a worker is not judged
+		if _, over := w.CheckLimits(time.Now(), meter); over {
+			t.Fatal("over before the first beat")
+		}
+	}
+	w.Beat(shmobj.KindShm)
+	w.Check(time.Now())
 	if _, over := w.CheckLimits(time.Now(), meter); over {
 		t.Fatal("over after one measure of two")
 	}
@@ -125,7 +132,10 @@ func TestCheckLimits(t *testing.T) {
 	if !over || b.Resource != ResourceMemory || b.Value != 2000 || b.Limit != 1000 {
 		t.Fatalf("CheckLimits = %+v, %v; want memory 2000 over 1000", b, over)
 	}
-	for _, want := range []string{"event=over-limit", "event=limit resource=memory value=2000 limit=1000"} {
+	if n := strings.Count(logs.String(), "event=over-limit"); n != 1 {
+		t.Errorf("%d over-limit lines, want one at the start of the streak:\n%s", n, logs)
+	}
+	for _, want := range []string{"event=limit resource=memory value=2000 limit=1000"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}

@@ -490,7 +490,8 @@ func (w *Worker) Limited() bool { return w.lim != nil }
 
 // CheckLimits measures the worker's processes with meter at now, as its owner does once per
 // check interval next to [Worker.Check], and judges the measure against its limits (see
-// [Limits]): the books keep it, and when the worker went over a limit — memory over its
+// [Limits]; a worker with a heartbeat is judged from its first beat on, as the startup
+// grace covers its start): the books keep it, and when the worker went over a limit — memory over its
 // limit at stalls checks in a row, CPU over its limit on average over the last stalls
 // intervals — the breach is logged (event=limit, with the resource, its value and limit),
 // the observer gets [EventLimit], and CheckLimits returns it with true: the owner stops the
@@ -506,7 +507,16 @@ func (w *Worker) CheckLimits(now time.Time, meter Meter) (Breach, bool) {
 		w.log.Debug("cannot measure the worker", "worker", w.h.name, "err", err)
 		return Breach{}, false
 	}
-	cpu, known, b := w.lim.judge(u, now)
+	var cpu float64
+	var known bool
+	var b *Breach
+	if w.judged && !w.h.chk.Beaten() {
+		// A worker that has not beaten yet is starting up (a burst of CPU, its heap being
+		// built), which its startup grace bounds: it is judged from its first beat on.
+		w.lim.reset()
+	} else {
+		cpu, known, b = w.lim.judge(u, now)
+	}
 	w.mu.Lock()
 	w.books.Memory, w.books.CPU, w.books.CPUKnown, w.books.Measured = u.Memory, cpu, known, now
 	w.mu.Unlock()
