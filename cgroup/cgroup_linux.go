@@ -2,10 +2,12 @@ package cgroup
 
 import (
 	"bufio"
+	"cmp"
 	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -222,7 +224,9 @@ func (m *Manager) enable() {
 	}
 	if len(m.ctl) < len(wanted) && m.why == "" {
 		offered, _ := readWords(filepath.Join(m.base, "cgroup.controllers"))
-		m.why = fmt.Sprintf("%s offers the controllers %q only", m.rel, strings.Join(offered, " "))
+		m.why = fmt.Sprintf("the cgroup above %s does not enable %s for it (it has: %s)", m.rel,
+			strings.Join(slices.DeleteFunc(slices.Clone(wanted), func(c string) bool { return slices.Contains(m.ctl, c) }), ", "),
+			cmp.Or(strings.Join(offered, " "), "none"))
 	}
 }
 
@@ -560,4 +564,21 @@ func readPids(path string) ([]int, error) {
 		}
 	}
 	return out, nil
+}
+
+// Setup opens the Manager (see [Open]) for a monitor that starts workers, and logs once what
+// they get: their cgroups' parent and controllers (event=cgroups), or why they get none and
+// keep their process groups (event=cgroups-unavailable). It returns nil in that case.
+func Setup(log *slog.Logger) *Manager {
+	m, err := Open()
+	if err != nil {
+		log.Info("cgroups are not available: each worker has its process group only", "event", "cgroups-unavailable", "why", err)
+		return nil
+	}
+	attrs := []any{"event", "cgroups", "cgroup", m.Path(), "controllers", strings.Join(m.Controllers(), ",")}
+	if m.Missing() != "" {
+		attrs = append(attrs, "missing", m.Missing())
+	}
+	log.Info("each supervised worker runs in a cgroup of its own", attrs...)
+	return m
 }

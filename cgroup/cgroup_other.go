@@ -5,6 +5,7 @@ package cgroup
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"runtime"
 
@@ -80,3 +81,10 @@ func (g *Group) Kill() error { return nil }
 
 // Remove does nothing.
 func (g *Group) Remove() error { return nil }
+
+// Setup logs that cgroups are not available and returns nil.
+func Setup(log *slog.Logger) *Manager {
+	_, err := Open()
+	log.Info("cgroups are not available: each worker has its process group only", "event", "cgroups-unavailable", "why", err)
+	return nil
+}

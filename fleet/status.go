@@ -63,6 +63,19 @@ type WorkerStatus struct {
 	// the larger of 3 intervals and [LateFloor], plus kill_after and [proc.KillWait] while a
 	// hung worker is being killed.
 	Deadline time.Time
+
+	// What the worker's processes used at its last limit check (a worker with memory_max or
+	// cpu_max only; see monitor.Books): resident memory in bytes, CPU in cores (CPUKnown once
+	// measured over an interval); Measured is zero before the first measure of the run.
+	Memory   int64
+	CPU      float64
+	CPUKnown bool
+	Measured time.Time
+	// LimitKills counts the runs stopped over a limit, OOMKills the processes the kernel's
+	// OOM killer killed in its cgroup.
+	LimitKills, OOMKills uint64
+	// Cgroup is the cgroup of the current run ("/shmmon/db"); "" when it has none.
+	Cgroup string
 }
 
 // Late reports whether the worker's loop is checking but missed its deadline at now: the
@@ -83,7 +96,8 @@ func (f *Fleet) Status() []WorkerStatus {
 		}
 		out = append(out, WorkerStatus{Worker: *e.w, Starts: b.Starts, Restarts: b.Restarts, Kills: b.Kills,
 			LastExit: b.LastExit, LastExitAt: b.LastExitAt, Checking: b.Checking() && judged(e.w), LastCheck: b.Since,
-			Deadline: b.Since.Add(allow)})
+			Deadline: b.Since.Add(allow), Memory: b.Memory, CPU: b.CPU, CPUKnown: b.CPUKnown, Measured: b.Measured,
+			LimitKills: b.LimitKills, OOMKills: b.OOMKills, Cgroup: b.Cgroup})
 	}
 	f.bmu.Unlock()
 	slices.SortFunc(out, func(a, b WorkerStatus) int { return strings.Compare(a.Worker.Name, b.Worker.Name) })
@@ -190,6 +204,8 @@ func (f *Fleet) event(name string, e monitor.Event) {
 		command = w.OnKill
 	case monitor.EventGiveUp:
 		command = w.OnGiveUp
+	case monitor.EventLimit, monitor.EventOOM:
+		command = w.OnLimit
 	}
 	f.hooks.Run(command, w.HookTimeout, e)
 }
