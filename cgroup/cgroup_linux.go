@@ -45,7 +45,6 @@ type Manager struct {
 	rel   string // base as /proc/PID/cgroup names it (relative to the hierarchy)
 	ctl   []string
 	why   string // why a wanted controller is not enabled; "" when all are
-	made  bool   // base was made by this Manager
 
 	// clone3 is false once the kernel (or a seccomp filter) refused clone3: programs then
 	// join their cgroup through the start gate.
@@ -69,9 +68,7 @@ func Open() (*Manager, error) {
 		m.why = enableOwn(dir)
 	}
 	switch err := os.Mkdir(m.base, 0o755); {
-	case err == nil:
-		m.made = true
-	case errors.Is(err, fs.ErrExist):
+	case err == nil, errors.Is(err, fs.ErrExist):
 	case errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS):
 		return nil, unavailable("cannot make %s: %v", m.base, err)
 	default:
@@ -259,12 +256,10 @@ func (m *Manager) Missing() string { return m.why }
 // Path returns the workers' parent as /proc/PID/cgroup names cgroups ("/shmmon").
 func (m *Manager) Path() string { return m.rel }
 
-// Close removes the workers' parent when this Manager made it and it is empty (another
-// monitor of the host may use it too). The Manager's groups must be removed first.
+// Close removes the workers' parent when it is empty: another monitor of the host may still
+// have workers there (a parent that another removed is made again when a worker needs it),
+// and one that died left it. The Manager's groups must be removed first.
 func (m *Manager) Close() error {
-	if !m.made {
-		return nil
-	}
 	if err := unix.Rmdir(m.base); err != nil && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("cgroup: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -204,7 +205,7 @@ func TestCgroupEndsSetsid(t *testing.T) {
 		sleeper, err = proc.Open(pid)
 		return err == nil
 	})
-	defer sleeper.Close()
+	t.Cleanup(func() { sleeper.Signal(syscall.SIGKILL); sleeper.Close() }) // should the test fail
 	want := m.Path() + "/" + r.name
 	if b := r.s.Worker().Books(); b.Cgroup != want {
 		t.Errorf("books' cgroup %q, want %q", b.Cgroup, want)
