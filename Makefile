@@ -1,7 +1,7 @@
 # shmmon: build, test, lint, bench, demo and the C++ compatibility peers.
 #
 #   make deps     install what is missing (apt, as root): g++, gcc, libboost-dev, libsystemd-dev,
-#                 prometheus (for promtool); and staticcheck
+#                 prometheus (for promtool), python3 (the limit tests' worker); and staticcheck
 #   make compat   build the C/C++ peers (Boost.Interprocess, proctab, tcpwd, sd_notify) in compat/bin/
 #   make build    build bin/shmmon
 #   make test     run all Go tests (with -race) against the C++ peers
@@ -43,6 +43,7 @@ deps:
 	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	command -v python3 >/dev/null 2>&1 || missing="$$missing python3"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then \
 			echo "missing$$missing: run 'sudo apt-get install$$missing' (or 'sudo make deps')" >&2; \

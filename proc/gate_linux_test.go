@@ -136,8 +136,7 @@ func TestStartChildGateRefused(t *testing.T) {
 // and its error is Wait's.
 func TestStartChildAfterExit(t *testing.T) {
 	var reaped bool
-	var cmd *exec.Cmd
-	cmd = helperCmd("exit 0")
+	cmd := helperCmd("exit 0")
 	c, err := StartChildWith(cmd, ChildOptions{AfterExit: func() error {
 		reaped = cmd.ProcessState != nil
 		return errors.New("after")
