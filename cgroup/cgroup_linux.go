@@ -59,6 +59,11 @@ func Open() (*Manager, error) {
 		return nil, err
 	}
 	dir := filepath.Join(mount, own)
+	if parent := filepath.Dir(own); filepath.Base(own) == monitorDir && own != "/" && delegated(filepath.Join(mount, parent)) {
+		// The leaf of a delegated cgroup this process, or a previous monitor, moved into (or
+		// systemd's DelegateSubgroup=monitor put it in): the delegated cgroup is its own.
+		own, dir = parent, filepath.Join(mount, parent)
+	}
 	if own != "/" && !delegated(dir) {
 		return nil, unavailable("the cgroup %s is not delegated to shmmon (under systemd: Delegate=yes)", own)
 	}

@@ -220,10 +220,12 @@ func TestOpenDelegation(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		mark bool
+		leaf bool // the helper starts in DIR/monitor
 		want string
 	}{
-		{"delegated", true, "/shmmon"},
-		{"not delegated", false, "error: cgroup: not available: the cgroup /"},
+		{"delegated", true, false, "/shmmon"},
+		{"delegated, in its monitor leaf", true, true, "/shmmon"},
+		{"not delegated", false, false, "error: cgroup: not available: the cgroup /"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rel := "/" + testkit.Name(t, "cgdeleg")
@@ -233,6 +235,7 @@ func TestOpenDelegation(t *testing.T) {
 			}
 			t.Cleanup(func() {
 				os.Remove(filepath.Join(dir, workersDir))
+				os.Remove(filepath.Join(dir, monitorDir))
 				if err := os.Remove(dir); err != nil {
 					t.Error(err)
 				}
@@ -242,7 +245,14 @@ func TestOpenDelegation(t *testing.T) {
 					t.Skipf("cannot mark the cgroup as delegated: %v", err)
 				}
 			}
-			fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			in := dir
+			if tt.leaf {
+				in = filepath.Join(dir, monitorDir)
+				if err := os.Mkdir(in, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fd, err := unix.Open(in, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,7 +269,7 @@ func TestOpenDelegation(t *testing.T) {
 			line, _ := bufio.NewReader(out).ReadString('\n')
 			want := tt.want
 			if tt.mark {
-				want = rel + "/shmmon " + rel + "\n"
+				want = rel + "/shmmon " + strings.TrimPrefix(in, mount) + "\n"
 			}
 			if !strings.HasPrefix(line, want) {
 				t.Errorf("the helper in %s says %q, want %q", rel, line, want)

@@ -16,9 +16,11 @@
 // monitor's cgroup offers them. In a delegated cgroup shmmon enables them itself, moving
 // itself first into the leaf OWN/monitor when it is the only process there (the kernel lets a
 // cgroup with processes of its own hand no controller to its children: the layout systemd's
-// delegation documentation asks for). The root of a hierarchy is left as the host set it: what
-// its cgroup.subtree_control enables is what the workers get. [Manager.Controllers] says
-// which are enabled.
+// delegation documentation asks for). A monitor that finds itself in OWN/monitor (it, or a
+// previous monitor, moved there; or systemd's DelegateSubgroup=monitor put it there) takes
+// OWN for its own. The root of a hierarchy is left as the host set it: what its
+// cgroup.subtree_control enables is what the workers get. [Manager.Controllers] says which
+// are enabled.
 //
 // A [Group] is one worker's cgroup, OWN/shmmon/NAME, for one run of its program: the program
 // starts in it (CLONE_INTO_CGROUP through syscall.SysProcAttr.UseCgroupFD, or, where clone3

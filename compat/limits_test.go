@@ -37,7 +37,18 @@ func cgroupOf(t *testing.T, name string) (rel, dir string) {
 		}
 	}
 	rel = m.Path() + "/" + name
-	return rel, filepath.Join(mount, rel)
+	dir = filepath.Join(mount, rel)
+	// A serve SIGKILLed by a failed test leaves the cgroup; its processes are gone by then
+	// (this cleanup comes after theirs).
+	t.Cleanup(func() {
+		if m, err := cgroup.Open(); err == nil {
+			if g, _, err := m.Create(name); err == nil {
+				g.Remove()
+			}
+			m.Close()
+		}
+	})
+	return rel, dir
 }
 
 // workerStatus is the part of a worker's /status these tests read.
