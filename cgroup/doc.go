@@ -10,7 +10,8 @@
 // which marks it with the extended attribute trusted.delegate or user.delegate). Anything else
 // — no v2 hierarchy, a cgroup not delegated, no permission, a kernel without cgroup.kill
 // (before Linux 5.14) — is an error matching [ErrUnavailable] that says why: the monitor then
-// uses process groups alone.
+// uses process groups alone. [Setup] is Open for serve and run: it logs once what their
+// workers get.
 //
 // Controllers: the memory and pids controllers are enabled for the workers' cgroups when the
 // monitor's cgroup offers them. In a delegated cgroup shmmon enables them itself, moving
