@@ -16,6 +16,7 @@ import (
 	"github.com/shmmon/shmmon/hook"
 	"github.com/shmmon/shmmon/internal/filetype"
 	"github.com/shmmon/shmmon/monitor"
+	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/supervise"
 )
@@ -80,6 +81,15 @@ type Worker struct {
 	StartLimit   int              `toml:"start_limit" in:"WDS"`   // supervised: more starts than this within StartWindow: give up
 	StartWindow  time.Duration    `toml:"start_window" in:"WDS"`  // supervised: the window of StartLimit
 
+	// Resource limits (see package monitor's Limits, proc's Limit, package cgroup).
+	MemoryMax   Bytes       `toml:"memory_max" in:"WD"`    // resident memory of the worker's processes (its cgroup's, else its tree's); 0 = none
+	CPUMax      monitor.CPU `toml:"cpu_max" in:"WD"`       // CPU of the worker's processes, a share of one core over stalls intervals; 0 = none
+	PidsMax     int         `toml:"pids_max" in:"WDS"`     // supervised: pids.max of its cgroup (the pids controller); 0 = none
+	LimitNofile *proc.Limit `toml:"limit_nofile" in:"WDS"` // supervised: RLIMIT_NOFILE the program starts with; nil = serve's
+	LimitCore   *proc.Limit `toml:"limit_core" in:"WDS"`   // supervised: RLIMIT_CORE; nil = serve's
+	LimitNproc  *proc.Limit `toml:"limit_nproc" in:"WDS"`  // supervised: RLIMIT_NPROC; nil = serve's
+	Cgroup      bool        `toml:"cgroup" in:"WDS"`       // supervised: a cgroup of its own where serve can make one (default true)
+
 	// Hooks are the worker's event hooks. A change of them alone does not restart the worker
 	// ([Worker.EqualExceptHooks]).
 	Hooks
@@ -94,6 +104,7 @@ type Hooks struct {
 	OnKill      string        `toml:"on_kill" in:"WD"`      // the hung worker was killed
 	OnRestart   string        `toml:"on_restart" in:"WDS"`  // supervised: the worker was started again
 	OnGiveUp    string        `toml:"on_give_up" in:"WDS"`  // supervised: the worker failed too often; no more restarts
+	OnLimit     string        `toml:"on_limit" in:"WD"`     // the worker went over a resource limit, or the kernel's OOM killer killed in its cgroup
 	HookTimeout time.Duration `toml:"hook_timeout" in:"WD"` // a hook still running after this is killed (> 0)
 }
 
@@ -106,9 +117,24 @@ func (w Worker) MonitorConfig() monitor.Config {
 	return monitor.Config{Interval: w.Interval, Stalls: w.Stalls, Grace: w.Grace}
 }
 
-// MonitorOptions returns the options of w's object and its checks.
+// MonitorOptions returns the options of w's object, its checks and its limits.
 func (w Worker) MonitorOptions() monitor.Options {
-	return monitor.Options{Config: w.MonitorConfig(), Size: int64(w.Size), Mode: w.Mode}
+	return monitor.Options{Config: w.MonitorConfig(), Size: int64(w.Size), Mode: w.Mode,
+		Limits: monitor.Limits{MemoryMax: int64(w.MemoryMax), CPUMax: w.CPUMax}}
+}
+
+// Rlimits returns the resource limits a supervised w's program starts with.
+func (w Worker) Rlimits() []proc.Rlimit {
+	var out []proc.Rlimit
+	for _, r := range []struct {
+		res proc.Resource
+		l   *proc.Limit
+	}{{proc.Nofile, w.LimitNofile}, {proc.Core, w.LimitCore}, {proc.Nproc, w.LimitNproc}} {
+		if r.l != nil {
+			out = append(out, proc.Rlimit{Resource: r.res, Limit: *r.l})
+		}
+	}
+	return out
 }
 
 // SupervisorOptions returns the options of the supervisor of a supervised w: its program, how
@@ -126,6 +152,7 @@ func (w Worker) SupervisorOptions() supervise.Options {
 		Monitor: w.MonitorOptions(), Signal: w.Signal, KillAfter: w.KillAfter, Heartbeat: w.Heartbeat,
 		Restart: w.Restart, Every: w.Every, Backoff: w.Backoff, BackoffMax: w.BackoffMax,
 		BackoffReset: w.BackoffReset, StartLimit: w.StartLimit, StartWindow: w.StartWindow,
+		Rlimits: w.Rlimits(), PidsMax: w.PidsMax,
 	}
 }
 
@@ -147,6 +174,12 @@ func (w Worker) clone() Worker {
 	w.Env = slices.Clone(w.Env)
 	w.Uid = cloneID(w.Uid)
 	w.Gid = cloneID(w.Gid)
+	for _, l := range []**proc.Limit{&w.LimitNofile, &w.LimitCore, &w.LimitNproc} {
+		if *l != nil {
+			v := **l
+			*l = &v
+		}
+	}
 	return w
 }
 
@@ -167,7 +200,7 @@ func builtin() Worker {
 		StartLimit: so.StartLimit, StartWindow: so.StartWindow, Signal: so.Signal, KillAfter: so.KillAfter,
 		// Grace stays 0, the monitor's default: it depends on the interval, which a worker may set.
 		Interval: mc.Interval, Stalls: mc.Stalls,
-		Size: shmobj.DefaultSize, Mode: shmobj.DefaultMode,
+		Size: shmobj.DefaultSize, Mode: shmobj.DefaultMode, Cgroup: true,
 		Hooks: Hooks{HookTimeout: hook.DefaultTimeout},
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/shmmon/shmmon/hook"
+	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/supervise"
 )
@@ -99,7 +100,7 @@ func TestBuiltinDefaults(t *testing.T) {
 		Restart: supervise.Always, Backoff: time.Second, BackoffMax: 30 * time.Second, BackoffReset: time.Minute,
 		StartLimit: 5, StartWindow: time.Minute,
 		Interval: time.Second, Stalls: 3, Signal: syscall.SIGTERM, KillAfter: 5 * time.Second,
-		Size: 4096, Mode: 0o600, Hooks: Hooks{HookTimeout: 10 * time.Second},
+		Size: 4096, Mode: 0o600, Cgroup: true, Hooks: Hooks{HookTimeout: 10 * time.Second},
 	}
 	if !sup.Equal(want) {
 		t.Errorf("supervised worker:\nhave %+v\nwant %+v", sup, want)
@@ -274,7 +275,7 @@ var invalidTests = []struct {
 	{"env name with =", supervisedHead, `env = { "A=B" = "x" }`, `env."A=B"`, `invalid variable name`},
 	{"env reserved", supervisedHead, `env.SHMMON_NAME = "x"`, "env.SHMMON_NAME", `reserved (shmmon sets the SHMMON_* variables itself)`},
 	{"env NUL value", supervisedHead, `env.A = "\u0000"`, "env.A", `the value contains a NUL byte`},
-	{"unknown key", supervisedHead, `intervall = "1s"`, "intervall", `unknown key (want one of: name, command, env, dir, user, group, pid, pidfile, heartbeat, restart, every, interval, stalls, grace, signal, kill_after, size, mode, backoff, backoff_max, backoff_reset, start_limit, start_window, on_stall, on_abnormal, on_kill, on_restart, on_give_up, hook_timeout)`},
+	{"unknown key", supervisedHead, `intervall = "1s"`, "intervall", `unknown key (want one of: name, command, env, dir, user, group, pid, pidfile, heartbeat, restart, every, interval, stalls, grace, signal, kill_after, size, mode, backoff, backoff_max, backoff_reset, start_limit, start_window, memory_max, cpu_max, pids_max, limit_nofile, limit_core, limit_nproc, cgroup, on_stall, on_abnormal, on_kill, on_restart, on_give_up, on_limit, hook_timeout)`},
 	{"unknown quoted key", supervisedHead, `"my key" = 1`, `"my key"`, `unknown key`},
 	{"unknown table", supervisedHead, "[worker.extra]\nx = 1", "extra", `unknown key`},
 	{"unknown key in env's place", supervisedHead, `environment = { A = "1" }`, "environment", `unknown key`},
@@ -339,8 +340,8 @@ func TestInvalidDefaults(t *testing.T) {
 	t.Run("unknown", func(t *testing.T) {
 		checkOneProblem(t, defaultsHead+"intervall = 1\n", "intervall = 1", "defaults intervall",
 			"unknown key (want one of: user, group, heartbeat, restart, every, interval, stalls, grace, signal, kill_after, size, mode, "+
-				"backoff, backoff_max, backoff_reset, start_limit, start_window, on_stall, on_abnormal, on_kill, on_restart, "+
-				"on_give_up, hook_timeout)")
+				"backoff, backoff_max, backoff_reset, start_limit, start_window, memory_max, cpu_max, pids_max, limit_nofile, "+
+				"limit_core, limit_nproc, cgroup, on_stall, on_abnormal, on_kill, on_restart, on_give_up, on_limit, hook_timeout)")
 	})
 }
 
@@ -418,7 +419,7 @@ pid = 1234
 		Restart: supervise.Never, Every: time.Minute, Backoff: 2 * time.Second, BackoffMax: 4 * time.Second,
 		BackoffReset: 8 * time.Second, StartLimit: 9, StartWindow: 16 * time.Second,
 		Interval: 250 * time.Millisecond, Stalls: 5, Grace: 10 * time.Second, Signal: syscall.SIGINT,
-		KillAfter: time.Second, Size: 1024, Mode: 0o640, Hooks: Hooks{HookTimeout: hook.DefaultTimeout},
+		KillAfter: time.Second, Size: 1024, Mode: 0o640, Cgroup: true, Hooks: Hooks{HookTimeout: hook.DefaultTimeout},
 	}
 	if !f.Defaults.Equal(d) {
 		t.Errorf("Defaults:\nhave %+v\nwant %+v", f.Defaults, d)
@@ -693,6 +694,8 @@ func TestWorkerEqual(t *testing.T) {
 		Uid: &uid, Gid: &gid, Pid: 5, PidFile: "/p", Restart: supervise.Never, Every: 1, Backoff: 2,
 		BackoffMax: 3, BackoffReset: 4, StartLimit: 5, StartWindow: 6, Interval: 7, Stalls: 8, Grace: 9,
 		Signal: 10, KillAfter: 11, Size: 12, Mode: 0o600,
+		MemoryMax: 13, CPUMax: 14, PidsMax: 15, LimitNofile: &proc.Limit{Soft: 16, Hard: 17},
+		LimitCore: &proc.Limit{}, LimitNproc: &proc.Limit{Soft: 18, Hard: 19},
 	}
 	if !base.Equal(base) || !base.Equal(base.clone()) {
 		t.Fatal("a worker is not Equal to itself or its clone")
@@ -713,8 +716,15 @@ func TestWorkerEqual(t *testing.T) {
 			case reflect.Slice:
 				f.Set(reflect.Append(f, reflect.ValueOf("x")))
 			case reflect.Pointer:
-				n := uint32(99)
-				f.Set(reflect.ValueOf(&n))
+				p := reflect.New(f.Type().Elem()) // another value: 99 (in its first field)
+				v := p.Elem()
+				if v.Kind() == reflect.Struct {
+					v = v.Field(0)
+				}
+				v.Set(reflect.ValueOf(99).Convert(v.Type()))
+				f.Set(p)
+			case reflect.Bool:
+				f.SetBool(!f.Bool())
 			case reflect.Int, reflect.Int64:
 				f.SetInt(f.Int() + 1)
 			case reflect.Uint32:

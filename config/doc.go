@@ -34,7 +34,9 @@
 // the command line's flags follow too: interval, stalls and grace by package monitor
 // ([monitor.Config.ValidateResolved]), signal and kill_after by package proc, size and mode
 // by package shmobj, the supervision keys by package supervise
-// ([supervise.Options.ValidateResolved]); names, paths, users, commands and hooks by config.
+// ([supervise.Options.ValidateResolved]; pids_max by package cgroup), memory_max and cpu_max
+// by package monitor ([monitor.Limits.ValidateResolved]), the rlimits by package proc
+// ([proc.ParseLimit]); names, paths, users, commands and hooks by config.
 //
 //	key            where  type              default   accepted
 //	name           W      string            -         object name: 1-255 bytes, no '/', NUL or control characters, not "." or ".."
@@ -59,11 +61,19 @@
 //	backoff_reset  W D S  duration          "60s"     healthy run time after which the delay starts over; more than 0
 //	start_limit    W D S  integer           5         more starts than this within start_window: give up; 1 to 1048576
 //	start_window   W D S  duration          "60s"     the window of start_limit; more than 0
+//	memory_max     W D    integer or string 0         resident memory of the worker's processes (its cgroup, else its tree) over this at stalls checks in a row: stopped; "512MiB" ([Bytes]); 0 = none
+//	cpu_max        W D    string            "0%"      CPU of the worker's processes over this share of one core, on average over stalls intervals: stopped; "150%"
+//	pids_max       W D S  integer           0         pids.max of its cgroup (the pids controller), 0 = none, or 1 to 4194304
+//	limit_nofile   W D S  string or int     serve's   RLIMIT_NOFILE the program starts with: "SOFT:HARD" or one number for both; "unlimited"
+//	limit_core     W D S  string or int     serve's   RLIMIT_CORE, as limit_nofile (bytes)
+//	limit_nproc    W D S  string or int     serve's   RLIMIT_NPROC, as limit_nofile (processes of the program's user)
+//	cgroup         W D S  boolean           true      a cgroup of its own where serve can make one (package cgroup); false = its process group only
 //	on_stall       W D    string            ""        hook: shell command run when the worker stalls; "" = none
 //	on_abnormal    W D    string            ""        hook: run when the worker is judged hung
 //	on_kill        W D    string            ""        hook: run when the hung worker was killed
 //	on_restart     W D S  string            ""        hook: run when the worker was started again
 //	on_give_up     W D S  string            ""        hook: run when serve gives up on the worker
+//	on_limit       W D    string            ""        hook: run when the worker goes over a limit (SHMMON_EVENT=limit) or an OOM kill hits its cgroup (oom)
 //	hook_timeout   W D    duration          "10s"     a hook still running after this is killed; more than 0
 //
 // Unknown keys are errors, anywhere in the file. The resolved values are in [Worker]. A change

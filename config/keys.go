@@ -120,13 +120,24 @@ var textTypes = map[reflect.Type]reflect.Type{
 //   - bool: true or false;
 //   - [Bytes]: an integer number of bytes, or a string with a unit ("64KiB");
 //   - a type with UnmarshalText, itself or through textTypes (durations, signals, modes,
-//     restart policies): a string, parsed by it; a signal may be an integer too.
+//     restart policies, CPU shares, resource limits): a string, parsed by it; a signal or a
+//     resource limit may be an integer too;
+//   - a pointer (an optional value): the value it points to, read as above.
 //
 // The BurntSushi/toml decoder would call the same UnmarshalText methods, but it hands them
 // integers and booleans as text and keeps no type of their errors (its ParseError has no
 // Unwrap); messages need both. A value of the wrong TOML type is a [*mismatch].
 func decode(v any, dst reflect.Value) error {
 	t := dst.Type()
+	if t.Kind() == reflect.Pointer {
+		// An optional value (a resource limit): nil unless written.
+		p := reflect.New(t.Elem())
+		if err := decode(v, p.Elem()); err != nil {
+			return err
+		}
+		dst.Set(p)
+		return nil
+	}
 	if tt, ok := textTypes[t]; ok {
 		t, dst = tt, dst.Addr().Convert(reflect.PointerTo(tt)).Elem()
 	}
@@ -142,7 +153,7 @@ func decode(v any, dst reflect.Value) error {
 		dst.SetInt(n)
 	case isText:
 		s, ok := v.(string)
-		if n, isInt := v.(int64); isInt && t == reflect.TypeFor[proc.Signal]() {
+		if n, isInt := v.(int64); isInt && (t == reflect.TypeFor[proc.Signal]() || t == reflect.TypeFor[proc.Limit]()) {
 			s, ok = strconv.FormatInt(n, 10), true
 		}
 		if !ok {

@@ -312,7 +312,7 @@ func (w *Worker) own(key string, v any) (x any, ok bool, err error) {
 		x, err = idName(v, "group name or numeric gid")
 	case "heartbeat":
 		x, err = heartbeat(v)
-	case "on_stall", "on_abnormal", "on_kill", "on_restart", "on_give_up":
+	case "on_stall", "on_abnormal", "on_kill", "on_restart", "on_give_up", "on_limit":
 		x, err = hookCommand(v)
 	default:
 		return nil, false, nil
@@ -320,12 +320,14 @@ func (w *Worker) own(key string, v any) (x any, ok bool, err error) {
 	return x, true, err
 }
 
-// problems checks w by the rules of the packages that own its values: the monitor's, the
-// kill's, the object's and the supervisor's; and config's own of its pid and hook timeout.
+// problems checks w by the rules of the packages that own its values: the monitor's (its
+// checks and limits), the kill's, the object's and the supervisor's (pids_max: package
+// cgroup's); and config's own of its pid and hook timeout. (The resource limits' values are
+// checked as they are read, by proc.ParseLimit.)
 // (Those of a watched worker's zero supervision fields are not reported: not written.)
 func (w Worker) problems() error {
 	errs := []error{w.MonitorConfig().ValidateResolved(), proc.ValidateKillAfter(w.KillAfter), shmobj.ValidateSize(int64(w.Size)),
-		w.SupervisorOptions().ValidateResolved()}
+		w.SupervisorOptions().ValidateResolved(), w.MonitorOptions().Limits.ValidateResolved()}
 	if w.Pid < 2 || w.Pid > maxPid {
 		errs = append(errs, &field.Error{Pkg: "config", Field: "pid", Value: w.Pid, Problem: "is out of range",
 			Want: fmt.Sprintf("the pid of a running process, 2 to %d", maxPid)})

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,36 +16,47 @@ import (
 	"github.com/shmmon/shmmon/shmobj"
 )
 
-// BenchmarkServeLoad measures one `shmmon serve` (the real command) watching 10,000 objects
-// checked at 1 Hz: 10,000 watched-only [[worker]] entries, all naming one beater process (the
-// test binary) that keeps every object beating at 10 Hz. After every object is ok, serve's
-// CPU time (utime+stime from /proc) is read over a 20 s window, with its memory. Reported:
-// cpu-%core (percent of one core), rss-MiB (resident: anonymous + file + shared), anon-MiB
-// (its own heap and stacks), shmem-MiB (the objects' pages it maps, 4 KiB each; shared with
-// the workers, not owned by serve), and hwm-MiB (peak resident). Only serve is measured, not
-// the beater.
+// BenchmarkServeLoad measures one `shmmon serve` (the real command) watching n objects checked
+// at 1 Hz: n watched-only [[worker]] entries, all naming one beater process (the test binary)
+// that keeps every object beating at 10 Hz; workers=0 is serve's own baseline (an empty
+// config). After every object is ok, serve's CPU time (utime+stime from /proc) is read over a
+// 20 s window, with its memory. Reported: cpu-%core (percent of one core), rss-MiB
+// (resident: anonymous + file + shared), anon-MiB (its own heap and stacks), shmem-MiB (the
+// objects' pages it maps, 4 KiB each; shared with the workers, not owned by serve), file-MiB
+// (its executable's and libraries' pages) and hwm-MiB (peak resident). Only serve is
+// measured, not the beater.
 func BenchmarkServeLoad(b *testing.B) {
-	const n = 10000
+	for _, n := range []int{0, 10000, 100000} {
+		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) { serveLoad(b, n) })
+	}
+}
+
+func serveLoad(b *testing.B, n int) {
 	const window = 20 * time.Second
 	needMapCount(b, n)
 	c := newRun(b)
 	prefix := c.objectPrefix()
-	beater := c.start("beater", []string{envMode + "=beater", envPrefix + "=" + prefix,
-		envCount + "=" + strconv.Itoa(n), envPeriod + "=100"}, testkit.Executable(b))
 	var conf strings.Builder
 	conf.WriteString("[defaults]\ninterval = \"1s\"\nstalls = 3\n")
-	for i := range n {
-		fmt.Fprintf(&conf, "\n[[worker]]\nname = \"%s-%d\"\npid = %d\n", prefix, i, beater.Pid())
+	var beater *testkit.Process
+	if n > 0 {
+		beater = c.start("beater", []string{envMode + "=beater", envPrefix + "=" + prefix,
+			envCount + "=" + strconv.Itoa(n), envPeriod + "=100"}, testkit.Executable(b))
+		for i := range n {
+			fmt.Fprintf(&conf, "\n[[worker]]\nname = \"%s-%d\"\npid = %d\n", prefix, i, beater.Pid())
+		}
 	}
 	path := filepath.Join(b.TempDir(), "shmmon.toml")
 	if err := os.WriteFile(path, []byte(conf.String()), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	serve := c.start("shmmon serve", nil, testkit.Shmmon(b), "serve", "--config", path)
-	testkit.WaitFor(b, 2*time.Minute, "the beater to attach every object", func() bool {
-		return strings.Contains(beater.Stdout.String(), "ready")
-	})
-	testkit.WaitFor(b, time.Minute, "every object ok", func() bool {
+	if n > 0 {
+		testkit.WaitFor(b, 5*time.Minute, "the beater to attach every object", func() bool {
+			return strings.Contains(beater.Stdout.String(), "ready")
+		})
+	}
+	testkit.WaitFor(b, 5*time.Minute, "every object ok", func() bool {
 		for i := range n {
 			snap, err := shmobj.Read(fmt.Sprintf("%s-%d", prefix, i))
 			if err != nil || snap.Record.State != shmobj.StateOK {
@@ -70,6 +82,7 @@ func BenchmarkServeLoad(b *testing.B) {
 	b.ReportMetric(float64(mem["VmRSS"])/1024, "rss-MiB")
 	b.ReportMetric(float64(mem["RssAnon"])/1024, "anon-MiB")
 	b.ReportMetric(float64(mem["RssShmem"])/1024, "shmem-MiB")
+	b.ReportMetric(float64(mem["RssFile"])/1024, "file-MiB")
 	b.ReportMetric(float64(mem["VmHWM"])/1024, "hwm-MiB")
 	b.ReportMetric(0, "ns/op") // the op is a 20 s window: its time says nothing
 }
@@ -78,9 +91,30 @@ func BenchmarkServeLoad(b *testing.B) {
 // mappings in one process (vm.max_map_count).
 func needMapCount(b *testing.B, n int) {
 	b.Helper()
+	needFiles(b, n)
 	data, _ := os.ReadFile("/proc/sys/vm/max_map_count")
 	if limit, err := strconv.Atoi(strings.TrimSpace(string(data))); err != nil || limit < n+10000 {
 		b.Fatalf("vm.max_map_count is %q: %d mappings need about %d (sysctl -w vm.max_map_count=262144)", data, n, n+10000)
+	}
+}
+
+// needFiles raises this process's limit of open files (which serve and the beater inherit)
+// to what n watched objects need, one pidfd each and the descriptors of a process besides, or
+// fails the benchmark, naming the limit.
+func needFiles(b *testing.B, n int) {
+	b.Helper()
+	want := uint64(n + 10000)
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		b.Fatal(err)
+	}
+	if lim.Cur >= want {
+		return
+	}
+	lim.Cur, lim.Max = want, max(lim.Max, want)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		b.Fatalf("RLIMIT_NOFILE: %d watched objects need %d open files, and raising the limit failed: %v (run as root, or ulimit -n %d)",
+			n, want, err, want)
 	}
 }
 

@@ -27,9 +27,12 @@
 // taken without restarting the worker.
 //
 // The fleet owns what its workers share: the TCP watchdog's server, whose registry of names
-// (source.TCP) every worker joins for as long as it runs, and the sweep of the System V
+// (source.TCP) every worker joins for as long as it runs, the sweep of the System V
 // process table, which leaves alone the records of programs of heartbeat "proctab" (their
-// supervisors judge them).
+// supervisors judge them), and the cgroups below which each supervised worker's runs get one
+// of their own ([Fleet.SetCgroups]). A worker's resource limits are its monitor's to judge
+// (see monitor.Worker.CheckLimits); the hook on_limit runs when it goes over one, or when the
+// kernel's OOM killer kills in its cgroup.
 package fleet
 
 import (
@@ -40,6 +43,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shmmon/shmmon/cgroup"
 	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/hook"
 	"github.com/shmmon/shmmon/monitor"
@@ -72,6 +76,17 @@ type Fleet struct {
 	lockTimeouts uint64
 
 	tcpwd *tcpWatchdog // nil when no TCP watchdog runs
+
+	cgroups *cgroup.Manager // the supervised workers' cgroups; nil = none (set before Apply)
+}
+
+// SetCgroups gives the supervised workers (those of cgroup = true) a cgroup of their own for
+// each run, below m (see package cgroup); nil, the default, gives none. Call it before the
+// first [Fleet.Apply].
+func (f *Fleet) SetCgroups(m *cgroup.Manager) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cgroups = m
 }
 
 // member is one running worker.
@@ -192,6 +207,9 @@ func (f *Fleet) start(w *config.Worker) error {
 	opts.Monitor = f.observe(w.Name, opts.Monitor)
 	opts.Adopt, opts.Logger = true, log
 	opts.TCP, opts.Proctab, opts.Books = f.tcp, f.proctabOptions(), f.carry(w.Name)
+	if w.Cgroup {
+		opts.Cgroups = f.cgroups
+	}
 	s, err := supervise.New(w.Name, opts)
 	if err != nil {
 		return err

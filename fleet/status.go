@@ -45,8 +45,9 @@ type WorkerStatus struct {
 	Err      error           // the object could not be read (not published yet, or gone)
 
 	// Books are what happened to the worker since this fleet started it: its monitor
-	// worker's books (a restart for a configuration change keeps the counts). LastExit is
-	// "exited" for a watched process whose status is not known.
+	// worker's books (a restart for a configuration change keeps the counts), with what its
+	// processes used at its last limit check and its run's cgroup. LastExit is "exited" for a
+	// watched process whose status is not known.
 	monitor.Books
 
 	// Checking is true while the worker's loop checks its heartbeat: a supervised program
@@ -187,6 +188,8 @@ func (f *Fleet) event(name string, e monitor.Event) {
 		command = w.OnKill
 	case monitor.EventGiveUp:
 		command = w.OnGiveUp
+	case monitor.EventLimit, monitor.EventOOM:
+		command = w.OnLimit
 	}
 	f.hooks.Run(command, w.HookTimeout, e)
 }

@@ -21,6 +21,10 @@
 //	shmmon_worker_starts_total           starts (and adoptions) of a supervised worker's program
 //	shmmon_worker_restarts_total         starts after the first
 //	shmmon_worker_kills_total            kills of the worker for hanging
+//	shmmon_worker_limit_kills_total      runs stopped for going over memory_max or cpu_max
+//	shmmon_worker_oom_kills_total        processes the kernel's OOM killer killed in the worker's cgroup
+//	shmmon_worker_memory_bytes           resident memory of its processes at the last limit check (limited workers)
+//	shmmon_worker_cpu_ratio              CPU of its processes in cores over stalls intervals (limited workers)
 //
 // The counters count the events this serve saw since it began supervising the worker (a
 // reload that restarts a worker keeps them); they start over when serve restarts, as

@@ -24,6 +24,10 @@ var (
 	descStr  = prometheus.NewDesc("shmmon_worker_starts_total", "Starts of the worker's program, adoptions and restarts included, since serve began supervising it.", labels, nil)
 	descRst  = prometheus.NewDesc("shmmon_worker_restarts_total", "Starts of the worker's program after the first, since serve began supervising it.", labels, nil)
 	descKil  = prometheus.NewDesc("shmmon_worker_kills_total", "Kills of the worker for hanging, since serve began watching it.", labels, nil)
+	descMem  = prometheus.NewDesc("shmmon_worker_memory_bytes", "Resident memory of the worker's processes (its cgroup's, else its process tree's) at its last limit check; only for a worker with memory_max or cpu_max.", labels, nil)
+	descCPU  = prometheus.NewDesc("shmmon_worker_cpu_ratio", "CPU of the worker's processes in cores (1.5 = 150% of one core) over its last stalls intervals; only for a worker with memory_max or cpu_max.", labels, nil)
+	descLim  = prometheus.NewDesc("shmmon_worker_limit_kills_total", "Runs of the worker stopped for going over memory_max or cpu_max, since serve began watching it.", labels, nil)
+	descOOM  = prometheus.NewDesc("shmmon_worker_oom_kills_total", "Processes the kernel's OOM killer killed in the worker's cgroup, since serve began watching it.", labels, nil)
 
 	descLockTimeouts = prometheus.NewDesc("shmmon_proctab_lock_timeouts_total",
 		"Passes over the System V process table skipped because its lock was not free within "+proctab.LockTimeout.String()+".", nil, nil)
@@ -42,7 +46,8 @@ var states = func() []shmobj.State {
 type workerCollector struct{ s *Server }
 
 func (c workerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descSeq, descStl, descSt, descAge, descLate, descStr, descRst, descKil, descLockTimeouts} {
+	for _, d := range []*prometheus.Desc{descUp, descSeq, descStl, descSt, descAge, descLate, descStr, descRst, descKil,
+		descMem, descCPU, descLim, descOOM, descLockTimeouts} {
 		ch <- d
 	}
 }
@@ -69,6 +74,14 @@ func (c workerCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descStr, ws.Starts, lv...)
 		counter(descRst, ws.Restarts, lv...)
 		counter(descKil, ws.Kills, lv...)
+		counter(descLim, ws.LimitKills, lv...)
+		counter(descOOM, ws.OOMKills, lv...)
+		if !ws.Measured.IsZero() {
+			gauge(descMem, float64(ws.Memory), lv...)
+		}
+		if ws.CPUKnown {
+			gauge(descCPU, ws.CPU, lv...)
+		}
 		if ws.Err != nil {
 			continue
 		}

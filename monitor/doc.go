@@ -42,4 +42,24 @@
 // (EXTEND_TIMEOUT_USEC=), [Checker.Suspend] stops judging for at most the grace while the
 // worker shuts down (STOPPING=1), [Checker.Trigger] makes it abnormal at once
 // (WATCHDOG=trigger) and [Checker.SetInterval] changes the interval (WATCHDOG_USEC=).
+//
+// # Resource limits
+//
+// A worker with [Limits] (Options.Limits: memory_max, cpu_max) is measured by its owner once
+// per check interval, next to the heartbeat's check and on the same goroutine — no timer of
+// its own — with a [Meter]: its cgroup's usage, or proc.TreeUsage of its process tree. A
+// worker without limits is never measured; [Heartbeat.Check] and the workers' beats are the
+// same with or without them. [Worker.CheckLimits] judges the measure:
+//
+//   - memory (resident, of all its processes) over MemoryMax at stalls checks in a row;
+//   - CPU (of all its processes, in cores) over CPUMax on average over the last stalls
+//     intervals: a burst shorter than that is not enough;
+//   - a worker with a heartbeat is judged from its first beat on (its startup grace bounds
+//     its start: a program's start often takes a burst of CPU).
+//
+// A worker over a limit is logged (event=limit, with the resource, its value and its limit),
+// emitted as [EventLimit] (the on_limit hook), and stopped by its owner as a hung one is
+// (Signal, then SIGKILL after KillAfter) with [EndLimit]: a failure for a supervisor's restart
+// policy and backoff; a watched process is killed ([OverLimit]). The kernel's OOM kills in a
+// worker's cgroup are reported with [Worker.OOM] ([EventOOM]).
 package monitor

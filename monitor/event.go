@@ -15,6 +15,8 @@ const (
 	EventRestart  EventKind = "restart"  // a supervised worker was started again
 	EventGiveUp   EventKind = "give-up"  // a supervised worker failed too often: no more restarts
 	EventReady    EventKind = "ready"    // the run is ready (see Books.Ready): once a run
+	EventLimit    EventKind = "limit"    // the worker went over a resource limit: it is stopped (Detail: which, by how much)
+	EventOOM      EventKind = "oom"      // the kernel's OOM killer killed a process of the worker's cgroup (Detail: how many)
 )
 
 // Event is one thing that happened to a worker, as reported to [Options.OnEvent].
@@ -25,7 +27,7 @@ type Event struct {
 	Seq    uint64    // the last sequence the monitor saw
 	Stalls int       // consecutive stalls at the time
 	Time   time.Time // when it happened
-	Detail string    // how it ended for EventExit and EventKill ("exit 1", "signal killed"), why for EventGiveUp
+	Detail string    // how it ended for EventExit and EventKill ("exit 1", "signal killed"), why for EventGiveUp, the breach for EventLimit
 }
 
 // emit reports e through opts.OnEvent, when set.

@@ -20,6 +20,9 @@ type Options struct {
 	Size       int64       // object size in bytes; 0 means shmobj.DefaultSize
 	Mode       os.FileMode // permissions; 0 means shmobj.DefaultMode
 	WatchedPid int64       // recorded in the status record; 0 = unknown
+	// Limits are the worker's resource limits, which its owner has [Worker.CheckLimits] judge
+	// every interval; none by default.
+	Limits Limits
 	// OnEvent, when set, is called on the monitor's goroutine for every [Event] (for a
 	// [Watch], the one goroutine that runs the checks of every watch loop of its interval); it
 	// must not block (hand slow work to another goroutine).
@@ -32,8 +35,8 @@ type Options struct {
 }
 
 // Validate reports the first field of o that is out of range: the check rules
-// ([Config.Validate]) and the object's size ([shmobj.ValidateSize]; 0 is the default) and mode
-// (0 is the default, else 0001 to 0777).
+// ([Config.Validate]), the object's size ([shmobj.ValidateSize]; 0 is the default) and mode
+// (0 is the default, else 0001 to 0777), and the limits ([Limits.ValidateResolved]).
 func (o Options) Validate() error {
 	if err := o.Config.Validate(); err != nil {
 		return err
@@ -46,7 +49,7 @@ func (o Options) Validate() error {
 	if o.Mode&^os.ModePerm != 0 {
 		return fmt.Errorf("monitor: mode %v: want permission bits only, 0001 to 0777", o.Mode)
 	}
-	return nil
+	return o.Limits.ValidateResolved()
 }
 
 // Heartbeat is one published object and the [Checker] that judges its sequence: the part of

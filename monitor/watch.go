@@ -17,12 +17,13 @@ type Outcome int
 
 // The outcomes of [Watch.Run].
 const (
-	Stopped Outcome = iota // the context was cancelled
-	Exited                 // the watched process ended by itself
-	Killed                 // the watched process was hung and was killed
+	Stopped   Outcome = iota // the context was cancelled
+	Exited                   // the watched process ended by itself
+	Killed                   // the watched process was hung and was killed
+	OverLimit                // the watched process went over a resource limit and was killed
 )
 
-// String returns "stopped", "exited" or "killed".
+// String returns "stopped", "exited", "killed" or "over-limit".
 func (o Outcome) String() string {
 	switch o {
 	case Stopped:
@@ -31,6 +32,8 @@ func (o Outcome) String() string {
 		return "exited"
 	case Killed:
 		return "killed"
+	case OverLimit:
+		return "over-limit"
 	}
 	return fmt.Sprintf("outcome(%d)", int(o))
 }
@@ -42,7 +45,9 @@ type Watch struct {
 	Options Options // object and check parameters
 
 	// Process, when not nil, is the watched worker: it is killed when the verdict is
-	// [Abnormal], and Run returns when it exits. Without it, Run only reports.
+	// [Abnormal], or when its tree goes over Options.Limits (proc.TreeUsage, measured once per
+	// check), and Run returns when it exits. Without it, Run only reports, and measures
+	// nothing.
 	Process *proc.Process
 	// Signal is the first signal of the kill escalation; 0 means SIGTERM.
 	Signal syscall.Signal
@@ -67,7 +72,7 @@ func (w *Watch) Worker() *Worker { return w.mw.Load() }
 
 // Run publishes the object and checks it every interval until ctx is done ([Stopped]), the
 // watched process exits by itself ([Exited]) or is killed after an [Abnormal] verdict
-// ([Killed]). An object deleted, truncated, replaced or chmodded under it is logged and re-published
+// ([Killed]) or for going over a limit ([OverLimit]). An object deleted, truncated, replaced or chmodded under it is logged and re-published
 // (its workers follow), and its rules start over. Run returns an error only when the object
 // cannot be published at the start, or the kill failed. Unless Keep is set, the object is
 // removed when Run returns. Run is [Watch.Start] and a wait for its end.
@@ -119,6 +124,9 @@ func (w *Watch) Start(done func(Outcome, error)) (stop func(), err error) {
 	mw.Start(opts.WatchedPid, StartWatch, "", time.Now())
 	r := &watchRun{p: w.Process, term: proc.TerminateOptions{Signal: w.Signal, KillAfter: w.KillAfter}, keep: w.Keep,
 		mw: mw, done: done}
+	if p := w.Process; p != nil && mw.Limited() {
+		r.meter = func() (proc.Usage, error) { return proc.TreeUsage(p.Pid()) }
+	}
 	r.mu.Lock() // finish waits for the fields below
 	defer r.mu.Unlock()
 	r.checks = pace(opts.Interval, r.check, opts.OnCheck)
@@ -131,11 +139,12 @@ func (w *Watch) Start(done func(Outcome, error)) (stop func(), err error) {
 // A watchRun is one started [Watch]: its worker, checked on the pacer, and what ends it. It
 // copies what it needs of the Watch rather than hold it: a fleet keeps thousands of runs.
 type watchRun struct {
-	p    *proc.Process // nil: nothing to kill
-	term proc.TerminateOptions
-	keep bool
-	mw   *Worker
-	done func(Outcome, error)
+	p     *proc.Process // nil: nothing to kill
+	term  proc.TerminateOptions
+	keep  bool
+	mw    *Worker
+	done  func(Outcome, error)
+	meter Meter // the process's tree, for its limits; nil without limits or a process
 
 	mu       sync.Mutex // held by Start until checks and stopExit are set; guards the rest
 	checks   *paced
@@ -151,9 +160,10 @@ type watchRun struct {
 type endWhy int32
 
 const (
-	endStop endWhy = iota + 1 // stop was called
-	endExit                   // the process exited
-	endKill                   // the worker was judged abnormal: kill it
+	endStop  endWhy = iota + 1 // stop was called
+	endExit                    // the process exited
+	endKill                    // the worker was judged abnormal: kill it
+	endLimit                   // the worker went over a limit: kill it
 )
 
 // check is one check, on the pacer's goroutine; true ends the checks.
@@ -161,11 +171,18 @@ func (r *watchRun) check(now time.Time) bool {
 	if r.ended.Load() != 0 {
 		return true
 	}
+	why := endKill
 	if r.mw.Check(now) != Abnormal || r.p == nil {
-		return false
+		if r.meter == nil {
+			return false
+		}
+		if _, over := r.mw.CheckLimits(now, r.meter); !over {
+			return false
+		}
+		why = endLimit
 	}
 	r.abnormal = now // read by finish only if this check's end wins
-	r.end(endKill)
+	r.end(why)
 	return true
 }
 
@@ -208,7 +225,7 @@ func (r *watchRun) finish(why endWhy) {
 	case endExit:
 		mw.End(Exit{End: EndExit}, time.Now())
 		out = Exited
-	case endKill:
+	case endKill, endLimit:
 		ctx, cancel := context.WithCancel(context.Background())
 		r.mu.Lock()
 		r.stopKill = cancel
@@ -216,7 +233,11 @@ func (r *watchRun) finish(why endWhy) {
 			cancel()
 		}
 		r.mu.Unlock()
-		out, err = r.kill(ctx)
+		if why == endKill {
+			out, err = r.kill(ctx, EndHung)
+		} else {
+			out, err = r.kill(ctx, EndLimit)
+		}
 		cancel()
 	default:
 		mw.log.Info("stopped", "worker", mw.Name())
@@ -227,10 +248,11 @@ func (r *watchRun) finish(why endWhy) {
 	r.done(out, err)
 }
 
-// kill runs the escalation on the hung worker and records how it ended.
-func (r *watchRun) kill(ctx context.Context) (Outcome, error) {
+// kill runs the escalation on the hung worker, or the one over a limit (why), and records how
+// it ended.
+func (r *watchRun) kill(ctx context.Context, why End) (Outcome, error) {
 	mw := r.mw
-	term, err := mw.Terminate(ctx, r.p, EndHung, r.term, r.abnormal)
+	term, err := mw.Terminate(ctx, r.p, why, r.term, r.abnormal)
 	if !term.Signalled && term.Exited {
 		// It ended by itself between the verdict and the signal.
 		mw.End(Exit{End: EndExit}, time.Now())
@@ -239,6 +261,9 @@ func (r *watchRun) kill(ctx context.Context) (Outcome, error) {
 	if err != nil {
 		return Stopped, fmt.Errorf("monitor: killing pid %d: %w", r.p.Pid(), err)
 	}
-	mw.End(Exit{End: EndHung, Sigkill: term.Killed, Took: term.Took}, time.Now())
+	mw.End(Exit{End: why, Sigkill: term.Killed, Took: term.Took}, time.Now())
+	if why == EndLimit {
+		return OverLimit, nil
+	}
 	return Killed, nil
 }

@@ -50,14 +50,15 @@ const (
 	EndRestart                   // it was stopped to be started again at once (a restart request)
 	EndStop                      // it was stopped because its supervision stopped
 	EndNotStarted                // it could not be started
+	EndLimit                     // it was stopped because it went over a resource limit (a failure)
 )
 
 // endWords are the ends as the log lines' reason attribute names them.
 var endWords = [...]string{EndExit: "exit", EndHung: "kill", EndTrigger: "trigger", EndMainExit: "main-exit",
-	EndRestart: "restart", EndStop: "stop", EndNotStarted: "start-failed"}
+	EndRestart: "restart", EndStop: "stop", EndNotStarted: "start-failed", EndLimit: "limit"}
 
 // String returns the end as the logs name it: "exit", "kill", "trigger", "main-exit",
-// "restart", "stop" or "start-failed".
+// "restart", "stop", "start-failed" or "limit".
 func (e End) String() string {
 	if int(e) < len(endWords) && endWords[e] != "" {
 		return endWords[e]
@@ -111,6 +112,21 @@ type Books struct {
 	// (notify), its heartbeat advanced for the first time (a first beat, a first record
 	// update), or — a worker without a hang verdict (heartbeat "none") — it was started.
 	Ready bool
+
+	// What a worker with resource limits used at its last limit check ([Worker.CheckLimits]):
+	// resident memory in bytes, and CPU in cores (1.5 = 150%) over the last stalls intervals
+	// (CPUKnown false until two measures of the run); Measured is when, zero before the first
+	// measure of the run.
+	Memory   int64
+	CPU      float64
+	CPUKnown bool
+	Measured time.Time
+	// LimitKills counts the runs stopped for going over a limit, OOMKills the processes the
+	// kernel's OOM killer killed in the worker's cgroup.
+	LimitKills, OOMKills uint64
+	// Cgroup is the cgroup of the current run ("/shmmon/db", see package cgroup); "" when it
+	// has none: its process group is all there is.
+	Cgroup string
 }
 
 // Checking reports whether the worker's loop checks its heartbeat now: a run is under way
@@ -129,7 +145,10 @@ func (b Books) Checking() bool { return b.Phase == Running || b.Phase == Stoppin
 //	Check: stall, abnormal     running                      running   stalled…  stall, abnormal
 //	Trigger                    running                      running   abnormal  abnormal
 //	Kill, Stop                 running                      stopping  -         -
+//	CheckLimits: over a limit  running                      running   -         limit
+//	OOM                        running, stopping            (same)    -         oom
 //	End (a kill)               running, stopping            down      killed    kill
+//	End (a limit)              running, stopping            down      killed    -
 //	End (otherwise)            running, stopping, idle      down      exited    exit
 //	Wait (backoff)             down                         backoff   -         -
 //	GiveUp                     down, idle                   gave-up   -         give-up
@@ -146,6 +165,8 @@ type Worker struct {
 	supervised bool // a supervised program (its lines and events), not a watched process
 	h          Heartbeat
 	log        *slog.Logger
+	lim        *limiter // nil without limits
+	breach     *Breach  // the limit the current run went over; nil when none
 
 	mu    sync.Mutex // guards books
 	books Books
@@ -176,10 +197,14 @@ type WorkerOptions struct {
 func OpenWorker(name string, opts Options, wo WorkerOptions, now time.Time) (*Worker, shmobj.Adoption, error) {
 	w := &Worker{log: wo.Logger, supervised: wo.Supervised, judged: true,
 		books: Books{Starts: wo.Books.Starts, Restarts: wo.Books.Restarts, Kills: wo.Books.Kills,
-			LastExit: wo.Books.LastExit, LastExitAt: wo.Books.LastExitAt}}
+			LastExit: wo.Books.LastExit, LastExitAt: wo.Books.LastExitAt,
+			LimitKills: wo.Books.LimitKills, OOMKills: wo.Books.OOMKills}}
 	a, err := w.h.open(name, opts, wo.Adopt, now)
 	if err != nil {
 		return nil, a, err
+	}
+	if opts.Limits.Any() {
+		w.lim = newLimiter(opts.Limits, w.h.chk.Config().Stalls)
 	}
 	if w.log == nil {
 		w.log = slog.Default()
@@ -263,8 +288,13 @@ func (w *Worker) Start(pid int64, how Start, command string, now time.Time) {
 		h.seg.SetState(shmobj.StateRunning)
 	}
 	w.prev = h.chk.State()
+	w.breach = nil
+	if w.lim != nil {
+		w.lim.reset()
+	}
 	w.announce(Running, func(b *Books) {
 		b.Pid, b.Since, b.Abnormal, b.Ready = pid, now, false, false
+		b.Memory, b.CPU, b.CPUKnown, b.Measured = 0, 0, false, time.Time{}
 		if w.supervised {
 			b.Starts++
 			if restart {
@@ -397,19 +427,27 @@ func (w *Worker) KillSteps(why End, now time.Time, more ...any) func(step string
 
 // End ends the run as x says, at now: the record's state becomes killed or exited, a kill is
 // counted, the end is logged and the observer gets [EventKill] or [EventExit] (a stop or a
-// restart request, which are the owner's doing, get none).
+// restart request, which are the owner's doing, get none; nor does the end of a run over a
+// limit, [EndLimit], whose [EventLimit] came with the verdict: it is counted in LimitKills).
 func (w *Worker) End(x Exit, now time.Time) {
 	h := &w.h
 	pid := h.pid()
 	killed := x.End.Killed()
-	if killed {
+	limited := x.End == EndLimit
+	switch {
+	case killed:
 		h.seg.AddKill()
 		h.seg.SetState(shmobj.StateKilled)
-	} else {
+	case limited:
+		h.seg.SetState(shmobj.StateKilled)
+	default:
 		h.seg.SetState(shmobj.StateExited)
 	}
 	w.prev = h.chk.State()
 	switch {
+	case !w.supervised && limited:
+		w.log.Warn("state change", "worker", h.name, "pid", pid, "state", shmobj.StateKilled,
+			"event", "killed", "reason", x.End.String(), "sigkill", x.Sigkill, "took", x.Took.Round(time.Millisecond))
 	case !w.supervised && killed:
 		w.log.Warn("state change", "worker", h.name, "seq", h.chk.Last(), "stalled_for",
 			h.chk.StalledFor(now).Round(time.Millisecond), "pid", pid, "state", shmobj.StateKilled,
@@ -435,6 +473,15 @@ func (w *Worker) End(x Exit, now time.Time) {
 	switch {
 	case killed:
 		kind, detail = EventKill, x.Status
+	case limited:
+		// The observer heard of it at the verdict (EventLimit); the books say how it ended.
+		kind, detail = "", "over the limit"
+		if w.breach != nil {
+			detail = "over the " + string(w.breach.Resource) + " limit"
+		}
+		if x.Status != "" {
+			detail += ": " + x.Status
+		}
 	case !w.supervised:
 		detail = "exited"
 	case x.End == EndMainExit:
@@ -445,17 +492,94 @@ func (w *Worker) End(x Exit, now time.Time) {
 		kind = ""
 	}
 	w.announce(Down, func(b *Books) {
-		b.Abnormal, b.Ready = false, false
+		b.Abnormal, b.Ready, b.Cgroup = false, false, ""
 		if killed {
 			b.Kills++
 		}
-		if kind != "" {
+		if limited {
+			b.LimitKills++
+		}
+		if kind != "" || limited {
 			b.LastExit, b.LastExitAt = cmp.Or(detail, "killed"), now
 		}
 	})
 	if kind != "" {
 		w.emit(kind, now, detail)
 	}
+}
+
+// Limited reports whether the worker has resource limits, which [Worker.CheckLimits] judges.
+func (w *Worker) Limited() bool { return w.lim != nil }
+
+// CheckLimits measures the worker's processes with meter at now, as its owner does once per
+// check interval next to [Worker.Check], and judges the measure against its limits (see
+// [Limits]; a worker with a heartbeat is judged from its first beat on, as the startup
+// grace covers its start): the books keep it, and when the worker went over a limit — memory over its
+// limit at stalls checks in a row, CPU over its limit on average over the last stalls
+// intervals — the breach is logged (event=limit, with the resource, its value and limit),
+// the observer gets [EventLimit], and CheckLimits returns it with true: the owner stops the
+// worker ([Worker.Terminate] and [Worker.End] with [EndLimit]). A worker without limits is
+// not measured (meter is not called); a measure that fails (the process just ended) is
+// skipped.
+func (w *Worker) CheckLimits(now time.Time, meter Meter) (Breach, bool) {
+	if w.lim == nil {
+		return Breach{}, false
+	}
+	u, err := meter()
+	if err != nil {
+		w.log.Debug("cannot measure the worker", "worker", w.h.name, "err", err)
+		return Breach{}, false
+	}
+	var cpu float64
+	var known bool
+	var b *Breach
+	if w.judged && !w.h.chk.Beaten() {
+		// A worker that has not beaten yet is starting up (a burst of CPU, its heap being
+		// built), which its startup grace bounds: it is judged from its first beat on.
+		w.lim.reset()
+	} else {
+		cpu, known, b = w.lim.judge(u, now)
+	}
+	w.mu.Lock()
+	w.books.Memory, w.books.CPU, w.books.CPUKnown, w.books.Measured = u.Memory, cpu, known, now
+	w.mu.Unlock()
+	if w.lim.over == 1 {
+		w.log.Warn("over its memory limit", "worker", w.h.name, "pid", w.h.pid(), "event", "over-limit",
+			"resource", ResourceMemory, "value", u.Memory, "limit", w.lim.lim.MemoryMax,
+			"checks", fmt.Sprintf("1/%d", w.lim.window))
+	}
+	if b == nil {
+		return Breach{}, false
+	}
+	w.breach = b
+	value, limit := any(b.Value), any(b.Limit)
+	if b.Resource == ResourceMemory {
+		value, limit = int64(b.Value), int64(b.Limit)
+	}
+	w.log.Error("over its limit: stopping it", "worker", w.h.name, "pid", w.h.pid(), "event", "limit",
+		"resource", b.Resource, "value", value, "limit", limit, "breach", b.String())
+	w.emit(EventLimit, now, b.String())
+	return *b, true
+}
+
+// OOM tells that the kernel's OOM killer killed n processes of the worker's cgroup (its
+// memory.events), at now: it is logged (event=oom), counted, and the observer gets
+// [EventOOM]. The run goes on unless its program was among them.
+func (w *Worker) OOM(n uint64, cgroup string, now time.Time) {
+	w.log.Error("the kernel's OOM killer killed a process of the worker", "worker", w.h.name, "pid", w.h.pid(),
+		"event", "oom", "kills", n, "cgroup", cgroup)
+	w.mu.Lock()
+	w.books.OOMKills += n
+	w.mu.Unlock()
+	w.emit(EventOOM, now, fmt.Sprintf("%d process(es) killed by the kernel's OOM killer in %s", n, cgroup))
+}
+
+// SetCgroup records the cgroup of the current run (see [Books.Cgroup]); its owner calls it
+// after [Worker.Start].
+func (w *Worker) SetCgroup(path string) {
+	w.mu.Lock()
+	w.books.Cgroup = path
+	w.mu.Unlock()
 }
 
 // Wait tells that the worker waits delay before it is started again, after failures failed

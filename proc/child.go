@@ -86,3 +86,31 @@ func (s ExitStatus) String() string {
 
 // Success reports whether the process exited with code 0; it is false for an unknown end.
 func (s ExitStatus) Success() bool { return s.state != nil && s.state.Success() }
+
+// ChildOptions are what [StartChildWith] does to a child beyond what [StartChild] does.
+//
+// Go starts a program with fork and exec in one step (os/exec has no hook between them, and
+// syscall.SysProcAttr has no resource limits), so a child that must be changed before its
+// program runs is started through a gate: this same binary (/proc/self/exe, whatever it is:
+// shmmon, a test binary), whose package proc, at its initialization (before main, or the
+// tests, run), sees argv[0] "shmmon: start gate". The gate sets the limits on itself
+// (setrlimit(2), after the Go runtime's own change of its soft limit of open files), joins
+// Cgroup, takes the caller's Credential (which StartChildWith takes out of cmd's SysProcAttr:
+// the gate runs with the caller's privileges until then, so a root monitor may raise a hard
+// limit), and executes the program in its own place: same pid, process group and output.
+// It reports a failure on a socket that its exec closes, so a limit that cannot be set fails
+// the start, and the program never runs. The gate costs one more execve (a few
+// milliseconds) and is used only when Rlimits or Cgroup are set.
+type ChildOptions struct {
+	// Rlimits are set on the child before it runs its program (see [Limit]).
+	Rlimits []Rlimit
+	// Cgroup, when set, is the directory of a cgroup (v2) the child joins before it runs its
+	// program, by writing its pid into the cgroup's cgroup.procs: for a kernel that cannot
+	// start it there (SysProcAttr.UseCgroupFD).
+	Cgroup string
+	// AfterExit, when set, is called once the child has exited and what was left of its
+	// group was killed, before it is reaped: to kill what it left elsewhere (a cgroup's other
+	// members, which may hold its output pipes open and so delay the reaping). Its error is
+	// reported by [Child.Wait].
+	AfterExit func() error
+}

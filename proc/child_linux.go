@@ -27,7 +27,26 @@ import (
 //   - It started but cannot be held (pidfd_open failed, say with EMFILE): its group is
 //     killed and it is reaped; nil and the error of [Open], wrapped. cmd.Process and
 //     cmd.ProcessState are set.
-func StartChild(cmd *exec.Cmd) (*Child, error) {
+func StartChild(cmd *exec.Cmd) (*Child, error) { return StartChildWith(cmd, ChildOptions{}) }
+
+// StartChildWith is [StartChild] with what opts adds: resource limits and a cgroup to join
+// before the program runs, and a step after it ended (see [ChildOptions]). Without Rlimits
+// and Cgroup the program is started directly, as by StartChild; with them, through the gate.
+// Outcomes, beyond StartChild's:
+//
+//   - The gate could not set a limit, join the cgroup, take the credential, or execute the
+//     program: it is killed (it never ran the program) and reaped; nil and the error.
+func StartChildWith(cmd *exec.Cmd, opts ChildOptions) (*Child, error) {
+	gated := len(opts.Rlimits) > 0 || opts.Cgroup != ""
+	var child, parent *os.File // the gate's socket: its end, and ours
+	if gated {
+		var err error
+		if child, parent, err = gate(cmd, opts); err != nil {
+			return nil, err
+		}
+		defer child.Close()
+		defer parent.Close()
+	}
 	var attr syscall.SysProcAttr
 	if cmd.SysProcAttr != nil {
 		attr = *cmd.SysProcAttr
@@ -67,8 +86,20 @@ func StartChild(cmd *exec.Cmd) (*Child, error) {
 	}
 	c.Process = p
 	close(held)
+	if gated {
+		child.Close() // the gate's own now: its exec must be the end of the socket's last writer
+		if err := passed(parent); err != nil {
+			c.SignalGroup(syscall.SIGKILL)
+			cmd.Wait()
+			c.Close()
+			return nil, fmt.Errorf("proc: start child pid %d: killed before it ran: %w", pid, err)
+		}
+	}
 	go c.end(func() (ExitStatus, error) {
 		err := c.killOrphanedGroup()
+		if opts.AfterExit != nil {
+			err = errors.Join(err, opts.AfterExit())
+		}
 		cmd.Wait()
 		return ExitStatus{cmd.ProcessState}, errors.Join(cancelErr, err)
 	})

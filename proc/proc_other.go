@@ -107,3 +107,13 @@ func signalNum(name string) syscall.Signal {
 	}
 	return 0
 }
+
+// StartChildWith returns nil and an error matching [errors.ErrUnsupported] without starting
+// cmd.
+func StartChildWith(cmd *exec.Cmd, opts ChildOptions) (*Child, error) { return nil, errUnsupported }
+
+// TreeUsage is Linux only.
+func TreeUsage(root int) (Usage, error) { return Usage{}, errUnsupported }
+
+// PidsUsage is Linux only: it returns the zero Usage.
+func PidsUsage(pids []int) Usage { return Usage{} }

@@ -82,6 +82,7 @@ machine; the ratios below compare figures from this same run.
 | one scan of 10,000 objects (clock read once per scan) | $(us "$scan") | $(allocs BenchmarkScan/objects=10000) | |
 | one scan of 10,000 objects, Boost map-per-check | $(ms "$bscan") | | the scan is **$(ratio "$bscan" "$scan") faster** |
 | one scan of 100,000 objects | $(ms "$scan100k") | $(allocs BenchmarkScan/objects=100000) | $(awk -v a="$scan100k" -v b="$scan" 'BEGIN { printf "%.1f× the 10,000 scan", a / b }') |
+| a resource-limit check of one worker, once per interval (only a worker with a limit): its tree from /proc (a Go worker) / its cgroup; CPU time | $(us "$(metric BenchmarkCheckLimits/tree cpu-ns/op)") / $(us "$(metric BenchmarkCheckLimits/cgroup cpu-ns/op)") | $(allocs BenchmarkCheckLimits/tree) | the judgement alone: $(f1 "$(ns BenchmarkCheckLimits/judge)") ns |
 
 ## One \`shmmon serve\` watching 10,000 objects at 1 Hz
 

@@ -5,7 +5,8 @@
 //   - the workers (package fleet: supervised programs, watched processes, the process table's
 //     sweep, the TCP watchdog), stopped last but for the endpoint: SIGTERM stops every
 //     supervised program (its signal, then SIGKILL after its kill_after) and removes the
-//     objects;
+//     objects; where serve can make cgroups (package cgroup, logged once at the start), each
+//     supervised worker runs in one of its own;
 //   - the reload loop: the file is read again when it changes (config.Watch, which follows
 //     symbolic links) and on SIGHUP; an invalid, unreadable or empty file keeps the running
 //     configuration;
@@ -34,6 +35,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/oklog/run"
 
+	"github.com/shmmon/shmmon/cgroup"
 	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/fleet"
 	"github.com/shmmon/shmmon/httpapi"
@@ -102,6 +104,11 @@ func Run(ctx context.Context, opts Options) error {
 			ln.Close()
 		}
 		return err
+	}
+	// Before any worker starts: each may get a cgroup of its own.
+	if m := cgroup.Setup(log); m != nil {
+		defer m.Close() // once Run's actors, the workers among them, have stopped
+		f.SetCgroups(m)
 	}
 	// The table first: workers of heartbeat "proctab" read it.
 	f.SetProctab(file.Proctab)

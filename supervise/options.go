@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shmmon/shmmon/cgroup"
 	"github.com/shmmon/shmmon/internal/field"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/source"
@@ -107,7 +108,8 @@ func (o Options) Validate() error { return o.WithDefaults().ValidateResolved() }
 //   - StartLimit: 1 to [MaxStartLimit];
 //   - Every: 0 or at least 1ms;
 //   - Restart: [Always], [OnFailure] or [Never];
-//   - Heartbeat: a kind of heartbeat ([source.Check]).
+//   - Heartbeat: a kind of heartbeat ([source.Check]);
+//   - PidsMax: 0 or 1 to [cgroup.MaxPids] ([cgroup.ValidatePidsMax]).
 func (o Options) ValidateResolved() error {
 	errs := []error{source.Check(o.Heartbeat)}
 	bad := func(name string, v any, problem, want string) {
@@ -142,6 +144,9 @@ func (o Options) ValidateResolved() error {
 	}
 	if o.Restart < Always || o.Restart > Never {
 		bad("restart", int(o.Restart), "is not a restart policy", `"always", "on-failure" or "never"`)
+	}
+	if err := cgroup.ValidatePidsMax(o.PidsMax); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

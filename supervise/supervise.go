@@ -27,6 +27,17 @@
 // scheduler): run it, wait for it to end, wait Every, run it again; the heartbeat rules apply
 // while it runs and the start limit does not apply.
 //
+// Resources: the program starts with its Rlimits in place (see proc.ChildOptions). With
+// Cgroups, each run has a cgroup of its own (package cgroup): the program starts in it, and
+// whenever the run ends everything left in it is killed (cgroup.kill), processes that left
+// the program's group with setsid too, before the cgroup is removed; with the controllers
+// enabled, Monitor.Limits.MemoryMax sets memory.max and PidsMax pids.max, and the kernel's
+// OOM kills there are reported (event=oom; the run's status "signal killed (oom)"). With
+// Monitor.Limits, next to each check of the heartbeat the run's processes are measured (its
+// cgroup, or the program's process tree) and judged (see monitor.Worker.CheckLimits): a run
+// over a limit is stopped as a hung one is, and counts as a failure for the restart policy
+// and the backoff.
+//
 // Where things go: a new kind of heartbeat is a file of package source; a new thing that
 // happens to a worker is an event of monitor.Worker; a new way for a run to end (a limit,
 // say) is a monitor.End that runOnce returns through stop, next to the check of the
@@ -48,6 +59,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shmmon/shmmon/cgroup"
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/notify"
 	"github.com/shmmon/shmmon/proc"
@@ -87,6 +99,18 @@ type Options struct {
 	// Books are the counts the supervision goes on from (see monitor.WorkerOptions.Books):
 	// those of the worker's previous supervision, when a new configuration replaced it.
 	Books monitor.Books
+
+	// Rlimits are the resource limits the program starts with (see proc.ChildOptions).
+	Rlimits []proc.Rlimit
+	// Cgroups, when set, gives each run of the program a cgroup of its own (see package
+	// cgroup): the program starts in it, the end of a run kills everything in it, and with
+	// the controllers enabled Monitor.Limits.MemoryMax and PidsMax set memory.max and
+	// pids.max. nil: its process group is all there is.
+	Cgroups *cgroup.Manager
+	// PidsMax is the most processes (and threads) the program's cgroup may hold (pids.max);
+	// 0 is no limit. It needs the pids controller; without it, it is logged once and not
+	// enforced.
+	PidsMax int
 
 	Restart      Policy
 	Backoff      time.Duration // delay before the second restart in a row; doubles after
@@ -187,7 +211,8 @@ type supervision struct {
 	poll []source.Poller
 	req  source.Requester // nil when no source makes requests
 	c    *child           // the running program, for the requests' SetMain
-	tick *time.Ticker     // the checks of the running program; nil when not judged
+	tick *time.Ticker     // the checks of the running program; nil when not judged nor limited
+	told bool             // that pids_max is not enforced was logged
 }
 
 // Run publishes the object and supervises the program until ctx is done (the program is
@@ -448,14 +473,18 @@ func (sv *supervision) runOnce(ctx context.Context, c *child, how monitor.Start)
 	sv.c = c
 	defer func() { sv.c = nil }()
 	w.Start(int64(c.Pid()), how, strings.Join(s.opts.Command, " "), started)
+	if c.g != nil {
+		w.SetCgroup(c.g.Path())
+	}
 	// Each run is judged at the configured interval, whatever the last one asked for.
 	w.SetInterval(s.opts.Monitor.Interval, started)
 	var tick <-chan time.Time
-	if w.Judged() {
+	if w.Judged() || w.Limited() {
 		sv.tick = time.NewTicker(s.opts.Monitor.Interval)
 		defer sv.tick.Stop()
 		tick = sv.tick.C
 	}
+	meter := c.meter()
 	var reqs <-chan notify.Message
 	if sv.req != nil {
 		reqs = sv.req.Requests()
@@ -466,8 +495,9 @@ func (sv *supervision) runOnce(ctx context.Context, c *child, how monitor.Start)
 		case <-c.Done():
 			now := time.Now()
 			st := sv.reaped()
-			x := monitor.Exit{End: monitor.EndExit, Status: st.String(), Failed: !st.Success(), Ran: now.Sub(started)}
+			x := monitor.Exit{End: monitor.EndExit, Status: sv.status(st), Failed: !st.Success(), Ran: now.Sub(started)}
 			sv.stopMain(monitor.EndExit, now)
+			sv.endCgroup()
 			w.End(x, now)
 			return x
 		case <-ctx.Done():
@@ -485,15 +515,21 @@ func (sv *supervision) runOnce(ctx context.Context, c *child, how monitor.Start)
 				return sv.stop(monitor.EndMainExit)
 			}
 			now := time.Now()
-			for _, p := range sv.poll {
-				p.Poll(now)
+			if w.Judged() {
+				for _, p := range sv.poll {
+					p.Poll(now)
+				}
+				r := w.Check(now)
+				if observe != nil {
+					observe(now, time.Since(now))
+				}
+				if r == monitor.Abnormal {
+					return sv.stop(monitor.EndHung)
+				}
 			}
-			r := w.Check(now)
-			if observe != nil {
-				observe(now, time.Since(now))
-			}
-			if r == monitor.Abnormal {
-				return sv.stop(monitor.EndHung)
+			sv.oom(now)
+			if _, over := w.CheckLimits(now, meter); over {
+				return sv.stop(monitor.EndLimit)
 			}
 		}
 	}
@@ -511,10 +547,42 @@ func (sv *supervision) stop(why monitor.End) monitor.Exit {
 	}
 	sv.stopMain(why, now)
 	st := sv.reaped()
-	x := monitor.Exit{End: why, Status: st.String(), Sigkill: term.Killed, Took: term.Took,
-		Ran: time.Since(c.started), Failed: why.Killed() || why == monitor.EndMainExit}
+	x := monitor.Exit{End: why, Status: sv.status(st), Sigkill: term.Killed, Took: term.Took,
+		Ran: time.Since(c.started), Failed: why.Killed() || why == monitor.EndMainExit || why == monitor.EndLimit}
+	sv.endCgroup()
 	w.End(x, time.Now())
 	return x
+}
+
+// oom reports the OOM kills in the program's cgroup since the last look (see
+// monitor.Worker.OOM).
+func (sv *supervision) oom(now time.Time) {
+	if g := sv.c.g; g != nil {
+		if n := g.OOMKills(); n > 0 {
+			sv.c.ooms += n
+			sv.w.OOM(n, g.Path(), now)
+		}
+	}
+}
+
+// status says how the reaped program ended: as proc says, and "(oom)" after a SIGKILL when
+// the kernel's OOM killer killed in its cgroup during the run.
+func (sv *supervision) status(st proc.ExitStatus) string {
+	sv.oom(time.Now())
+	if sv.c.ooms > 0 && st.String() == "signal killed" {
+		return st.String() + " (oom)"
+	}
+	return st.String()
+}
+
+// endCgroup kills what the run left in its cgroup, those that left its process group too,
+// and removes the cgroup.
+func (sv *supervision) endCgroup() {
+	if g := sv.c.g; g != nil {
+		if err := g.Remove(); err != nil {
+			sv.s.log.Error("removing the worker's cgroup", "worker", sv.s.name, "cgroup", g.Path(), "err", err)
+		}
+	}
 }
 
 // reaped waits until the program has ended and been reaped, and returns how it ended.
@@ -599,6 +667,17 @@ type child struct {
 	*proc.Child
 	started time.Time
 	main    *proc.Process // the process it named with MAINPID=, when not itself
+	g       *cgroup.Group // its cgroup; nil when it has none
+	ooms    uint64        // OOM kills in g during the run
+}
+
+// meter measures the run's processes: its cgroup, or the program's tree.
+func (c *child) meter() monitor.Meter {
+	if c.g != nil {
+		return c.g.Usage
+	}
+	pid := c.Pid()
+	return func() (proc.Usage, error) { return proc.TreeUsage(pid) }
 }
 
 // close releases the handle on the program's main process (the Child releases its own).
@@ -609,9 +688,20 @@ func (c *child) close() {
 }
 
 // adopt takes hold of a program a previous monitor started (p holds it). It is not our child:
-// its exit is seen through the pidfd, and its parent (init, or a subreaper) reaps it.
+// its exit is seen through the pidfd, and its parent (init, or a subreaper) reaps it. Its
+// cgroup, when it is in the one this worker's runs have, is its run's again.
 func (s *Supervisor) adopt(p *proc.Process) *child {
-	return &child{Child: proc.Adopted(p), started: time.Now()}
+	c := &child{Child: proc.Adopted(p), started: time.Now()}
+	if m := s.opts.Cgroups; m != nil {
+		if g, ok := m.Find(s.name, p.Pid()); ok {
+			c.g = g
+		} else {
+			cg, _ := cgroup.Of(p.Pid())
+			s.log.Info("the adopted program is not in its worker's cgroup; its process group is all there is",
+				"worker", s.name, "pid", p.Pid(), "cgroup", cg)
+		}
+	}
+	return c
 }
 
 // start starts the program in a process group of its own (see proc.StartChild), with
@@ -633,11 +723,61 @@ func (sv *supervision) start() (*child, error) {
 	cmd.Dir = s.opts.Dir
 	cmd.Stdout, cmd.Stderr = s.opts.Stdout, s.opts.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.opts.Credential}
-	c, err := proc.StartChild(cmd)
+	opts := proc.ChildOptions{Rlimits: s.opts.Rlimits}
+	g := sv.cgroup()
+	if g != nil {
+		g.Prepare(cmd, &opts)
+		// Before the reap: what the program left in its cgroup may hold its output open.
+		opts.AfterExit = g.Kill
+	}
+	c, err := proc.StartChildWith(cmd, opts)
 	if err != nil {
+		if g != nil {
+			g.Remove()
+		}
 		return nil, err
 	}
-	return &child{Child: c, started: time.Now()}, nil
+	return &child{Child: c, started: time.Now(), g: g}, nil
+}
+
+// cgroup makes the cgroup of the next run, with memory.max and pids.max set where their
+// controllers are enabled; nil without cgroups, or when it cannot be made (logged: the run
+// has its process group only).
+func (sv *supervision) cgroup() *cgroup.Group {
+	s := sv.s
+	m := s.opts.Cgroups
+	if m == nil {
+		sv.untold("no cgroup")
+		return nil
+	}
+	g, leftovers, err := m.Create(s.name)
+	if leftovers > 0 {
+		s.log.Warn("killed what a previous run left in the worker's cgroup", "worker", s.name, "event", "cgroup-leftover",
+			"cgroup", m.Path()+"/"+s.name, "killed", leftovers)
+	}
+	if err != nil {
+		s.log.Error("cannot make the worker's cgroup; its process group is all there is", "worker", s.name,
+			"event", "cgroup-failed", "err", err)
+		sv.untold("no cgroup")
+		return nil
+	}
+	if _, err := g.SetMemoryMax(s.opts.Monitor.Limits.MemoryMax); err != nil {
+		s.log.Error("setting memory.max", "worker", s.name, "err", err)
+	}
+	if ok, err := g.SetPidsMax(s.opts.PidsMax); err != nil {
+		s.log.Error("setting pids.max", "worker", s.name, "err", err)
+	} else if !ok {
+		sv.untold("the pids controller is not enabled for it")
+	}
+	return g
+}
+
+// untold logs, once per supervision, that pids_max is not enforced, and why.
+func (sv *supervision) untold(why string) {
+	if sv.s.opts.PidsMax > 0 && !sv.told {
+		sv.told = true
+		sv.s.log.Warn("pids_max is not enforced: "+why, "worker", sv.s.name, "event", "limit-unenforced", "pids_max", sv.s.opts.PidsMax)
+	}
 }
 
 // FindProgram reports whether the program name (a command's argv[0]) can be started as

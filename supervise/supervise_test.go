@@ -476,7 +476,7 @@ func TestEvents(t *testing.T) {
 	r := supervise(t, "beat-once", opts)
 	var kinds []monitor.EventKind
 	deadline := time.After(10 * time.Second)
-	for len(kinds) < 5 {
+	for len(kinds) < 6 {
 		select {
 		case e := <-events:
 			if e.Worker != r.name || e.Pid <= 1 {
@@ -490,7 +490,9 @@ func TestEvents(t *testing.T) {
 			t.Fatalf("events so far %v", kinds)
 		}
 	}
-	want := []monitor.EventKind{monitor.EventStart, monitor.EventStall, monitor.EventAbnormal, monitor.EventKill, monitor.EventRestart}
+	// The program beats once (ready), then never again.
+	want := []monitor.EventKind{monitor.EventStart, monitor.EventReady, monitor.EventStall, monitor.EventAbnormal, monitor.EventKill,
+		monitor.EventRestart}
 	if !slices.Equal(kinds, want) {
 		t.Errorf("events %v, want %v", kinds, want)
 	}

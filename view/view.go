@@ -18,6 +18,7 @@ package view
 import (
 	"time"
 
+	"github.com/shmmon/shmmon/cgroup"
 	"github.com/shmmon/shmmon/fleet"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/proctab"
@@ -57,6 +58,13 @@ type Worker struct {
 	StatusText   string     `json:"status_text"` // the worker's last STATUS= text; "" none
 	Error        string     `json:"error,omitempty"`
 
+	// Cgroup is the cgroup v2 of the worker's process (/proc/PID/cgroup: "/shmmon/db" for a
+	// worker serve or run gave one), absent when unknown. MemoryBytes is the resident memory
+	// of its processes: measured now by ls and inspect (its cgroup's, else its tree's), at the
+	// last limit check in /status (absent for a worker without limits).
+	Cgroup      string `json:"cgroup,omitempty"`
+	MemoryBytes *int64 `json:"memory_bytes,omitempty"`
+
 	*Serving // what serve knows: /status only
 }
 
@@ -70,6 +78,15 @@ type Serving struct {
 	Checking   bool       `json:"checking"`       // its loop checks the heartbeat now
 	Late       bool       `json:"late"`           // checking, but past its deadline (see /healthz)
 	Ready      bool       `json:"ready"`          // its run is ready (READY=1, a first beat; see /readyz)
+
+	// The worker's resource limits (0: none), what it used at its last limit check (CPU in
+	// cores over stalls intervals; null before it is known), and the runs stopped over a
+	// limit and the OOM kills in its cgroup.
+	MemoryMax  int64    `json:"memory_max"`
+	CPUMax     float64  `json:"cpu_max"`
+	CPURatio   *float64 `json:"cpu_ratio"`
+	LimitKills uint64   `json:"limit_kills"`
+	OOMKills   uint64   `json:"oom_kills"`
 }
 
 // Proctab is one record of a System V process table.
@@ -104,6 +121,9 @@ func Object(name string, s shmobj.Snapshot, err error, now time.Time) Worker {
 	if r.WatchedPid != 0 {
 		v.Pid = r.WatchedPid
 	}
+	if v.MonitorAlive && v.Pid > 1 {
+		v.Cgroup, _ = cgroup.Of(int(v.Pid))
+	}
 	v.LastSeq, v.Stalls, v.Threshold = r.LastSeq, r.Stalls, r.Threshold
 	v.IntervalSec = r.Interval.Seconds()
 	v.Retired = r.Retired
@@ -120,12 +140,37 @@ func Object(name string, s shmobj.Snapshot, err error, now time.Time) Worker {
 	return v
 }
 
+// Measured returns v with MemoryBytes measured now: the resident memory of its process's tree
+// (proc.TreeUsage), when its monitor is alive and its pid known. ls and inspect show it.
+func Measured(v Worker) Worker {
+	if v.MonitorAlive && v.Pid > 1 {
+		if u, err := proc.TreeUsage(int(v.Pid)); err == nil {
+			v.MemoryBytes = &u.Memory
+		}
+	}
+	return v
+}
+
 // Served returns the view of a worker of serve's, at now: its object, and serve's books.
 func Served(ws fleet.WorkerStatus, now time.Time) Worker {
 	v := Object(ws.Worker.Name, ws.Snapshot, ws.Err, now)
 	v.Kills, v.Restarts = ws.Kills, ws.Restarts
 	v.Serving = &Serving{Supervised: ws.Worker.Supervised(), Command: ws.Worker.Command, Starts: ws.Starts,
-		LastExit: ws.LastExit, Checking: ws.Checking, Late: ws.Late(now), Ready: ws.Ready}
+		LastExit: ws.LastExit, Checking: ws.Checking, Late: ws.Late(now), Ready: ws.Ready,
+		MemoryMax: int64(ws.Worker.MemoryMax), CPUMax: ws.Worker.CPUMax.Ratio(), LimitKills: ws.LimitKills, OOMKills: ws.OOMKills}
+	// serve's own facts win over what Object read from /proc: a supervised run's cgroup (none:
+	// its process group only), the last measure.
+	if ws.Worker.Supervised() {
+		v.Cgroup = ws.Cgroup
+	}
+	if !ws.Measured.IsZero() {
+		mem := ws.Memory
+		v.MemoryBytes = &mem
+	}
+	if ws.CPUKnown {
+		cpu := ws.CPU
+		v.CPURatio = &cpu
+	}
 	if !ws.LastExitAt.IsZero() {
 		at := ws.LastExitAt
 		v.LastExitAt = &at

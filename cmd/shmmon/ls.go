@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/view"
@@ -64,7 +66,7 @@ func lsCommand() *cli.Command {
 			views := []view.Worker{}
 			for _, e := range entries {
 				if e.Snapshot.HasRecord || c.Bool("all") {
-					views = append(views, view.Object(e.Name, e.Snapshot, e.Err, now))
+					views = append(views, view.Measured(view.Object(e.Name, e.Snapshot, e.Err, now)))
 				}
 			}
 			// The process table is shown when it exists; a missing one is not an error.
@@ -148,7 +150,7 @@ func inspectCommand() *cli.Command {
 			if err != nil {
 				return failf(c, "%s", stripPkg(err))
 			}
-			v := view.Object(name, snap, nil, time.Now())
+			v := view.Measured(view.Object(name, snap, nil, time.Now()))
 			if c.Bool("json") {
 				return writeJSON(c.App.Writer, v)
 			}
@@ -166,10 +168,10 @@ func writeJSON(w io.Writer, v any) error {
 
 func writeTable(w io.Writer, views []view.Worker) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKIND\tSTATE\tSEQ\tPID\tSTALLS\tPROGRESS\tKILLS\tMONITOR\tSTATUS")
+	fmt.Fprintln(tw, "NAME\tKIND\tSTATE\tSEQ\tPID\tSTALLS\tPROGRESS\tKILLS\tMONITOR\tMEMORY\tSTATUS")
 	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", shown(v.Name), v.Kind, stateText(v), v.Seq, dash(v.Pid),
-			stallsText(v), ageText(v), v.Kills, dash(v.MonitorPid), statusText(v))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", shown(v.Name), v.Kind, stateText(v), v.Seq, dash(v.Pid),
+			stallsText(v), ageText(v), v.Kills, dash(v.MonitorPid), memoryText(v), statusText(v))
 	}
 	tw.Flush()
 }
@@ -215,7 +217,17 @@ func writeDetail(w io.Writer, v view.Worker) {
 	row("retired", strconv.FormatBool(v.Retired))
 	row("kills", strconv.FormatUint(v.Kills, 10))
 	row("restarts", strconv.FormatUint(v.Restarts, 10))
+	row("cgroup", cmp.Or(v.Cgroup, "-"))
+	row("memory", memoryText(v))
 	tw.Flush()
+}
+
+// memoryText is the resident memory of the worker's processes for a table; "-" when unknown.
+func memoryText(v view.Worker) string {
+	if v.MemoryBytes == nil {
+		return "-"
+	}
+	return monitor.Size(*v.MemoryBytes)
 }
 
 // shown returns a name read from /dev/shm or from the process table as it may be printed in a

@@ -11,6 +11,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/shmmon/shmmon/cgroup"
+	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/source"
 	"github.com/shmmon/shmmon/supervise"
@@ -38,6 +40,9 @@ func runCommand() *cli.Command {
 			"--heartbeat none supervises a program that never beats (restarts, backoff, --every;\n" +
 			"no hang verdict); --heartbeat proctab judges it by its own record in the System V\n" +
 			"process table of the original framework (--proctab-key) instead of the object.\n" +
+			"Where shmmon can make cgroups, the program runs in one of its own, and the end of a run\n" +
+			"kills everything in it. --memory-max and --cpu-max stop a run that stays over a limit\n" +
+			"(a failure); --limit-* set its resource limits before it runs.\n" +
 			"SIGHUP restarts the program; SIGINT/SIGTERM stop it, remove the object and exit 0.\n\n" +
 			"Exit codes: 0 stopped, or the program finished and is not restarted; 1 error, or the\n" +
 			"program failed and is not restarted; 2 bad usage; 3 the program hung, was killed and\n" +
@@ -55,6 +60,11 @@ func runCommand() *cli.Command {
 			&cli.DurationFlag{Name: "backoff-reset", Value: supervise.DefaultBackoffReset, Usage: "running this long without failing resets the backoff"},
 			&cli.IntFlag{Name: "start-limit", Value: supervise.DefaultStartLimit, Usage: "give up after more starts than this within --start-window"},
 			&cli.DurationFlag{Name: "start-window", Value: supervise.DefaultStartWindow, Usage: "window of --start-limit"},
+			&cli.IntFlag{Name: "pids-max", Usage: "most `PROCESSES` of the program's cgroup (pids.max; needs the pids controller)"},
+			&cli.StringFlag{Name: "limit-nofile", Usage: "RLIMIT_NOFILE the program starts with: `SOFT:HARD`, or one number for both; \"unlimited\""},
+			&cli.StringFlag{Name: "limit-core", Usage: "RLIMIT_CORE (bytes), as --limit-nofile"},
+			&cli.StringFlag{Name: "limit-nproc", Usage: "RLIMIT_NPROC (processes of the program's user), as --limit-nofile"},
+			&cli.BoolFlag{Name: "cgroup", Value: true, Usage: "run the program in a cgroup of its own where shmmon can make one; --cgroup=false: its process group only"},
 		),
 		Action: runAction,
 	}
@@ -90,8 +100,22 @@ func runAction(c *cli.Context) error {
 	case c.IsSet("proctab-key") || c.IsSet("proctab-slots"):
 		return usagef(c, "--proctab-key and --proctab-slots apply to --heartbeat proctab: want it with them")
 	}
+	var rlimits []proc.Rlimit
+	for _, r := range []proc.Resource{proc.Nofile, proc.Core, proc.Nproc} {
+		flag := "limit-" + r.String()
+		if !c.IsSet(flag) {
+			continue
+		}
+		l, err := proc.ParseLimit(c.String(flag))
+		if err != nil {
+			return invalid(c, "--"+flag, err)
+		}
+		rlimits = append(rlimits, proc.Rlimit{Resource: r, Limit: l})
+	}
 	opts := supervise.Options{
 		Command:      c.Args().Slice(),
+		Rlimits:      rlimits,
+		PidsMax:      c.Int("pids-max"),
 		Heartbeat:    c.String("heartbeat"),
 		Proctab:      table,
 		Monitor:      m.opts,
@@ -109,6 +133,12 @@ func runAction(c *cli.Context) error {
 	}
 	if err := opts.ValidateResolved(); err != nil {
 		return invalid(c, "", err)
+	}
+	if c.Bool("cgroup") {
+		if cg := cgroup.Setup(opts.Logger.With("worker", m.name)); cg != nil {
+			defer cg.Close() // after Run: its cgroups are gone
+			opts.Cgroups = cg
+		}
 	}
 	s, err := supervise.New(m.name, opts)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/internal/field"
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proc"
@@ -26,8 +27,11 @@ func watchCommand() *cli.Command {
 			"every --interval. After --stalls checks in a row without progress the worker is hung:\n" +
 			"with --pid it is killed (--signal, then SIGKILL after --kill-after) and watch exits 3;\n" +
 			"without --pid it is reported and watching goes on. One log line per state change.\n\n" +
+			"With --memory-max or --cpu-max the watched process's tree is measured at every check,\n" +
+			"and killed the same way when it stays over a limit (event=limit).\n\n" +
 			"Exit codes: 0 the watched process ended by itself (or SIGINT/SIGTERM), 1 error,\n" +
-			"2 bad usage (including a --pid that does not exist), 3 a hung worker was killed.",
+			"2 bad usage (including a --pid that does not exist), 3 a hung worker (or one over a\n" +
+			"limit) was killed.",
 		OnUsageError: usageError,
 		Before:       checkUsage(false, "name"),
 		Flags: append([]cli.Flag{
@@ -49,6 +53,8 @@ func monitorFlags() []cli.Flag {
 		&cli.StringFlag{Name: "signal", Value: "TERM", Usage: "first `SIGNAL` sent to a hung worker (name or number)"},
 		&cli.DurationFlag{Name: "kill-after", Value: proc.DefaultKillAfter, Usage: "wait this long after --signal, then SIGKILL"},
 		&cli.BoolFlag{Name: "keep", Usage: "leave the object in place on exit"},
+		&cli.StringFlag{Name: "memory-max", Usage: "stop the worker when its processes' resident memory stays over `SIZE` (\"512MiB\") for --stalls checks"},
+		&cli.StringFlag{Name: "cpu-max", Usage: "stop the worker when its processes use more than `SHARE` of one core (\"150%\") over --stalls intervals"},
 	}
 }
 
@@ -56,6 +62,9 @@ func watchAction(c *cli.Context) error {
 	w, err := watchFromFlags(c)
 	if err != nil {
 		return err
+	}
+	if w.Options.Limits.Any() && !c.IsSet("pid") {
+		return usagef(c, "--memory-max and --cpu-max limit the watched process: want --pid with them")
 	}
 	if c.IsSet("pid") {
 		p, err := openPid(c, c.Int("pid"))
@@ -71,7 +80,7 @@ func watchAction(c *cli.Context) error {
 	if err != nil {
 		return failf(c, "%s", stripPkg(err))
 	}
-	if out == monitor.Killed {
+	if out == monitor.Killed || out == monitor.OverLimit {
 		return cli.Exit("", exitKilled)
 	}
 	return nil
@@ -128,9 +137,25 @@ func monitorFromFlags(c *cli.Context) (monitored, error) {
 	if err := proc.ValidateKillAfter(c.Duration("kill-after")); err != nil {
 		return none, invalid(c, "", err)
 	}
+	var lim monitor.Limits
+	if c.IsSet("memory-max") {
+		var b config.Bytes
+		if err := b.UnmarshalText([]byte(c.String("memory-max"))); err != nil {
+			return none, invalid(c, "--memory-max", err)
+		}
+		lim.MemoryMax = int64(b)
+	}
+	if c.IsSet("cpu-max") {
+		if lim.CPUMax, err = monitor.ParseCPU(c.String("cpu-max")); err != nil {
+			return none, invalid(c, "--cpu-max", err)
+		}
+	}
+	if err := lim.ValidateResolved(); err != nil {
+		return none, invalid(c, "", err)
+	}
 	return monitored{
 		name:      name,
-		opts:      monitor.Options{Config: cfg, Size: c.Int64("size"), Mode: mode},
+		opts:      monitor.Options{Config: cfg, Size: c.Int64("size"), Mode: mode, Limits: lim},
 		signal:    sig,
 		killAfter: c.Duration("kill-after"),
 		keep:      c.Bool("keep"),

@@ -1,0 +1,50 @@
+package proc
+
+import (
+	"errors"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestTreeUsage: the tree's processes are counted, with their memory and CPU; a busy
+// grandchild's CPU shows in the root's tree; a root that is gone is an error.
+func TestTreeUsage(t *testing.T) {
+	c, line := startChild(t, helperCmd("fork-sleep"))
+	gp := holdGrandchild(t, line())
+	u, err := TreeUsage(c.Pid())
+	if err != nil || u.Procs != 2 || u.Memory < 1<<20 {
+		t.Errorf("TreeUsage(fork-sleep) = %+v, %v; want 2 processes, at least 1 MiB", u, err)
+	}
+	if one := PidsUsage([]int{gp.Pid(), 0}); one.Procs != 1 || one.Memory <= 0 || one.Memory >= u.Memory {
+		t.Errorf("PidsUsage(grandchild) = %+v; want 1 process, less memory than the tree's %d", one, u.Memory)
+	}
+
+	// A shell that runs a busy loop in a child of its own: the loop's CPU is the tree's.
+	busy := exec.Command("sh", "-c", "sh -c 'while :; do :; done' & wait")
+	b, _ := startChild(t, busy)
+	before, err := TreeUsage(b.Pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	after, err := TreeUsage(b.Pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used := after.CPU - before.CPU; after.Procs != 2 || used < 200*time.Millisecond {
+		t.Errorf("the busy tree used %v of CPU in 500ms (%d processes); want at least 200ms, 2", used, after.Procs)
+	}
+
+	b.SignalGroup(syscall.SIGKILL)
+	waitChild(t, b)
+	if u, err := TreeUsage(b.Pid()); !errors.Is(err, ErrNotExist) {
+		t.Errorf("TreeUsage of a reaped pid = %+v, %v; want ErrNotExist", u, err)
+	}
+	for _, pid := range []int{0, 1, -1} {
+		if _, err := TreeUsage(pid); !errors.Is(err, ErrNotExist) {
+			t.Errorf("TreeUsage(%d) = %v; want ErrNotExist", pid, err)
+		}
+	}
+}
