@@ -107,3 +107,6 @@ func signalNum(name string) syscall.Signal {
 	}
 	return 0
 }
+
+// PeerOf returns an error matching [errors.ErrUnsupported].
+func PeerOf(c syscall.Conn) (Peer, error) { return Peer{}, errUnsupported }
