@@ -25,12 +25,13 @@ const (
 	Backoff               // it waits to be started again
 	GaveUp                // it failed too often: it is not started again
 	Finished              // its run ended and its restart policy does not start it again
+	Held                  // it was stopped on request (shmmon ctl stop) and stays so until started again: "stopped"
 )
 
-var phaseNames = [...]string{"idle", "running", "stopping", "down", "backoff", "gave-up", "finished"}
+var phaseNames = [...]string{"idle", "running", "stopping", "down", "backoff", "gave-up", "finished", "stopped"}
 
 // String returns the phase's name: "idle", "running", "stopping", "down", "backoff",
-// "gave-up" or "finished".
+// "gave-up", "finished" or "stopped".
 func (p Phase) String() string {
 	if int(p) < len(phaseNames) {
 		return phaseNames[p]
@@ -50,14 +51,15 @@ const (
 	EndRestart                   // it was stopped to be started again at once (a restart request)
 	EndStop                      // it was stopped because its supervision stopped
 	EndNotStarted                // it could not be started
+	EndHold                      // it was stopped on request, to stay stopped until started again
 )
 
 // endWords are the ends as the log lines' reason attribute names them.
 var endWords = [...]string{EndExit: "exit", EndHung: "kill", EndTrigger: "trigger", EndMainExit: "main-exit",
-	EndRestart: "restart", EndStop: "stop", EndNotStarted: "start-failed"}
+	EndRestart: "restart", EndStop: "stop", EndNotStarted: "start-failed", EndHold: "stop-request"}
 
 // String returns the end as the logs name it: "exit", "kill", "trigger", "main-exit",
-// "restart", "stop" or "start-failed".
+// "restart", "stop", "start-failed" or "stop-request".
 func (e End) String() string {
 	if int(e) < len(endWords) && endWords[e] != "" {
 		return endWords[e]
@@ -107,6 +109,8 @@ type Books struct {
 	LastExitAt time.Time
 	Since      time.Time // when the current run began (valid while Checking)
 	Abnormal   bool      // the worker was judged hung: a kill may take kill_after and more
+	// BackoffUntil is when a worker in [Backoff] is started again; the zero time otherwise.
+	BackoffUntil time.Time
 }
 
 // Checking reports whether the worker's loop checks its heartbeat now: a run is under way
@@ -120,8 +124,8 @@ func (b Books) Checking() bool { return b.Phase == Running || b.Phase == Stoppin
 // ([Options.OnEvent]: hooks, metrics):
 //
 //	event                      from                         to        record    observer
-//	Start (watch)              idle, down, backoff          running   waiting   -
-//	Start (new, again, adopt)  idle, down, backoff          running   waiting   start, restart
+//	Start (watch)              idle, down, backoff, held    running   waiting   -
+//	Start (new, again, adopt)  idle, down, backoff, held    running   waiting   start, restart
 //	Check: stall, abnormal     running                      running   stalled…  stall, abnormal
 //	Trigger                    running                      running   abnormal  abnormal
 //	Kill, Stop                 running                      stopping  -         -
@@ -130,6 +134,7 @@ func (b Books) Checking() bool { return b.Phase == Running || b.Phase == Stoppin
 //	Wait (backoff)             down                         backoff   -         -
 //	GiveUp                     down, idle                   gave-up   -         give-up
 //	Finish                     down                         finished  -         -
+//	Hold                       down, idle, backoff          held      -         -
 //
 // Its methods are for the worker's owner, the one goroutine at a time that supervises or
 // watches it, and are not safe for concurrent use, except [Worker.Beat], [Worker.Pid],
@@ -230,6 +235,7 @@ func (w *Worker) Heartbeat() *Heartbeat { return &w.h }
 func (w *Worker) announce(to Phase, update func(*Books)) {
 	w.mu.Lock()
 	w.books.Phase = to
+	w.books.BackoffUntil = time.Time{}
 	if update != nil {
 		update(&w.books)
 	}
@@ -436,10 +442,11 @@ func (w *Worker) End(x Exit, now time.Time) {
 }
 
 // Wait tells that the worker waits delay before it is started again, after failures failed
-// runs in a row.
+// runs in a row: its books say until when ([Books.BackoffUntil]).
 func (w *Worker) Wait(delay time.Duration, failures int) {
 	w.log.Info("restarting", "worker", w.h.name, "event", "restart-wait", "in", delay, "failures", failures)
-	w.announce(Backoff, nil)
+	until := time.Now().Add(delay)
+	w.announce(Backoff, func(b *Books) { b.BackoffUntil = until })
 }
 
 // GiveUp tells that the worker is not started again: it started starts times within window,
@@ -453,6 +460,11 @@ func (w *Worker) GiveUp(starts int, window time.Duration, limit int, now time.Ti
 
 // Finish tells that the worker's run ended and its restart policy does not start it again.
 func (w *Worker) Finish() { w.announce(Finished, nil) }
+
+// Hold tells that the worker was stopped on request (shmmon ctl stop) and is not started
+// again until asked to: the phase is [Held]. Its owner logs the request. After
+// [Worker.Close] only the books change (a watched worker's closed watch).
+func (w *Worker) Hold() { w.announce(Held, func(b *Books) { b.Pid = 0 }) }
 
 // Idle tells that nothing of the worker runs, as when a watched worker waits for its pidfile.
 func (w *Worker) Idle() { w.announce(Idle, func(b *Books) { b.Pid = 0 }) }
