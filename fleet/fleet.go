@@ -72,6 +72,8 @@ type Fleet struct {
 	lockTimeouts uint64
 
 	tcpwd *tcpWatchdog // nil when no TCP watchdog runs
+
+	stopped bool // Stop was called: the control actions start nothing any more; guarded by mu
 }
 
 // member is one running worker.
@@ -81,6 +83,9 @@ type member struct {
 	done   chan struct{}
 	// worker returns the worker's monitor worker now, or nil; after done, the last one.
 	worker func() *monitor.Worker
+	sup    *supervise.Supervisor // a supervised worker's; nil for a watched one
+	x      *watched              // a watched worker's; nil for a supervised one
+	ctl    sync.Mutex            // serialises the control actions on the member (see control.go)
 }
 
 // New returns an empty fleet that logs to log.
@@ -148,6 +153,7 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 func (f *Fleet) Stop() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.stopped = true
 	f.stopSweeper()
 	var wg sync.WaitGroup
 	for name, m := range f.members {
@@ -171,6 +177,9 @@ func (f *Fleet) stopMember(m *member) {
 		if mw := m.worker(); mw != nil {
 			e.last = mw.Books()
 		}
+		if m.sup != nil {
+			e.logDropped += m.sup.LogDropped()
+		}
 		e.cur = nil
 	}
 }
@@ -182,7 +191,7 @@ func (f *Fleet) start(w *config.Worker) error {
 	books := f.carry(w.Name)
 	if !w.Supervised() {
 		x := &watched{f: f, w: w, log: log, done: m.done, books: books}
-		m.cancel, m.worker = x.stop, x.worker
+		m.cancel, m.worker, m.x = x.stop, x.worker, x
 		f.track(w.Name, m)
 		x.start()
 		f.members[w.Name] = m
@@ -197,7 +206,7 @@ func (f *Fleet) start(w *config.Worker) error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m.cancel, m.worker = cancel, s.Worker
+	m.cancel, m.worker, m.sup = cancel, s.Worker, s
 	f.track(w.Name, m)
 	go func() {
 		defer close(m.done)

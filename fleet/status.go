@@ -22,6 +22,17 @@ type entry struct {
 	w    *config.Worker // the current configuration: hooks are read from it
 	cur  *member        // nil when nothing runs it
 	last monitor.Books
+	// logDropped counts the bytes of output the logs of its last members dropped.
+	logDropped int64
+}
+
+// logDroppedNow returns the bytes of output e's worker's logs dropped, its member's included.
+func (e *entry) logDroppedNow() int64 {
+	n := e.logDropped
+	if e.cur != nil && e.cur.sup != nil {
+		n += e.cur.sup.LogDropped()
+	}
+	return n
 }
 
 // books returns the books of e's worker: its monitor worker's, or the last ones it left.
@@ -50,6 +61,14 @@ type WorkerStatus struct {
 	// for a watched process whose status is not known); "" before the first end.
 	LastExit   string
 	LastExitAt time.Time
+
+	// Phase is where the worker is in its life (monitor.Books.Phase): running, stopped by a
+	// control request (monitor.Held), backing off until BackoffUntil, given up, ...
+	Phase        monitor.Phase
+	BackoffUntil time.Time
+	// LogDropped counts the bytes of the program's output its log file dropped (see package
+	// worklog); 0 without a log.
+	LogDropped int64
 
 	// Checking is true while the worker's loop checks its heartbeat: a supervised program
 	// is running, or a watched process is watched. It is false while the loop legitimately
@@ -83,7 +102,7 @@ func (f *Fleet) Status() []WorkerStatus {
 		}
 		out = append(out, WorkerStatus{Worker: *e.w, Starts: b.Starts, Restarts: b.Restarts, Kills: b.Kills,
 			LastExit: b.LastExit, LastExitAt: b.LastExitAt, Checking: b.Checking() && judged(e.w), LastCheck: b.Since,
-			Deadline: b.Since.Add(allow)})
+			Deadline: b.Since.Add(allow), Phase: b.Phase, BackoffUntil: b.BackoffUntil, LogDropped: e.logDroppedNow()})
 	}
 	f.bmu.Unlock()
 	slices.SortFunc(out, func(a, b WorkerStatus) int { return strings.Compare(a.Worker.Name, b.Worker.Name) })
