@@ -21,6 +21,7 @@
 //	shmmon_worker_starts_total           starts (and adoptions) of a supervised worker's program
 //	shmmon_worker_restarts_total         starts after the first
 //	shmmon_worker_kills_total            kills of the worker for hanging
+//	shmmon_worker_log_dropped_bytes_total  bytes of output its log file dropped (workers with a log)
 //
 // The counters count the events this serve saw since it began supervising the worker (a
 // reload that restarts a worker keeps them); they start over when serve restarts, as

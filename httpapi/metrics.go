@@ -24,6 +24,8 @@ var (
 	descStr  = prometheus.NewDesc("shmmon_worker_starts_total", "Starts of the worker's program, adoptions and restarts included, since serve began supervising it.", labels, nil)
 	descRst  = prometheus.NewDesc("shmmon_worker_restarts_total", "Starts of the worker's program after the first, since serve began supervising it.", labels, nil)
 	descKil  = prometheus.NewDesc("shmmon_worker_kills_total", "Kills of the worker for hanging, since serve began watching it.", labels, nil)
+	descDrop = prometheus.NewDesc("shmmon_worker_log_dropped_bytes_total",
+		"Bytes of the worker's output its log file dropped (the disk slower than the program, or failing), since serve began supervising it; only for workers with a log.", labels, nil)
 
 	descLockTimeouts = prometheus.NewDesc("shmmon_proctab_lock_timeouts_total",
 		"Passes over the System V process table skipped because its lock was not free within "+proctab.LockTimeout.String()+".", nil, nil)
@@ -42,7 +44,7 @@ var states = func() []shmobj.State {
 type workerCollector struct{ s *Server }
 
 func (c workerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descSeq, descStl, descSt, descAge, descLate, descStr, descRst, descKil, descLockTimeouts} {
+	for _, d := range []*prometheus.Desc{descUp, descSeq, descStl, descSt, descAge, descLate, descStr, descRst, descKil, descDrop, descLockTimeouts} {
 		ch <- d
 	}
 }
@@ -69,6 +71,9 @@ func (c workerCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descStr, ws.Starts, lv...)
 		counter(descRst, ws.Restarts, lv...)
 		counter(descKil, ws.Kills, lv...)
+		if ws.Worker.Log != "" {
+			counter(descDrop, uint64(ws.LogDropped), lv...)
+		}
 		if ws.Err != nil {
 			continue
 		}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/shmmon/shmmon/fleet"
+	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
@@ -69,6 +70,24 @@ type Serving struct {
 	LastExitAt *time.Time `json:"last_exit_time"` // null before the first end
 	Checking   bool       `json:"checking"`       // its loop checks the heartbeat now
 	Late       bool       `json:"late"`           // checking, but past its deadline (see /healthz)
+	// Supervision is where serve has the worker in its life ([Supervision]).
+	Supervision  string     `json:"supervision"`
+	BackoffUntil *time.Time `json:"backoff_until,omitempty"` // when a worker in backoff is started again
+	Log          string     `json:"log,omitempty"`           // the program's log file; absent without one
+	LogDropped   int64      `json:"log_dropped_bytes"`       // bytes of its output the log file dropped
+}
+
+// Supervision names where serve has a worker in its life, from its phase: "running" (its
+// program runs, or its process is watched), "stopping", "stopped" (by shmmon ctl stop, until
+// ctl start), "backoff" (waiting to be restarted, until backoff_until), "gave-up" (it failed
+// too often), "finished" (its restart policy does not start it again), "idle" (a watched
+// worker waiting for its process), "down" (the moment between a run's end and what follows).
+// A worker waiting for a dependency will be "waiting".
+func Supervision(p monitor.Phase) string {
+	if p == monitor.Held {
+		return "stopped"
+	}
+	return p.String()
 }
 
 // Proctab is one record of a System V process table.
@@ -124,7 +143,12 @@ func Served(ws fleet.WorkerStatus, now time.Time) Worker {
 	v := Object(ws.Worker.Name, ws.Snapshot, ws.Err, now)
 	v.Kills, v.Restarts = ws.Kills, ws.Restarts
 	v.Serving = &Serving{Supervised: ws.Worker.Supervised(), Command: ws.Worker.Command, Starts: ws.Starts,
-		LastExit: ws.LastExit, Checking: ws.Checking, Late: ws.Late(now)}
+		LastExit: ws.LastExit, Checking: ws.Checking, Late: ws.Late(now), Supervision: Supervision(ws.Phase),
+		Log: ws.Worker.Log, LogDropped: ws.LogDropped}
+	if !ws.BackoffUntil.IsZero() {
+		at := ws.BackoffUntil
+		v.BackoffUntil = &at
+	}
 	if !ws.LastExitAt.IsZero() {
 		at := ws.LastExitAt
 		v.LastExitAt = &at
