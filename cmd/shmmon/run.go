@@ -5,15 +5,18 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/source"
 	"github.com/shmmon/shmmon/supervise"
+	"github.com/shmmon/shmmon/worklog"
 )
 
 // exitGaveUp is run's exit code when the program restarted too often.
@@ -38,6 +41,8 @@ func runCommand() *cli.Command {
 			"--heartbeat none supervises a program that never beats (restarts, backoff, --every;\n" +
 			"no hang verdict); --heartbeat proctab judges it by its own record in the System V\n" +
 			"process table of the original framework (--proctab-key) instead of the object.\n" +
+			"With --log its output goes to a log file, through a log process of its own: never\n" +
+			"stalled by a slow disk (up to 1 MiB is buffered, then dropped and counted in the file).\n" +
 			"SIGHUP restarts the program; SIGINT/SIGTERM stop it, remove the object and exit 0.\n\n" +
 			"Exit codes: 0 stopped, or the program finished and is not restarted; 1 error, or the\n" +
 			"program failed and is not restarted; 2 bad usage; 3 the program hung, was killed and\n" +
@@ -55,6 +60,9 @@ func runCommand() *cli.Command {
 			&cli.DurationFlag{Name: "backoff-reset", Value: supervise.DefaultBackoffReset, Usage: "running this long without failing resets the backoff"},
 			&cli.IntFlag{Name: "start-limit", Value: supervise.DefaultStartLimit, Usage: "give up after more starts than this within --start-window"},
 			&cli.DurationFlag{Name: "start-window", Value: supervise.DefaultStartWindow, Usage: "window of --start-limit"},
+			&cli.StringFlag{Name: "log", Usage: "write the program's output to the log `FILE` (each line timestamped, out/err), rotated"},
+			&cli.StringFlag{Name: "log-max-size", Value: "10MiB", Usage: "with --log: rotate the file at this `SIZE` (bytes, or with a unit: 64KiB, 10MiB)"},
+			&cli.IntFlag{Name: "log-keep", Value: worklog.DefaultKeep, Usage: "with --log: old files kept, FILE.1 ... FILE.N"},
 		),
 		Action: runAction,
 	}
@@ -90,7 +98,12 @@ func runAction(c *cli.Context) error {
 	case c.IsSet("proctab-key") || c.IsSet("proctab-slots"):
 		return usagef(c, "--proctab-key and --proctab-slots apply to --heartbeat proctab: want it with them")
 	}
+	logOpts, err := logFromFlags(c)
+	if err != nil {
+		return err
+	}
 	opts := supervise.Options{
+		Log:          logOpts,
 		Command:      c.Args().Slice(),
 		Heartbeat:    c.String("heartbeat"),
 		Proctab:      table,
@@ -148,4 +161,26 @@ func runAction(c *cli.Context) error {
 		return cli.Exit("", exitKilled)
 	}
 	return nil
+}
+
+// logFromFlags returns the log file options of --log, --log-max-size and --log-keep.
+func logFromFlags(c *cli.Context) (worklog.Options, error) {
+	var size config.Bytes
+	if err := size.UnmarshalText([]byte(c.String("log-max-size"))); err != nil {
+		return worklog.Options{}, invalid(c, "--log-max-size", err)
+	}
+	o := worklog.Options{MaxSize: int64(size), Keep: c.Int("log-keep")}
+	if err := o.ValidateResolved(); err != nil {
+		return o, invalid(c, "", err)
+	}
+	if p := c.String("log"); p != "" {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return o, usagef(c, "invalid --log %q: %v", p, err)
+		}
+		o.Path = abs
+	} else if c.IsSet("log-max-size") || c.IsSet("log-keep") {
+		return o, usagef(c, "--log-max-size and --log-keep apply to --log: want it with them")
+	}
+	return o, nil
 }
