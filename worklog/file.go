@@ -66,23 +66,30 @@ func (w *file) write(c chunk) (lost int64, err error) {
 	}
 	prefix := c.at.Format(TimeLayout) + " " + c.tag + " "
 	data := c.data
+	var pending int64 // bytes of c's lines in the buffer, not written yet
 	for len(data) > 0 {
 		n := indexNL(data) + 1
 		line := data[:n]
 		if add := int64(len(prefix) + n); w.size+int64(len(w.buf))+add > w.max && w.size+int64(len(w.buf)) > 0 {
 			if err := w.rotate(); err != nil {
-				return int64(len(data)), err
+				return pending + int64(len(data)), err
 			}
+			pending = 0
 		}
 		w.buf = append(append(w.buf, prefix...), line...)
+		pending += int64(n)
 		data = data[n:]
 		if len(w.buf) >= 64<<10 {
 			if err := w.flush(); err != nil {
-				return int64(len(data)), err
+				return pending + int64(len(data)), err
 			}
+			pending = 0
 		}
 	}
-	return 0, w.flush()
+	if err := w.flush(); err != nil {
+		return pending, err
+	}
+	return 0, nil
 }
 
 // note writes one line of the log process's own.
@@ -91,7 +98,8 @@ func (w *file) note(at time.Time, text string) error {
 	return err
 }
 
-// flush writes the buffer to the file.
+// flush writes the buffer to the file. When it fails, what it held is dropped (some of it
+// may have been written: a write cut short by a full disk).
 func (w *file) flush() error {
 	if len(w.buf) == 0 {
 		return nil
