@@ -215,12 +215,12 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn, h Handler) {
 	c.SetReadDeadline(time.Now().Add(requestTimeout))
 	r := bufio.NewReaderSize(io.LimitReader(c, MaxRequest+1), 4096)
 	line, err := r.ReadBytes('\n')
-	if err != nil && (err != io.EOF || len(line) == 0) {
-		if len(line) > MaxRequest {
-			writeAnswer(c, Usagef("request longer than %d bytes", MaxRequest))
-		} else {
-			writeAnswer(c, Usagef("no request line (want one JSON object and a newline): %v", err))
-		}
+	switch {
+	case len(line) > MaxRequest:
+		writeAnswer(c, Usagef("request longer than %d bytes", MaxRequest))
+		return
+	case err != nil && (err != io.EOF || len(line) == 0):
+		writeAnswer(c, Usagef("no request line (want one JSON object and a newline): %v", err))
 		return
 	}
 	req, bad := parse(line)
