@@ -255,3 +255,42 @@ func waitFor(t *testing.T, path string, want ...string) string {
 	})
 	return string(data)
 }
+
+// TestRunLog: shmmon run --log writes the program's output to the file, not to run's own; the
+// log flags are checked as the config's keys are.
+func TestRunLog(t *testing.T) {
+	n := names(t, 1)
+	path := filepath.Join(t.TempDir(), "run.log")
+	cmd := exec.Command(testkit.Shmmon(t), "run", "--name", n[0], "--interval", "200ms", "--log", path, "--log-max-size", "64KiB",
+		"--log-keep", "1", "--", exe(t))
+	cmd.Env = append(os.Environ(), envMode+"=count")
+	p := testkit.Start(t, "shmmon run", cmd)
+	beating(t, n[0], 0)
+	waitFor(t, path, " out count 400 ") // some 100 KB: rotated once at 64KiB
+	p.Signal(t, syscall.SIGTERM)
+	if st := p.Wait(t, 10*time.Second); st.ExitCode() != 0 {
+		t.Errorf("run after SIGTERM: %v", st)
+	}
+	if strings.Contains(p.Stdout.String(), "count") {
+		t.Error("the program's output went to run's stdout too")
+	}
+	if _, err := os.Stat(worklog.OldFile(path, 1)); err != nil {
+		t.Errorf("no rotation at 64KiB: %v", err)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--log", path, "--log-max-size", "1KiB"}, `invalid --log-max-size 1024: is too small (want at least 65536 (64KiB) bytes)`},
+		{[]string{"--log", path, "--log-max-size", "lots"}, `invalid --log-max-size "lots": is not a size`},
+		{[]string{"--log-keep", "2"}, "--log-max-size and --log-keep apply to --log"},
+		{[]string{"--log", path, "--log-keep", "-1"}, "invalid --log-keep -1: is out of range (want 0 to 1000 old files)"},
+	} {
+		args := append(append([]string{"run", "--name", n[0]}, tt.args...), "--", "true")
+		code, _, errOut := runCmd(t, exec.Command(testkit.Shmmon(t), args...))
+		if code != 2 {
+			t.Errorf("run %s: exit %d, want 2", strings.Join(tt.args, " "), code)
+		}
+		oneLine(t, "run "+strings.Join(tt.args, " "), errOut, tt.want)
+	}
+}
