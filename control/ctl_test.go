@@ -202,7 +202,11 @@ func TestControlSocket(t *testing.T) {
 	}
 	dir := testkit.PublicDir(t)
 	nested := dir + "/a/b/control.sock"
-	third := testkit.Start(t, "third serve", exec.Command(testkit.Shmmon(t), "serve", "--config", s.config, "--control", nested))
+	cmd := exec.Command(testkit.Shmmon(t), "serve", "--config", s.config, "--control", nested)
+	tag := fmt.Sprintf("%d-%s-third", os.Getpid(), t.Name())
+	cmd.Env = append(os.Environ(), envTag+"="+tag)
+	third := testkit.Start(t, "third serve", cmd)
+	t.Cleanup(func() { killTagged(t, tag) })
 	testkit.WaitFor(t, 10*time.Second, "the nested socket", func() bool { _, err := os.Stat(nested); return err == nil })
 	for _, d := range []string{dir + "/a", dir + "/a/b"} {
 		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != 0o755 {

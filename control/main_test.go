@@ -13,6 +13,7 @@ import (
 
 	"github.com/shmmon/shmmon/control"
 	"github.com/shmmon/shmmon/internal/testkit"
+	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/worker"
 	"github.com/shmmon/shmmon/worklog"
@@ -33,6 +34,10 @@ const (
 	envMode = "CTLTEST_MODE"
 	envRate = "CTLTEST_RATE"
 	envFor  = "CTLTEST_FOR"
+	// envTag marks the serves a test starts, and so their programs and log processes (they
+	// inherit serve's environment), for the test's cleanup to find them all: a serve killed
+	// leaves its programs running, in groups of their own.
+	envTag = "CTLTEST_TAG"
 )
 
 func TestMain(m *testing.M) {
@@ -133,11 +138,24 @@ func startServe(t *testing.T, conf string, extra ...string) *served {
 	return s
 }
 
-// start starts (again) serve on s's config and socket.
+// start starts (again) serve on s's config and socket. When the test ends, serve is stopped
+// (SIGTERM: it stops its programs), and every process of the test's serves is killed.
 func (s *served) start(t *testing.T, extra ...string) *testkit.Process {
 	t.Helper()
 	cmd := exec.Command(testkit.Shmmon(t), append([]string{"serve", "--config", s.config, "--control", s.control}, extra...)...)
+	tag := fmt.Sprintf("%d-%s", os.Getpid(), t.Name())
+	cmd.Env = append(os.Environ(), envTag+"="+tag)
 	p := testkit.Start(t, "shmmon serve", cmd)
+	t.Cleanup(func() {
+		if p.Running() {
+			p.Cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.Done():
+			case <-time.After(20 * time.Second):
+			}
+		}
+		killTagged(t, tag)
+	})
 	testkit.WaitFor(t, 20*time.Second, "serve's control socket", func() bool {
 		if !p.Running() {
 			t.Fatalf("serve ended:\n%s", p.Stderr.String())
@@ -146,6 +164,29 @@ func (s *served) start(t *testing.T, extra ...string) *testkit.Process {
 		return code == 0
 	})
 	return p
+}
+
+// killTagged kills every process whose environment holds envTag=tag (programs and log
+// processes a serve left), and waits up to 10 s for them to be gone.
+func killTagged(t *testing.T, tag string) {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var left []int
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range dirs {
+			pid, err := strconv.Atoi(filepath.Base(d))
+			if err == nil && pid != os.Getpid() && proc.Alive(pid) && proc.HasEnv(pid, envTag+"="+tag) {
+				left = append(left, pid)
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("processes of the test still running: %v", left)
+			return
+		}
+	}
 }
 
 // workerConf is one supervised [[worker]] of a test config, running the test binary in mode.
