@@ -242,7 +242,14 @@ func (p *logProcess) read(f *os.File, tag string) {
 	var part []byte
 	for {
 		n, err := f.Read(buf)
-		if n > 0 {
+		switch {
+		case n == 0:
+		case p.q.full(n):
+			// The file is behind: drop at once, without copying what is dropped.
+			n := skip(&part, buf[:n])
+			p.dropped.Add(n)
+			p.q.dropped(n)
+		default:
 			if data := lines(&part, buf[:n]); len(data) > 0 {
 				p.dropped.Add(p.q.put(chunk{at: time.Now(), tag: tag, data: data}))
 			}

@@ -138,7 +138,19 @@ func TestLogDiskFull(t *testing.T) {
 	testkit.WaitFor(t, 20*time.Second, "the file to fail and drops to be counted", func() bool {
 		return strings.Contains(l.Err(), "no space left") && l.Dropped() > 0
 	})
-	dropped := l.Dropped()
+	// Its loop ends (in sleep) without ever waiting for the full disk.
+	testkit.WaitFor(t, 20*time.Second, "the writer to finish its lines", func() bool {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", w.Pid()))
+		return string(comm) == "sleep\n"
+	})
+	// ... and the log process is through what it read (it dropped it): the count stands.
+	var dropped int64
+	testkit.WaitFor(t, 20*time.Second, "the count to stand", func() bool {
+		before := l.Dropped()
+		time.Sleep(time.Second)
+		dropped = l.Dropped()
+		return dropped == before
+	})
 	if !w.Running() {
 		t.Fatal("the writer died of its full log")
 	}

@@ -59,6 +59,40 @@ func (q *queue) get() (cs []chunk, dropped int64, ok bool) {
 	return cs, dropped, len(cs) > 0 || dropped > 0 || !q.closed
 }
 
+// dropped counts n bytes dropped by a reader, to be noted in the file.
+func (q *queue) dropped(n int64) {
+	q.mu.Lock()
+	q.pending += n
+	q.cond.Signal()
+	q.mu.Unlock()
+}
+
+// full reports whether n more bytes would not fit now: the reader may drop them without
+// copying them first.
+func (q *queue) full(n int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.size+n > q.limit
+}
+
+// skip drops the whole lines of data read while the queue is full (the unfinished one before
+// them, in part, with them), leaving in part the unfinished line at its end, cut as lines
+// cuts it; it returns how many bytes it dropped. Nothing is copied but that last line.
+func skip(part *[]byte, data []byte) int64 {
+	var dropped int64
+	if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
+		dropped = int64(len(*part) + i + 1)
+		*part = append((*part)[:0], data[i+1:]...)
+	} else {
+		*part = append(*part, data...)
+	}
+	for len(*part) >= MaxLine {
+		dropped += MaxLine
+		*part = append((*part)[:0], (*part)[MaxLine:]...)
+	}
+	return dropped
+}
+
 // close ends get's waits once the queue is empty.
 func (q *queue) close() {
 	q.mu.Lock()
@@ -71,7 +105,8 @@ func (q *queue) close() {
 // is left with the unfinished end of data. A line longer than MaxLine, finished or not, is
 // cut into pieces of MaxLine bytes, each given a newline. It returns a new slice.
 func lines(part *[]byte, data []byte) []byte {
-	var out []byte
+	// Room for every byte and the newlines of the cut pieces: one allocation.
+	out := make([]byte, 0, len(*part)+len(data)+(len(*part)+len(data))/MaxLine+1)
 	rest := data
 	for len(rest) > 0 {
 		i := bytes.IndexByte(rest, '\n')

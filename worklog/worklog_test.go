@@ -189,3 +189,21 @@ func TestTail(t *testing.T) {
 		t.Error("Tail through a symbolic link: no error")
 	}
 }
+
+func TestSkip(t *testing.T) {
+	long := strings.Repeat("x", MaxLine)
+	tests := []struct {
+		name, part, data, after string
+		dropped                 int64
+	}{
+		{"the end of a line kept", "ab", "c\nd\nef", "ef", 6},
+		{"an unfinished line kept", "ab", "cd", "abcd", 0},
+		{"a long unfinished line cut", "", "a\n" + long + "yz", "yz", 2 + MaxLine},
+	}
+	for _, tt := range tests {
+		part := []byte(tt.part)
+		if d := skip(&part, []byte(tt.data)); d != tt.dropped || string(part) != tt.after {
+			t.Errorf("%s: skip = %d, left %.20q; want %d, %q", tt.name, d, part, tt.dropped, tt.after)
+		}
+	}
+}
