@@ -26,6 +26,11 @@
 // event hooks (see package hook) from its monitor's events; hooks that change on reload are
 // taken without restarting the worker.
 //
+// The control actions of shmmon ctl act on one member ([Fleet.StartWorker],
+// [Fleet.StopWorker], [Fleet.RestartWorker], [Fleet.SignalWorker]; see control.go): through
+// its supervisor's requests, or by holding and releasing a watched worker. A worker stopped so
+// stays stopped across reloads that leave it unchanged.
+//
 // The fleet owns what its workers share: the TCP watchdog's server, whose registry of names
 // (source.TCP) every worker joins for as long as it runs, and the sweep of the System V
 // process table, which leaves alone the records of programs of heartbeat "proctab" (their

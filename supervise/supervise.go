@@ -27,6 +27,13 @@
 // scheduler): run it, wait for it to end, wait Every, run it again; the heartbeat rules apply
 // while it runs and the start limit does not apply.
 //
+// An operator (shmmon ctl, through package fleet) acts on a running supervisor with
+// [Supervisor.Ask]: stop the program and hold it stopped, start it (now, out of a backoff or
+// a hold), restart it; such a start is no failure and is not counted against the start
+// limit. [Supervisor.Signal] signals the program's group through the child it holds. With
+// Options.Log, the program's stdout and stderr are pipes of its log process (package
+// worklog), which goes on reading them should shmmon die.
+//
 // Where things go: a new kind of heartbeat is a file of package source; a new thing that
 // happens to a worker is an event of monitor.Worker; a new way for a run to end (a limit,
 // say) is a monitor.End that runOnce returns through stop, next to the check of the
