@@ -82,16 +82,14 @@ func (s *server) handle(ctx context.Context, peer proc.Peer, req control.Request
 
 // answer does what req asks.
 func (s *server) answer(ctx context.Context, req control.Request, line func(string) error) control.Answer {
-	ws := map[string]config.Worker{}
-	for _, st := range s.f.Status() {
-		ws[st.Worker.Name] = st.Worker
-	}
 	// Every name first: a request naming an unknown worker does nothing at all.
+	ws := map[string]config.Worker{}
 	for _, name := range req.Workers {
-		w, ok := ws[name]
-		if !ok {
+		w, err := s.f.Config(name)
+		if err != nil {
 			return control.Usagef("unknown worker %q (shmmon ctl status lists serve's workers)", name)
 		}
+		ws[name] = w
 		switch {
 		case req.Action == control.ActionRestart && !w.Supervised():
 			return control.Usagef("%s is watched, not supervised: serve never starts it, so it cannot restart it (stop, then start, to watch it anew)", name)
