@@ -1,7 +1,7 @@
 # shmmon: build, test, lint, bench, demo and the C++ compatibility peers.
 #
 #   make deps     install what is missing (apt, as root): g++, gcc, libboost-dev, libsystemd-dev,
-#                 prometheus (for promtool); and staticcheck
+#                 prometheus (for promtool), mount (the log tests mount a small tmpfs); and staticcheck
 #   make compat   build the C/C++ peers (Boost.Interprocess, proctab, tcpwd, sd_notify) in compat/bin/
 #   make build    build bin/shmmon
 #   make test     run all Go tests (with -race) against the C++ peers
@@ -43,6 +43,7 @@ deps:
 	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	command -v mount >/dev/null 2>&1 || missing="$$missing mount"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then \
 			echo "missing$$missing: run 'sudo apt-get install$$missing' (or 'sudo make deps')" >&2; \
@@ -105,7 +106,7 @@ bench: compat
 		echo 262144 > /proc/sys/vm/max_map_count; \
 	fi
 	set -o pipefail; rc=0; \
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./shmobj ./monitor ./worker ./supervise ./internal/benchref | tee bench.out || rc=$$?; \
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./shmobj ./monitor ./worker ./supervise ./worklog ./internal/benchref | tee bench.out || rc=$$?; \
 	$(GO) test -tags faults -run '^$$' -bench ServeLoad -count=1 ./faults | tee -a bench.out || rc=$$?; \
 	compat/bin/boost_bench | tee -a bench.out || exit $$?; \
 	[ $$rc = 0 ] && scripts/benchreport.sh bench.out > BENCHMARKS.md && echo "wrote BENCHMARKS.md"; \
