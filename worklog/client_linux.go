@@ -104,6 +104,13 @@ func (l *Log) connected(c *net.UnixConn) error {
 	case <-time.After(startTimeout):
 		err = fmt.Errorf("did not answer within %v", startTimeout)
 	}
+	if err == nil {
+		// A log process found may have been started for another rotation (the configuration
+		// changed since): this Log's holds from now on.
+		b, _ := json.Marshal(message{Op: "options", MaxSize: l.opts.MaxSize, Keep: l.opts.Keep})
+		c.SetWriteDeadline(time.Now().Add(startTimeout))
+		_, err = c.Write(b)
+	}
 	if err != nil {
 		c.Close()
 		return fmt.Errorf("worklog: the log process of %s: %w", l.opts.Path, err)

@@ -25,14 +25,17 @@ import (
 const ProcessArg = "log-writer"
 
 // message is what the log process and its clients say to each other, one per packet (a
-// SOCK_SEQPACKET connection keeps them apart): "pipes" from a client, with the read ends of
-// a run's stdout and stderr attached (SCM_RIGHTS); the status from the log process, on
-// connect and after every change.
+// SOCK_SEQPACKET connection keeps them apart): from a client, "pipes", with the read ends of
+// a run's stdout and stderr attached (SCM_RIGHTS), and "options", the rotation the client's
+// configuration wants (a serve whose configuration changed may find the log process of the
+// last); from the log process, its status, on connect and after every change.
 type message struct {
-	Op      string `json:"op,omitempty"`      // "pipes", from a client
-	Written int64  `json:"written,omitempty"` // bytes of output written since the log process began
-	Dropped int64  `json:"dropped,omitempty"` // bytes of output dropped since the log process began
-	Error   string `json:"error,omitempty"`   // why the file cannot be written now; "" when it can
+	Op      string `json:"op,omitempty"`       // "pipes" or "options", from a client
+	MaxSize int64  `json:"max_size,omitempty"` // options: Options.MaxSize
+	Keep    int    `json:"keep,omitempty"`     // options: Options.Keep
+	Written int64  `json:"written,omitempty"`  // bytes of output written since the log process began
+	Dropped int64  `json:"dropped,omitempty"`  // bytes of output dropped since the log process began
+	Error   string `json:"error,omitempty"`    // why the file cannot be written now; "" when it can
 }
 
 // Main runs the log process when args (os.Args) ask for it, as their second element
@@ -72,6 +75,9 @@ type logProcess struct {
 
 	written, dropped atomic.Int64
 	errText          atomic.Value // string: the file's last error, "" while it is written
+	// maxSize and keep are the rotation the writer applies from its next batch on.
+	maxSize atomic.Int64
+	keep    atomic.Int64
 
 	mu    sync.Mutex
 	conns map[*net.UnixConn]bool
@@ -87,6 +93,8 @@ func run(o Options, starter *net.UnixConn) {
 	p := &logProcess{file: &file{path: o.Path, max: o.MaxSize, keep: o.Keep}, q: newQueue(Buffer),
 		conns: map[*net.UnixConn]bool{}, quit: make(chan struct{})}
 	p.errText.Store("")
+	p.maxSize.Store(o.MaxSize)
+	p.keep.Store(int64(o.Keep))
 	// Its group is its own: the terminal's ^C and a serve's end are not its. SIGTERM ends it
 	// at once, after writing what it holds.
 	signal.Ignore(syscall.SIGINT, syscall.SIGHUP)
@@ -199,7 +207,13 @@ func (p *logProcess) client(c *net.UnixConn) {
 		}
 		fds := rights(oob[:oobn])
 		var m message
-		if json.Unmarshal(buf[:n], &m) != nil || m.Op != "pipes" || len(fds) != 2 {
+		err = json.Unmarshal(buf[:n], &m)
+		if o := (Options{MaxSize: m.MaxSize, Keep: m.Keep}); err == nil && m.Op == "options" && len(fds) == 0 && o.ValidateResolved() == nil {
+			p.maxSize.Store(o.MaxSize)
+			p.keep.Store(int64(o.Keep))
+			continue
+		}
+		if err != nil || m.Op != "pipes" || len(fds) != 2 {
 			for _, fd := range fds {
 				unix.Close(fd)
 			}
@@ -273,6 +287,7 @@ func (p *logProcess) write() {
 			return
 		}
 		unnoted += dropped
+		p.file.max, p.file.keep = p.maxSize.Load(), int(p.keep.Load())
 		var err error
 		for _, c := range cs {
 			lost, werr := p.file.write(c)

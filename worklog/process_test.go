@@ -219,3 +219,25 @@ func TestFollow(t *testing.T) {
 		t.Errorf("followed %q, want %q", got, want)
 	}
 }
+
+// TestLogOptionsFollow: a Log that finds the log process of another rotation (its
+// configuration changed) has it rotate as it says from then on.
+func TestLogOptionsFollow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.log")
+	l := open(t, Options{Path: path, MaxSize: 10 << 20, Keep: 5})
+	w := startWriter(t, l, `exec sleep 60`) // holds the log process
+	l2 := open(t, Options{Path: path, MaxSize: MinMaxSize, Keep: 1})
+	if l2.child != nil {
+		t.Fatal("a second log process was started")
+	}
+	w2 := startWriter(t, l2, `i=0; while [ $i -lt 3000 ]; do echo "line $i of 40 bytes or so, to rotate"; i=$((i+1)); done`)
+	w2.Wait(t, 10*time.Second)
+	waitFile(t, path, "line 2999 of")
+	if _, err := os.Stat(OldFile(path, 1)); err != nil {
+		t.Errorf("not rotated at the new log_max_size: %v", err)
+	}
+	if _, err := os.Stat(OldFile(path, 2)); err == nil {
+		t.Error("more old files than the new log_keep (1)")
+	}
+	w.Signal(t, syscall.SIGKILL)
+}
