@@ -107,6 +107,20 @@ func TestCtl(t *testing.T) {
 	if code, out, _ := ctl(t, s.control, "status", a); !strings.Contains(out, "stopped (ctl)") || code != 0 {
 		t.Errorf("ctl status %s: %q", a, out)
 	}
+	// A file serve refuses: ctl reload says why, exit 1; the running config stays.
+	if err := os.WriteFile(s.config, []byte(conf+"bogus_key = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = ctl(t, s.control, "reload")
+	if code != 1 || out != "" || !strings.Contains(errOut, s.config+":") || !strings.Contains(errOut, "bogus_key") {
+		t.Errorf("ctl reload of a bad file: exit %d, %q %q; want 1 and the file's error", code, out, errOut)
+	}
+	if err := os.WriteFile(s.config, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := ctl(t, s.control, "reload"); code != 0 || status(t, s)[a].Supervision != "stopped" {
+		t.Errorf("ctl reload of the file again: exit %d, a %q", code, status(t, s)[a].Supervision)
+	}
 
 	// start a: running again.
 	if code, out, _ = ctl(t, s.control, "start", a); code != 0 || !strings.Contains(out, a+": started (pid ") {
