@@ -130,6 +130,9 @@ func TestLogDiskFull(t *testing.T) {
 	if l := testkit.LinesWith(s.Stderr.Lines(), "event=log-error"); !strings.Contains(l[0], "no space left on device") {
 		t.Errorf("log-error line %q does not say why", l[0])
 	}
+	if e := status(t, s)[n[0]].LogError; !strings.Contains(e, "no space left on device") {
+		t.Errorf("ctl status log_error %q, want why", e)
+	}
 	time.Sleep(2 * time.Second)
 	if !s.Running() || len(kills(s)) > 0 || !alive(pid) || status(t, s)[n[0]].Pid != pid {
 		t.Errorf("serve running %v, kills %q, worker %d alive %v: want serve running, the worker untouched",

@@ -26,6 +26,14 @@ type entry struct {
 	logDropped int64
 }
 
+// logError returns why the log file of e's member cannot be written now, or "".
+func (e *entry) logError() string {
+	if e.cur != nil && e.cur.sup != nil {
+		return e.cur.sup.LogErr()
+	}
+	return ""
+}
+
 // logDroppedNow returns the bytes of output e's worker's logs dropped, its member's included.
 func (e *entry) logDroppedNow() int64 {
 	n := e.logDropped
@@ -67,8 +75,10 @@ type WorkerStatus struct {
 	Phase        monitor.Phase
 	BackoffUntil time.Time
 	// LogDropped counts the bytes of the program's output its log file dropped (see package
-	// worklog); 0 without a log.
+	// worklog); 0 without a log. LogError says why the file cannot be written now; "" while
+	// it can.
 	LogDropped int64
+	LogError   string
 
 	// Checking is true while the worker's loop checks its heartbeat: a supervised program
 	// is running, or a watched process is watched. It is false while the loop legitimately
@@ -102,7 +112,8 @@ func (f *Fleet) Status() []WorkerStatus {
 		}
 		out = append(out, WorkerStatus{Worker: *e.w, Starts: b.Starts, Restarts: b.Restarts, Kills: b.Kills,
 			LastExit: b.LastExit, LastExitAt: b.LastExitAt, Checking: b.Checking() && judged(e.w), LastCheck: b.Since,
-			Deadline: b.Since.Add(allow), Phase: b.Phase, BackoffUntil: b.BackoffUntil, LogDropped: e.logDroppedNow()})
+			Deadline: b.Since.Add(allow), Phase: b.Phase, BackoffUntil: b.BackoffUntil, LogDropped: e.logDroppedNow(),
+			LogError: e.logError()})
 	}
 	f.bmu.Unlock()
 	slices.SortFunc(out, func(a, b WorkerStatus) int { return strings.Compare(a.Worker.Name, b.Worker.Name) })

@@ -277,6 +277,15 @@ func (s *Supervisor) LogDropped() int64 {
 	return 0
 }
 
+// LogErr returns why the program's log file cannot be written now (see package worklog); ""
+// while it can, or without a log.
+func (s *Supervisor) LogErr() string {
+	if l := s.lg.Load(); l != nil {
+		return l.Err()
+	}
+	return ""
+}
+
 // supervision is one Run: the worker (its object and state), its sources, and the program.
 type supervision struct {
 	s    *Supervisor

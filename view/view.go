@@ -75,6 +75,7 @@ type Serving struct {
 	BackoffUntil *time.Time `json:"backoff_until,omitempty"` // when a worker in backoff is started again
 	Log          string     `json:"log,omitempty"`           // the program's log file; absent without one
 	LogDropped   int64      `json:"log_dropped_bytes"`       // bytes of its output the log file dropped
+	LogError     string     `json:"log_error,omitempty"`     // why the log file cannot be written now
 }
 
 // Supervision names where serve has a worker in its life, from its phase: "running" (its
@@ -144,7 +145,7 @@ func Served(ws fleet.WorkerStatus, now time.Time) Worker {
 	v.Kills, v.Restarts = ws.Kills, ws.Restarts
 	v.Serving = &Serving{Supervised: ws.Worker.Supervised(), Command: ws.Worker.Command, Starts: ws.Starts,
 		LastExit: ws.LastExit, Checking: ws.Checking, Late: ws.Late(now), Supervision: Supervision(ws.Phase),
-		Log: ws.Worker.Log, LogDropped: ws.LogDropped}
+		Log: ws.Worker.Log, LogDropped: ws.LogDropped, LogError: ws.LogError}
 	if !ws.BackoffUntil.IsZero() {
 		at := ws.BackoffUntil
 		v.BackoffUntil = &at
