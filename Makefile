@@ -1,7 +1,8 @@
 # shmmon: build, test, lint, bench, demo and the C++ compatibility peers.
 #
 #   make deps     install what is missing (apt, as root): g++, gcc, libboost-dev, libsystemd-dev,
-#                 prometheus (for promtool), python3 and python3-venv, strace; and staticcheck
+#                 prometheus (for promtool), python3 and python3-venv, strace, mount (the log
+#                 tests mount a small tmpfs); and staticcheck
 #   make compat   build the C/C++ peers (Boost.Interprocess, proctab, tcpwd, sd_notify, the C
 #                 client's worker and bench) in compat/bin/
 #   make build    build bin/shmmon
@@ -50,6 +51,7 @@ deps:
 		$$p -c 'import mmap, threading, venv, ensurepip; ensurepip.version()' >/dev/null 2>&1 && { py=$$p; break; }; \
 	done; \
 	[ -n "$$py" ] || missing="$$missing python3 python3-venv"; \
+	command -v mount >/dev/null 2>&1 || missing="$$missing mount"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then \
 			echo "missing$$missing: run 'sudo apt-get install$$missing' (or 'sudo make deps')" >&2; \
@@ -117,7 +119,7 @@ bench: compat
 		echo 262144 > /proc/sys/vm/max_map_count; \
 	fi
 	set -o pipefail; rc=0; \
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./shmobj ./monitor ./worker ./supervise ./internal/benchref | tee bench.out || rc=$$?; \
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./shmobj ./monitor ./worker ./supervise ./worklog ./internal/benchref | tee bench.out || rc=$$?; \
 	$(GO) test -tags faults -run '^$$' -bench ServeLoad -count=1 ./faults | tee -a bench.out || rc=$$?; \
 	compat/bin/boost_bench | tee -a bench.out || exit $$?; \
 	compat/bin/c_bench | tee -a bench.out || exit $$?; \

@@ -19,6 +19,7 @@ import (
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/supervise"
+	"github.com/shmmon/shmmon/worklog"
 )
 
 // File is a loaded and validated configuration file.
@@ -58,12 +59,17 @@ type Worker struct {
 	Command []string `toml:"command" in:"W"` // supervised: argv, at least the program
 	Env     []string `toml:"env" in:"WS"`    // supervised: extra environment, "KEY=VALUE" sorted by KEY; nil if none
 	Dir     string   `toml:"dir" in:"WS"`    // supervised: absolute working directory; "" = serve's
-	User    string   `toml:"user" in:"WDS"`  // supervised: user to run as, as written; "" = serve's
-	Group   string   `toml:"group" in:"WDS"` // supervised: group to run as, as written; "" = User's primary group
-	Uid     *uint32  // User resolved; nil when User is ""
-	Gid     *uint32  // Group resolved, or User's primary group; nil when both are ""
-	Pid     int      `toml:"pid" in:"W"`     // watched only: the pid of a process started elsewhere (> 1)
-	PidFile string   `toml:"pidfile" in:"W"` // watched only: absolute path of a file holding the pid
+	// Log is the supervised program's log file (package worklog), made absolute (against Dir,
+	// else serve's working directory); "" = serve's stdout and stderr.
+	Log        string  `toml:"log" in:"WS"`
+	LogMaxSize Bytes   `toml:"log_max_size" in:"WDS"` // supervised: rotate the log file at this size
+	LogKeep    int     `toml:"log_keep" in:"WDS"`     // supervised: old log files kept, NAME.1 ... NAME.N
+	User       string  `toml:"user" in:"WDS"`         // supervised: user to run as, as written; "" = serve's
+	Group      string  `toml:"group" in:"WDS"`        // supervised: group to run as, as written; "" = User's primary group
+	Uid        *uint32 // User resolved; nil when User is ""
+	Gid        *uint32 // Group resolved, or User's primary group; nil when both are ""
+	Pid        int     `toml:"pid" in:"W"`     // watched only: the pid of a process started elsewhere (> 1)
+	PidFile    string  `toml:"pidfile" in:"W"` // watched only: absolute path of a file holding the pid
 
 	Heartbeat    string           `toml:"heartbeat" in:"WDS"`     // supervised: the kind of heartbeat (package source); "" = source.Default
 	Restart      supervise.Policy `toml:"restart" in:"WDS"`       // supervised: when it is started again
@@ -153,6 +159,7 @@ func (w Worker) SupervisorOptions() supervise.Options {
 		Restart: w.Restart, Every: w.Every, Backoff: w.Backoff, BackoffMax: w.BackoffMax,
 		BackoffReset: w.BackoffReset, StartLimit: w.StartLimit, StartWindow: w.StartWindow,
 		Rlimits: w.Rlimits(), PidsMax: w.PidsMax,
+		Log: worklog.Options{Path: w.Log, MaxSize: int64(w.LogMaxSize), Keep: w.LogKeep},
 	}
 }
 
@@ -201,6 +208,7 @@ func builtin() Worker {
 		// Grace stays 0, the monitor's default: it depends on the interval, which a worker may set.
 		Interval: mc.Interval, Stalls: mc.Stalls,
 		Size: shmobj.DefaultSize, Mode: shmobj.DefaultMode, Cgroup: true,
+		LogMaxSize: worklog.DefaultMaxSize, LogKeep: worklog.DefaultKeep,
 		Hooks: Hooks{HookTimeout: hook.DefaultTimeout},
 	}
 }

@@ -34,15 +34,19 @@
 // the command line's flags follow too: interval, stalls and grace by package monitor
 // ([monitor.Config.ValidateResolved]), signal and kill_after by package proc, size and mode
 // by package shmobj, the supervision keys by package supervise
-// ([supervise.Options.ValidateResolved]; pids_max by package cgroup), memory_max and cpu_max
-// by package monitor ([monitor.Limits.ValidateResolved]), the rlimits by package proc
-// ([proc.ParseLimit]); names, paths, users, commands and hooks by config.
+// ([supervise.Options.ValidateResolved]; pids_max by package cgroup; log_max_size and
+// log_keep by package worklog, through it), memory_max and cpu_max by package monitor
+// ([monitor.Limits.ValidateResolved]), the rlimits by package proc ([proc.ParseLimit]);
+// names, paths, users, commands and hooks by config.
 //
 //	key            where  type              default   accepted
 //	name           W      string            -         object name: 1-255 bytes, no '/', NUL or control characters, not "." or ".."
 //	command        W      array of strings  -         argv, at least the program; relative paths as os/exec resolves them
 //	env            W S    table of strings  -         extra environment, KEY = "value"; KEY without '=', not SHMMON_*
 //	dir            W S    string            -         absolute working directory (default: serve's)
+//	log            W S    string            -         the program's log file (package worklog); absolute, or relative to dir (else serve's directory)
+//	log_max_size   W D S  integer or string "10MiB"   rotate the log file at this size, at least 64KiB
+//	log_keep       W D S  integer           5         old log files kept, NAME.1 ... NAME.N, 0 to 1000
 //	pid            W      integer           -         pid of a running process, 2 to 4194304
 //	pidfile        W      string            -         absolute path of a file holding the pid; trusted as package pidfile says
 //	user           W D S  string            -         user name or numeric uid; only when serve runs as root
@@ -80,7 +84,9 @@
 // of hooks alone does not restart a worker ([Worker.EqualExceptHooks]).
 //
 // An optional [serve] table holds settings of serve itself ([Serve]): listen, the address of
-// its HTTP endpoint, "PORT", ":PORT" (both on 127.0.0.1) or "HOST:PORT" ([ListenAddress]).
+// its HTTP endpoint, "PORT", ":PORT" (both on 127.0.0.1) or "HOST:PORT" ([ListenAddress]);
+// control, the absolute path (at most 107 bytes) of its control socket (package control),
+// and control_group, a group whose members may use it.
 //
 // Two optional tables configure more of serve: [proctab] (see [Proctab]) and [tcp_watchdog]
 // (see [TCPWatchdog]), whose keys are listen = "127.0.0.1:5005" (read like [serve]'s listen,

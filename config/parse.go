@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -264,6 +265,7 @@ func (p *parser) worker(i int, raw map[string]any, d Worker) (w Worker, ok bool)
 		}
 	case kinds[0] == "command":
 		p.resolveIDs(t, &w, set)
+		p.resolveLog(t, &w, set)
 	default:
 		// Watched only: supervision keys written here are mistakes; the values inherited
 		// from [defaults] do not apply.
@@ -278,6 +280,24 @@ func (p *parser) worker(i int, raw map[string]any, d Worker) (w Worker, ok bool)
 	}
 	p.check(t, raw, set, w.problems())
 	return w, len(p.errs) == n
+}
+
+// resolveLog makes a relative log path written in t absolute: against the worker's dir, else
+// serve's working directory (as a relative command is found).
+func (p *parser) resolveLog(t table, w *Worker, set keySet) {
+	if !set["log"] || w.Log == "" || filepath.IsAbs(w.Log) {
+		return
+	}
+	if w.Dir != "" {
+		w.Log = filepath.Join(w.Dir, w.Log)
+		return
+	}
+	abs, err := filepath.Abs(w.Log)
+	if err != nil {
+		p.add(p.line(t, "log"), t.label+" log", fmt.Errorf("%s: %w", shorten(w.Log), err))
+		return
+	}
+	w.Log = abs
 }
 
 // watched returns w without its supervision fields.
@@ -304,6 +324,8 @@ func (w *Worker) own(key string, v any) (x any, ok bool, err error) {
 		x, err = command(v)
 	case "dir":
 		x, err = absPath(v, "/srv/app")
+	case "log":
+		x, err = text(v, `a path as a string, e.g. "/var/log/shmmon/db.log" (relative: to dir)`)
 	case "pidfile":
 		x, err = absPath(v, "/run/app.pid")
 	case "user":

@@ -14,6 +14,13 @@ type Serve struct {
 	// Listen is the address of serve's HTTP endpoint (/metrics, /status, /healthz), resolved
 	// by [ListenAddress]; "" (the default, or listen = "") = no endpoint.
 	Listen string `toml:"listen"`
+	// Control is the path of serve's control socket (shmmon ctl), absolute; "" = the default
+	// (see package control: SHMMON_CONTROL, else /run/shmmon/control.sock as root, else
+	// $XDG_RUNTIME_DIR/shmmon/control.sock).
+	Control string `toml:"control"`
+	// ControlGroup is the group whose members may use the control socket besides root and
+	// serve's user (the socket is then 0660 and of that group); nil = none (0600).
+	ControlGroup *uint32 `toml:"control_group"`
 }
 
 var serveIndex = keysOf(reflect.TypeFor[Serve]())
@@ -57,8 +64,24 @@ func (p *parser) serve(raw map[string]any) Serve {
 	return sv
 }
 
-// own reads the listen key ("" is no endpoint).
+// own reads the listen key ("" is no endpoint), the control socket's path and its group.
 func (sv *Serve) own(key string, v any) (any, bool, error) {
+	switch key {
+	case "control":
+		x, err := absPath(v, "/run/shmmon/control.sock")
+		if err == nil && len(x.(string)) > maxSocketPath {
+			err = fmt.Errorf("%s is %d bytes (want a path of at most %d bytes: the longest a Unix socket may have)",
+				shorten(x.(string)), len(x.(string)), maxSocketPath)
+		}
+		return x, true, err
+	case "control_group":
+		x, err := idName(v, "group name or numeric gid")
+		if err != nil {
+			return nil, true, err
+		}
+		gid, err := lookupGroup(x.(string))
+		return &gid, true, err
+	}
 	s, ok := v.(string)
 	if !ok {
 		return nil, true, gotWant(v, `a string such as "127.0.0.1:9464" or "9464"`)
@@ -70,5 +93,9 @@ func (sv *Serve) own(key string, v any) (any, bool, error) {
 	return addr, true, err
 }
 
-// problems has nothing to check: own checked listen.
+// maxSocketPath is the longest path a Unix socket may have (sun_path holds 108 bytes, the
+// last a NUL).
+const maxSocketPath = 107
+
+// problems has nothing to check: own checked listen and control.
 func (Serve) problems() error { return nil }

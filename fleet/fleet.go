@@ -26,6 +26,11 @@
 // event hooks (see package hook) from its monitor's events; hooks that change on reload are
 // taken without restarting the worker.
 //
+// The control actions of shmmon ctl act on one member ([Fleet.StartWorker],
+// [Fleet.StopWorker], [Fleet.RestartWorker], [Fleet.SignalWorker]; see control.go): through
+// its supervisor's requests, or by holding and releasing a watched worker. A worker stopped so
+// stays stopped across reloads that leave it unchanged.
+//
 // The fleet owns what its workers share: the TCP watchdog's server, whose registry of names
 // (source.TCP) every worker joins for as long as it runs, the sweep of the System V
 // process table, which leaves alone the records of programs of heartbeat "proctab" (their
@@ -77,6 +82,7 @@ type Fleet struct {
 
 	tcpwd *tcpWatchdog // nil when no TCP watchdog runs
 
+	stopped bool            // Stop was called: the control actions start nothing any more; guarded by mu
 	cgroups *cgroup.Manager // the supervised workers' cgroups; nil = none (set before Apply)
 }
 
@@ -96,6 +102,9 @@ type member struct {
 	done   chan struct{}
 	// worker returns the worker's monitor worker now, or nil; after done, the last one.
 	worker func() *monitor.Worker
+	sup    *supervise.Supervisor // a supervised worker's; nil for a watched one
+	x      *watched              // a watched worker's; nil for a supervised one
+	ctl    sync.Mutex            // serialises the control actions on the member (see control.go)
 }
 
 // New returns an empty fleet that logs to log.
@@ -163,6 +172,7 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 func (f *Fleet) Stop() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.stopped = true
 	f.stopSweeper()
 	var wg sync.WaitGroup
 	for name, m := range f.members {
@@ -187,6 +197,9 @@ func (f *Fleet) stopMember(m *member) {
 			b := mw.Books()
 			e.last = &b
 		}
+		if m.sup != nil {
+			e.logDropped += m.sup.LogDropped()
+		}
 		e.cur = nil
 	}
 }
@@ -197,7 +210,7 @@ func (f *Fleet) start(w *config.Worker) error {
 	log := f.log
 	if !w.Supervised() {
 		x := &watched{f: f, w: w, log: log, done: m.done}
-		m.cancel, m.worker = x.stop, x.worker
+		m.cancel, m.worker, m.x = x.stop, x.worker, x
 		f.track(w.Name, m)
 		x.start()
 		f.members[w.Name] = m
@@ -215,7 +228,7 @@ func (f *Fleet) start(w *config.Worker) error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m.cancel, m.worker = cancel, s.Worker
+	m.cancel, m.worker, m.sup = cancel, s.Worker, s
 	f.track(w.Name, m)
 	go func() {
 		defer close(m.done)

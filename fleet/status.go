@@ -22,6 +22,25 @@ type entry struct {
 	w    *config.Worker // the current configuration: hooks are read from it
 	cur  *member        // nil when nothing runs it
 	last *monitor.Books // nil until a member of it stopped: kept small while it runs
+	// logDropped counts the bytes of output the logs of its last members dropped.
+	logDropped int64
+}
+
+// logError returns why the log file of e's member cannot be written now, or "".
+func (e *entry) logError() string {
+	if e.cur != nil && e.cur.sup != nil {
+		return e.cur.sup.LogErr()
+	}
+	return ""
+}
+
+// logDroppedNow returns the bytes of output e's worker's logs dropped, its member's included.
+func (e *entry) logDroppedNow() int64 {
+	n := e.logDropped
+	if e.cur != nil && e.cur.sup != nil {
+		n += e.cur.sup.LogDropped()
+	}
+	return n
 }
 
 // books returns the books of e's worker: its monitor worker's, or the last ones it left.
@@ -49,6 +68,12 @@ type WorkerStatus struct {
 	// processes used at its last limit check and its run's cgroup. LastExit is "exited" for a
 	// watched process whose status is not known.
 	monitor.Books
+
+	// LogDropped counts the bytes of the program's output its log file dropped (see package
+	// worklog); 0 without a log. LogError says why the file cannot be written now; "" while
+	// it can.
+	LogDropped int64
+	LogError   string
 
 	// Checking is true while the worker's loop checks its heartbeat: a supervised program
 	// is running, or a watched process is watched. It is false while the loop legitimately
@@ -81,7 +106,7 @@ func (f *Fleet) Status() []WorkerStatus {
 			allow += e.w.KillAfter + proc.KillWait
 		}
 		out = append(out, WorkerStatus{Worker: *e.w, Books: b, Checking: b.Checking() && judged(e.w), LastCheck: b.Since,
-			Deadline: b.Since.Add(allow)})
+			Deadline: b.Since.Add(allow), LogDropped: e.logDroppedNow(), LogError: e.logError()})
 	}
 	f.bmu.Unlock()
 	slices.SortFunc(out, func(a, b WorkerStatus) int { return strings.Compare(a.Worker.Name, b.Worker.Name) })

@@ -2,9 +2,12 @@ package fleet
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/shmmon/shmmon/config"
@@ -28,17 +31,23 @@ type watched struct {
 	done chan struct{} // closed once stopped: no watch, no timer left
 	srcs []source.Source
 
-	cur atomic.Pointer[monitor.Worker] // the worker of the current (or last) watch
+	cur  atomic.Pointer[monitor.Worker] // the worker of the current (or last) watch
+	proc atomic.Pointer[proc.Process]   // the process the current watch watches; nil between watches
 
 	lastErr string // the last "cannot watch" error logged; used by one attempt at a time
 
-	// mu guards the state below. At most one of retry, stopWatch and idle is set; none is
-	// while an attempt or the end of a watch is under way, which then looks at stopped.
+	// mu guards the state below. At most one of retry, stopWatch, idle and parked is set;
+	// none is while an attempt or the end of a watch is under way, which then looks at
+	// stopped and held.
 	mu        sync.Mutex
 	stopped   bool
 	retry     *time.Timer // a pending attempt
 	stopWatch func()      // stops the running watch
 	idle      bool        // the fixed pid is gone: nothing runs until stop
+	// held: a control stop asked that nothing be watched until release; parked once nothing
+	// runs any more, when parkedCh is closed.
+	held, parked bool
+	parkedCh     chan struct{}
 }
 
 // start joins the worker's heartbeat sources (the TCP watchdog's feeds of its name) for its
@@ -84,7 +93,7 @@ func (x *watched) stop() {
 		// A timer that already fired is an attempt under way, which will see stopped.
 		closeNow = x.retry.Stop()
 		x.retry = nil
-	case x.idle:
+	case x.idle, x.parked:
 		closeNow = true
 	}
 	x.mu.Unlock()
@@ -102,6 +111,11 @@ func (x *watched) attempt() {
 	x.mu.Lock()
 	x.retry = nil
 	stopped := x.stopped
+	if x.held && !stopped {
+		x.park()
+		x.mu.Unlock()
+		return
+	}
 	x.mu.Unlock()
 	if stopped {
 		x.finish()
@@ -133,8 +147,11 @@ func (x *watched) attempt() {
 	if mw := wt.Worker(); mw != nil {
 		x.cur.Store(mw)
 	}
+	if err == nil {
+		x.proc.Store(p)
+	}
 	x.stopWatch = stopWatch
-	stopped = x.stopped
+	stopped = x.stopped || x.held // held meanwhile: its end parks
 	x.mu.Unlock()
 	if err != nil {
 		x.ended(p, monitor.Stopped, err)
@@ -146,19 +163,24 @@ func (x *watched) attempt() {
 // ended takes the end of a watch: it stops, waits for stop (a fixed pid is gone), or
 // follows the pidfile.
 func (x *watched) ended(p *proc.Process, out monitor.Outcome, err error) {
+	x.proc.Store(nil)
 	p.Close()
 	if err != nil {
 		x.log.Error("watching", "worker", x.w.Name, "err", err)
 	}
 	x.mu.Lock()
 	x.stopWatch = nil
-	stopped := x.stopped
-	if !stopped && out != monitor.Stopped && x.w.PidFile == "" {
+	stopped, held := x.stopped, x.held && !x.stopped
+	switch {
+	case held:
+		x.park()
+	case !stopped && out != monitor.Stopped && x.w.PidFile == "":
 		x.idle = true
 	}
 	idle := x.idle
 	x.mu.Unlock()
 	switch {
+	case held:
 	case stopped || out == monitor.Stopped:
 		x.finish()
 	case idle:
@@ -196,5 +218,80 @@ func (x *watched) later() {
 		x.finish()
 		return
 	}
+	if x.held {
+		x.park()
+		return
+	}
 	x.retry = time.AfterFunc(x.w.Interval, x.attempt)
+}
+
+// hold stops watching, leaving the process alone, until release, and returns once nothing of
+// the watch runs; false when it was held already (or is stopped).
+func (x *watched) hold() bool {
+	x.mu.Lock()
+	if x.stopped || x.held {
+		x.mu.Unlock()
+		return false
+	}
+	x.held = true
+	x.parkedCh = make(chan struct{})
+	stopWatch := x.stopWatch
+	switch {
+	case x.retry != nil:
+		// A timer that already fired is an attempt under way, which parks.
+		if x.retry.Stop() {
+			x.retry = nil
+			x.park()
+		}
+	case x.idle:
+		x.idle = false
+		x.park()
+	}
+	parked := x.parkedCh
+	x.mu.Unlock()
+	if stopWatch != nil {
+		stopWatch() // its end (ended) parks
+	}
+	select {
+	case <-parked:
+	case <-x.done:
+	}
+	return true
+}
+
+// park records that nothing runs while x is held: the books say stopped. x.mu is held.
+func (x *watched) park() {
+	x.parked = true
+	close(x.parkedCh)
+	if mw := x.cur.Load(); mw != nil {
+		mw.Hold()
+	}
+}
+
+// release watches again after hold; false when x was not held (or is stopped).
+func (x *watched) release() bool {
+	x.mu.Lock()
+	if x.stopped || !x.parked {
+		x.mu.Unlock()
+		return false
+	}
+	x.held, x.parked = false, false
+	x.mu.Unlock()
+	x.attempt()
+	return true
+}
+
+// signal sends sig to the watched process (not its group: the process was started elsewhere,
+// and its group may hold processes serve knows nothing of), through the watch's handle.
+func (x *watched) signal(sig syscall.Signal) (int, error) {
+	p := x.proc.Load()
+	if p == nil {
+		return 0, errNotWatched
+	}
+	if err := p.Signal(sig); errors.Is(err, os.ErrProcessDone) || errors.Is(err, os.ErrClosed) {
+		return p.Pid(), fmt.Errorf("%w: pid %d has exited", errNotWatched, p.Pid())
+	} else if err != nil {
+		return p.Pid(), err
+	}
+	return p.Pid(), nil
 }

@@ -25,6 +25,7 @@
 //	shmmon_worker_oom_kills_total        processes the kernel's OOM killer killed in the worker's cgroup
 //	shmmon_worker_memory_bytes           resident memory of its processes at the last limit check (limited workers)
 //	shmmon_worker_cpu_ratio              CPU of its processes in cores over stalls intervals (limited workers)
+//	shmmon_worker_log_dropped_bytes_total  bytes of output its log file dropped (workers with a log)
 //
 // The counters count the events this serve saw since it began supervising the worker (a
 // reload that restarts a worker keeps them); they start over when serve restarts, as

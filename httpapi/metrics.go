@@ -28,6 +28,8 @@ var (
 	descCPU  = prometheus.NewDesc("shmmon_worker_cpu_ratio", "CPU of the worker's processes in cores (1.5 = 150% of one core) over its last stalls intervals; only for a worker with memory_max or cpu_max.", labels, nil)
 	descLim  = prometheus.NewDesc("shmmon_worker_limit_kills_total", "Runs of the worker stopped for going over memory_max or cpu_max, since serve began watching it.", labels, nil)
 	descOOM  = prometheus.NewDesc("shmmon_worker_oom_kills_total", "Processes the kernel's OOM killer killed in the worker's cgroup, since serve began watching it.", labels, nil)
+	descDrop = prometheus.NewDesc("shmmon_worker_log_dropped_bytes_total",
+		"Bytes of the worker's output its log file dropped (the disk slower than the program, or failing), since serve began supervising it; only for workers with a log.", labels, nil)
 
 	descLockTimeouts = prometheus.NewDesc("shmmon_proctab_lock_timeouts_total",
 		"Passes over the System V process table skipped because its lock was not free within "+proctab.LockTimeout.String()+".", nil, nil)
@@ -47,7 +49,7 @@ type workerCollector struct{ s *Server }
 
 func (c workerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUp, descSeq, descStl, descSt, descAge, descLate, descStr, descRst, descKil,
-		descMem, descCPU, descLim, descOOM, descLockTimeouts} {
+		descMem, descCPU, descLim, descOOM, descDrop, descLockTimeouts} {
 		ch <- d
 	}
 }
@@ -81,6 +83,9 @@ func (c workerCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if ws.CPUKnown {
 			gauge(descCPU, ws.CPU, lv...)
+		}
+		if ws.Worker.Log != "" {
+			counter(descDrop, uint64(ws.LogDropped), lv...)
 		}
 		if ws.Err != nil {
 			continue

@@ -25,12 +25,13 @@ const (
 	Backoff               // it waits to be started again
 	GaveUp                // it failed too often: it is not started again
 	Finished              // its run ended and its restart policy does not start it again
+	Held                  // it was stopped on request (shmmon ctl stop) and stays so until started again: "stopped"
 )
 
-var phaseNames = [...]string{"idle", "running", "stopping", "down", "backoff", "gave-up", "finished"}
+var phaseNames = [...]string{"idle", "running", "stopping", "down", "backoff", "gave-up", "finished", "stopped"}
 
 // String returns the phase's name: "idle", "running", "stopping", "down", "backoff",
-// "gave-up" or "finished".
+// "gave-up", "finished" or "stopped".
 func (p Phase) String() string {
 	if int(p) < len(phaseNames) {
 		return phaseNames[p]
@@ -51,14 +52,15 @@ const (
 	EndStop                      // it was stopped because its supervision stopped
 	EndNotStarted                // it could not be started
 	EndLimit                     // it was stopped because it went over a resource limit (a failure)
+	EndHold                      // it was stopped on request, to stay stopped until started again
 )
 
 // endWords are the ends as the log lines' reason attribute names them.
 var endWords = [...]string{EndExit: "exit", EndHung: "kill", EndTrigger: "trigger", EndMainExit: "main-exit",
-	EndRestart: "restart", EndStop: "stop", EndNotStarted: "start-failed", EndLimit: "limit"}
+	EndRestart: "restart", EndStop: "stop", EndNotStarted: "start-failed", EndLimit: "limit", EndHold: "stop-request"}
 
 // String returns the end as the logs name it: "exit", "kill", "trigger", "main-exit",
-// "restart", "stop", "start-failed" or "limit".
+// "restart", "stop", "start-failed", "limit" or "stop-request".
 func (e End) String() string {
 	if int(e) < len(endWords) && endWords[e] != "" {
 		return endWords[e]
@@ -127,6 +129,9 @@ type Books struct {
 	// Cgroup is the cgroup of the current run ("/shmmon/db", see package cgroup); "" when it
 	// has none: its process group is all there is.
 	Cgroup string
+
+	// BackoffUntil is when a worker in [Backoff] is started again; the zero time otherwise.
+	BackoffUntil time.Time
 }
 
 // Checking reports whether the worker's loop checks its heartbeat now: a run is under way
@@ -140,8 +145,8 @@ func (b Books) Checking() bool { return b.Phase == Running || b.Phase == Stoppin
 // ([Options.OnEvent]: hooks, metrics):
 //
 //	event                      from                         to        record    observer
-//	Start (watch)              idle, down, backoff          running   waiting   -
-//	Start (new, again, adopt)  idle, down, backoff          running   waiting   start, restart
+//	Start (watch)              idle, down, backoff, held    running   waiting   -
+//	Start (new, again, adopt)  idle, down, backoff, held    running   waiting   start, restart
 //	Check: stall, abnormal     running                      running   stalled…  stall, abnormal
 //	Trigger                    running                      running   abnormal  abnormal
 //	Kill, Stop                 running                      stopping  -         -
@@ -153,6 +158,7 @@ func (b Books) Checking() bool { return b.Phase == Running || b.Phase == Stoppin
 //	Wait (backoff)             down                         backoff   -         -
 //	GiveUp                     down, idle                   gave-up   -         give-up
 //	Finish                     down                         finished  -         -
+//	Hold                       down, idle, backoff          held      -         -
 //
 // Its methods are for the worker's owner, the one goroutine at a time that supervises or
 // watches it, and are not safe for concurrent use, except [Worker.Beat], [Worker.Pid],
@@ -261,6 +267,7 @@ func (w *Worker) Heartbeat() *Heartbeat { return &w.h }
 func (w *Worker) announce(to Phase, update func(*Books)) {
 	w.mu.Lock()
 	w.books.Phase = to
+	w.books.BackoffUntil = time.Time{}
 	if update != nil {
 		update(&w.books)
 	}
@@ -583,10 +590,11 @@ func (w *Worker) SetCgroup(path string) {
 }
 
 // Wait tells that the worker waits delay before it is started again, after failures failed
-// runs in a row.
+// runs in a row: its books say until when ([Books.BackoffUntil]).
 func (w *Worker) Wait(delay time.Duration, failures int) {
 	w.log.Info("restarting", "worker", w.h.name, "event", "restart-wait", "in", delay, "failures", failures)
-	w.announce(Backoff, nil)
+	until := time.Now().Add(delay)
+	w.announce(Backoff, func(b *Books) { b.BackoffUntil = until })
 }
 
 // GiveUp tells that the worker is not started again: it started starts times within window,
@@ -600,6 +608,11 @@ func (w *Worker) GiveUp(starts int, window time.Duration, limit int, now time.Ti
 
 // Finish tells that the worker's run ended and its restart policy does not start it again.
 func (w *Worker) Finish() { w.announce(Finished, nil) }
+
+// Hold tells that the worker was stopped on request (shmmon ctl stop) and is not started
+// again until asked to: the phase is [Held]. Its owner logs the request. After
+// [Worker.Close] only the books change (a watched worker's closed watch).
+func (w *Worker) Hold() { w.announce(Held, func(b *Books) { b.Pid = 0 }) }
 
 // Idle tells that nothing of the worker runs, as when a watched worker waits for its pidfile.
 func (w *Worker) Idle() { w.announce(Idle, func(b *Books) { b.Pid = 0 }) }

@@ -289,3 +289,7 @@ type Credentials struct {
 func (c Credentials) InGroup(gid uint32) bool {
 	return c.Gid == gid || slices.Contains(c.Groups, gid)
 }
+
+// SignalName returns the name of sig as shmmon's messages write it: "SIGTERM"; "signal 40"
+// for one without a name.
+func SignalName(sig syscall.Signal) string { return signalName(sig) }

@@ -117,3 +117,6 @@ func TreeUsage(root int) (Usage, error) { return Usage{}, errUnsupported }
 
 // PidsUsage is Linux only: it returns the zero Usage.
 func PidsUsage(pids []int) Usage { return Usage{} }
+
+// PeerOf returns an error matching [errors.ErrUnsupported].
+func PeerOf(c syscall.Conn) (Peer, error) { return Peer{}, errUnsupported }

@@ -15,7 +15,12 @@
 //   - under systemd (NOTIFY_SOCKET), the watchdog's pings, at half of WATCHDOG_USEC, from a
 //     goroutine of their own (a reload may wait for workers to stop, each up to its
 //     kill_after, and systemd must not take that for a hang); READY=1 once the workers are
-//     started, STOPPING=1 when they begin to stop.
+//     started, STOPPING=1 when they begin to stop;
+//   - the control socket (package control; shmmon ctl), unless no path applies: its actions
+//     go through the fleet (start, stop, restart, signal), the reload loop (reload) and the
+//     workers' log files (logs), and each is logged (event=control, with the action, the
+//     worker and the peer's uid and pid). It stops before the workers do, so that no action
+//     starts anything once they are stopping.
 package serve
 
 import (
@@ -37,6 +42,7 @@ import (
 
 	"github.com/shmmon/shmmon/cgroup"
 	"github.com/shmmon/shmmon/config"
+	"github.com/shmmon/shmmon/control"
 	"github.com/shmmon/shmmon/fleet"
 	"github.com/shmmon/shmmon/httpapi"
 )
@@ -47,7 +53,10 @@ type Options struct {
 	// Listen is the HTTP endpoint's address (see config.ListenAddress), overriding the
 	// file's [serve] listen; "" means the file's.
 	Listen string
-	Logger *slog.Logger // nil means slog.Default()
+	// Control is the control socket's path, overriding the file's [serve] control; "" means
+	// the file's, else control.DefaultPath().
+	Control string
+	Logger  *slog.Logger // nil means slog.Default()
 }
 
 // ConfigError is the error of [Run] when the file cannot be used at start: it is invalid
@@ -88,7 +97,8 @@ func Run(ctx context.Context, opts Options) error {
 	defer signal.Stop(hup)
 
 	f := fleet.New(log)
-	s := &server{opts: opts, log: log, f: f, watcher: watcher, hup: hup, listen: listen, firstListen: file.Serve.Listen}
+	s := &server{opts: opts, log: log, f: f, watcher: watcher, hup: hup, listen: listen, firstListen: file.Serve.Listen,
+		firstServe: file.Serve, reloadReqs: make(chan chan reloadResult)}
 	var ln net.Listener
 	if listen != "" {
 		// Listen before starting any worker: a port in use is an error at the start.
@@ -98,6 +108,20 @@ func Run(ctx context.Context, opts Options) error {
 		s.api = httpapi.New(f)
 		f.ObserveChecks(s.api.ObserveCheck)
 	}
+	// The control socket listens before any worker starts too: a live serve at its path is an
+	// error at the start.
+	ctl, err := s.listenControl(file.Serve)
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		return err
+	}
+	defer func() {
+		if ctl != nil {
+			ctl.Close()
+		}
+	}()
 	// The TCP watchdog too listens before any worker starts.
 	if err := f.SetTCPWatchdog(file.TCPWatchdog); err != nil {
 		if ln != nil {
@@ -110,6 +134,8 @@ func Run(ctx context.Context, opts Options) error {
 		defer m.Close() // once Run's actors, the workers among them, have stopped
 		f.SetCgroups(m)
 	}
+	srv := ctl
+	ctl = nil // from here on, the control actor closes it
 	// The table first: workers of heartbeat "proctab" read it.
 	f.SetProctab(file.Proctab)
 	ch := f.Apply(file.Workers)
@@ -127,13 +153,31 @@ func Run(ctx context.Context, opts Options) error {
 	rctx, rcancel := context.WithCancel(context.Background())
 	reloads := make(chan struct{})
 	g.Add(func() error { defer close(reloads); s.reloadLoop(rctx); return nil }, func(error) { rcancel() })
-	// The workers: stopped once no reload is under way.
+	// The control socket: it stops before the workers, so that no action of its starts
+	// anything once they are stopping.
+	controlled := make(chan struct{})
+	if srv != nil {
+		cctx, ccancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			defer close(controlled)
+			log.Info("serving the control socket", "path", srv.Path(), "event", "control-listen")
+			if err := srv.Serve(cctx, control.HandlerFunc(s.handle)); err != nil {
+				log.Error("control socket failed; shmmon ctl cannot reach serve", "path", srv.Path(), "err", err)
+				<-cctx.Done()
+			}
+			return nil
+		}, func(error) { ccancel() })
+	} else {
+		close(controlled)
+	}
+	// The workers: stopped once no reload and no control action is under way.
 	wctx, wcancel := context.WithCancel(context.Background())
 	workers := make(chan struct{})
 	g.Add(func() error {
 		defer close(workers)
 		<-wctx.Done()
 		<-reloads
+		<-controlled
 		daemon.SdNotify(false, daemon.SdNotifyStopping)
 		log.Info("stopping every worker", "event", "serve-stop")
 		f.Stop()
@@ -169,6 +213,9 @@ type server struct {
 	hup         chan os.Signal
 	listen      string // the endpoint's address; "" none
 	firstListen string // the file's [serve] listen at start
+	firstServe  config.Serve
+	// reloadReqs are the reloads the control socket asks the reload loop for.
+	reloadReqs chan chan reloadResult
 }
 
 // pingWatchdog sends WATCHDOG=1 every period until ctx is done.
@@ -193,6 +240,8 @@ func (s *server) reloadLoop(ctx context.Context) {
 			return
 		case <-s.hup:
 			s.reload("SIGHUP")
+		case r := <-s.reloadReqs:
+			r <- s.reload("shmmon ctl reload")
 		case <-s.watcher.C:
 			s.reload("file changed")
 		case err := <-s.watcher.Errors:
@@ -201,33 +250,44 @@ func (s *server) reloadLoop(ctx context.Context) {
 	}
 }
 
-// reload reads the file again and applies it, for why. It never blocks on the file: Load
-// neither waits on a FIFO nor reads more than config.MaxSize. It may wait for workers to
-// stop (each up to its kill_after).
-func (s *server) reload(why string) {
+// reloadResult is what a reload did: Changes when it applied the file, else Err says why the
+// running configuration stays.
+type reloadResult struct {
+	fleet.Changes
+	Err error
+}
+
+// reload reads the file again and applies it, for why, and says what it did. It never blocks
+// on the file: Load neither waits on a FIFO nor reads more than config.MaxSize. It may wait
+// for workers to stop (each up to its kill_after).
+func (s *server) reload(why string) reloadResult {
 	path, log := s.opts.Config, s.log
 	file, err := config.Load(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		s.reloaded(err)
 		log.Error("config file removed; the running config stays", "config", path, "why", why, "event", "reload-failed")
-		return
+		return reloadResult{Err: fmt.Errorf("%w; the running config stays", err)}
 	case err != nil:
 		s.reloaded(err)
 		log.Error("config reload failed; the running config stays", "config", path, "why", why,
 			"event", "reload-failed", "err", strings.ReplaceAll(err.Error(), "\n", "; "))
-		return
+		return reloadResult{Err: err}
 	case file.Size == 0:
 		// Editors that save in place truncate the file, then write it: stopping every
 		// worker for the moment between would be wrong. The write is the next change.
 		log.Warn("config file is empty, a save in progress: the running config stays until the next change",
 			"config", path, "why", why, "event", "reload-deferred")
-		return
+		return reloadResult{Err: fmt.Errorf("%s is empty (a save in progress?): the running config stays", path)}
 	}
 	s.reloaded(nil)
 	if file.Serve.Listen != s.firstListen {
 		log.Warn("[serve] listen changed: restart serve to apply it", "config", path, "listen", file.Serve.Listen,
 			"serving", s.listen, "event", "listen-changed")
+	}
+	if !sameControl(file.Serve, s.firstServe) {
+		log.Warn("[serve] control or control_group changed: restart serve to apply it", "config", path,
+			"event", "control-changed")
 	}
 	s.f.SetProctab(file.Proctab)
 	ch := s.f.Apply(file.Workers)
@@ -236,6 +296,7 @@ func (s *server) reload(why string) {
 	}
 	log.Info("config reloaded", "config", path, "why", why, "event", "reload", "started", ch.Started,
 		"stopped", ch.Stopped, "restarted", ch.Restarted, "unchanged", ch.Unchanged)
+	return reloadResult{Changes: ch}
 }
 
 // reloaded counts a reload in the endpoint's metrics.

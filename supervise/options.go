@@ -67,8 +67,9 @@ const (
 )
 
 // WithDefaults returns o with its zero supervision fields (Signal, KillAfter, Restart,
-// Backoff, BackoffMax, BackoffReset, StartLimit, StartWindow) set to their defaults: SIGTERM,
-// [proc.DefaultKillAfter], [Always] and the Default constants. Monitor is left alone.
+// Backoff, BackoffMax, BackoffReset, StartLimit, StartWindow, Log.MaxSize) set to their
+// defaults: SIGTERM, [proc.DefaultKillAfter], [Always], the Default constants and
+// worklog's. Monitor is left alone, and so is Log.Keep (0 keeps no old file).
 func (o Options) WithDefaults() Options {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
@@ -80,6 +81,7 @@ func (o Options) WithDefaults() Options {
 	def(&o.BackoffMax, DefaultBackoffMax)
 	def(&o.BackoffReset, DefaultBackoffReset)
 	def(&o.StartWindow, DefaultStartWindow)
+	o.Log = o.Log.WithDefaults()
 	if o.Signal == 0 {
 		o.Signal = syscall.SIGTERM
 	}
@@ -110,8 +112,9 @@ func (o Options) Validate() error { return o.WithDefaults().ValidateResolved() }
 //   - Restart: [Always], [OnFailure] or [Never];
 //   - Heartbeat: a kind of heartbeat ([source.Check]);
 //   - PidsMax: 0 or 1 to [cgroup.MaxPids] ([cgroup.ValidatePidsMax]).
+//   - Log: its size and number of old files (worklog.Options.ValidateResolved).
 func (o Options) ValidateResolved() error {
-	errs := []error{source.Check(o.Heartbeat)}
+	errs := []error{source.Check(o.Heartbeat), o.Log.ValidateResolved()}
 	bad := func(name string, v any, problem, want string) {
 		errs = append(errs, &field.Error{Pkg: "supervise", Field: name, Value: v, Problem: problem, Want: want})
 	}

@@ -38,6 +38,13 @@
 // over a limit is stopped as a hung one is, and counts as a failure for the restart policy
 // and the backoff.
 //
+// An operator (shmmon ctl, through package fleet) acts on a running supervisor with
+// [Supervisor.Ask]: stop the program and hold it stopped, start it (now, out of a backoff or
+// a hold), restart it; such a start is no failure and is not counted against the start
+// limit. [Supervisor.Signal] signals the program's group through the child it holds. With
+// Options.Log, the program's stdout and stderr are pipes of its log process (package
+// worklog), which goes on reading them should shmmon die.
+//
 // Where things go: a new kind of heartbeat is a file of package source; a new thing that
 // happens to a worker is an event of monitor.Worker; a new way for a run to end (a limit,
 // say) is a monitor.End that runOnce returns through stop, next to the check of the
@@ -67,6 +74,7 @@ import (
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/source"
 	"github.com/shmmon/shmmon/worker"
+	"github.com/shmmon/shmmon/worklog"
 )
 
 // EnvInterval is the environment variable that tells a supervised program the check
@@ -83,6 +91,11 @@ type Options struct {
 	Credential *syscall.Credential
 	Stdout     io.Writer // the program's output; nil = os.Stdout
 	Stderr     io.Writer // nil = os.Stderr
+	// Log, when its Path is set, is the program's log file instead of Stdout and Stderr (see
+	// package worklog: a log process reads the program's pipes and writes the file, and goes
+	// on reading them should shmmon die). A log that cannot be opened is logged
+	// (event=log-error) and the program writes to Stdout and Stderr.
+	Log worklog.Options
 
 	Monitor   monitor.Options // the object and the check rules
 	Signal    syscall.Signal  // first signal to a hung program's group; 0 = SIGTERM
@@ -151,11 +164,15 @@ func (o Outcome) String() string {
 
 // Supervisor supervises one program. Create it with [New]; call Run once.
 type Supervisor struct {
-	name string
-	opts Options
-	log  *slog.Logger
-	hup  chan struct{}
-	w    atomic.Pointer[monitor.Worker] // the worker of Run, once it published the object
+	name  string
+	opts  Options
+	log   *slog.Logger
+	hup   chan struct{}
+	reqs  chan request                   // Ask's requests, taken by Run's loop
+	ended chan struct{}                  // closed when Run returns
+	w     atomic.Pointer[monitor.Worker] // the worker of Run, once it published the object
+	cur   atomic.Pointer[proc.Child]     // the program while a run lasts
+	lg    atomic.Pointer[worklog.Log]    // the program's log file, when it has one
 }
 
 // Worker returns the worker of the supervision — its books, its current pid — once Run has
@@ -189,7 +206,8 @@ func New(name string, opts Options) (*Supervisor, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Supervisor{name: name, opts: opts, log: log, hup: make(chan struct{}, 1)}, nil
+	return &Supervisor{name: name, opts: opts, log: log, hup: make(chan struct{}, 1), reqs: make(chan request),
+		ended: make(chan struct{})}, nil
 }
 
 // Restart asks the running supervisor to stop the program (Signal, then SIGKILL) and start it
@@ -200,6 +218,96 @@ func (s *Supervisor) Restart() {
 	case s.hup <- struct{}{}:
 	default:
 	}
+}
+
+// Request is what an operator asks of a running supervisor (shmmon ctl), through
+// [Supervisor.Ask].
+type Request int
+
+// The requests.
+const (
+	// RequestStop stops the program as a stop does (Signal, then SIGKILL after KillAfter) and
+	// keeps it stopped (phase monitor.Held) until RequestStart or RequestRestart. A waiting
+	// program (backoff, a periodic job between runs) is held at once.
+	RequestStop Request = iota + 1
+	// RequestStart starts a held or waiting program now, as a start that is not a failure and
+	// is not counted against the start limit: the backoff starts over.
+	RequestStart
+	// RequestRestart stops the program and starts it again at once (a held or waiting one is
+	// started), as RequestStart counts it.
+	RequestRestart
+)
+
+// ErrNotRunning is the error of [Supervisor.Ask] and [Supervisor.Signal] when the
+// supervision is over (Run returned, or has not begun), or, for Signal, no program runs.
+var ErrNotRunning = errors.New("supervise: not running")
+
+// request is one Ask under way.
+type request struct {
+	r     Request
+	reply chan answer // buffered: the loop never waits for the asker
+}
+
+type answer struct {
+	changed bool
+	err     error
+}
+
+// Ask makes the running supervisor do r and waits until it is done: the program stopped
+// (held), or a new run started. It reports whether anything changed: false for a stop of a
+// program already held, or a start of one that runs. The error is [ErrNotRunning] when Run is
+// not running (it ended: the policy gave up or let the program finish), the start's error when
+// the program could not be started (it is then started again after its backoff), or ctx's.
+func (s *Supervisor) Ask(ctx context.Context, r Request) (changed bool, err error) {
+	rq := request{r: r, reply: make(chan answer, 1)}
+	select {
+	case s.reqs <- rq:
+	case <-s.ended:
+		return false, ErrNotRunning
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	select {
+	case a := <-rq.reply:
+		return a.changed, a.err
+	case <-s.ended:
+		return false, ErrNotRunning
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// Signal sends sig to the running program's process group, through the handle that holds the
+// program (never a pid read from its object), and returns the program's pid. With no program
+// running, or one that has just exited, the error matches [ErrNotRunning].
+func (s *Supervisor) Signal(sig syscall.Signal) (int, error) {
+	c := s.cur.Load()
+	if c == nil {
+		return 0, ErrNotRunning
+	}
+	err := c.SignalGroup(sig)
+	if errors.Is(err, os.ErrProcessDone) || errors.Is(err, os.ErrClosed) {
+		return c.Pid(), fmt.Errorf("%w: pid %d has exited", ErrNotRunning, c.Pid())
+	}
+	return c.Pid(), err
+}
+
+// LogDropped returns how many bytes of the program's output its log dropped (see package
+// worklog); 0 without a log.
+func (s *Supervisor) LogDropped() int64 {
+	if l := s.lg.Load(); l != nil {
+		return l.Dropped()
+	}
+	return 0
+}
+
+// LogErr returns why the program's log file cannot be written now (see package worklog); ""
+// while it can, or without a log.
+func (s *Supervisor) LogErr() string {
+	if l := s.lg.Load(); l != nil {
+		return l.Err()
+	}
+	return ""
 }
 
 // supervision is one Run: the worker (its object and state), its sources, and the program.
@@ -213,6 +321,20 @@ type supervision struct {
 	c    *child           // the running program, for the requests' SetMain
 	tick *time.Ticker     // the checks of the running program; nil when not judged nor limited
 	told bool             // that pids_max is not enforced was logged
+	log  *worklog.Log     // the program's log file; nil when it writes to Stdout and Stderr
+	// asked are the requests to answer once the next run has started (a start, a restart),
+	// or once the program is held (a stop).
+	asked []request
+	// startErr is why the last start failed.
+	startErr error
+}
+
+// answer answers every request asked.
+func (sv *supervision) answer(changed bool, err error) {
+	for _, rq := range sv.asked {
+		rq.reply <- answer{changed, err}
+	}
+	sv.asked = nil
 }
 
 // Run publishes the object and supervises the program until ctx is done (the program is
@@ -221,6 +343,7 @@ type supervision struct {
 // returns. An error other than for GaveUp means the object could not be published, or the
 // heartbeat's sources could not be made.
 func (s *Supervisor) Run(ctx context.Context) (Outcome, error) {
+	defer close(s.ended)
 	w, orphan, err := s.open()
 	if err != nil {
 		return Stopped, err
@@ -253,6 +376,16 @@ func (s *Supervisor) Run(ctx context.Context) (Outcome, error) {
 		}
 	}
 	sv.req, _ = source.Find[source.Requester](sv.srcs)
+	if s.opts.Log.Path != "" {
+		if sv.log, err = worklog.Open(s.opts.Log, s.name, s.log); err != nil {
+			s.log.Error("no log file: the program writes to shmmon's output", "worker", s.name, "event", "log-error",
+				"log", s.opts.Log.Path, "err", err)
+		} else {
+			s.lg.Store(sv.log)
+			defer sv.log.Close()
+		}
+	}
+	defer sv.answer(false, ErrNotRunning)
 	return sv.run(ctx, orphan)
 }
 
@@ -290,6 +423,7 @@ func (sv *supervision) run(ctx context.Context, orphan *proc.Process) (Outcome, 
 			var err error
 			if c, err = sv.start(); err != nil {
 				s.log.Error("cannot start", "worker", s.name, "event", "start-failed", "command", s.opts.Command[0], "err", err)
+				sv.startErr = fmt.Errorf("supervise: %s: cannot start: %w", s.name, err)
 			}
 		}
 		x := monitor.Exit{End: monitor.EndNotStarted, Failed: true}
@@ -297,6 +431,7 @@ func (sv *supervision) run(ctx context.Context, orphan *proc.Process) (Outcome, 
 			x = sv.runOnce(ctx, c, how)
 		} else {
 			w.End(x, time.Now())
+			sv.answer(false, sv.startErr)
 		}
 		runs++
 		requested = x.End == monitor.EndRestart
@@ -305,6 +440,12 @@ func (sv *supervision) run(ctx context.Context, orphan *proc.Process) (Outcome, 
 			return Stopped, nil
 		case monitor.EndRestart:
 			failures = 0
+			continue
+		case monitor.EndHold:
+			if !sv.hold(ctx) {
+				return Stopped, nil
+			}
+			failures, starts, requested = 0, nil, true
 			continue
 		}
 		if x.Ran >= s.opts.BackoffReset {
@@ -328,8 +469,38 @@ func (sv *supervision) run(ctx context.Context, orphan *proc.Process) (Outcome, 
 			delay = s.backoff(failures)
 		}
 		w.Wait(delay, failures)
-		if !s.sleep(ctx, delay) {
+		switch sv.sleep(ctx, delay) {
+		case slept:
+		case stopped:
 			return Stopped, nil
+		case asked:
+			failures, starts, requested = 0, nil, true
+		case heldThenAsked:
+			failures, starts, requested = 0, nil, true
+		case heldThenStopped:
+			return Stopped, nil
+		}
+	}
+}
+
+// hold keeps the program stopped, after a stop request stopped it: it answers that request,
+// then waits for a start or restart request (to answer once the program runs: true) or for
+// ctx (false).
+func (sv *supervision) hold(ctx context.Context) bool {
+	sv.w.Hold()
+	sv.answer(true, nil)
+	sv.s.log.Info("stopped on request: it stays stopped until started on request", "worker", sv.s.name, "event", "held")
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case rq := <-sv.s.reqs:
+			if rq.r == RequestStop {
+				rq.reply <- answer{false, nil}
+				continue
+			}
+			sv.asked = append(sv.asked, rq)
+			return true
 		}
 	}
 }
@@ -347,21 +518,50 @@ func (s *Supervisor) backoff(n int) time.Duration {
 	return min(d, s.opts.BackoffMax)
 }
 
-// sleep waits d; it reports false when ctx ended it, true when d passed or a Restart cut it
-// short.
-func (s *Supervisor) sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
+// How a wait before a start ended (see sleep).
+type waited int
+
+const (
+	slept           waited = iota // the delay passed, or Restart cut it short
+	stopped                       // ctx ended it
+	asked                         // a start or restart request cut it short
+	heldThenAsked                 // a stop request held the program; then a start request came
+	heldThenStopped               // a stop request held the program; then ctx ended
+)
+
+// sleep waits d before the next start, unless ctx, Restart or a request cuts it short.
+func (sv *supervision) sleep(ctx context.Context, d time.Duration) waited {
+	s := sv.s
+	if ctx.Err() != nil {
+		return stopped
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
+	var expired <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		expired = t.C
+	} else {
+		c := make(chan time.Time)
+		close(c)
+		expired = c
+	}
 	select {
 	case <-ctx.Done():
-		return false
-	case <-t.C:
+		return stopped
+	case <-expired:
 	case <-s.hup:
+	case rq := <-s.reqs:
+		if rq.r != RequestStop {
+			sv.asked = append(sv.asked, rq)
+			return asked
+		}
+		sv.asked = append(sv.asked, rq)
+		if sv.hold(ctx) {
+			return heldThenAsked
+		}
+		return heldThenStopped
 	}
-	return true
+	return slept
 }
 
 // recent drops the times older than window before now.
@@ -471,11 +671,13 @@ func (sv *supervision) runOnce(ctx context.Context, c *child, how monitor.Start)
 	started := time.Now()
 	defer c.close()
 	sv.c = c
-	defer func() { sv.c = nil }()
+	s.cur.Store(c.Child)
+	defer func() { sv.c = nil; s.cur.Store(nil) }()
 	w.Start(int64(c.Pid()), how, strings.Join(s.opts.Command, " "), started)
 	if c.g != nil {
 		w.SetCgroup(c.g.Path())
 	}
+	sv.answer(true, nil)
 	// Each run is judged at the configured interval, whatever the last one asked for.
 	w.SetInterval(s.opts.Monitor.Interval, started)
 	var tick <-chan time.Time
@@ -503,6 +705,17 @@ func (sv *supervision) runOnce(ctx context.Context, c *child, how monitor.Start)
 		case <-ctx.Done():
 			return sv.stop(monitor.EndStop)
 		case <-s.hup:
+			return sv.stop(monitor.EndRestart)
+		case rq := <-s.reqs:
+			switch rq.r {
+			case RequestStart:
+				rq.reply <- answer{false, nil} // it runs
+				continue
+			case RequestStop:
+				sv.asked = append(sv.asked, rq)
+				return sv.stop(monitor.EndHold)
+			}
+			sv.asked = append(sv.asked, rq)
 			return sv.stop(monitor.EndRestart)
 		case m := <-reqs:
 			if now := time.Now(); sv.req.Apply(owner{sv}, m, now) {
@@ -722,6 +935,19 @@ func (sv *supervision) start() (*child, error) {
 	}
 	cmd.Dir = s.opts.Dir
 	cmd.Stdout, cmd.Stderr = s.opts.Stdout, s.opts.Stderr
+	if sv.log != nil {
+		out, errw, err := sv.log.Pipes()
+		if err != nil {
+			s.log.Error("cannot pass the program's output to its log file; this run writes to shmmon's output",
+				"worker", s.name, "event", "log-error", "log", sv.log.Path(), "err", err)
+		} else {
+			// The program has its own copies once it started: shmmon keeps none, so the log
+			// process sees the end of the output when the program's group is gone.
+			defer out.Close()
+			defer errw.Close()
+			cmd.Stdout, cmd.Stderr = out, errw
+		}
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.opts.Credential}
 	opts := proc.ChildOptions{Rlimits: s.opts.Rlimits}
 	g := sv.cgroup()

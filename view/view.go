@@ -20,6 +20,7 @@ import (
 
 	"github.com/shmmon/shmmon/cgroup"
 	"github.com/shmmon/shmmon/fleet"
+	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
@@ -87,6 +88,25 @@ type Serving struct {
 	CPURatio   *float64 `json:"cpu_ratio"`
 	LimitKills uint64   `json:"limit_kills"`
 	OOMKills   uint64   `json:"oom_kills"`
+	// Supervision is where serve has the worker in its life ([Supervision]).
+	Supervision  string     `json:"supervision"`
+	BackoffUntil *time.Time `json:"backoff_until,omitempty"` // when a worker in backoff is started again
+	Log          string     `json:"log,omitempty"`           // the program's log file; absent without one
+	LogDropped   int64      `json:"log_dropped_bytes"`       // bytes of its output the log file dropped
+	LogError     string     `json:"log_error,omitempty"`     // why the log file cannot be written now
+}
+
+// Supervision names where serve has a worker in its life, from its phase: "running" (its
+// program runs, or its process is watched), "stopping", "stopped" (by shmmon ctl stop, until
+// ctl start), "backoff" (waiting to be restarted, until backoff_until), "gave-up" (it failed
+// too often), "finished" (its restart policy does not start it again), "idle" (a watched
+// worker waiting for its process), "down" (the moment between a run's end and what follows).
+// A worker waiting for a dependency will be "waiting".
+func Supervision(p monitor.Phase) string {
+	if p == monitor.Held {
+		return "stopped"
+	}
+	return p.String()
 }
 
 // Proctab is one record of a System V process table.
@@ -157,6 +177,7 @@ func Served(ws fleet.WorkerStatus, now time.Time) Worker {
 	v.Kills, v.Restarts = ws.Kills, ws.Restarts
 	v.Serving = &Serving{Supervised: ws.Worker.Supervised(), Command: ws.Worker.Command, Starts: ws.Starts,
 		LastExit: ws.LastExit, Checking: ws.Checking, Late: ws.Late(now), Ready: ws.Ready,
+		Supervision: Supervision(ws.Phase), Log: ws.Worker.Log, LogDropped: ws.LogDropped, LogError: ws.LogError,
 		MemoryMax: int64(ws.Worker.MemoryMax), CPUMax: ws.Worker.CPUMax.Ratio(), LimitKills: ws.LimitKills, OOMKills: ws.OOMKills}
 	// serve's own facts win over what Object read from /proc: a supervised run's cgroup (none:
 	// its process group only), the last measure.
@@ -170,6 +191,10 @@ func Served(ws fleet.WorkerStatus, now time.Time) Worker {
 	if ws.CPUKnown {
 		cpu := ws.CPU
 		v.CPURatio = &cpu
+	}
+	if !ws.BackoffUntil.IsZero() {
+		at := ws.BackoffUntil
+		v.BackoffUntil = &at
 	}
 	if !ws.LastExitAt.IsZero() {
 		at := ws.LastExitAt

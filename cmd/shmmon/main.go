@@ -18,6 +18,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/shmmon/shmmon/worklog"
 )
 
 // Exit codes.
@@ -32,7 +34,13 @@ const (
 // the module's build information.
 var version = ""
 
-func main() { os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr)) }
+func main() {
+	// The log process of a worker's log file (package worklog) is this program too.
+	if code, ok := worklog.Main(os.Args); ok {
+		os.Exit(code)
+	}
+	os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr))
+}
 
 // run runs the command line args until it ends or ctx is done, and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -93,6 +101,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			beatCommand(),
 			checkprocCommand(),
 			proctabCommand(),
+			ctlCommand(),
 			{
 				Name:   "version",
 				Usage:  "print the version",
@@ -153,7 +162,8 @@ func failf(c *cli.Context, format string, args ...any) error {
 // stripPkg removes a Go package prefix ("shmobj: ") from an error message for the CLI.
 func stripPkg(err error) string {
 	msg := err.Error()
-	for _, p := range []string{"serve: ", "fleet: ", "shmobj: ", "monitor: ", "proc: ", "worker: ", "supervise: ", "proctab: ", "config: "} {
+	for _, p := range []string{"serve: ", "fleet: ", "shmobj: ", "monitor: ", "proc: ", "worker: ", "supervise: ", "proctab: ", "config: ",
+		"control: ", "worklog: "} {
 		msg = strings.TrimPrefix(msg, p)
 	}
 	return msg

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -12,10 +13,12 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/shmmon/shmmon/cgroup"
+	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/source"
 	"github.com/shmmon/shmmon/supervise"
+	"github.com/shmmon/shmmon/worklog"
 )
 
 // exitGaveUp is run's exit code when the program restarted too often.
@@ -43,6 +46,8 @@ func runCommand() *cli.Command {
 			"Where shmmon can make cgroups, the program runs in one of its own, and the end of a run\n" +
 			"kills everything in it. --memory-max and --cpu-max stop a run that stays over a limit\n" +
 			"(a failure); --limit-* set its resource limits before it runs.\n" +
+			"With --log its output goes to a log file, through a log process of its own: never\n" +
+			"stalled by a slow disk (up to 1 MiB is buffered, then dropped and counted in the file).\n" +
 			"SIGHUP restarts the program; SIGINT/SIGTERM stop it, remove the object and exit 0.\n\n" +
 			"Exit codes: 0 stopped, or the program finished and is not restarted; 1 error, or the\n" +
 			"program failed and is not restarted; 2 bad usage; 3 the program hung, was killed and\n" +
@@ -65,6 +70,9 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "limit-core", Usage: "RLIMIT_CORE (bytes), as --limit-nofile"},
 			&cli.StringFlag{Name: "limit-nproc", Usage: "RLIMIT_NPROC (processes of the program's user), as --limit-nofile"},
 			&cli.BoolFlag{Name: "cgroup", Value: true, Usage: "run the program in a cgroup of its own where shmmon can make one; --cgroup=false: its process group only"},
+			&cli.StringFlag{Name: "log", Usage: "write the program's output to the log `FILE` (each line timestamped, out/err), rotated"},
+			&cli.StringFlag{Name: "log-max-size", Value: "10MiB", Usage: "with --log: rotate the file at this `SIZE` (bytes, or with a unit: 64KiB, 10MiB)"},
+			&cli.IntFlag{Name: "log-keep", Value: worklog.DefaultKeep, Usage: "with --log: old files kept, FILE.1 ... FILE.N"},
 		),
 		Action: runAction,
 	}
@@ -112,7 +120,12 @@ func runAction(c *cli.Context) error {
 		}
 		rlimits = append(rlimits, proc.Rlimit{Resource: r, Limit: l})
 	}
+	logOpts, err := logFromFlags(c)
+	if err != nil {
+		return err
+	}
 	opts := supervise.Options{
+		Log:          logOpts,
 		Command:      c.Args().Slice(),
 		Rlimits:      rlimits,
 		PidsMax:      c.Int("pids-max"),
@@ -178,4 +191,26 @@ func runAction(c *cli.Context) error {
 		return cli.Exit("", exitKilled)
 	}
 	return nil
+}
+
+// logFromFlags returns the log file options of --log, --log-max-size and --log-keep.
+func logFromFlags(c *cli.Context) (worklog.Options, error) {
+	var size config.Bytes
+	if err := size.UnmarshalText([]byte(c.String("log-max-size"))); err != nil {
+		return worklog.Options{}, invalid(c, "--log-max-size", err)
+	}
+	o := worklog.Options{MaxSize: int64(size), Keep: c.Int("log-keep")}
+	if err := o.ValidateResolved(); err != nil {
+		return o, invalid(c, "", err)
+	}
+	if p := c.String("log"); p != "" {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return o, usagef(c, "invalid --log %q: %v", p, err)
+		}
+		o.Path = abs
+	} else if c.IsSet("log-max-size") || c.IsSet("log-keep") {
+		return o, usagef(c, "--log-max-size and --log-keep apply to --log: want it with them")
+	}
+	return o, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/shmmon/shmmon/config"
+	"github.com/shmmon/shmmon/control"
 	"github.com/shmmon/shmmon/serve"
 )
 
@@ -17,7 +18,7 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "serve",
 		Usage:     "supervise and watch many workers from a config file, reloaded live",
-		UsageText: "shmmon serve --config shmmon.toml [--listen 127.0.0.1:9464]",
+		UsageText: "shmmon serve --config shmmon.toml [--listen 127.0.0.1:9464] [--control PATH]",
 		Description: "Runs every [[worker]] of the config file (see examples/shmmon.toml): supervised ones\n" +
 			"(command) as 'shmmon run' does, watched ones (pid, pidfile) as 'shmmon watch --pid' does.\n" +
 			"The file is reloaded when it changes and on SIGHUP: added workers start, removed ones\n" +
@@ -32,13 +33,17 @@ func serveCommand() *cli.Command {
 			"Under systemd (NOTIFY_SOCKET) it sends READY=1, WATCHDOG=1 and STOPPING=1.\n" +
 			"SIGINT/SIGTERM stop every worker and exit 0.\n" +
 			"With --listen (or listen in the config's [serve] table) it serves /metrics (Prometheus),\n" +
-			"/status (JSON) and /healthz over HTTP; see the README.",
+			"/status (JSON) and /healthz over HTTP; see the README.\n" +
+			"It listens on a control socket for 'shmmon ctl' (--control, else [serve] control, else\n" +
+			"$SHMMON_CONTROL, else /run/shmmon/control.sock as root, $XDG_RUNTIME_DIR/shmmon/control.sock\n" +
+			"otherwise); another serve answering there is an error at start.",
 		OnUsageError: usageError,
 		Before:       checkUsage(false, "config"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "config `FILE` (TOML); required"},
 			&cli.StringFlag{Name: "listen", Usage: "serve /metrics, /status and /healthz on `ADDR`: PORT or :PORT (127.0.0.1:PORT), " +
 				"or HOST:PORT; overrides the config's [serve] listen"},
+			&cli.StringFlag{Name: "control", Usage: "the control socket's `PATH` (shmmon ctl); overrides the config's [serve] control"},
 		},
 		Action: serveAction,
 	}
@@ -55,9 +60,18 @@ func serveAction(c *cli.Context) error {
 			return usagef(c, "invalid --listen: %v", err)
 		}
 	}
+	ctl := c.String("control")
+	if ctl != "" {
+		if ctl, err = filepath.Abs(ctl); err == nil {
+			err = control.ValidatePath(ctl)
+		}
+		if err != nil {
+			return usagef(c, "invalid --control: %s", stripPkg(err))
+		}
+	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err = serve.Run(ctx, serve.Options{Config: path, Listen: listen, Logger: newLogger(c)})
+	err = serve.Run(ctx, serve.Options{Config: path, Listen: listen, Control: ctl, Logger: newLogger(c)})
 	var ce *serve.ConfigError
 	switch {
 	case errors.As(err, &ce):

@@ -236,4 +236,7 @@ func Cleanup() {
 			os.RemoveAll(d)
 		}
 	}
+	if ownControl {
+		os.Remove(ControlPath) // a socket a SIGKILLed serve left
+	}
 }
