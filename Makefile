@@ -120,7 +120,7 @@ bench: compat
 	fi
 	set -o pipefail; rc=0; \
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./shmobj ./monitor ./worker ./supervise ./worklog ./internal/benchref | tee bench.out || rc=$$?; \
-	$(GO) test -tags faults -run '^$$' -bench ServeLoad -count=1 ./faults | tee -a bench.out || rc=$$?; \
+	$(GO) test -tags faults -run '^$$' -bench 'ServeLoad|DetectLatency|Reload' -benchtime 1x -count=1 -timeout 60m ./faults | tee -a bench.out || rc=$$?; \
 	compat/bin/boost_bench | tee -a bench.out || exit $$?; \
 	compat/bin/c_bench | tee -a bench.out || exit $$?; \
 	PYTHONPATH=clients/python PYTHONDONTWRITEBYTECODE=1 $(PYTHON) compat/python/py_bench.py | tee -a bench.out || exit $$?; \

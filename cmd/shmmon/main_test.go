@@ -38,6 +38,8 @@ func goneProcess(t *testing.T) int {
 func TestBadInput(t *testing.T) {
 	gone := fmt.Sprint(goneProcess(t))
 	long := strings.Repeat("x", 256)
+	// A name no other test uses, so the check below sees only what these commands did.
+	nm := fmt.Sprintf("shmmon-badinput-%d", os.Getpid())
 	tests := []struct {
 		name string
 		args []string
@@ -48,33 +50,33 @@ func TestBadInput(t *testing.T) {
 		{"256-byte name", []string{"watch", "--name", long}, "256 bytes"},
 		{"dot name", []string{"watch", "--name", ".."}, `".."`},
 		{"no name", []string{"watch"}, "name"},
-		{"size below 16", []string{"watch", "--name", "t", "--size", "15"}, "--size 15"},
-		{"interval 0", []string{"watch", "--name", "t", "--interval", "0"}, "--interval 0s"},
-		{"negative interval", []string{"watch", "--name", "t", "--interval", "-1s"}, "--interval -1s"},
-		{"stalls 0", []string{"watch", "--name", "t", "--stalls", "0"}, "--stalls 0"},
-		{"pid 0", []string{"watch", "--name", "t", "--pid", "0"}, "--pid 0"},
-		{"pid 1", []string{"watch", "--name", "t", "--pid", "1"}, "--pid 1"},
-		{"negative pid", []string{"watch", "--name", "t", "--pid", "-7"}, "--pid -7"},
-		{"own pid", []string{"watch", "--name", "t", "--pid", fmt.Sprint(os.Getpid())}, "shmmon itself"},
-		{"pid that does not exist", []string{"watch", "--name", "t", "--pid", gone}, "--pid " + gone + ": no such process"},
-		{"non-numeric pid", []string{"watch", "--name", "t", "--pid", "abc"}, `"abc"`},
-		{"non-numeric interval", []string{"watch", "--name", "t", "--interval", "soon"}, `"soon"`},
-		{"non-numeric stalls", []string{"watch", "--name", "t", "--stalls", "3x"}, `"3x"`},
-		{"non-numeric size", []string{"watch", "--name", "t", "--size", "big"}, `"big"`},
-		{"bad signal", []string{"watch", "--name", "t", "--signal", "NOPE"}, `"NOPE"`},
-		{"bad mode", []string{"watch", "--name", "t", "--mode", "0999"}, `"0999"`},
-		{"kill-after 0", []string{"watch", "--name", "t", "--kill-after", "0"}, "--kill-after 0s"},
-		{"negative grace", []string{"watch", "--name", "t", "--grace", "-1s"}, "--grace -1s"},
-		{"unknown flag", []string{"watch", "--name", "t", "--bogus"}, "bogus"},
+		{"size below 16", []string{"watch", "--name", nm, "--size", "15"}, "--size 15"},
+		{"interval 0", []string{"watch", "--name", nm, "--interval", "0"}, "--interval 0s"},
+		{"negative interval", []string{"watch", "--name", nm, "--interval", "-1s"}, "--interval -1s"},
+		{"stalls 0", []string{"watch", "--name", nm, "--stalls", "0"}, "--stalls 0"},
+		{"pid 0", []string{"watch", "--name", nm, "--pid", "0"}, "--pid 0"},
+		{"pid 1", []string{"watch", "--name", nm, "--pid", "1"}, "--pid 1"},
+		{"negative pid", []string{"watch", "--name", nm, "--pid", "-7"}, "--pid -7"},
+		{"own pid", []string{"watch", "--name", nm, "--pid", fmt.Sprint(os.Getpid())}, "shmmon itself"},
+		{"pid that does not exist", []string{"watch", "--name", nm, "--pid", gone}, "--pid " + gone + ": no such process"},
+		{"non-numeric pid", []string{"watch", "--name", nm, "--pid", "abc"}, `"abc"`},
+		{"non-numeric interval", []string{"watch", "--name", nm, "--interval", "soon"}, `"soon"`},
+		{"non-numeric stalls", []string{"watch", "--name", nm, "--stalls", "3x"}, `"3x"`},
+		{"non-numeric size", []string{"watch", "--name", nm, "--size", "big"}, `"big"`},
+		{"bad signal", []string{"watch", "--name", nm, "--signal", "NOPE"}, `"NOPE"`},
+		{"bad mode", []string{"watch", "--name", nm, "--mode", "0999"}, `"0999"`},
+		{"kill-after 0", []string{"watch", "--name", nm, "--kill-after", "0"}, "--kill-after 0s"},
+		{"negative grace", []string{"watch", "--name", nm, "--grace", "-1s"}, "--grace -1s"},
+		{"unknown flag", []string{"watch", "--name", nm, "--bogus"}, "bogus"},
 		{"unknown command", []string{"frobnicate"}, "frobnicate"},
 		{"unknown help topic", []string{"help", "frobnicate"}, "frobnicate"},
-		{"run without a command", []string{"run", "--name", "t"}, "no command"},
-		{"run bad restart", []string{"run", "--name", "t", "--restart", "sometimes", "--", "true"}, `"sometimes"`},
-		{"run start-limit 0", []string{"run", "--name", "t", "--start-limit", "0", "--", "true"}, "--start-limit 0"},
-		{"run negative every", []string{"run", "--name", "t", "--every", "-1s", "--", "true"}, "--every -1s"},
-		{"run backoff over max", []string{"run", "--name", "t", "--backoff", "1m", "--", "true"}, "--backoff 1m0s"},
+		{"run without a command", []string{"run", "--name", nm}, "no command"},
+		{"run bad restart", []string{"run", "--name", nm, "--restart", "sometimes", "--", "true"}, `"sometimes"`},
+		{"run start-limit 0", []string{"run", "--name", nm, "--start-limit", "0", "--", "true"}, "--start-limit 0"},
+		{"run negative every", []string{"run", "--name", nm, "--every", "-1s", "--", "true"}, "--every -1s"},
+		{"run backoff over max", []string{"run", "--name", nm, "--backoff", "1m", "--", "true"}, "--backoff 1m0s"},
 		{"run bad name", []string{"run", "--name", "a/b", "--", "true"}, `"a/b"`},
-		{"run interval 0", []string{"run", "--name", "t", "--interval", "0", "--", "true"}, "--interval 0s"},
+		{"run interval 0", []string{"run", "--name", nm, "--interval", "0", "--", "true"}, "--interval 0s"},
 		{"inspect bad name", []string{"inspect", "--name", "a/b"}, `"a/b"`},
 		{"app flag", []string{"--bogus"}, "shmmon: flag provided but not defined: -bogus"},
 		{"bad log format", []string{"--log-format", "xml", "ls"}, `invalid --log-format "xml"`},
@@ -95,16 +97,16 @@ func TestBadInput(t *testing.T) {
 		{"serve without config", []string{"serve"}, "--config is required"},
 		{"inspect without name", []string{"inspect"}, "--name is required"},
 		{"beat without name", []string{"beat"}, "--name is required"},
-		{"watch extra argument", []string{"watch", "--name", "t", "extra"}, `unexpected argument "extra"`},
+		{"watch extra argument", []string{"watch", "--name", nm, "extra"}, `unexpected argument "extra"`},
 		{"ls extra argument", []string{"ls", "extra"}, `unexpected argument "extra"`},
 		{"serve extra argument", []string{"serve", "--config", "/nonexistent.toml", "extra"}, `unexpected argument "extra"`},
 		{"version extra argument", []string{"version", "extra"}, `unexpected argument "extra"`},
 		{"checkproc extra argument", []string{"checkproc", "extra"}, `unexpected argument "extra"`},
-		{"size over the host's memory", []string{"watch", "--name", "t", "--size", "1000000000000000"}, "--size 1000000000000000"},
-		{"interval whose grace overflows", []string{"watch", "--name", "t", "--interval", "300000h"}, "--interval 300000h0m0s"},
-		{"run interval whose grace overflows", []string{"run", "--name", "t", "--interval", "300000h", "--", "true"}, "--interval 300000h0m0s"},
-		{"run a program that does not exist", []string{"run", "--name", "t", "--", "/nonexistent/prog"}, `"/nonexistent/prog"`},
-		{"run a program not in PATH", []string{"run", "--name", "t", "--", "no-such-program-of-shmmon"}, `"no-such-program-of-shmmon"`},
+		{"size over the host's memory", []string{"watch", "--name", nm, "--size", "1000000000000000"}, "--size 1000000000000000"},
+		{"interval whose grace overflows", []string{"watch", "--name", nm, "--interval", "300000h"}, "--interval 300000h0m0s"},
+		{"run interval whose grace overflows", []string{"run", "--name", nm, "--interval", "300000h", "--", "true"}, "--interval 300000h0m0s"},
+		{"run a program that does not exist", []string{"run", "--name", nm, "--", "/nonexistent/prog"}, `"/nonexistent/prog"`},
+		{"run a program not in PATH", []string{"run", "--name", nm, "--", "no-such-program-of-shmmon"}, `"no-such-program-of-shmmon"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,8 +134,8 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	// Nothing was published by any of them.
-	if _, err := os.Stat(shmobj.Path("t")); err == nil {
-		t.Error("/dev/shm/t was created by a rejected command")
+	if _, err := os.Stat(shmobj.Path(nm)); err == nil {
+		t.Errorf("%s was created by a rejected command", shmobj.Path(nm))
 	}
 }
 
