@@ -43,5 +43,5 @@ func state(ws fleet.WorkerStatus) shmobj.State {
 
 // up reports whether the worker runs and is judged alive.
 func up(st shmobj.State) bool {
-	return st == shmobj.StateWaiting || st == shmobj.StateOK || st == shmobj.StateStalled || st == shmobj.StateRunning
+	return st == shmobj.StateWaiting || st == shmobj.StateOK || st == shmobj.StateStalled || st == shmobj.StateStarved || st == shmobj.StateRunning
 }

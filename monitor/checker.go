@@ -45,7 +45,43 @@ const (
 	MaxInterval = time.Duration(math.MaxInt64 / 10)
 	// MaxStalls is the largest stall threshold.
 	MaxStalls = 1 << 20
+	// MinStarvedMax is the shortest default bound of the starvation rule (see
+	// [Config.StarvedMax]): the default is 10 intervals, but at least this.
+	MinStarvedMax = 10 * time.Second
+	// StarvationOff as [Config.StarvedMax] turns the starvation rule off: every stall counts.
+	StarvationOff time.Duration = -1
 )
+
+// ParseStarvedMax reads a bound of the starvation rule as a configuration file or a flag
+// writes it (starved_max, --starved-max): a duration in Go syntax ("30s"); "0s" turns the rule
+// off ([StarvationOff]). Anything else, a negative duration included, is a [*field.Error].
+func ParseStarvedMax(text string) (time.Duration, error) {
+	d, err := time.ParseDuration(text)
+	switch {
+	case err != nil:
+		return 0, &field.Error{Pkg: "monitor", Field: "starved_max", Value: text, Problem: "is not a duration",
+			Want: `a duration such as "30s", or "0s" to turn the starvation rule off`}
+	case d < 0:
+		return 0, &field.Error{Pkg: "monitor", Field: "starved_max", Value: d, Problem: "must not be negative",
+			Want: `a duration such as "30s", or "0s" to turn the starvation rule off`}
+	case d == 0:
+		return StarvationOff, nil
+	}
+	return d, nil
+}
+
+// StarvedMax is a [Config.StarvedMax] as a configuration file writes it (see
+// [ParseStarvedMax]): the zero value is the default, "0s" is [StarvationOff].
+type StarvedMax time.Duration
+
+// UnmarshalText reads the bound as [ParseStarvedMax] does.
+func (m *StarvedMax) UnmarshalText(text []byte) error {
+	d, err := ParseStarvedMax(string(text))
+	if err == nil {
+		*m = StarvedMax(d)
+	}
+	return err
+}
 
 // ValidateInterval reports whether d is a check interval shmmon accepts: 1ms to
 // [MaxInterval]. The error is a [*field.Error].
@@ -67,6 +103,10 @@ type Config struct {
 	Interval time.Duration // time between checks; 0 means DefaultInterval
 	Stalls   int           // consecutive stalls that make a worker abnormal; 0 means DefaultStalls
 	Grace    time.Duration // startup grace; 0 means 10 intervals, but at least MinGrace
+	// StarvedMax bounds the starvation rule (see the package doc): a worker whose sequence
+	// stood still for longer than this is judged as usual, starved or not. 0 means 10
+	// intervals, but at least MinStarvedMax; [StarvationOff] turns the rule off.
+	StarvedMax time.Duration
 }
 
 // WithDefaults returns c with its zero fields set to their defaults.
@@ -80,6 +120,9 @@ func (c Config) WithDefaults() Config {
 	if c.Grace == 0 {
 		c.Grace = max(10*c.Interval, MinGrace)
 	}
+	if c.StarvedMax == 0 {
+		c.StarvedMax = max(10*c.Interval, MinStarvedMax)
+	}
 	return c
 }
 
@@ -92,7 +135,7 @@ func (c Config) Validate() error { return c.WithDefaults().ValidateResolved() }
 // which depends on the interval), as [*field.Error] values joined with [errors.Join]; nil when
 // all are valid. Configuration files and command lines, where leaving a setting out is how to
 // get its default, check their values with it. The rules: Interval as [ValidateInterval],
-// Stalls 1 to [MaxStalls], Grace not negative.
+// Stalls 1 to [MaxStalls], Grace not negative, StarvedMax not negative unless [StarvationOff].
 func (c Config) ValidateResolved() error {
 	errs := []error{ValidateInterval(c.Interval)}
 	if c.Stalls < 1 || c.Stalls > MaxStalls {
@@ -102,6 +145,10 @@ func (c Config) ValidateResolved() error {
 	if c.Grace < 0 {
 		errs = append(errs, &field.Error{Pkg: "monitor", Field: "grace", Value: c.Grace, Problem: "must not be negative",
 			Want: "0 for the default, 10 intervals but at least " + MinGrace.String() + ", or more"})
+	}
+	if c.StarvedMax < 0 && c.StarvedMax != StarvationOff {
+		errs = append(errs, &field.Error{Pkg: "monitor", Field: "starved_max", Value: c.StarvedMax, Problem: "must not be negative",
+			Want: `a duration such as "30s", or "0s" to turn the starvation rule off`})
 	}
 	return errors.Join(errs...)
 }
@@ -200,6 +247,16 @@ func (c *Checker) observe(seq uint64, mono time.Duration, wall int64) Result {
 	return Stalled
 }
 
+// excuse takes back the stall the last check counted: the worker could not have run (the
+// starvation rule, see package sched). The count goes back and the state is
+// [shmobj.StateStarved]; the result is [Stalled] (the sequence did not move). Call it only
+// right after a check that returned Stalled or Abnormal.
+func (c *Checker) excuse() Result {
+	c.stalls--
+	c.state = shmobj.StateStarved
+	return Stalled
+}
+
 func (c *Checker) progress(seq uint64, mono time.Duration, wall int64) {
 	c.last, c.beaten, c.lastProgress, c.progressWall = seq, true, mono, wall
 }
@@ -269,7 +326,8 @@ func (c *Checker) Last() uint64 { return c.last }
 func (c *Checker) Beaten() bool { return c.beaten }
 
 // State returns the worker's state after the last check: [shmobj.StateWaiting] before the
-// first beat, then [shmobj.StateOK], [shmobj.StateStalled] or [shmobj.StateAbnormal].
+// first beat, then [shmobj.StateOK], [shmobj.StateStalled], [shmobj.StateStarved] (see
+// [Worker.Check]) or [shmobj.StateAbnormal].
 func (c *Checker) State() shmobj.State { return c.state }
 
 // StalledFor returns how long the sequence has not moved at now: since the last progress, or

@@ -17,6 +17,7 @@ const (
 	EventReady    EventKind = "ready"    // the run is ready (see Books.Ready): once a run
 	EventLimit    EventKind = "limit"    // the worker went over a resource limit: it is stopped (Detail: which, by how much)
 	EventOOM      EventKind = "oom"      // the kernel's OOM killer killed a process of the worker's cgroup (Detail: how many)
+	EventStarved  EventKind = "starved"  // the worker stalled while it waited for a CPU: not counted (once per streak; Detail: the figures)
 )
 
 // Event is one thing that happened to a worker, as reported to [Options.OnEvent].
@@ -27,7 +28,7 @@ type Event struct {
 	Seq    uint64    // the last sequence the monitor saw
 	Stalls int       // consecutive stalls at the time
 	Time   time.Time // when it happened
-	Detail string    // how it ended for EventExit and EventKill ("exit 1", "signal killed"), why for EventGiveUp, the breach for EventLimit
+	Detail string    // how it ended for EventExit and EventKill ("exit 1", "signal killed"), why for EventGiveUp, the breach for EventLimit, the figures for EventStarved
 }
 
 // emit reports e through opts.OnEvent, when set.

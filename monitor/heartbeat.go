@@ -262,6 +262,14 @@ func (h *Heartbeat) Check(now time.Time) (r Result, err error) {
 	return r, nil
 }
 
+// excuse takes back the stall the last check counted (see [Checker.excuse]) and writes the
+// record again.
+func (h *Heartbeat) excuse(now time.Time) Result {
+	r := h.chk.excuse()
+	h.seg.StoreStatus(h.chk.status(now.UnixNano()))
+	return r
+}
+
 // step is one check of the worker's loop at now: it verifies the object (with a stat, only
 // when the process's inotify watch on shmobj.Dir saw a change naming it, and at least every
 // minute; at every check where no watch runs), re-publishes it when it was removed,

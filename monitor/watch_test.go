@@ -22,9 +22,11 @@ import (
 
 // TestMain lets the test binary act as a watched process: SHMMON_TEST_MODE=sleep blocks
 // until killed (a hung worker), exit-soon exits 0 after 300ms, map maps the object
-// $SHMMON_TEST_OBJECT and blocks.
+// $SHMMON_TEST_OBJECT and blocks, beat beats it (see beatThenHang).
 func TestMain(m *testing.M) {
 	switch os.Getenv("SHMMON_TEST_MODE") {
+	case "beat":
+		beatThenHang(os.Getenv("SHMMON_TEST_OBJECT"), os.Getenv("SHMMON_TEST_HANG"))
 	case "sleep":
 		time.Sleep(5 * time.Minute) // not select{}: the runtime would call that a deadlock
 	case "map":

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shmmon/shmmon/proc"
+	"github.com/shmmon/shmmon/sched"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -132,6 +133,20 @@ type Books struct {
 
 	// BackoffUntil is when a worker in [Backoff] is started again; the zero time otherwise.
 	BackoffUntil time.Time
+
+	// Starved is how long, in all, the worker's stalls were not counted because it waited for
+	// a CPU (the starvation rule); Starvation is what the rule last found of such a stall (its
+	// Why is "" before the first).
+	Starved    time.Duration
+	Starvation Starvation
+}
+
+// Starvation is what the starvation rule found of a stall it did not count (see package
+// sched): the figures over the last window judged, and the CPU pressure then.
+type Starvation struct {
+	sched.Verdict
+	Pressure sched.CPUPressure
+	At       time.Time
 }
 
 // Checking reports whether the worker's loop checks its heartbeat now: a run is under way
@@ -173,6 +188,7 @@ type Worker struct {
 	log        *slog.Logger
 	lim        *limiter // nil without limits
 	breach     *Breach  // the limit the current run went over; nil when none
+	st         starving // the starvation rule's reading of the current stall
 
 	mu    sync.Mutex // guards books
 	books Books
@@ -296,6 +312,7 @@ func (w *Worker) Start(pid int64, how Start, command string, now time.Time) {
 	}
 	w.prev = h.chk.State()
 	w.breach = nil
+	w.st = starving{}
 	if w.lim != nil {
 		w.lim.reset()
 	}
@@ -339,22 +356,40 @@ func (w *Worker) ready(now time.Time) {
 	}
 }
 
+// starving is the starvation rule's state of a worker's current stall: the reading the next
+// stall is judged against.
+type starving struct {
+	base    sched.Sample
+	based   bool // base is the reading of the previous check of this stall
+	bounded bool // the stall outlasted StarvedMax: logged once
+	last    Starvation
+}
+
 // Check is one check of the worker at now (see [Heartbeat.Check] and the package doc): it
-// verifies the object, judges the sequence, writes the record, and logs and emits the
-// worker's change of state ([EventStall], [EventAbnormal]). A worker without a hang verdict
-// is not checked (OK).
+// verifies the object, judges the sequence, applies the starvation rule to a stall, writes the
+// record, and logs and emits the worker's change of state ([EventStall], [EventStarved],
+// [EventAbnormal]). A worker without a hang verdict is not checked (OK).
 func (w *Worker) Check(now time.Time) Result {
 	if !w.judged {
 		return OK
 	}
 	r := w.h.step(now, w.log)
+	if r != OK {
+		r = w.starvation(r, now)
+	} else if w.st.based {
+		w.st = starving{} // the stall ended: the next one is read afresh
+	}
 	if st := w.h.chk.State(); st != w.prev {
 		w.logState(w.prev, r, now)
 		switch st {
 		case shmobj.StateOK:
 			w.ready(now) // once a run: the first progress
 		case shmobj.StateStalled:
-			w.emit(EventStall, now, "")
+			if w.prev != shmobj.StateStarved {
+				w.emit(EventStall, now, "")
+			}
+		case shmobj.StateStarved:
+			w.emit(EventStarved, now, w.st.last.detail())
 		case shmobj.StateAbnormal:
 			w.mu.Lock()
 			w.books.Abnormal = true
@@ -366,12 +401,69 @@ func (w *Worker) Check(now time.Time) Result {
 	return r
 }
 
+// starvation applies the starvation rule (see package sched) to the stall the check at now
+// counted, whose result was r, and returns the check's result: [Stalled] when the stall is
+// not counted after all. Only a stall reads the watched process's threads (a healthy check
+// reads nothing): the first check of a stall reads them as the base, and every later one
+// judges the window since the previous reading. A worker whose process is not known (pid 0:
+// the object's own pid is not trusted, anyone who may write the object may write it) or no
+// longer there, a stall that outlasted StarvedMax, and a rule turned off ([StarvationOff])
+// count as usual.
+func (w *Worker) starvation(r Result, now time.Time) Result {
+	bound, pid := w.h.chk.cfg.StarvedMax, w.h.opts.WatchedPid
+	if bound < 0 || pid <= 0 {
+		return r
+	}
+	s, err := sched.Read(int(pid), now)
+	if err != nil {
+		w.st.based = false
+		return r
+	}
+	base, based := w.st.base, w.st.based
+	w.st.base, w.st.based = s, true
+	if !based {
+		return r
+	}
+	v := sched.Judge(base, s)
+	if !v.Starved {
+		return r
+	}
+	if stood := w.h.chk.StalledFor(now); stood > bound {
+		if !w.st.bounded {
+			w.st.bounded = true
+			w.log.Warn("starved longer than starved_max: its stalls count", "worker", w.h.name, "pid", pid,
+				"event", "starved-max", "stalled_for", stood.Round(time.Millisecond), "starved_max", bound)
+		}
+		return r
+	}
+	w.st.last = Starvation{Verdict: v, Pressure: sched.Pressure(int(pid)), At: now}
+	w.mu.Lock()
+	w.books.Starved += v.Window
+	w.books.Starvation = w.st.last
+	w.mu.Unlock()
+	return w.h.excuse(now)
+}
+
+// detail says what the starvation rule found, as the starved line and event tell it.
+func (s Starvation) detail() string {
+	return fmt.Sprintf("waited %v for a CPU, ran %v, over %v; threads %s; cpu pressure %s",
+		s.Delay.Round(time.Millisecond), s.CPU.Round(time.Microsecond), s.Window.Round(time.Millisecond), s.States, s.Pressure)
+}
+
 // logState writes the line of a change of state.
 func (w *Worker) logState(from shmobj.State, r Result, now time.Time) {
 	c := &w.h.chk
 	st := c.State()
 	attrs := []any{"worker", w.h.name, "pid", w.h.pid(), "seq", c.Last(),
 		"stalls", fmt.Sprintf("%d/%d", c.Stalls(), c.Config().Stalls), "state", st, "from", from, "verdict", int(r)}
+	if st == shmobj.StateStarved {
+		l := w.st.last
+		w.log.Warn("state change: waiting for a CPU, stall not counted", append(attrs, "event", "starved",
+			"stalled_for", c.StalledFor(now).Round(time.Millisecond), "run_delay", l.Delay.Round(time.Millisecond),
+			"cpu", l.CPU.Round(time.Microsecond), "window", l.Window.Round(time.Millisecond), "threads", l.States,
+			"pressure", l.Pressure.String())...)
+		return
+	}
 	switch st {
 	case shmobj.StateOK, shmobj.StateWaiting:
 		w.log.Info("state change", attrs...)

@@ -93,12 +93,13 @@ const (
 	StateKilled                // the monitor killed the hung worker
 	StateExited                // the watched process ended by itself
 	StateRunning               // a program without a heartbeat runs: it is not judged
+	StateStarved               // the sequence stopped, but the worker waited for a CPU: the stall is not counted
 )
 
 // LastState is the last of the states above.
-const LastState = StateRunning
+const LastState = StateStarved
 
-var stateNames = [...]string{"unknown", "waiting", "ok", "stalled", "abnormal", "killed", "exited", "running"}
+var stateNames = [...]string{"unknown", "waiting", "ok", "stalled", "abnormal", "killed", "exited", "running", "starved"}
 
 // String returns the lower-case name of s, e.g. "ok", or "state(9)" for an unknown value.
 func (s State) String() string {
