@@ -77,6 +77,9 @@ type Worker struct {
 	Interval     time.Duration    `toml:"interval" in:"WD"`       // time between checks (>= 1ms)
 	Stalls       int              `toml:"stalls" in:"WD"`         // consecutive stalls that make a worker hung
 	Grace        time.Duration    `toml:"grace" in:"WD"`          // startup grace; 0 = the monitor's default
+	// StarvedMax bounds the starvation rule (see package sched); 0 = the monitor's default,
+	// monitor.StarvationOff ("0s" in the file) = off.
+	StarvedMax monitor.StarvedMax `toml:"starved_max" in:"WD"`
 	Signal       syscall.Signal   `toml:"signal" in:"WD"`         // first signal sent to a hung worker
 	KillAfter    time.Duration    `toml:"kill_after" in:"WD"`     // wait this long after Signal, then SIGKILL (> 0)
 	Size         Bytes            `toml:"size" in:"WD"`           // object size (>= shmobj.MinSize)
@@ -111,6 +114,7 @@ type Hooks struct {
 	OnRestart   string        `toml:"on_restart" in:"WDS"`  // supervised: the worker was started again
 	OnGiveUp    string        `toml:"on_give_up" in:"WDS"`  // supervised: the worker failed too often; no more restarts
 	OnLimit     string        `toml:"on_limit" in:"WD"`     // the worker went over a resource limit, or the kernel's OOM killer killed in its cgroup
+	OnStarved   string        `toml:"on_starved" in:"WD"`   // a stall was not counted: the worker waited for a CPU (once per streak)
 	HookTimeout time.Duration `toml:"hook_timeout" in:"WD"` // a hook still running after this is killed (> 0)
 }
 
@@ -120,7 +124,7 @@ func (w Worker) Supervised() bool { return len(w.Command) > 0 }
 
 // MonitorConfig returns the check parameters of w.
 func (w Worker) MonitorConfig() monitor.Config {
-	return monitor.Config{Interval: w.Interval, Stalls: w.Stalls, Grace: w.Grace}
+	return monitor.Config{Interval: w.Interval, Stalls: w.Stalls, Grace: w.Grace, StarvedMax: time.Duration(w.StarvedMax)}
 }
 
 // MonitorOptions returns the options of w's object, its checks and its limits.

@@ -276,7 +276,7 @@ var invalidTests = []struct {
 	{"env name with =", supervisedHead, `env = { "A=B" = "x" }`, `env."A=B"`, `invalid variable name`},
 	{"env reserved", supervisedHead, `env.SHMMON_NAME = "x"`, "env.SHMMON_NAME", `reserved (shmmon sets the SHMMON_* variables itself)`},
 	{"env NUL value", supervisedHead, `env.A = "\u0000"`, "env.A", `the value contains a NUL byte`},
-	{"unknown key", supervisedHead, `intervall = "1s"`, "intervall", `unknown key (want one of: name, command, env, dir, log, log_max_size, log_keep, user, group, pid, pidfile, heartbeat, restart, every, interval, stalls, grace, signal, kill_after, size, mode, backoff, backoff_max, backoff_reset, start_limit, start_window, memory_max, cpu_max, pids_max, limit_nofile, limit_core, limit_nproc, cgroup, on_stall, on_abnormal, on_kill, on_restart, on_give_up, on_limit, hook_timeout)`},
+	{"unknown key", supervisedHead, `intervall = "1s"`, "intervall", `unknown key (want one of: name, command, env, dir, log, log_max_size, log_keep, user, group, pid, pidfile, heartbeat, restart, every, interval, stalls, grace, starved_max, signal, kill_after, size, mode, backoff, backoff_max, backoff_reset, start_limit, start_window, memory_max, cpu_max, pids_max, limit_nofile, limit_core, limit_nproc, cgroup, on_stall, on_abnormal, on_kill, on_restart, on_give_up, on_limit, on_starved, hook_timeout)`},
 	{"unknown quoted key", supervisedHead, `"my key" = 1`, `"my key"`, `unknown key`},
 	{"unknown table", supervisedHead, "[worker.extra]\nx = 1", "extra", `unknown key`},
 	{"unknown key in env's place", supervisedHead, `environment = { A = "1" }`, "environment", `unknown key`},
@@ -340,9 +340,9 @@ func TestInvalidDefaults(t *testing.T) {
 	}
 	t.Run("unknown", func(t *testing.T) {
 		checkOneProblem(t, defaultsHead+"intervall = 1\n", "intervall = 1", "defaults intervall",
-			"unknown key (want one of: log_max_size, log_keep, user, group, heartbeat, restart, every, interval, stalls, grace, signal, kill_after, size, mode, "+
+			"unknown key (want one of: log_max_size, log_keep, user, group, heartbeat, restart, every, interval, stalls, grace, starved_max, signal, kill_after, size, mode, "+
 				"backoff, backoff_max, backoff_reset, start_limit, start_window, memory_max, cpu_max, pids_max, limit_nofile, "+
-				"limit_core, limit_nproc, cgroup, on_stall, on_abnormal, on_kill, on_restart, on_give_up, on_limit, hook_timeout)")
+				"limit_core, limit_nproc, cgroup, on_stall, on_abnormal, on_kill, on_restart, on_give_up, on_limit, on_starved, hook_timeout)")
 	})
 }
 

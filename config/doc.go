@@ -31,8 +31,8 @@
 // gets), S only in a supervised worker (with command; a watched worker ignores such values of
 // [defaults]). Durations are strings in Go syntax ("250ms", "1s", "1m30s"). Each key is a
 // field of [Worker]; its value is checked by the package that owns it, whose rule is the one
-// the command line's flags follow too: interval, stalls and grace by package monitor
-// ([monitor.Config.ValidateResolved]), signal and kill_after by package proc, size and mode
+// the command line's flags follow too: interval, stalls, grace and starved_max by package monitor
+// ([monitor.Config.ValidateResolved], [monitor.ParseStarvedMax]), signal and kill_after by package proc, size and mode
 // by package shmobj, the supervision keys by package supervise
 // ([supervise.Options.ValidateResolved]; pids_max by package cgroup; log_max_size and
 // log_keep by package worklog, through it), memory_max and cpu_max by package monitor
@@ -56,6 +56,7 @@
 //	interval       W D    duration          "1s"      time between checks, at least 1ms
 //	stalls         W D    integer           3         consecutive checks without progress that make a hang, 1 to 1048576
 //	grace          W D    duration          "0s"      time allowed for the first beat; 0 = 10 intervals, at least 3s
+//	starved_max    W D    duration          -         stalls while the worker waits for a CPU are not counted (package sched) for at most this; unset = 10 intervals, at least 10s; "0s" = off
 //	signal         W D    string or int     "TERM"    first signal to a hung worker: name (TERM, SIGTERM) or number 1-64
 //	kill_after     W D    duration          "5s"      wait after signal, then SIGKILL; more than 0
 //	size           W D    integer or string 4096      object size: bytes, at least 16; or a whole number and a unit, "64KiB" ([Bytes])
@@ -78,6 +79,7 @@
 //	on_restart     W D S  string            ""        hook: run when the worker was started again
 //	on_give_up     W D S  string            ""        hook: run when serve gives up on the worker
 //	on_limit       W D    string            ""        hook: run when the worker goes over a limit (SHMMON_EVENT=limit) or an OOM kill hits its cgroup (oom)
+//	on_starved     W D    string            ""        hook: run when a stall is not counted because the worker waited for a CPU, once per streak
 //	hook_timeout   W D    duration          "10s"     a hook still running after this is killed; more than 0
 //
 // Unknown keys are errors, anywhere in the file. The resolved values are in [Worker]. A change

@@ -334,7 +334,7 @@ func (w *Worker) own(key string, v any) (x any, ok bool, err error) {
 		x, err = idName(v, "group name or numeric gid")
 	case "heartbeat":
 		x, err = heartbeat(v)
-	case "on_stall", "on_abnormal", "on_kill", "on_restart", "on_give_up", "on_limit":
+	case "on_stall", "on_abnormal", "on_kill", "on_restart", "on_give_up", "on_limit", "on_starved":
 		x, err = hookCommand(v)
 	default:
 		return nil, false, nil

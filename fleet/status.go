@@ -215,6 +215,8 @@ func (f *Fleet) event(name string, e monitor.Event) {
 		command = w.OnGiveUp
 	case monitor.EventLimit, monitor.EventOOM:
 		command = w.OnLimit
+	case monitor.EventStarved:
+		command = w.OnStarved
 	}
 	f.hooks.Run(command, w.HookTimeout, e)
 }

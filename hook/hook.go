@@ -1,18 +1,19 @@
 // Package hook runs event hooks: a shell command run when something happens to a worker (it
-// stalled, hung, was killed, restarted, given up on, or went over a resource limit), so an operator can page someone,
+// stalled, waited for a CPU, hung, was killed, restarted, given up on, or went over a resource limit), so an operator can page someone,
 // collect a stack dump or write to a log of their own.
 //
 // [Runner.Run] starts `/bin/sh -c COMMAND` and returns at once: a hook never delays the
 // monitor that reports the event. The command gets the monitor's environment (without the
 // systemd handshake variables meant for the monitor itself) plus:
 //
-//	SHMMON_EVENT     the event: stall, abnormal, kill, restart, give-up, limit or oom (see [monitor.EventKind])
+//	SHMMON_EVENT     the event: stall, starved, abnormal, kill, restart, give-up, limit or oom (see [monitor.EventKind])
 //	SHMMON_NAME      the worker's object name
 //	SHMMON_PID       the worker's pid; 0 when unknown
 //	SHMMON_SEQUENCE  the last heartbeat sequence the monitor saw
 //	SHMMON_STALLS    consecutive stalls at the time
 //	SHMMON_DETAIL    how it ended for kill ("signal killed"), why for give-up, the breach for limit
-//	                 ("memory 612.0MiB over 512.0MiB"), how many for oom; often empty
+//	                 ("memory 612.0MiB over 512.0MiB"), how many for oom, the run delay, CPU time and
+//	                 pressure for starved; often empty
 //
 // Its standard input is /dev/null. It runs in a process group of its own; when it is still
 // running at its timeout the whole group is killed (SIGKILL). When it ends in time, what is

@@ -12,7 +12,7 @@
 // worker) and kind (shm, notify, socket: how its beats arrive; proctab: a record of the
 // process table):
 //
-//	shmmon_worker_up                     1 while the worker runs and is judged alive (state waiting, ok or stalled)
+//	shmmon_worker_up                     1 while the worker runs and is judged alive (state waiting, ok, stalled or starved)
 //	shmmon_worker_sequence               last heartbeat sequence in the worker's object
 //	shmmon_worker_stalls                 consecutive checks without progress
 //	shmmon_worker_state{state}           1 for the worker's state, 0 for the others
@@ -23,6 +23,8 @@
 //	shmmon_worker_kills_total            kills of the worker for hanging
 //	shmmon_worker_limit_kills_total      runs stopped for going over memory_max or cpu_max
 //	shmmon_worker_oom_kills_total        processes the kernel's OOM killer killed in the worker's cgroup
+//	shmmon_worker_starved_seconds_total  seconds of stalls not counted because the worker waited for a CPU (package sched)
+//	shmmon_host_cpu_pressure_ratio       share of the last 10 s some runnable task waited for a CPU (/proc/pressure/cpu)
 //	shmmon_worker_memory_bytes           resident memory of its processes at the last limit check (limited workers)
 //	shmmon_worker_cpu_ratio              CPU of its processes in cores over stalls intervals (limited workers)
 //	shmmon_worker_log_dropped_bytes_total  bytes of output its log file dropped (workers with a log)

@@ -25,6 +25,7 @@ import (
 	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proctab"
+	"github.com/shmmon/shmmon/sched"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/worker"
 )
@@ -202,7 +203,7 @@ func (f fakeSource) ProctabHealth() fleet.ProctabHealth        { return f.pt }
 func TestSeries(t *testing.T) {
 	now := time.Now()
 	src := fakeSource{
-		ws: []fleet.WorkerStatus{{Worker: config.Worker{Name: "gone"}, Err: errors.New("shmobj: no such object"), Books: monitor.Books{Kills: 2}}},
+		ws: []fleet.WorkerStatus{{Worker: config.Worker{Name: "gone"}, Err: errors.New("shmobj: no such object"), Books: monitor.Books{Kills: 2, Starved: 1500 * time.Millisecond}}},
 		recs: []proctab.Record{
 			{Slot: 1, Pid: os.Getpid(), Name: "svc", Timeout: time.Minute, Atime: now.Add(-time.Second)},
 			{Slot: 4, Pid: os.Getpid(), Name: "svc", Timeout: time.Second, Atime: now.Add(-time.Minute)},
@@ -221,6 +222,8 @@ func TestSeries(t *testing.T) {
 		{"shmmon_worker_up", map[string]string{"name": "gone"}, 0},
 		{"shmmon_worker_state", map[string]string{"name": "gone", "state": "unknown"}, 1},
 		{"shmmon_worker_kills_total", map[string]string{"name": "gone"}, 2},
+		{"shmmon_worker_starved_seconds_total", map[string]string{"name": "gone"}, 1.5},
+		{"shmmon_worker_state", map[string]string{"name": "gone", "state": "starved"}, 0},
 		{"shmmon_worker_up", map[string]string{"name": "svc", "kind": "proctab"}, 1},
 		{"shmmon_worker_state", map[string]string{"name": "svc[4]", "kind": "proctab", "state": "abnormal"}, 1},
 		{"shmmon_worker_up", map[string]string{"name": "svc[4]", "kind": "proctab"}, 0},
@@ -231,6 +234,9 @@ func TestSeries(t *testing.T) {
 		if v, ok := testkit.MetricValue(fams, c.metric, c.labels); !ok || v != c.want {
 			t.Errorf("%s%v = %v (present %v), want %v", c.metric, c.labels, v, ok, c.want)
 		}
+	}
+	if v, ok := testkit.MetricValue(fams, "shmmon_host_cpu_pressure_ratio", nil); ok != (sched.Pressure(0).HostKnown) || v < 0 || v > 1 {
+		t.Errorf("shmmon_host_cpu_pressure_ratio %v (present %v), want 0 to 1 where /proc/pressure/cpu is readable", v, ok)
 	}
 	if _, ok := testkit.MetricValue(fams, "shmmon_worker_sequence", map[string]string{"name": "gone"}); ok {
 		t.Error("a sequence for an object that cannot be read")

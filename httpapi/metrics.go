@@ -8,6 +8,7 @@ import (
 
 	"github.com/shmmon/shmmon/fleet"
 	"github.com/shmmon/shmmon/proctab"
+	"github.com/shmmon/shmmon/sched"
 	"github.com/shmmon/shmmon/shmobj"
 	"github.com/shmmon/shmmon/view"
 )
@@ -15,7 +16,7 @@ import (
 // The worker metrics; see the package doc.
 var (
 	labels   = []string{"name", "kind"}
-	descUp   = prometheus.NewDesc("shmmon_worker_up", "1 while the worker runs and is judged alive (state waiting, ok or stalled), else 0.", labels, nil)
+	descUp   = prometheus.NewDesc("shmmon_worker_up", "1 while the worker runs and is judged alive (state waiting, ok, stalled or starved), else 0.", labels, nil)
 	descSeq  = prometheus.NewDesc("shmmon_worker_sequence", "Last heartbeat sequence in the worker's object (it starts over when the worker restarts).", labels, nil)
 	descStl  = prometheus.NewDesc("shmmon_worker_stalls", "Consecutive checks that found the worker's sequence unchanged.", labels, nil)
 	descSt   = prometheus.NewDesc("shmmon_worker_state", "1 for the worker's current state, 0 for the others.", append(labels, "state"), nil)
@@ -27,6 +28,8 @@ var (
 	descMem  = prometheus.NewDesc("shmmon_worker_memory_bytes", "Resident memory of the worker's processes (its cgroup's, else its process tree's) at its last limit check; only for a worker with memory_max or cpu_max.", labels, nil)
 	descCPU  = prometheus.NewDesc("shmmon_worker_cpu_ratio", "CPU of the worker's processes in cores (1.5 = 150% of one core) over its last stalls intervals; only for a worker with memory_max or cpu_max.", labels, nil)
 	descLim  = prometheus.NewDesc("shmmon_worker_limit_kills_total", "Runs of the worker stopped for going over memory_max or cpu_max, since serve began watching it.", labels, nil)
+	descStv  = prometheus.NewDesc("shmmon_worker_starved_seconds_total", "Seconds of the worker's stalls not counted because it waited for a CPU (the starvation rule), since serve began watching it.", labels, nil)
+	descPSI  = prometheus.NewDesc("shmmon_host_cpu_pressure_ratio", "Share of the last 10 s in which some runnable task waited for a CPU (/proc/pressure/cpu, some avg10, 0 to 1); absent without PSI.", nil, nil)
 	descOOM  = prometheus.NewDesc("shmmon_worker_oom_kills_total", "Processes the kernel's OOM killer killed in the worker's cgroup, since serve began watching it.", labels, nil)
 	descDrop = prometheus.NewDesc("shmmon_worker_log_dropped_bytes_total",
 		"Bytes of the worker's output its log file dropped (the disk slower than the program, or failing), since serve began supervising it; only for workers with a log.", labels, nil)
@@ -49,7 +52,7 @@ type workerCollector struct{ s *Server }
 
 func (c workerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUp, descSeq, descStl, descSt, descAge, descLate, descStr, descRst, descKil,
-		descMem, descCPU, descLim, descOOM, descDrop, descLockTimeouts} {
+		descMem, descCPU, descLim, descOOM, descStv, descPSI, descDrop, descLockTimeouts} {
 		ch <- d
 	}
 }
@@ -78,6 +81,7 @@ func (c workerCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descKil, ws.Kills, lv...)
 		counter(descLim, ws.LimitKills, lv...)
 		counter(descOOM, ws.OOMKills, lv...)
+		ch <- prometheus.MustNewConstMetric(descStv, prometheus.CounterValue, ws.Starved.Seconds(), lv...)
 		if !ws.Measured.IsZero() {
 			gauge(descMem, float64(ws.Memory), lv...)
 		}
@@ -97,6 +101,9 @@ func (c workerCollector) Collect(ch chan<- prometheus.Metric) {
 				gauge(descAge, now.Sub(time.Unix(0, r.LastProgress)).Seconds(), lv...)
 			}
 		}
+	}
+	if p := sched.Pressure(0); p.HostKnown {
+		gauge(descPSI, p.Host/100)
 	}
 	if pt := c.s.src.ProctabHealth(); pt.Sweeping {
 		ch <- prometheus.MustNewConstMetric(descLockTimeouts, prometheus.CounterValue, float64(pt.LockTimeouts))

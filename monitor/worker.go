@@ -389,7 +389,7 @@ func (w *Worker) Check(now time.Time) Result {
 				w.emit(EventStall, now, "")
 			}
 		case shmobj.StateStarved:
-			w.emit(EventStarved, now, w.st.last.detail())
+			w.emit(EventStarved, now, w.st.last.Detail())
 		case shmobj.StateAbnormal:
 			w.mu.Lock()
 			w.books.Abnormal = true
@@ -444,8 +444,9 @@ func (w *Worker) starvation(r Result, now time.Time) Result {
 	return w.h.excuse(now)
 }
 
-// detail says what the starvation rule found, as the starved line and event tell it.
-func (s Starvation) detail() string {
+// Detail says what the starvation rule found, as [EventStarved] and the status tell it:
+// "waited 412ms for a CPU, ran 190µs, over 400ms; threads R1 S6; cpu pressure host 49.8% cgroup ?".
+func (s Starvation) Detail() string {
 	return fmt.Sprintf("waited %v for a CPU, ran %v, over %v; threads %s; cpu pressure %s",
 		s.Delay.Round(time.Millisecond), s.CPU.Round(time.Microsecond), s.Window.Round(time.Millisecond), s.States, s.Pressure)
 }

@@ -3,7 +3,7 @@
 // same everywhere, and states and counts have one vocabulary:
 //
 //   - state is the status record's: unknown, waiting, ok, stalled, abnormal, killed,
-//     exited, running (see shmobj.State); a process-table record is ok, abnormal (its
+//     exited, running, starved (see shmobj.State); a process-table record is ok, abnormal (its
 //     heartbeat timed out) or exited (its process is gone).
 //   - kills and restarts are the counts of whoever knows most: serve's own (since it began
 //     supervising the worker) in /status, the record's (since the object was published)
@@ -88,6 +88,11 @@ type Serving struct {
 	CPURatio   *float64 `json:"cpu_ratio"`
 	LimitKills uint64   `json:"limit_kills"`
 	OOMKills   uint64   `json:"oom_kills"`
+	// StarvedSec is how long, in all, the worker's stalls were not counted because it waited
+	// for a CPU (the starvation rule, package sched); LastStarved is what the rule found of the
+	// last such stall (run delay, CPU, threads, pressure), absent before the first.
+	StarvedSec  float64 `json:"starved_seconds"`
+	LastStarved string  `json:"last_starved,omitempty"`
 	// Supervision is where serve has the worker in its life ([Supervision]).
 	Supervision  string     `json:"supervision"`
 	BackoffUntil *time.Time `json:"backoff_until,omitempty"` // when a worker in backoff is started again
@@ -178,7 +183,11 @@ func Served(ws fleet.WorkerStatus, now time.Time) Worker {
 	v.Serving = &Serving{Supervised: ws.Worker.Supervised(), Command: ws.Worker.Command, Starts: ws.Starts,
 		LastExit: ws.LastExit, Checking: ws.Checking, Late: ws.Late(now), Ready: ws.Ready,
 		Supervision: Supervision(ws.Phase), Log: ws.Worker.Log, LogDropped: ws.LogDropped, LogError: ws.LogError,
-		MemoryMax: int64(ws.Worker.MemoryMax), CPUMax: ws.Worker.CPUMax.Ratio(), LimitKills: ws.LimitKills, OOMKills: ws.OOMKills}
+		MemoryMax: int64(ws.Worker.MemoryMax), CPUMax: ws.Worker.CPUMax.Ratio(), LimitKills: ws.LimitKills, OOMKills: ws.OOMKills,
+		StarvedSec: ws.Starved.Seconds()}
+	if ws.Starvation.Why != "" {
+		v.LastStarved = ws.Starvation.At.UTC().Format(time.RFC3339) + ": " + ws.Starvation.Detail()
+	}
 	// serve's own facts win over what Object read from /proc: a supervised run's cgroup (none:
 	// its process group only), the last measure.
 	if ws.Worker.Supervised() {

@@ -29,6 +29,8 @@ func watchCommand() *cli.Command {
 			"without --pid it is reported and watching goes on. One log line per state change.\n\n" +
 			"With --memory-max or --cpu-max the watched process's tree is measured at every check,\n" +
 			"and killed the same way when it stays over a limit (event=limit).\n\n" +
+			"A stall while the watched process waits for a CPU (runnable, but given next to none:\n" +
+			"starved) is not counted (event=starved), for at most --starved-max.\n\n" +
 			"Exit codes: 0 the watched process ended by itself (or SIGINT/SIGTERM), 1 error,\n" +
 			"2 bad usage (including a --pid that does not exist), 3 a hung worker (or one over a\n" +
 			"limit) was killed.",
@@ -50,6 +52,7 @@ func monitorFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "interval", Value: monitor.DefaultInterval, Usage: "time between checks; workers should beat at least twice per interval"},
 		&cli.IntFlag{Name: "stalls", Value: monitor.DefaultStalls, Usage: "consecutive checks without progress that make a worker hung"},
 		&cli.DurationFlag{Name: "grace", Usage: "time allowed for the first beat (default 10 intervals, at least 3s)"},
+		&cli.StringFlag{Name: "starved-max", Usage: "stalls while the worker waits for a CPU are not counted for at most `DURATION` (default 10 intervals, at least 10s; 0s: count every stall)"},
 		&cli.StringFlag{Name: "signal", Value: "TERM", Usage: "first `SIGNAL` sent to a hung worker (name or number)"},
 		&cli.DurationFlag{Name: "kill-after", Value: proc.DefaultKillAfter, Usage: "wait this long after --signal, then SIGKILL"},
 		&cli.BoolFlag{Name: "keep", Usage: "leave the object in place on exit"},
@@ -127,6 +130,11 @@ func monitorFromFlags(c *cli.Context) (monitored, error) {
 		return none, invalid(c, "", err)
 	}
 	cfg := monitor.Config{Interval: c.Duration("interval"), Stalls: c.Int("stalls"), Grace: c.Duration("grace")}
+	if c.IsSet("starved-max") {
+		if cfg.StarvedMax, err = monitor.ParseStarvedMax(c.String("starved-max")); err != nil {
+			return none, invalid(c, "", err)
+		}
+	}
 	if err := cfg.ValidateResolved(); err != nil {
 		return none, invalid(c, "", err)
 	}
