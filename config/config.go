@@ -71,24 +71,22 @@ type Worker struct {
 	Pid        int     `toml:"pid" in:"W"`     // watched only: the pid of a process started elsewhere (> 1)
 	PidFile    string  `toml:"pidfile" in:"W"` // watched only: absolute path of a file holding the pid
 
-	Heartbeat    string           `toml:"heartbeat" in:"WDS"`     // supervised: the kind of heartbeat (package source); "" = source.Default
-	Restart      supervise.Policy `toml:"restart" in:"WDS"`       // supervised: when it is started again
-	Every        time.Duration    `toml:"every" in:"WDS"`         // supervised: the period of a periodic job; 0 = resident
-	Interval     time.Duration    `toml:"interval" in:"WD"`       // time between checks (>= 1ms)
-	Stalls       int              `toml:"stalls" in:"WD"`         // consecutive stalls that make a worker hung
-	Grace        time.Duration    `toml:"grace" in:"WD"`          // startup grace; 0 = the monitor's default
-	// StarvedMax bounds the starvation rule (see package sched); 0 = the monitor's default,
-	// monitor.StarvationOff ("0s" in the file) = off.
-	StarvedMax monitor.StarvedMax `toml:"starved_max" in:"WD"`
-	Signal       syscall.Signal   `toml:"signal" in:"WD"`         // first signal sent to a hung worker
-	KillAfter    time.Duration    `toml:"kill_after" in:"WD"`     // wait this long after Signal, then SIGKILL (> 0)
-	Size         Bytes            `toml:"size" in:"WD"`           // object size (>= shmobj.MinSize)
-	Mode         os.FileMode      `toml:"mode" in:"WD"`           // object permissions (0001 to 0777)
-	Backoff      time.Duration    `toml:"backoff" in:"WDS"`       // supervised: delay of the second restart in a row (the first has none), doubling
-	BackoffMax   time.Duration    `toml:"backoff_max" in:"WDS"`   // supervised: longest restart delay (>= Backoff)
-	BackoffReset time.Duration    `toml:"backoff_reset" in:"WDS"` // supervised: healthy run time after which the delay starts over
-	StartLimit   int              `toml:"start_limit" in:"WDS"`   // supervised: more starts than this within StartWindow: give up
-	StartWindow  time.Duration    `toml:"start_window" in:"WDS"`  // supervised: the window of StartLimit
+	Heartbeat    string             `toml:"heartbeat" in:"WDS"`     // supervised: the kind of heartbeat (package source); "" = source.Default
+	Restart      supervise.Policy   `toml:"restart" in:"WDS"`       // supervised: when it is started again
+	Every        time.Duration      `toml:"every" in:"WDS"`         // supervised: the period of a periodic job; 0 = resident
+	Interval     time.Duration      `toml:"interval" in:"WD"`       // time between checks (>= 1ms)
+	Stalls       int                `toml:"stalls" in:"WD"`         // consecutive stalls that make a worker hung
+	Grace        time.Duration      `toml:"grace" in:"WD"`          // startup grace; 0 = the monitor's default
+	StarvedMax   monitor.StarvedMax `toml:"starved_max" in:"WD"`    // bound of the starvation rule (package sched); 0 = the monitor's default, StarvationOff ("0s") = off
+	Signal       syscall.Signal     `toml:"signal" in:"WD"`         // first signal sent to a hung worker
+	KillAfter    time.Duration      `toml:"kill_after" in:"WD"`     // wait this long after Signal, then SIGKILL (> 0)
+	Size         Bytes              `toml:"size" in:"WD"`           // object size (>= shmobj.MinSize)
+	Mode         os.FileMode        `toml:"mode" in:"WD"`           // object permissions (0001 to 0777)
+	Backoff      time.Duration      `toml:"backoff" in:"WDS"`       // supervised: delay of the second restart in a row (the first has none), doubling
+	BackoffMax   time.Duration      `toml:"backoff_max" in:"WDS"`   // supervised: longest restart delay (>= Backoff)
+	BackoffReset time.Duration      `toml:"backoff_reset" in:"WDS"` // supervised: healthy run time after which the delay starts over
+	StartLimit   int                `toml:"start_limit" in:"WDS"`   // supervised: more starts than this within StartWindow: give up
+	StartWindow  time.Duration      `toml:"start_window" in:"WDS"`  // supervised: the window of StartLimit
 
 	// Resource limits (see package monitor's Limits, proc's Limit, package cgroup).
 	MemoryMax   Bytes       `toml:"memory_max" in:"WD"`    // resident memory of the worker's processes (its cgroup's, else its tree's); 0 = none
