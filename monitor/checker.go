@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/shmmon/shmmon/internal/field"
+	"github.com/shmmon/shmmon/sched"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -45,9 +46,6 @@ const (
 	MaxInterval = time.Duration(math.MaxInt64 / 10)
 	// MaxStalls is the largest stall threshold.
 	MaxStalls = 1 << 20
-	// MinStarvedMax is the shortest default bound of the starvation rule (see
-	// [Config.StarvedMax]): the default is 10 intervals, but at least this.
-	MinStarvedMax = 10 * time.Second
 	// StarvationOff as [Config.StarvedMax] turns the starvation rule off: every stall counts.
 	StarvationOff time.Duration = -1
 )
@@ -105,7 +103,7 @@ type Config struct {
 	Grace    time.Duration // startup grace; 0 means 10 intervals, but at least MinGrace
 	// StarvedMax bounds the starvation rule (see the package doc): a worker whose sequence
 	// stood still for longer than this is judged as usual, starved or not. 0 means 10
-	// intervals, but at least MinStarvedMax; [StarvationOff] turns the rule off.
+	// intervals, but at least 10s ([sched.DefaultBound]); [StarvationOff] turns the rule off.
 	StarvedMax time.Duration
 }
 
@@ -121,7 +119,7 @@ func (c Config) WithDefaults() Config {
 		c.Grace = max(10*c.Interval, MinGrace)
 	}
 	if c.StarvedMax == 0 {
-		c.StarvedMax = max(10*c.Interval, MinStarvedMax)
+		c.StarvedMax = sched.DefaultBound(c.Interval)
 	}
 	return c
 }

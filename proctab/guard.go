@@ -17,8 +17,8 @@ type Guard struct {
 	Create  bool          // create the table (Open) when it does not exist; else attach it only
 	Every   time.Duration // time between passes (at least MinEvery)
 	Sweep   SweepOptions  // how each pass judges; its Logger logs the passes too
-	// Quiet logs only the passes that cleared or killed something (event=sweep), not every
-	// pass.
+	// Quiet logs only the passes that cleared, killed or spared a starved process (event=sweep),
+	// not every pass.
 	Quiet bool
 
 	mu     sync.Mutex
@@ -85,9 +85,9 @@ func (g *Guard) Run(ctx context.Context, tab *Table) {
 				log.Error("cannot sweep the process table; opening it again next pass", "event", "sweep-failed", "err", err)
 				tab.Close()
 				tab, openErr = nil, ""
-			case !g.Quiet || res.Cleared > 0 || res.Killed > 0:
+			case !g.Quiet || res.Cleared > 0 || res.Killed > 0 || res.Starved > 0:
 				log.Info("swept the process table", "checked", res.Checked, "cleared", res.Cleared, "refused", res.Refused,
-					"killed", res.Killed, "event", "sweep")
+					"killed", res.Killed, "starved", res.Starved, "event", "sweep")
 			}
 		}
 		g.record(err)

@@ -24,6 +24,7 @@ import (
 )
 
 // TestMain lets the test binary be a helper process: PROCTAB_TEST=sleep blocks;
+// PROCTAB_TEST=attach-spin KEY SLOTS attaches it and keeps a core busy for a minute;
 // PROCTAB_TEST=hold-lock KEY takes the lock of the table with that key, prints "locked" and
 // blocks; PROCTAB_TEST=attach KEY SLOTS attaches that table (a client of it), prints
 // "attached" and blocks; PROCTAB_TEST=attach-ro KEY attaches its segment read-only.
@@ -47,7 +48,7 @@ func TestMain(m *testing.M) {
 		semTake(t.semid, time.Hour)
 		os.Stdout.WriteString("locked\n")
 		time.Sleep(5 * time.Minute)
-	case "attach", "attach-ro":
+	case "attach", "attach-ro", "attach-spin":
 		key, slots, _ := strings.Cut(arg, " ")
 		k, _ := strconv.Atoi(key)
 		n, _ := strconv.Atoi(slots)
@@ -56,6 +57,11 @@ func TestMain(m *testing.M) {
 			os.Exit(3)
 		}
 		os.Stdout.WriteString("attached\n")
+		if mode == "attach-spin" {
+			time.AfterFunc(time.Minute, func() { os.Exit(1) })
+			for n := 0; ; n++ {
+			}
+		}
 		time.Sleep(5 * time.Minute)
 	}
 	os.Exit(2)

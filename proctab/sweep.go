@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shmmon/shmmon/proc"
+	"github.com/shmmon/shmmon/sched"
 )
 
 // SweepOptions configure [Table.Sweep]. The zero value sends SIGTERM, waits 5 s, then
@@ -23,7 +24,18 @@ type SweepOptions struct {
 	// programs another monitor judges by their record (serve's heartbeat "proctab"), which
 	// that monitor kills and restarts itself.
 	Skip func(pid int) bool
+	// StarvedMax bounds the starvation rule (see package sched): a timed-out record whose
+	// process waits for a CPU is left alone while its heartbeat is late by no more than this;
+	// 0 means [sched.MinBound], a negative value turns the rule off (every timed-out record is
+	// acted on).
+	StarvedMax time.Duration
 }
+
+// starveProbe is the window over which a sweep judges whether a timed-out record's process
+// waits for a CPU: a pass has no earlier reading of it (reading every healthy record's threads
+// would make a sweep of a thousand records costly), so it reads the threads twice this far
+// apart, only for a record that timed out.
+const starveProbe = 100 * time.Millisecond
 
 // SweepResult counts what one sweep did.
 type SweepResult struct {
@@ -31,6 +43,7 @@ type SweepResult struct {
 	Cleared int // records cleared without a signal (gone, stale, refused)
 	Refused int // of the cleared records, those refused (see [Table.Sweep])
 	Killed  int // processes killed because their heartbeat timed out
+	Starved int // timed-out records left alone because their process waits for a CPU
 }
 
 // Sweep is one pass of checkproc over the table. For each record in use:
@@ -52,7 +65,10 @@ type SweepResult struct {
 //     user may write the table (the segment's owner, group and mode, as the kernel judges
 //     them; root always may). Anyone who may write the table may write any record, so a
 //     record naming a process that is not a client of the table, or whose user could not have
-//     written it, is refused. A trusted one's process is killed (Signal, then SIGKILL after
+//     written it, is refused. A trusted one's process is judged by the starvation rule
+//     (package sched: its threads are read twice, 100ms apart): one that waits for a CPU is
+//     left alone, logged with event=starved and counted in Starved, while its heartbeat is
+//     late by no more than StarvedMax; otherwise it is killed (Signal, then SIGKILL after
 //     KillAfter) and the record cleared.
 //
 // A refused record is cleared, never acted on, and logged at warning level with
@@ -156,7 +172,50 @@ func (s *pass) sweep(r Record) error {
 	if why := s.t.distrust(p, cred, s.segment); why != "" {
 		return s.refuse(cur, attrs, why)
 	}
+	if s.starved(cur, attrs) {
+		return nil
+	}
 	return s.kill(p, cur, attrs)
+}
+
+// starved applies the starvation rule to the process of r, whose heartbeat timed out: it
+// reports whether the process waits for a CPU and its heartbeat is late by no more than the
+// bound, logging it (event=starved) or, past the bound, that it is killed all the same
+// (event=starved-max).
+func (s *pass) starved(r Record, attrs []any) bool {
+	bound := cmp.Or(s.opts.StarvedMax, sched.MinBound)
+	if bound < 0 {
+		return false
+	}
+	a, err := sched.Read(r.Pid, time.Now())
+	if err != nil {
+		return false
+	}
+	select {
+	case <-time.After(starveProbe):
+	case <-s.ctx.Done():
+		return false
+	}
+	b, err := sched.Read(r.Pid, time.Now())
+	if err != nil {
+		return false
+	}
+	v := sched.Judge(a, b)
+	if !v.Starved {
+		return false
+	}
+	late := time.Since(r.Atime) - r.Timeout
+	figures := []any{"run_delay", v.Delay.Round(time.Millisecond), "cpu", v.CPU.Round(time.Microsecond),
+		"window", v.Window.Round(time.Millisecond), "threads", v.States, "pressure", sched.Pressure(r.Pid).String()}
+	if late > bound {
+		s.log.Warn("heartbeat timed out; its process waits for a CPU, but for longer than starved_max: killing it",
+			append(append(attrs, "event", "starved-max", "starved_max", bound), figures...)...)
+		return false
+	}
+	s.log.Warn("heartbeat timed out, but its process waits for a CPU: left alone",
+		append(append(attrs, "event", "starved"), figures...)...)
+	s.res.Starved++
+	return true
 }
 
 // reused reports whether a process that started at start cannot have written r's heartbeat:

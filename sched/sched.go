@@ -23,6 +23,10 @@
 //   - "waiting": runnable, but its run delay grew by half of the window or less: it was not
 //     mostly waiting for a CPU.
 //
+// The rule is bounded: a process starved for longer than its bound is judged as usual, since a
+// service that never gets a CPU is down all the same. [DefaultBound] is the bound unless
+// configured: 10 intervals between judgements, but at least [MinBound].
+//
 // The rule's owners read these files only once a stall was seen, never on a healthy check.
 // [Pressure] reads the host's CPU pressure (/proc/pressure/cpu) and the process's cgroup's
 // (cpu.pressure), which are logged with a decision but never decide it.
@@ -36,6 +40,13 @@ import (
 	"strings"
 	"time"
 )
+
+// MinBound is the shortest default bound of the rule (see [DefaultBound]).
+const MinBound = 10 * time.Second
+
+// DefaultBound returns the bound of the rule for a process judged every interval: the longer
+// of 10 intervals and [MinBound].
+func DefaultBound(interval time.Duration) time.Duration { return max(10*interval, MinBound) }
 
 // Thread is one thread of a process as one [Read] saw it.
 type Thread struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/shmmon/shmmon/config"
+	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/shmobj"
@@ -72,6 +73,7 @@ func checkprocCommand() *cli.Command {
 			&cli.DurationFlag{Name: "every", Usage: "sweep again this often (at least " + proctab.MinEvery.String() + ") until SIGINT/SIGTERM (default: one pass)"},
 			&cli.StringFlag{Name: "signal", Value: "TERM", Usage: "first `SIGNAL` sent to a timed-out process"},
 			&cli.DurationFlag{Name: "kill-after", Value: proc.DefaultKillAfter, Usage: "wait this long after --signal, then SIGKILL"},
+			&cli.StringFlag{Name: "starved-max", Usage: "a timed-out process that waits for a CPU is left alone while its heartbeat is late by at most `DURATION` (default 10s; 0s: kill it all the same)"},
 			&cli.BoolFlag{Name: "create", Usage: "create the table when it does not exist"},
 			&cli.StringFlag{Name: "mode", Value: "0660", Usage: "with --create: permissions of a new table, `OCTAL`"},
 			&cli.StringFlag{Name: "group", Usage: "with --create: `GROUP` (name or gid) of a new table, for clients of several users"},
@@ -115,6 +117,11 @@ func checkprocCommand() *cli.Command {
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			sweep := proctab.SweepOptions{Signal: sig, KillAfter: ka, Logger: newLogger(c)}
+			if c.IsSet("starved-max") {
+				if sweep.StarvedMax, err = monitor.ParseStarvedMax(c.String("starved-max")); err != nil {
+					return invalid(c, "", err)
+				}
+			}
 			if every != 0 {
 				g := proctab.Guard{Options: opts, Create: c.Bool("create"), Every: every, Sweep: sweep}
 				g.Run(ctx, tab)
@@ -126,7 +133,7 @@ func checkprocCommand() *cli.Command {
 				return failf(c, "%s", stripPkg(err))
 			}
 			sweep.Logger.Info("swept", "key", fmt.Sprintf("%#x", opts.Key), "checked", res.Checked, "cleared", res.Cleared,
-				"refused", res.Refused, "killed", res.Killed, "event", "sweep")
+				"refused", res.Refused, "killed", res.Killed, "starved", res.Starved, "event", "sweep")
 			return nil
 		},
 	}
