@@ -33,6 +33,23 @@
 //     and must be killed. Progress resets the count, so it is never reached by scattered
 //     hiccups.
 //
+// # The starvation rule
+//
+// A stall counts only when the worker could have beaten. [Worker.Check] applies the rule of
+// package sched to every stall ([Stalled] or [Abnormal] from the rules above) of a worker whose
+// process is known (Options.WatchedPid: the watched pid, the program started, its MAINPID=; the
+// pid a worker writes into its object is not trusted for this), and to nothing else:
+// [Heartbeat.Check] and a healthy check read no file. The first stall of a streak reads the
+// process's threads (sched.Read) and is counted as usual; each later one is judged over the
+// window since the previous reading (sched.Judge). A starved stall (runnable, waiting for a
+// CPU more than half of the window, on one less than a tenth of it) is taken back: the count
+// stays where it was, the state is [shmobj.StateStarved], the result [Stalled]; one line
+// (event=starved) and one [EventStarved] per streak, with the run delay, CPU time, threads and
+// CPU pressure; the time is added to Books.Starved. A stopped, sleeping or blocked process, or
+// one that ran without beating, counts. The rule is bounded by Config.StarvedMax (default 10
+// intervals, at least 10s): once the sequence stood still for longer, stalls count again
+// (event=starved-max, once). [StarvationOff] turns the rule off.
+//
 // A freshly published object starts the rules over: last = 0, no stalls, a new grace.
 //
 // # What a worker may ask for
