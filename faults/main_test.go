@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ const (
 	envMode   = "FAULTS_MODE"   // beat, hog, beater
 	envPeriod = "FAULTS_PERIOD" // beat period, ms
 	envFor    = "FAULTS_FOR"    // beat: beat this many ms, then do FAULTS_THEN
-	envThen   = "FAULTS_THEN"   // beat: spin, block, or exit:N
+	envThen   = "FAULTS_THEN"   // beat: spin, block, deadlock, or exit:N
 	envPrefix = "FAULTS_PREFIX" // beater: objects PREFIX-0 ... PREFIX-(COUNT-1)
 	envCount  = "FAULTS_COUNT"
 	// envTag marks every process a case starts, down to the workers a monitor starts (they
@@ -113,11 +114,22 @@ func helperMain(mode string) int {
 			for {
 				syscall.Read(p[0], b[:])
 			}
+		case then == "deadlock":
+			// Blocked on a mutex it holds, as a real deadlock is; a sleeping goroutine keeps
+			// the runtime from calling it a deadlock and exiting.
+			go func() {
+				for {
+					time.Sleep(time.Hour)
+				}
+			}()
+			var mu sync.Mutex
+			mu.Lock()
+			mu.Lock()
 		case strings.HasPrefix(then, "exit:"):
 			n, _ := strconv.Atoi(strings.TrimPrefix(then, "exit:"))
 			return n
 		}
-		fmt.Fprintf(os.Stderr, "faults worker: bad %s=%q: want spin, block or exit:N\n", envThen, then)
+		fmt.Fprintf(os.Stderr, "faults worker: bad %s=%q: want spin, block, deadlock or exit:N\n", envThen, then)
 		return 2
 	case "hog":
 		for n := 0; ; n++ {

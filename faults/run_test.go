@@ -90,6 +90,11 @@ func hangCase(t *testing.T, caseName, expected string, trials int, hang func(pid
 	if starts != trials+1 {
 		t.Errorf("%d starts logged, want %d (the first and one per hang)", starts, trials+1)
 	}
+	// The starvation rule must never hide a real hang.
+	if excused := testkit.LinesWith(run.Stderr.Lines(), "event=starved"); len(excused) > 0 {
+		c.row.observe("%d stalls excused as starvation", len(excused))
+		t.Errorf("a hung worker's stalls were excused as starvation:\n%s", strings.Join(excused, "\n"))
+	}
 }
 
 func TestHungSigstop(t *testing.T) {

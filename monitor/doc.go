@@ -42,7 +42,7 @@
 // [Heartbeat.Check] and a healthy check read no file. The first stall of a streak reads the
 // process's threads (sched.Read) and is counted as usual; each later one is judged over the
 // window since the previous reading (sched.Judge). A starved stall (runnable, waiting for a
-// CPU more than half of the window, on one less than a tenth of it) is taken back: the count
+// CPU more than half of the window, on one less than a twentieth of it) is taken back: the count
 // stays where it was, the state is [shmobj.StateStarved], the result [Stalled]; one line
 // (event=starved) and one [EventStarved] per streak, with the run delay, CPU time, threads and
 // CPU pressure; the time is added to Books.Starved. A stopped, sleeping or blocked process, or

@@ -12,14 +12,16 @@
 //
 //   - at the second reading at least one of its threads is runnable (state R);
 //   - its run delay grew by more than half of the window: it was mostly runnable and waiting;
-//   - its time on a CPU grew by less than a tenth of the window: it got little CPU.
+//   - its time on a CPU grew by less than a twentieth of the window: it got little CPU (a
+//     worker that got that much would have beaten: a beat takes microseconds).
 //
 // Anything else is a stall that counts, and [Verdict.Why] says which it is:
 //
 //   - "stopped": no thread is runnable and one is stopped or traced (T, t: SIGSTOP, a debugger);
 //   - "blocked": no thread is runnable: all sleep or wait (S, D: a deadlock, a read that never
 //     returns) or are gone (Z, X);
-//   - "running": it got a tenth of the window on a CPU or more without beating (a busy loop);
+//   - "running": it got a twentieth of the window on a CPU or more without beating (a busy
+//     loop);
 //   - "waiting": runnable, but its run delay grew by half of the window or less: it was not
 //     mostly waiting for a CPU.
 //
@@ -131,7 +133,7 @@ func Judge(before, after Sample) Verdict {
 		v.Why = "stopped"
 	case !runnable:
 		v.Why = "blocked"
-	case v.Window <= 0 || v.CPU*10 >= v.Window:
+	case v.Window <= 0 || v.CPU*20 >= v.Window:
 		v.Why = "running"
 	case v.Delay*2 <= v.Window:
 		v.Why = "waiting"

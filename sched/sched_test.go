@@ -156,7 +156,8 @@ func TestJudgeRules(t *testing.T) {
 	}{
 		{"waited, little CPU", th('R', 0, 0, 5), th('R', 5*ms, 600*ms, 9), "starved"},
 		{"queued all along", th('R', 0, 0, 5), th('R', 0, 0, 5), "starved"},
-		{"a tenth of a core", th('R', 0, 0, 5), th('R', 100*ms, 900*ms, 9), "running"},
+		{"a twentieth of a core", th('R', 0, 0, 5), th('R', 50*ms, 900*ms, 9), "running"},
+		{"less", th('R', 0, 0, 5), th('R', 49*ms, 900*ms, 9), "starved"},
 		{"half waiting", th('R', 0, 0, 5), th('R', 0, 500*ms, 6), "waiting"},
 		{"woke just now", th('S', 0, 0, 5), th('R', 0, 0, 5), "waiting"},
 		{"stopped", th('R', 0, 0, 5), th('T', 0, 900*ms, 6), "stopped"},
