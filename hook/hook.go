@@ -14,6 +14,10 @@
 //	SHMMON_DETAIL    how it ended for kill ("signal killed"), why for give-up, the breach for limit
 //	                 ("memory 612.0MiB over 512.0MiB"), how many for oom, the run delay, CPU time and
 //	                 pressure for starved; often empty
+//	SHMMON_EVIDENCE  abnormal and kill: the path of a file (mode 0600) with what the hung process
+//	                 was doing at the verdict (its threads' states, wait channels, system calls,
+//	                 kernel stacks; see package sched); removed once the hook ended. Unset when
+//	                 there is none (its process not known).
 //
 // Its standard input is /dev/null. It runs in a process group of its own; when it is still
 // running at its timeout the whole group is killed (SIGKILL). When it ends in time, what is
@@ -51,6 +55,7 @@ const (
 	EnvSequence = "SHMMON_SEQUENCE"
 	EnvStalls   = "SHMMON_STALLS"
 	EnvDetail   = "SHMMON_DETAIL"
+	EnvEvidence = "SHMMON_EVIDENCE"
 )
 
 // Defaults and limits.
@@ -143,6 +148,15 @@ func (r *Runner) run(command string, timeout time.Duration, e monitor.Event) {
 	// At the timeout, StartChild's Cancel kills the hook's whole group.
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
 	cmd.Env = Env(e)
+	if e.Evidence != "" {
+		path, err := evidenceFile(e.Evidence)
+		if err != nil {
+			log.Error("cannot write the evidence for the hook", attrs(e, "err", err)...)
+		} else {
+			defer os.Remove(path)
+			cmd.Env = append(cmd.Env, EnvEvidence+"="+path)
+		}
+	}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.WaitDelay = waitDelay
 	c, err := proc.StartChild(cmd)
@@ -173,6 +187,24 @@ func (r *Runner) run(command string, timeout time.Duration, e monitor.Event) {
 		return
 	}
 	log.Warn("hook failed", append(a, "timeout", timeout)...)
+}
+
+// evidenceFile writes the evidence of a hang to a new file of its own (mode 0600) and
+// returns its path.
+func evidenceFile(evidence string) (string, error) {
+	f, err := os.CreateTemp("", "shmmon-evidence-*")
+	if err != nil {
+		return "", fmt.Errorf("hook: %w", err)
+	}
+	_, err = f.WriteString(evidence)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("hook: %w", err)
+	}
+	return f.Name(), nil
 }
 
 // Env returns the environment of a hook for e: the monitor's own, without the systemd

@@ -28,7 +28,11 @@ type Event struct {
 	Seq    uint64    // the last sequence the monitor saw
 	Stalls int       // consecutive stalls at the time
 	Time   time.Time // when it happened
-	Detail string    // how it ended for EventExit and EventKill ("exit 1", "signal killed"), why for EventGiveUp, the breach for EventLimit, the figures for EventStarved
+	// Evidence is what the worker's process was doing at its hang verdict (see package sched's
+	// Evidence, in full), for EventAbnormal and EventKill; "" for other events, or when its
+	// process is not known.
+	Evidence string
+	Detail   string // how it ended for EventExit and EventKill ("exit 1", "signal killed"), why for EventGiveUp, the breach for EventLimit, the figures for EventStarved
 }
 
 // emit reports e through opts.OnEvent, when set.

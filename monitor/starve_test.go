@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -56,11 +57,13 @@ type starveCase struct {
 	hang       string        // how it hangs after SIGUSR1 (see beatThenHang), or "stop" (SIGSTOP)
 	starvedMax time.Duration // Config.StarvedMax
 	run        time.Duration // how long the watch may take
+	quiet      bool          // no busy loops
+	onEvent    func(Event)   // Options.OnEvent
 }
 
 // watchStarved watches the test binary as a worker (see beatThenHang) with interval 100ms
-// and 3 stalls: once it beats, every core gets two busy loops, then it is made to hang. It
-// returns the outcome, how long after the hang it came, and the log.
+// and 3 stalls: once it beats, every core gets two busy loops (unless quiet), then it is made
+// to hang. It returns the outcome, how long after the hang it came, and the log.
 func watchStarved(t *testing.T, c starveCase) (Outcome, time.Duration, string) {
 	t.Helper()
 	name := testkit.Name(t, "shmmon-starve")
@@ -87,7 +90,7 @@ func watchStarved(t *testing.T, c starveCase) (Outcome, time.Duration, string) {
 
 	logs, log := newLog()
 	cfg := Config{Interval: 100 * time.Millisecond, Stalls: 3, Grace: 5 * time.Second, StarvedMax: c.starvedMax}
-	w := &Watch{Name: name, Options: Options{Config: cfg}, Process: p, KillAfter: 300 * time.Millisecond, Logger: log}
+	w := &Watch{Name: name, Options: Options{Config: cfg, OnEvent: c.onEvent}, Process: p, KillAfter: 300 * time.Millisecond, Logger: log}
 	type result struct {
 		out Outcome
 		err error
@@ -101,8 +104,10 @@ func watchStarved(t *testing.T, c starveCase) (Outcome, time.Duration, string) {
 	if !testkit.Poll(10*time.Second, func() bool { return w.Worker().Books().Ready }) {
 		t.Fatalf("%s never beat; log:\n%s", worker.Label, logs)
 	}
-	testkit.Load(t, 2)
-	time.Sleep(200 * time.Millisecond)
+	if !c.quiet {
+		testkit.Load(t, 2)
+		time.Sleep(200 * time.Millisecond)
+	}
 	hung := time.Now()
 	if c.hang == "stop" {
 		syscall.Kill(cmd.Process.Pid, syscall.SIGSTOP)
@@ -190,5 +195,43 @@ func TestRealHangsCounted(t *testing.T) {
 				t.Errorf("killed %v after the hang", took)
 			}
 		})
+	}
+}
+
+// TestEvidence: at the hang verdict of a deadlocked worker, before the kill, one
+// event=evidence line names each thread's state and wait channel, the books keep it, and the
+// abnormal and kill events carry the full report.
+func TestEvidence(t *testing.T) {
+	var mu sync.Mutex
+	var events []Event
+	out, _, logs := watchStarved(t, starveCase{hang: "deadlock", quiet: true, run: 20 * time.Second, onEvent: func(e Event) {
+		mu.Lock()
+		events = append(events, e)
+		mu.Unlock()
+	}})
+	if out != Killed {
+		t.Fatalf("outcome %v, want killed; log:\n%s", out, logs)
+	}
+	lines := testkit.LinesWith(strings.Split(logs, "\n"), "event=evidence")
+	if len(lines) != 1 {
+		t.Fatalf("%d event=evidence lines, want 1; log:\n%s", len(lines), logs)
+	}
+	line := lines[0]
+	t.Log(line)
+	for _, want := range []string{"threads=", " S ", "futex", "rss=", "stalled_for=", "seq=", "syscall="} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the evidence lacks %q: %s", want, line)
+		}
+	}
+	if ev, sig := strings.Index(logs, "event=evidence"), strings.Index(logs, "event=signal"); ev < 0 || sig < 0 || ev > sig {
+		t.Errorf("the evidence must come before the first signal; log:\n%s", logs)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, kind := range []EventKind{EventAbnormal, EventKill} {
+		i := slices.IndexFunc(events, func(e Event) bool { return e.Kind == kind })
+		if i < 0 || !strings.Contains(events[i].Evidence, "wchan") {
+			t.Errorf("the %s event lacks the evidence: %+v", kind, events)
+		}
 	}
 }

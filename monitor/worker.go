@@ -139,6 +139,11 @@ type Books struct {
 	// Why is "" before the first).
 	Starved    time.Duration
 	Starvation Starvation
+	// Evidence is what the process was doing at the last hang verdict ([Worker.Check],
+	// [Worker.Trigger]): the event=evidence line's threads (see package sched); EvidenceAt is
+	// when, zero before the first.
+	Evidence   string
+	EvidenceAt time.Time
 }
 
 // Starvation is what the starvation rule found of a stall it did not count (see package
@@ -189,6 +194,7 @@ type Worker struct {
 	lim        *limiter // nil without limits
 	breach     *Breach  // the limit the current run went over; nil when none
 	st         starving // the starvation rule's reading of the current stall
+	report     string   // the evidence of the current run's hang verdict, in full, for EventKill
 
 	mu    sync.Mutex // guards books
 	books Books
@@ -204,7 +210,8 @@ type WorkerOptions struct {
 	Adopt bool
 	// Kind is how the worker's beats arrive, recorded in the object; 0 is shm.
 	Kind shmobj.Kind
-	// Books are the counts to go on from (Starts, Restarts, Kills, LastExit, LastExitAt):
+	// Books are the counts to go on from (Starts, Restarts, Kills, LastExit, LastExitAt, the
+	// limit and OOM kills, Starved, Evidence):
 	// those of the worker's previous Worker, when its monitor replaced it (a new
 	// configuration, a watched worker's next process).
 	Books Books
@@ -220,7 +227,8 @@ func OpenWorker(name string, opts Options, wo WorkerOptions, now time.Time) (*Wo
 	w := &Worker{log: wo.Logger, supervised: wo.Supervised, judged: true,
 		books: Books{Starts: wo.Books.Starts, Restarts: wo.Books.Restarts, Kills: wo.Books.Kills,
 			LastExit: wo.Books.LastExit, LastExitAt: wo.Books.LastExitAt,
-			LimitKills: wo.Books.LimitKills, OOMKills: wo.Books.OOMKills}}
+			LimitKills: wo.Books.LimitKills, OOMKills: wo.Books.OOMKills,
+			Starved: wo.Books.Starved, Evidence: wo.Books.Evidence, EvidenceAt: wo.Books.EvidenceAt}}
 	a, err := w.h.open(name, opts, wo.Adopt, now)
 	if err != nil {
 		return nil, a, err
@@ -292,8 +300,13 @@ func (w *Worker) announce(to Phase, update func(*Books)) {
 
 // emit tells the observer about an event of the worker at now.
 func (w *Worker) emit(kind EventKind, now time.Time, detail string) {
-	w.h.opts.emit(Event{Kind: kind, Worker: w.h.name, Pid: w.h.pid(), Seq: w.h.chk.Last(),
-		Stalls: w.h.chk.Stalls(), Time: now, Detail: detail})
+	w.h.opts.emit(w.event(kind, now, detail, ""))
+}
+
+// event is the [Event] kind of the worker at now.
+func (w *Worker) event(kind EventKind, now time.Time, detail, evidence string) Event {
+	return Event{Kind: kind, Worker: w.h.name, Pid: w.h.pid(), Seq: w.h.chk.Last(),
+		Stalls: w.h.chk.Stalls(), Time: now, Detail: detail, Evidence: evidence}
 }
 
 // Start begins a run at now: the process pid (0 = unknown) was started, found or adopted, as
@@ -312,7 +325,7 @@ func (w *Worker) Start(pid int64, how Start, command string, now time.Time) {
 	}
 	w.prev = h.chk.State()
 	w.breach = nil
-	w.st = starving{}
+	w.st, w.report = starving{}, ""
 	if w.lim != nil {
 		w.lim.reset()
 	}
@@ -360,7 +373,8 @@ func (w *Worker) ready(now time.Time) {
 // stall is judged against.
 type starving struct {
 	base    sched.Sample
-	based   bool // base is the reading of the previous check of this stall
+	based   bool         // base is the reading of the previous check of this stall
+	first   sched.Sample // the reading of the stall's first check, for the evidence of a hang
 	bounded bool // the stall outlasted StarvedMax: logged once
 	last    Starvation
 }
@@ -394,11 +408,40 @@ func (w *Worker) Check(now time.Time) Result {
 			w.mu.Lock()
 			w.books.Abnormal = true
 			w.mu.Unlock()
-			w.emit(EventAbnormal, now, "")
+			w.h.opts.emit(w.event(EventAbnormal, now, "", w.evidence(now)))
 		}
 		w.prev = st
 	}
 	return r
+}
+
+// evidence records what the worker's process was doing at its hang verdict at now, before
+// any signal: one line (event=evidence: each thread's state, wait channel, system call, CPU
+// time and run delay over the stall, its kernel stack when readable; the process's resident
+// memory; the last sequence and how long it stood still), kept in the books, and returned in
+// full for the observer (Event.Evidence). A worker whose process is not known (see
+// [Worker.starvation]) or already gone has none: "".
+func (w *Worker) evidence(now time.Time) string {
+	pid := w.h.opts.WatchedPid
+	if pid <= 0 {
+		return ""
+	}
+	e, err := sched.Collect(int(pid), w.st.first, now)
+	if err != nil {
+		w.log.Debug("no evidence of the hang", "worker", w.h.name, "pid", pid, "err", err)
+		return ""
+	}
+	c := &w.h.chk
+	stood := c.StalledFor(now).Round(time.Millisecond)
+	threads := e.String()
+	w.log.Error("evidence", "worker", w.h.name, "pid", pid, "event", "evidence", "seq", c.Last(), "stalled_for", stood,
+		"rss", e.RSS, "over", e.Over.Round(time.Millisecond), "threads", threads)
+	w.mu.Lock()
+	w.books.Evidence = fmt.Sprintf("seq %d stood still %v; rss %d; threads: %s", c.Last(), stood, e.RSS, threads)
+	w.books.EvidenceAt = now
+	w.mu.Unlock()
+	w.report = fmt.Sprintf("worker %s: hung at seq %d, which stood still for %v\n%s", w.h.name, c.Last(), stood, e.Report())
+	return w.report
 }
 
 // starvation applies the starvation rule (see package sched) to the stall the check at now
@@ -408,10 +451,11 @@ func (w *Worker) Check(now time.Time) Result {
 // judges the window since the previous reading. A worker whose process is not known (pid 0:
 // the object's own pid is not trusted, anyone who may write the object may write it) or no
 // longer there, a stall that outlasted StarvedMax, and a rule turned off ([StarvationOff])
-// count as usual.
+// count as usual. (With the rule off the first reading is still taken: the evidence of a hang
+// covers the stall from it.)
 func (w *Worker) starvation(r Result, now time.Time) Result {
 	bound, pid := w.h.chk.cfg.StarvedMax, w.h.opts.WatchedPid
-	if bound < 0 || pid <= 0 {
+	if pid <= 0 {
 		return r
 	}
 	s, err := sched.Read(int(pid), now)
@@ -422,6 +466,10 @@ func (w *Worker) starvation(r Result, now time.Time) Result {
 	base, based := w.st.base, w.st.based
 	w.st.base, w.st.based = s, true
 	if !based {
+		w.st.first = s // the evidence of a hang covers the stall from here
+		return r
+	}
+	if bound < 0 {
 		return r
 	}
 	v := sched.Judge(base, s)
@@ -485,7 +533,7 @@ func (w *Worker) Trigger(now time.Time) {
 		w.mu.Lock()
 		w.books.Abnormal = true
 		w.mu.Unlock()
-		w.emit(EventAbnormal, now, "trigger")
+		w.h.opts.emit(w.event(EventAbnormal, now, "trigger", w.evidence(now)))
 		w.prev = shmobj.StateAbnormal
 	}
 }
@@ -603,7 +651,9 @@ func (w *Worker) End(x Exit, now time.Time) {
 			b.LastExit, b.LastExitAt = cmp.Or(detail, "killed"), now
 		}
 	})
-	if kind != "" {
+	if kind == EventKill {
+		w.h.opts.emit(w.event(kind, now, detail, w.report))
+	} else if kind != "" {
 		w.emit(kind, now, detail)
 	}
 }

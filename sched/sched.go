@@ -163,3 +163,64 @@ func (p CPUPressure) String() string {
 	}
 	return "host " + f(p.Host, p.HostKnown) + " cgroup " + f(p.Cgroup, p.CgroupKnown)
 }
+
+// ThreadEvidence is what one thread was doing when its process was judged hung.
+type ThreadEvidence struct {
+	TID     int
+	State   byte
+	Wchan   string // the kernel function it waits in ("futex_wait_queue", "pipe_read"); "" when running or unknown
+	Syscall string // /proc/PID/task/TID/syscall: the number of the system call it is in and its arguments, "running", or "" when unreadable
+	// CPU and Delay are its time on a CPU and its run delay over the stall (since the reading
+	// given to [Collect]; since the thread started when it was not in that reading).
+	CPU, Delay time.Duration
+	Stack      []string // its kernel stack, innermost first (/proc/PID/task/TID/stack), when readable
+}
+
+// Evidence is what a process was doing when it was judged hung, as [Collect] reads it.
+type Evidence struct {
+	Pid     int
+	At      time.Time
+	Over    time.Duration // the window CPU and Delay cover
+	RSS     int64         // resident memory in bytes; 0 when unknown
+	Threads []ThreadEvidence
+}
+
+// String writes the threads on one line, as the evidence log line shows them:
+// "4242 S futex_wait_queue syscall=202 cpu=0s delay=0s stack=futex_wait_queue<futex_wait<...; 4243 R ...".
+func (e Evidence) String() string {
+	var b strings.Builder
+	for i, t := range e.Threads {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%d %c", t.TID, t.State)
+		if t.Wchan != "" {
+			b.WriteString(" " + t.Wchan)
+		}
+		if t.Syscall != "" {
+			sc, _, _ := strings.Cut(t.Syscall, " ")
+			b.WriteString(" syscall=" + sc)
+		}
+		fmt.Fprintf(&b, " cpu=%v delay=%v", t.CPU.Round(time.Microsecond), t.Delay.Round(time.Microsecond))
+		if len(t.Stack) > 0 {
+			b.WriteString(" stack=" + strings.Join(t.Stack, "<"))
+		}
+	}
+	return b.String()
+}
+
+// Report writes the evidence in full, one thread a paragraph with its kernel stack, as the
+// file hooks get (SHMMON_EVIDENCE).
+func (e Evidence) Report() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pid %d at %s, rss %d bytes, cpu and run delay over the last %v\n", e.Pid,
+		e.At.UTC().Format(time.RFC3339Nano), e.RSS, e.Over.Round(time.Millisecond))
+	for _, t := range e.Threads {
+		fmt.Fprintf(&b, "\nthread %d state %c wchan %q syscall %q cpu %v run delay %v\n", t.TID, t.State, t.Wchan, t.Syscall,
+			t.CPU.Round(time.Microsecond), t.Delay.Round(time.Microsecond))
+		for _, f := range t.Stack {
+			b.WriteString("  " + f + "\n")
+		}
+	}
+	return b.String()
+}

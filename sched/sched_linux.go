@@ -2,11 +2,13 @@ package sched
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,4 +115,72 @@ func cgroupPressure(path string) (float64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// maxThreadsEvidence bounds the threads [Collect] reads in detail: a process of thousands of
+// threads is summed up by its first ones (the main thread first).
+const maxThreadsEvidence = 64
+
+// Collect reads what process pid is doing at now, for the record of a hang: for each thread
+// (at most 64) its state, wait channel, system call, kernel stack (when readable: root), and
+// its time on a CPU and run delay since the reading since (an empty Sample: since each thread
+// started); and the process's resident memory. Outcomes as [Read].
+func Collect(pid int, since Sample, now time.Time) (Evidence, error) {
+	e := Evidence{Pid: pid, At: now}
+	if !since.At.IsZero() {
+		e.Over = now.Sub(since.At)
+	}
+	s, err := Read(pid, now)
+	if err != nil {
+		return e, err
+	}
+	old := make(map[int]Thread, len(since.Threads))
+	for _, t := range since.Threads {
+		old[t.TID] = t
+	}
+	pfs, _ := procFS()
+	if p, err := pfs.Proc(pid); err == nil {
+		if st, err := p.Stat(); err == nil {
+			e.RSS = int64(st.ResidentMemory())
+		}
+	}
+	threads := s.Threads
+	main := func(t Thread) int { // the main thread sorts first
+		if t.TID == pid {
+			return 0
+		}
+		return 1
+	}
+	slices.SortFunc(threads, func(a, b Thread) int { return cmp.Or(cmp.Compare(main(a), main(b)), cmp.Compare(a.TID, b.TID)) })
+	for _, t := range threads[:min(len(threads), maxThreadsEvidence)] {
+		te := ThreadEvidence{TID: t.TID, State: t.State, CPU: t.CPU, Delay: t.Delay}
+		if o, ok := old[t.TID]; ok {
+			te.CPU, te.Delay = max(t.CPU-o.CPU, 0), max(t.Delay-o.Delay, 0)
+		}
+		dir := fmt.Sprintf("/proc/%d/task/%d/", pid, t.TID)
+		if w := readSmall(dir + "wchan"); w != "0" {
+			te.Wchan = w
+		}
+		te.Syscall = readSmall(dir + "syscall")
+		for _, line := range strings.Split(readSmall(dir+"stack"), "\n") {
+			// "[<0>] futex_wait_queue+0x60/0x90": keep the function.
+			if _, f, ok := strings.Cut(line, "] "); ok {
+				f, _, _ = strings.Cut(f, "+")
+				te.Stack = append(te.Stack, f)
+			}
+		}
+		e.Threads = append(e.Threads, te)
+	}
+	return e, nil
+}
+
+// readSmall reads a small /proc file, bounded to 16 KiB, trimmed; "" when it cannot be read.
+func readSmall(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, 16<<10))
+	return strings.TrimSpace(string(b))
 }

@@ -93,6 +93,12 @@ type Serving struct {
 	// last such stall (run delay, CPU, threads, pressure), absent before the first.
 	StarvedSec  float64 `json:"starved_seconds"`
 	LastStarved string  `json:"last_starved,omitempty"`
+	// LastKillEvidence is what the process was doing at the last hang verdict, before the
+	// kill (the event=evidence line: each thread's state, wait channel, system call, CPU and
+	// run delay over the stall, kernel stack; resident memory; sequence), at
+	// LastKillEvidenceAt; absent before the first.
+	LastKillEvidence   string     `json:"last_kill_evidence,omitempty"`
+	LastKillEvidenceAt *time.Time `json:"last_kill_evidence_time,omitempty"`
 	// Supervision is where serve has the worker in its life ([Supervision]).
 	Supervision  string     `json:"supervision"`
 	BackoffUntil *time.Time `json:"backoff_until,omitempty"` // when a worker in backoff is started again
@@ -185,6 +191,10 @@ func Served(ws fleet.WorkerStatus, now time.Time) Worker {
 		Supervision: Supervision(ws.Phase), Log: ws.Worker.Log, LogDropped: ws.LogDropped, LogError: ws.LogError,
 		MemoryMax: int64(ws.Worker.MemoryMax), CPUMax: ws.Worker.CPUMax.Ratio(), LimitKills: ws.LimitKills, OOMKills: ws.OOMKills,
 		StarvedSec: ws.Starved.Seconds()}
+	if ws.Evidence != "" {
+		at := ws.EvidenceAt
+		v.LastKillEvidence, v.LastKillEvidenceAt = ws.Evidence, &at
+	}
 	if ws.Starvation.Why != "" {
 		v.LastStarved = ws.Starvation.At.UTC().Format(time.RFC3339) + ": " + ws.Starvation.Detail()
 	}
