@@ -375,7 +375,7 @@ type starving struct {
 	base    sched.Sample
 	based   bool         // base is the reading of the previous check of this stall
 	first   sched.Sample // the reading of the stall's first check, for the evidence of a hang
-	bounded bool // the stall outlasted StarvedMax: logged once
+	bounded bool         // the stall outlasted StarvedMax: logged once
 	last    Starvation
 }
 
