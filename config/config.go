@@ -80,6 +80,8 @@ type Worker struct {
 	StarvedMax   monitor.StarvedMax `toml:"starved_max" in:"WD"`    // bound of the starvation rule (package sched); 0 = the monitor's default, StarvationOff ("0s") = off
 	Signal       syscall.Signal     `toml:"signal" in:"WD"`         // first signal sent to a hung worker
 	KillAfter    time.Duration      `toml:"kill_after" in:"WD"`     // wait this long after Signal, then SIGKILL (> 0)
+	DumpSignal   syscall.Signal     `toml:"dump_signal" in:"WD"`    // sent to a hung worker before Signal (SIGQUIT: a Go stack dump); 0 = none
+	DumpWait     time.Duration      `toml:"dump_wait" in:"WD"`      // wait this long after DumpSignal for it to end (> 0)
 	Size         Bytes              `toml:"size" in:"WD"`           // object size (>= shmobj.MinSize)
 	Mode         os.FileMode        `toml:"mode" in:"WD"`           // object permissions (0001 to 0777)
 	Backoff      time.Duration      `toml:"backoff" in:"WDS"`       // supervised: delay of the second restart in a row (the first has none), doubling
@@ -157,8 +159,9 @@ func (w Worker) SupervisorOptions() supervise.Options {
 	}
 	return supervise.Options{
 		Command: w.Command, Env: w.Env, Dir: w.Dir, Credential: cred,
-		Monitor: w.MonitorOptions(), Signal: w.Signal, KillAfter: w.KillAfter, Heartbeat: w.Heartbeat,
-		Restart: w.Restart, Every: w.Every, Backoff: w.Backoff, BackoffMax: w.BackoffMax,
+		Monitor: w.MonitorOptions(), Signal: w.Signal, KillAfter: w.KillAfter, DumpSignal: w.DumpSignal, DumpWait: w.DumpWait,
+		Heartbeat: w.Heartbeat,
+		Restart:   w.Restart, Every: w.Every, Backoff: w.Backoff, BackoffMax: w.BackoffMax,
 		BackoffReset: w.BackoffReset, StartLimit: w.StartLimit, StartWindow: w.StartWindow,
 		Rlimits: w.Rlimits(), PidsMax: w.PidsMax,
 		Log: worklog.Options{Path: w.Log, MaxSize: int64(w.LogMaxSize), Keep: w.LogKeep},
@@ -207,6 +210,7 @@ func builtin() Worker {
 	return Worker{
 		Restart: so.Restart, Backoff: so.Backoff, BackoffMax: so.BackoffMax, BackoffReset: so.BackoffReset,
 		StartLimit: so.StartLimit, StartWindow: so.StartWindow, Signal: so.Signal, KillAfter: so.KillAfter,
+		DumpWait: proc.DefaultDumpWait,
 		// Grace stays 0, the monitor's default: it depends on the interval, which a worker may set.
 		Interval: mc.Interval, Stalls: mc.Stalls,
 		Size: shmobj.DefaultSize, Mode: shmobj.DefaultMode, Cgroup: true,

@@ -99,7 +99,7 @@ func TestBuiltinDefaults(t *testing.T) {
 		Name: "w", Command: []string{"bin/w"},
 		Restart: supervise.Always, Backoff: time.Second, BackoffMax: 30 * time.Second, BackoffReset: time.Minute,
 		StartLimit: 5, StartWindow: time.Minute,
-		Interval: time.Second, Stalls: 3, Signal: syscall.SIGTERM, KillAfter: 5 * time.Second,
+		Interval: time.Second, Stalls: 3, Signal: syscall.SIGTERM, KillAfter: 5 * time.Second, DumpWait: 2 * time.Second,
 		Size: 4096, Mode: 0o600, Cgroup: true, Hooks: Hooks{HookTimeout: 10 * time.Second},
 		LogMaxSize: 10 << 20, LogKeep: 5,
 	}
@@ -108,7 +108,7 @@ func TestBuiltinDefaults(t *testing.T) {
 	}
 	want = Worker{
 		Name: "v", PidFile: "/run/w.pid",
-		Interval: time.Second, Stalls: 3, Signal: syscall.SIGTERM, KillAfter: 5 * time.Second,
+		Interval: time.Second, Stalls: 3, Signal: syscall.SIGTERM, KillAfter: 5 * time.Second, DumpWait: 2 * time.Second,
 		Size: 4096, Mode: 0o600, Hooks: Hooks{HookTimeout: 10 * time.Second},
 	}
 	if !wat.Equal(want) {
@@ -276,7 +276,7 @@ var invalidTests = []struct {
 	{"env name with =", supervisedHead, `env = { "A=B" = "x" }`, `env."A=B"`, `invalid variable name`},
 	{"env reserved", supervisedHead, `env.SHMMON_NAME = "x"`, "env.SHMMON_NAME", `reserved (shmmon sets the SHMMON_* variables itself)`},
 	{"env NUL value", supervisedHead, `env.A = "\u0000"`, "env.A", `the value contains a NUL byte`},
-	{"unknown key", supervisedHead, `intervall = "1s"`, "intervall", `unknown key (want one of: name, command, env, dir, log, log_max_size, log_keep, user, group, pid, pidfile, heartbeat, restart, every, interval, stalls, grace, starved_max, signal, kill_after, size, mode, backoff, backoff_max, backoff_reset, start_limit, start_window, memory_max, cpu_max, pids_max, limit_nofile, limit_core, limit_nproc, cgroup, on_stall, on_abnormal, on_kill, on_restart, on_give_up, on_limit, on_starved, hook_timeout)`},
+	{"unknown key", supervisedHead, `intervall = "1s"`, "intervall", `unknown key (want one of: name, command, env, dir, log, log_max_size, log_keep, user, group, pid, pidfile, heartbeat, restart, every, interval, stalls, grace, starved_max, signal, kill_after, dump_signal, dump_wait, size, mode, backoff, backoff_max, backoff_reset, start_limit, start_window, memory_max, cpu_max, pids_max, limit_nofile, limit_core, limit_nproc, cgroup, on_stall, on_abnormal, on_kill, on_restart, on_give_up, on_limit, on_starved, hook_timeout)`},
 	{"unknown quoted key", supervisedHead, `"my key" = 1`, `"my key"`, `unknown key`},
 	{"unknown table", supervisedHead, "[worker.extra]\nx = 1", "extra", `unknown key`},
 	{"unknown key in env's place", supervisedHead, `environment = { A = "1" }`, "environment", `unknown key`},
@@ -340,7 +340,7 @@ func TestInvalidDefaults(t *testing.T) {
 	}
 	t.Run("unknown", func(t *testing.T) {
 		checkOneProblem(t, defaultsHead+"intervall = 1\n", "intervall = 1", "defaults intervall",
-			"unknown key (want one of: log_max_size, log_keep, user, group, heartbeat, restart, every, interval, stalls, grace, starved_max, signal, kill_after, size, mode, "+
+			"unknown key (want one of: log_max_size, log_keep, user, group, heartbeat, restart, every, interval, stalls, grace, starved_max, signal, kill_after, dump_signal, dump_wait, size, mode, "+
 				"backoff, backoff_max, backoff_reset, start_limit, start_window, memory_max, cpu_max, pids_max, limit_nofile, "+
 				"limit_core, limit_nproc, cgroup, on_stall, on_abnormal, on_kill, on_restart, on_give_up, on_limit, on_starved, hook_timeout)")
 	})
@@ -420,7 +420,7 @@ pid = 1234
 		Restart: supervise.Never, Every: time.Minute, Backoff: 2 * time.Second, BackoffMax: 4 * time.Second,
 		BackoffReset: 8 * time.Second, StartLimit: 9, StartWindow: 16 * time.Second,
 		Interval: 250 * time.Millisecond, Stalls: 5, Grace: 10 * time.Second, Signal: syscall.SIGINT,
-		KillAfter: time.Second, Size: 1024, Mode: 0o640, Cgroup: true, Hooks: Hooks{HookTimeout: hook.DefaultTimeout},
+		KillAfter: time.Second, DumpWait: proc.DefaultDumpWait, Size: 1024, Mode: 0o640, Cgroup: true, Hooks: Hooks{HookTimeout: hook.DefaultTimeout},
 		LogMaxSize: 10 << 20, LogKeep: 5,
 	}
 	if !f.Defaults.Equal(d) {

@@ -32,7 +32,7 @@
 // [defaults]). Durations are strings in Go syntax ("250ms", "1s", "1m30s"). Each key is a
 // field of [Worker]; its value is checked by the package that owns it, whose rule is the one
 // the command line's flags follow too: interval, stalls, grace and starved_max by package monitor
-// ([monitor.Config.ValidateResolved], [monitor.ParseStarvedMax]), signal and kill_after by package proc, size and mode
+// ([monitor.Config.ValidateResolved], [monitor.ParseStarvedMax]), signal, kill_after, dump_signal and dump_wait by package proc, size and mode
 // by package shmobj, the supervision keys by package supervise
 // ([supervise.Options.ValidateResolved]; pids_max by package cgroup; log_max_size and
 // log_keep by package worklog, through it), memory_max and cpu_max by package monitor
@@ -59,6 +59,8 @@
 //	starved_max    W D    duration          -         stalls while the worker waits for a CPU are not counted (package sched) for at most this; unset = 10 intervals, at least 10s; "0s" = off
 //	signal         W D    string or int     "TERM"    first signal to a hung worker: name (TERM, SIGTERM) or number 1-64
 //	kill_after     W D    duration          "5s"      wait after signal, then SIGKILL; more than 0
+//	dump_signal    W D    string or int     -         sent to a hung worker before signal, to make it record what it did (QUIT: a Go program's goroutines; ABRT: a core dump); unset = none
+//	dump_wait      W D    duration          "2s"      wait after dump_signal for the worker to end, then signal; more than 0
 //	size           W D    integer or string 4096      object size: bytes, at least 16; or a whole number and a unit, "64KiB" ([Bytes])
 //	mode           W D    string            "0600"    object permissions, octal "0001" to "0777"
 //	backoff        W D S  duration          "1s"      delay of the 2nd restart in a row (1st: none), doubling; >= 1ms

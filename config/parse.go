@@ -348,7 +348,8 @@ func (w *Worker) own(key string, v any) (x any, ok bool, err error) {
 // checked as they are read, by proc.ParseLimit.)
 // (Those of a watched worker's zero supervision fields are not reported: not written.)
 func (w Worker) problems() error {
-	errs := []error{w.MonitorConfig().ValidateResolved(), proc.ValidateKillAfter(w.KillAfter), shmobj.ValidateSize(int64(w.Size)),
+	errs := []error{w.MonitorConfig().ValidateResolved(), proc.ValidateKillAfter(w.KillAfter), proc.ValidateDumpWait(w.DumpWait),
+		shmobj.ValidateSize(int64(w.Size)),
 		w.SupervisorOptions().ValidateResolved(), w.MonitorOptions().Limits.ValidateResolved()}
 	if w.Pid < 2 || w.Pid > maxPid {
 		errs = append(errs, &field.Error{Pkg: "config", Field: "pid", Value: w.Pid, Problem: "is out of range",

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,4 +61,17 @@ func TestStarvedMaxBad(t *testing.T) {
 			checkOneProblem(t, supervisedHead+c.line+"\n", c.line, `worker "w" starved_max`, c.msg)
 		})
 	}
+}
+
+// TestDumpKeys: dump_signal and dump_wait reach the supervisor; dump_wait must be more than 0.
+func TestDumpKeys(t *testing.T) {
+	f, err := parse(supervisedHead + "dump_signal = \"QUIT\"\ndump_wait = \"1s\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if so := f.Workers[0].SupervisorOptions(); so.DumpSignal != syscall.SIGQUIT || so.DumpWait != time.Second {
+		t.Errorf("dump signal %v, wait %v; want SIGQUIT, 1s", so.DumpSignal, so.DumpWait)
+	}
+	checkOneProblem(t, supervisedHead+"dump_wait = \"0s\"\n", `dump_wait = "0s"`, `worker "w" dump_wait`, `"0s" must be more than 0`)
+	checkOneProblem(t, supervisedHead+"dump_signal = \"NOPE\"\n", `dump_signal = "NOPE"`, `worker "w" dump_signal`, `is not a signal`)
 }

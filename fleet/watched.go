@@ -132,14 +132,16 @@ func (x *watched) attempt() {
 	}
 	x.lastErr = ""
 	wt := &monitor.Watch{
-		Name:      x.w.Name,
-		Options:   x.f.observe(x.w.Name, x.w.MonitorOptions()),
-		Process:   p,
-		Signal:    x.w.Signal,
-		KillAfter: x.w.KillAfter,
-		Adopt:     true,
-		Logger:    x.log,
-		Books:     x.f.carry(x.w.Name), // the last watch's, or the last member's
+		Name:       x.w.Name,
+		Options:    x.f.observe(x.w.Name, x.w.MonitorOptions()),
+		Process:    p,
+		Signal:     x.w.Signal,
+		KillAfter:  x.w.KillAfter,
+		DumpSignal: x.w.DumpSignal,
+		DumpWait:   x.w.DumpWait,
+		Adopt:      true,
+		Logger:     x.log,
+		Books:      x.f.carry(x.w.Name), // the last watch's, or the last member's
 	}
 	// mu is held across Start: the watch's end, which may come at once, waits in ended.
 	x.mu.Lock()

@@ -53,6 +53,10 @@ type Watch struct {
 	Signal syscall.Signal
 	// KillAfter is how long to wait after Signal before SIGKILL; 0 means proc.DefaultKillAfter.
 	KillAfter time.Duration
+	// DumpSignal, when not zero, is sent to a hung process before Signal, and DumpWait (0:
+	// proc.DefaultDumpWait) waited for it to end by itself (see proc.TerminateOptions.Dump).
+	DumpSignal syscall.Signal
+	DumpWait   time.Duration
 	// Keep leaves the object in place when Run returns; by default it is removed.
 	Keep bool
 	// Adopt takes over an existing object of the right size instead of replacing it (see
@@ -122,7 +126,8 @@ func (w *Watch) Start(done func(Outcome, error)) (stop func(), err error) {
 	log.Info("watching", "worker", w.Name, "pid", opts.WatchedPid, "size", mw.h.seg.Size(),
 		"interval", opts.Interval, "stalls", opts.Stalls, "grace", opts.Grace)
 	mw.Start(opts.WatchedPid, StartWatch, "", time.Now())
-	r := &watchRun{p: w.Process, term: proc.TerminateOptions{Signal: w.Signal, KillAfter: w.KillAfter}, keep: w.Keep,
+	r := &watchRun{p: w.Process, term: proc.TerminateOptions{Signal: w.Signal, KillAfter: w.KillAfter,
+		Dump: w.DumpSignal, DumpWait: w.DumpWait}, keep: w.Keep,
 		mw: mw, done: done}
 	if p := w.Process; p != nil && mw.Limited() {
 		r.meter = func() (proc.Usage, error) { return proc.TreeUsage(p.Pid()) }

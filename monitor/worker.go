@@ -539,7 +539,9 @@ func (w *Worker) Trigger(now time.Time) {
 }
 
 // Terminate runs the kill escalation on p for the end why (a hang or a trigger: a kill;
-// otherwise a stop), logging each step; group signals p's whole process group. It moves the
+// otherwise a stop), logging each step; group signals p's whole process group. The dump
+// signal of opts (opts.Dump, opts.DumpWait) is sent for a kill only; the exit it causes
+// ends the run as the kill it is. It moves the
 // worker to [Stopping]; [Worker.End] tells how the run ended. A supervised worker's kill is
 // announced first ("killing hung worker").
 func (w *Worker) Terminate(ctx context.Context, p *proc.Process, why End, opts proc.TerminateOptions, now time.Time) (proc.Termination, error) {
@@ -551,6 +553,9 @@ func (w *Worker) Terminate(ctx context.Context, p *proc.Process, why End, opts p
 		}
 		w.log.Warn(msg, "worker", w.h.name, "pid", p.Pid(), "event", why.String(),
 			"seq", c.Last(), "stalled_for", c.StalledFor(now).Round(time.Millisecond))
+	}
+	if !why.Killed() {
+		opts.Dump = 0 // a dump is the record of a hang, not of a stop
 	}
 	w.announce(Stopping, nil)
 	opts.Log = w.KillSteps(why, now)

@@ -90,6 +90,11 @@ const (
 	// set; it is the default of --kill-after.
 	DefaultKillAfter = 5 * time.Second
 
+	// DefaultDumpWait is how long [Process.Terminate] waits after the dump
+	// signal ([TerminateOptions.Dump]) when DumpWait is not set; the default of
+	// --dump-wait.
+	DefaultDumpWait = 2 * time.Second
+
 	// KillWait is how long [Process.Terminate] waits for the process to exit
 	// after SIGKILL before it gives up.
 	KillWait = 5 * time.Second
@@ -101,6 +106,15 @@ const (
 func ValidateKillAfter(d time.Duration) error {
 	if d <= 0 {
 		return &field.Error{Pkg: "proc", Field: "kill_after", Value: d, Problem: "must be more than 0"}
+	}
+	return nil
+}
+
+// ValidateDumpWait reports whether d is a wait after the dump signal shmmon accepts (see
+// [TerminateOptions.Dump]): more than 0. The error is a [*field.Error].
+func ValidateDumpWait(d time.Duration) error {
+	if d <= 0 {
+		return &field.Error{Pkg: "proc", Field: "dump_wait", Value: d, Problem: "must be more than 0"}
 	}
 	return nil
 }
@@ -147,7 +161,14 @@ type TerminateOptions struct {
 	// before sending SIGKILL. Zero or negative means [DefaultKillAfter].
 	KillAfter time.Duration
 
-	// Group sends both signals to the process's group, through
+	// Dump, when not zero, is sent before Signal, to make the process record what it was
+	// doing as it ends (SIGQUIT: a Go program prints every goroutine's stack and exits;
+	// SIGABRT: a C++ program dumps core). Terminate waits up to DumpWait (zero or negative:
+	// [DefaultDumpWait]) for it to end by itself, then goes on with Signal.
+	Dump     syscall.Signal
+	DumpWait time.Duration
+
+	// Group sends every signal to the process's group, through
 	// [Process.SignalGroup], instead of to the process alone. The process
 	// must lead its group; the escalation follows the leader's exit, so group
 	// members that outlive the leader are not waited for.
@@ -156,7 +177,8 @@ type TerminateOptions struct {
 	// Log, if not nil, is called for each step as it happens, with attributes
 	// as alternating keys and values in the style of log/slog:
 	//
-	//   - "signal": the first signal was sent; "pid", "signal" (a name such
+	//   - "dump": the dump signal was sent; "pid", "signal", "group".
+	//   - "signal": Signal was sent; "pid", "signal" (a name such
 	//     as "SIGTERM"), "group" (bool).
 	//   - "kill": SIGKILL was sent; "pid", "group", "waited" (time since the
 	//     first signal).
@@ -170,9 +192,13 @@ type TerminateOptions struct {
 
 // Termination reports what [Process.Terminate] did.
 type Termination struct {
-	// Signalled is true if the first signal was sent; it is false when the
-	// process had already exited.
+	// Signalled is true if the first signal (the dump signal, or Signal) was
+	// sent; it is false when the process had already exited.
 	Signalled bool
+
+	// Dumped is true if the dump signal was sent; ended by it, Exited is true
+	// with no other signal sent.
+	Dumped bool
 
 	// Killed is true if the process outlived KillAfter and SIGKILL was sent.
 	Killed bool
@@ -184,11 +210,13 @@ type Termination struct {
 	Took time.Duration
 }
 
-// Terminate runs the kill escalation on p: send opts.Signal
-// (SIGTERM by default; to the group if opts.Group), wait up to opts.KillAfter
+// Terminate runs the kill escalation on p: with opts.Dump, send it and wait up
+// to opts.DumpWait for the process to exit; then send opts.Signal (SIGTERM by
+// default; every signal to the group if opts.Group), wait up to opts.KillAfter
 // for the process to exit, then send SIGKILL and wait up to [KillWait]. It
 // does not reap the process. Outcomes:
 //
+//   - The process exits after the dump signal: Signalled, Dumped and Exited, nil.
 //   - The process exits after the first signal: Signalled and Exited, nil.
 //   - It outlives KillAfter and exits after SIGKILL: Signalled, Killed and
 //     Exited, nil.
@@ -236,6 +264,26 @@ func (p *Process) Terminate(ctx context.Context, opts TerminateOptions) (Termina
 		return false, nil
 	}
 
+	if opts.Dump != 0 {
+		if err := send(opts.Dump); err != nil {
+			t.Exited = errors.Is(err, os.ErrProcessDone)
+			if t.Exited {
+				err = nil
+			}
+			return finish(err)
+		}
+		t.Signalled, t.Dumped = true, true
+		log("dump", "pid", p.Pid(), "signal", signalName(opts.Dump), "group", opts.Group)
+		dumpWait := opts.DumpWait
+		if dumpWait <= 0 {
+			dumpWait = DefaultDumpWait
+		}
+		exited, err := wait(dumpWait)
+		if exited || err != nil {
+			t.Exited = exited
+			return finish(err)
+		}
+	}
 	if err := send(sig); err != nil {
 		t.Exited = errors.Is(err, os.ErrProcessDone)
 		if t.Exited {

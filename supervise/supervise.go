@@ -100,6 +100,11 @@ type Options struct {
 	Monitor   monitor.Options // the object and the check rules
 	Signal    syscall.Signal  // first signal to a hung program's group; 0 = SIGTERM
 	KillAfter time.Duration   // then SIGKILL after this; 0 = proc.DefaultKillAfter
+	// DumpSignal, when not zero, is sent to a hung program's group before Signal, and
+	// DumpWait (0 = proc.DefaultDumpWait) waited for it to end by itself (SIGQUIT: a Go
+	// program prints its goroutines' stacks); the exit it causes is the hang's kill.
+	DumpSignal syscall.Signal
+	DumpWait   time.Duration
 
 	// Heartbeat is the kind of heartbeat (see package source): "shm" (the default, ""),
 	// "proctab" or "none".
@@ -754,7 +759,8 @@ func (sv *supervision) stop(why monitor.End) monitor.Exit {
 	s, w, c := sv.s, sv.w, sv.c
 	now := time.Now()
 	term, err := w.Terminate(context.Background(), c.Process, why,
-		proc.TerminateOptions{Signal: s.opts.Signal, KillAfter: s.opts.KillAfter, Group: true}, now)
+		proc.TerminateOptions{Signal: s.opts.Signal, KillAfter: s.opts.KillAfter, Group: true,
+			Dump: s.opts.DumpSignal, DumpWait: s.opts.DumpWait}, now)
 	if err != nil {
 		s.log.Error("stopping worker", "worker", s.name, "pid", c.Pid(), "err", err)
 	}

@@ -134,6 +134,8 @@ func runAction(c *cli.Context) error {
 		Monitor:      m.opts,
 		Signal:       m.signal,
 		KillAfter:    m.killAfter,
+		DumpSignal:   m.dump,
+		DumpWait:     m.dumpWait,
 		Keep:         m.keep,
 		Restart:      policy,
 		Every:        c.Duration("every"),

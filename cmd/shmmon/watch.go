@@ -29,6 +29,9 @@ func watchCommand() *cli.Command {
 			"without --pid it is reported and watching goes on. One log line per state change.\n\n" +
 			"With --memory-max or --cpu-max the watched process's tree is measured at every check,\n" +
 			"and killed the same way when it stays over a limit (event=limit).\n\n" +
+			"At the hang verdict, before any signal, one event=evidence line says what the process was\n" +
+			"doing (its threads' states, wait channels, system calls, kernel stacks). With --dump-signal\n" +
+			"(QUIT for a Go program) that signal goes first, and --dump-wait is given for it to end.\n\n" +
 			"A stall while the watched process waits for a CPU (runnable, but given next to none:\n" +
 			"starved) is not counted (event=starved), for at most --starved-max.\n\n" +
 			"Exit codes: 0 the watched process ended by itself (or SIGINT/SIGTERM), 1 error,\n" +
@@ -55,6 +58,8 @@ func monitorFlags() []cli.Flag {
 		&cli.StringFlag{Name: "starved-max", Usage: "stalls while the worker waits for a CPU are not counted for at most `DURATION` (default 10 intervals, at least 10s; 0s: count every stall)"},
 		&cli.StringFlag{Name: "signal", Value: "TERM", Usage: "first `SIGNAL` sent to a hung worker (name or number)"},
 		&cli.DurationFlag{Name: "kill-after", Value: proc.DefaultKillAfter, Usage: "wait this long after --signal, then SIGKILL"},
+		&cli.StringFlag{Name: "dump-signal", Usage: "first send a hung worker `SIGNAL` to make it record what it was doing (QUIT: a Go program prints its goroutines; ABRT: a core dump); default none"},
+		&cli.DurationFlag{Name: "dump-wait", Value: proc.DefaultDumpWait, Usage: "wait this long after --dump-signal for the worker to end, then --signal"},
 		&cli.BoolFlag{Name: "keep", Usage: "leave the object in place on exit"},
 		&cli.StringFlag{Name: "memory-max", Usage: "stop the worker when its processes' resident memory stays over `SIZE` (\"512MiB\") for --stalls checks"},
 		&cli.StringFlag{Name: "cpu-max", Usage: "stop the worker when its processes use more than `SHARE` of one core (\"150%\") over --stalls intervals"},
@@ -96,12 +101,14 @@ func watchFromFlags(c *cli.Context) (*monitor.Watch, error) {
 		return nil, err
 	}
 	return &monitor.Watch{
-		Name:      m.name,
-		Options:   m.opts,
-		Signal:    m.signal,
-		KillAfter: m.killAfter,
-		Keep:      m.keep,
-		Logger:    newLogger(c),
+		Name:       m.name,
+		Options:    m.opts,
+		Signal:     m.signal,
+		KillAfter:  m.killAfter,
+		DumpSignal: m.dump,
+		DumpWait:   m.dumpWait,
+		Keep:       m.keep,
+		Logger:     newLogger(c),
 	}, nil
 }
 
@@ -111,6 +118,8 @@ type monitored struct {
 	opts      monitor.Options
 	signal    syscall.Signal
 	killAfter time.Duration
+	dump      syscall.Signal // 0 = none
+	dumpWait  time.Duration
 	keep      bool
 }
 
@@ -145,6 +154,15 @@ func monitorFromFlags(c *cli.Context) (monitored, error) {
 	if err := proc.ValidateKillAfter(c.Duration("kill-after")); err != nil {
 		return none, invalid(c, "", err)
 	}
+	var dump syscall.Signal
+	if c.IsSet("dump-signal") {
+		if dump, err = proc.ParseSignal(c.String("dump-signal")); err != nil {
+			return none, invalid(c, "--dump-signal", err)
+		}
+	}
+	if err := proc.ValidateDumpWait(c.Duration("dump-wait")); err != nil {
+		return none, invalid(c, "", err)
+	}
 	var lim monitor.Limits
 	if c.IsSet("memory-max") {
 		var b config.Bytes
@@ -166,6 +184,8 @@ func monitorFromFlags(c *cli.Context) (monitored, error) {
 		opts:      monitor.Options{Config: cfg, Size: c.Int64("size"), Mode: mode, Limits: lim},
 		signal:    sig,
 		killAfter: c.Duration("kill-after"),
+		dump:      dump,
+		dumpWait:  c.Duration("dump-wait"),
 		keep:      c.Bool("keep"),
 	}, nil
 }
