@@ -367,6 +367,22 @@ func TestTerminate(t *testing.T) {
 			wantSteps: []string{"signal", "kill", "exited"},
 			wantSig:   syscall.SIGKILL,
 		},
+		{
+			name:      "ends on the dump signal",
+			mode:      "sleep",
+			opts:      TerminateOptions{Dump: syscall.SIGHUP, DumpWait: long, KillAfter: long},
+			want:      Termination{Signalled: true, Dumped: true, Exited: true},
+			wantSteps: []string{"dump", "exited"},
+			wantSig:   syscall.SIGHUP,
+		},
+		{
+			name:      "outlives the dump wait",
+			mode:      "sleep",
+			opts:      TerminateOptions{Dump: syscall.SIGWINCH, DumpWait: 100 * time.Millisecond, KillAfter: long},
+			want:      Termination{Signalled: true, Dumped: true, Exited: true},
+			wantSteps: []string{"dump", "signal", "exited"},
+			wantSig:   syscall.SIGTERM,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

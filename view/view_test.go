@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/shmmon/shmmon/fleet"
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proctab"
+	"github.com/shmmon/shmmon/sched"
 	"github.com/shmmon/shmmon/shmobj"
 )
 
@@ -95,6 +97,21 @@ func TestServed(t *testing.T) {
 	if v.Kills != 1 || v.Restarts != 4 || v.RecKills != 2 || v.RecRestarts != 3 || !v.Supervised || v.Starts != 5 ||
 		v.LastExitAt == nil || v.Late || !v.Checking || !v.Ready {
 		t.Errorf("view %+v, serving %+v", v, *v.Serving)
+	}
+	if v.StarvedSec != 0 || v.LastStarved != "" || v.LastKillEvidence != "" {
+		t.Errorf("starvation or evidence shown before any: %+v", *v.Serving)
+	}
+
+	// What the starvation rule found and the evidence of the last hang are shown.
+	ws.Starved = 1500 * time.Millisecond
+	ws.Starvation = monitor.Starvation{Verdict: sched.Verdict{Starved: true, Why: "starved", Window: time.Second,
+		Delay: 900 * time.Millisecond, States: "R1 S4"}, At: now}
+	ws.Evidence, ws.EvidenceAt = "seq 9 stood still 3s; rss 4096; threads: 42 S futex_wait_queue", now
+	v = Served(ws, now)
+	checkFields(t, "the view of a worker of serve's", v, []string{"starved_seconds", "last_starved", "last_kill_evidence", "last_kill_evidence_time"})
+	if v.StarvedSec != 1.5 || !strings.Contains(v.LastStarved, "waited 900ms for a CPU") || !strings.Contains(v.LastStarved, "R1 S4") ||
+		v.LastKillEvidence != ws.Evidence || v.LastKillEvidenceAt == nil {
+		t.Errorf("starved %v %q, evidence %q", v.StarvedSec, v.LastStarved, v.LastKillEvidence)
 	}
 }
 
