@@ -191,13 +191,14 @@ type Worker struct {
 	supervised bool // a supervised program (its lines and events), not a watched process
 	h          Heartbeat
 	log        *slog.Logger
-	lim        *limiter // nil without limits
-	breach     *Breach  // the limit the current run went over; nil when none
-	st         starving // the starvation rule's reading of the current stall
-	report     string   // the evidence of the current run's hang verdict, in full, for EventKill
+	lim        *limiter  // nil without limits
+	breach     *Breach   // the limit the current run went over; nil when none
+	st         *starving // the starvation rule's readings of the current stall; nil when none is under way
 
 	mu    sync.Mutex // guards books
 	books Books
+
+	report string // the evidence of the current run's hang verdict, in full, for EventKill
 }
 
 // WorkerOptions are the options of [OpenWorker] beyond the object's.
@@ -325,7 +326,7 @@ func (w *Worker) Start(pid int64, how Start, command string, now time.Time) {
 	}
 	w.prev = h.chk.State()
 	w.breach = nil
-	w.st, w.report = starving{}, ""
+	w.st, w.report = nil, ""
 	if w.lim != nil {
 		w.lim.reset()
 	}
@@ -390,8 +391,8 @@ func (w *Worker) Check(now time.Time) Result {
 	r := w.h.step(now, w.log)
 	if r != OK {
 		r = w.starvation(r, now)
-	} else if w.st.based {
-		w.st = starving{} // the stall ended: the next one is read afresh
+	} else if w.st != nil {
+		w.st = nil // the stall ended: the next one is read afresh
 	}
 	if st := w.h.chk.State(); st != w.prev {
 		w.logState(w.prev, r, now)
@@ -426,7 +427,11 @@ func (w *Worker) evidence(now time.Time) string {
 	if pid <= 0 {
 		return ""
 	}
-	e, err := sched.Collect(int(pid), w.st.first, now)
+	var first sched.Sample
+	if w.st != nil {
+		first = w.st.first
+	}
+	e, err := sched.Collect(int(pid), first, now)
 	if err != nil {
 		w.log.Debug("no evidence of the hang", "worker", w.h.name, "pid", pid, "err", err)
 		return ""
@@ -457,6 +462,9 @@ func (w *Worker) starvation(r Result, now time.Time) Result {
 	bound, pid := w.h.chk.cfg.StarvedMax, w.h.opts.WatchedPid
 	if pid <= 0 {
 		return r
+	}
+	if w.st == nil {
+		w.st = new(starving) // on a stall only: a healthy check allocates nothing
 	}
 	s, err := sched.Read(int(pid), now)
 	if err != nil {
