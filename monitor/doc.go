@@ -33,6 +33,8 @@
 //     and must be killed. Progress resets the count, so it is never reached by scattered
 //     hiccups.
 //
+// A freshly published object starts the rules over: last = 0, no stalls, a new grace.
+//
 // # The starvation rule
 //
 // A stall counts only when the worker could have beaten. [Worker.Check] applies the rule of
@@ -50,7 +52,17 @@
 // intervals, at least 10s): once the sequence stood still for longer, stalls count again
 // (event=starved-max, once). [StarvationOff] turns the rule off.
 //
-// A freshly published object starts the rules over: last = 0, no stalls, a new grace.
+// # Evidence before the kill
+//
+// At the hang verdict ([Abnormal], or a trigger), before its owner sends any signal, a Worker
+// whose process is known records what the process was doing (sched.Collect): one line
+// (event=evidence) with each thread's state, wait channel, system call, CPU time and run delay
+// since the stall's first check, and kernel stack when readable, the resident memory, the last
+// sequence and how long it stood still; the books keep it (Books.Evidence: /status's last kill),
+// and EventAbnormal and EventKill carry the full report (Event.Evidence: the hooks'
+// SHMMON_EVIDENCE). [Worker.Terminate] sends the owner's dump signal
+// (proc.TerminateOptions.Dump: SIGQUIT makes a Go program print its goroutines) first, for a
+// kill only; the exit it causes ends the run as the kill it is.
 //
 // # What a worker may ask for
 //

@@ -427,8 +427,8 @@ func (w *Worker) evidence(now time.Time) string {
 	if pid <= 0 {
 		return ""
 	}
-	var first sched.Sample
-	if w.st != nil {
+	var first sched.Sample // none: the figures since each thread started
+	if w.st != nil && w.st.first.At.Before(now) {
 		first = w.st.first
 	}
 	e, err := sched.Collect(int(pid), first, now)
