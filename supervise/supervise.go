@@ -11,7 +11,8 @@
 // first beat is never lost; before every start the sequence goes back to 0, so each run gets
 // the startup grace. It checks the heartbeat every interval (see package monitor; a worker of
 // heartbeat "none" is not checked) and, when the verdict is abnormal, signals the whole group
-// (Signal, then SIGKILL after KillAfter). Whenever the program ends — by itself, by a crash,
+// (DumpSignal and a wait of DumpWait first, when set; Signal, then SIGKILL after KillAfter).
+// Whenever the program ends — by itself, by a crash,
 // or killed as hung — what is left of its group is killed and the program is reaped, so no
 // zombie and no orphan of the group stays behind. Then the restart policy decides:
 //
