@@ -68,7 +68,7 @@ func TestObjectFaults(t *testing.T) {
 	}
 	for _, f := range faults {
 		t.Run(f.name, func(t *testing.T) {
-			const trials = 2
+			const trials = 20
 			c := newCase(t, "object "+f.name+" under serve", "reported, re-published, the worker follows; none killed")
 			name := c.object(0)
 			path := filepath.Join(t.TempDir(), "shmmon.toml")
