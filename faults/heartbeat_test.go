@@ -21,6 +21,7 @@ import (
 // after 300 ms, 20 times over: it never beats, for many times the stall threshold in all, and
 // must be started again after each exit and never judged.
 func TestHeartbeatNone(t *testing.T) {
+	t.Parallel()
 	const trials = 20
 	c := newCase(t, `program without a heartbeat exiting every 300 ms (run --heartbeat none)`,
 		"restarted after each exit, never judged nor killed")
@@ -59,6 +60,7 @@ func TestHeartbeatNone(t *testing.T) {
 // (SIGSTOP) 20 times: each time its record times out, it is killed as hung within the bound
 // and restarted, and the new program registers a new record.
 func TestHeartbeatProctab(t *testing.T) {
+	t.Parallel()
 	const (
 		trials = 20
 		slots  = 16

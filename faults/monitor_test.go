@@ -51,6 +51,7 @@ func checkUntouched(t *testing.T, pids map[string]int) (killed int) {
 // TestMonitorKilled SIGKILLs serve while its workers beat, and starts it again: the new serve
 // adopts them; none is killed or started twice.
 func TestMonitorKilled(t *testing.T) {
+	t.Parallel()
 	const trials = 20
 	c := newCase(t, "monitor (serve) SIGKILLed and restarted", "workers adopted, none killed")
 	serve, path, pids := c.serveFleet(4)
@@ -83,6 +84,7 @@ func TestMonitorKilled(t *testing.T) {
 // TestMonitorStopped stops serve (SIGSTOP) for 5 intervals and continues it: its late checks
 // judge nothing, so no worker is killed.
 func TestMonitorStopped(t *testing.T) {
+	t.Parallel()
 	const trials = 20
 	c := newCase(t, "monitor (serve) SIGSTOPped 5 intervals, continued", "no worker killed (late-tick guard)")
 	serve, _, pids := c.serveFleet(4)
