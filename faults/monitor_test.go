@@ -198,11 +198,3 @@ func pidReusedTrial(t *testing.T, c *tcase, mode string, i int) (old int, imp *t
 	}
 	return old, imp, got
 }
-
-// monitorState says whether the monitor still runs, or how it ended.
-func monitorState(p *testkit.Process) string {
-	if p.Running() {
-		return "running"
-	}
-	return "ended, " + p.Cmd.ProcessState.String()
-}
