@@ -133,7 +133,7 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 	// Stop what goes, all at once: each stop may wait its worker's kill-after.
 	var wg sync.WaitGroup
 	for name, m := range f.members {
-		if w, ok := want[name]; !ok || !w.EqualExceptHooks(*m.w) {
+		if w, ok := want[name]; !ok || !w.EqualExceptLive(*m.w) {
 			wg.Go(func() { f.stopMember(m) })
 			delete(f.members, name)
 			if ok {
