@@ -122,8 +122,11 @@ type Deps struct {
 }
 
 // Needs returns the workers w waits for before it starts: its After, then its BindsTo not in
-// After, in file order.
+// After, in file order. The slice may be w's own: do not change it.
 func (w Worker) Needs() []string {
+	if len(w.BindsTo) == 0 {
+		return w.After
+	}
 	out := slices.Clone(w.After)
 	for _, n := range w.BindsTo {
 		if !slices.Contains(out, n) {

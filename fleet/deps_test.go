@@ -1,0 +1,149 @@
+package fleet
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shmmon/shmmon/internal/testkit"
+	"github.com/shmmon/shmmon/monitor"
+	"github.com/shmmon/shmmon/shmobj"
+)
+
+// recorded is one line of a worker's record file (see envRecord).
+type recorded struct {
+	name, what string
+	at         time.Time
+}
+
+// records reads the record file.
+func records(t *testing.T, file string) []recorded {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []recorded
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 3 {
+			continue
+		}
+		ns, _ := strconv.ParseInt(f[2], 10, 64)
+		out = append(out, recorded{f[0], f[1], time.Unix(0, ns)})
+	}
+	return out
+}
+
+// when returns the time of the n-th (1-based) record of what by name; the zero time if none.
+func when(rs []recorded, name, what string, n int) time.Time {
+	for _, r := range rs {
+		if r.name == name && r.what == what {
+			if n--; n == 0 {
+				return r.at
+			}
+		}
+	}
+	return time.Time{}
+}
+
+// recordTo makes the test's workers record their starts and stops in a file, returned.
+func recordTo(t *testing.T) string {
+	file := filepath.Join(t.TempDir(), "record")
+	t.Setenv(envRecord, file)
+	return file
+}
+
+// TestDependencyChain: a -> b -> c, a beating for the first time after 1.5s: b starts only
+// after a's first beat, c after b's; meanwhile b and c are waiting, with the names; a stop
+// stops c, b, a, each once the one before has ended.
+func TestDependencyChain(t *testing.T) {
+	file := recordTo(t)
+	a, b, c := objectName(t)+"-a", objectName(t)+"-b", objectName(t)+"-c"
+	for _, n := range []string{a, b, c} {
+		t.Cleanup(func() { shmobj.Remove(n) })
+	}
+	f, log := newFleet(t)
+	f.Apply(testWorkers(t,
+		workerText(t, c, "beat", fmt.Sprintf("after = [%q]", b)),
+		workerText(t, b, "beat", fmt.Sprintf("after = [%q]", a)),
+		workerText(t, a, "late:1500ms", ""),
+	))
+	// While a has not beaten: b waits for a, c for b.
+	testkit.WaitFor(t, 5*time.Second, "a started", func() bool { return status(t, f, a).Phase == monitor.Running })
+	time.Sleep(300 * time.Millisecond)
+	if sb, sc := status(t, f, b), status(t, f, c); !slices.Equal(sb.WaitingFor, []string{a}) || !slices.Equal(sc.WaitingFor, []string{b}) ||
+		sb.Phase != monitor.Held || sc.Phase != monitor.Held {
+		t.Errorf("before a's first beat: b %v waiting for %q, c %v waiting for %q; want held, waiting for a and b", sb.Phase, sb.WaitingFor, sc.Phase, sc.WaitingFor)
+	}
+	if snap, err := shmobj.Read(b); err != nil || snap.StatusText != "waiting for "+a {
+		t.Errorf("b's object: status text %q, %v; want %q", snap.StatusText, err, "waiting for "+a)
+	}
+	testkit.WaitFor(t, 15*time.Second, "c running", func() bool { return status(t, f, c).Ready })
+	if s := status(t, f, c); s.WaitingFor != nil {
+		t.Errorf("c running, still waiting for %q", s.WaitingFor)
+	}
+	if snap, _ := shmobj.Read(b); snap.StatusText != "" {
+		t.Errorf("b running: status text %q, want none", snap.StatusText)
+	}
+	rs := records(t, file)
+	aStart, bStart, cStart := when(rs, a, "start", 1), when(rs, b, "start", 1), when(rs, c, "start", 1)
+	if aStart.IsZero() || bStart.Sub(aStart) < 1400*time.Millisecond || !cStart.After(bStart) {
+		t.Errorf("starts: a %v, b %v, c %v; want b at least 1.5s after a (its first beat), c after b", aStart, bStart, cStart)
+	}
+	if !strings.Contains(log.String(), "event=dependencies-ready") {
+		t.Errorf("no dependencies-ready line:\n%s", log)
+	}
+
+	f.Stop()
+	rs = records(t, file)
+	cExit, bTerm, bExit, aTerm := when(rs, c, "exit", 1), when(rs, b, "term", 1), when(rs, b, "exit", 1), when(rs, a, "term", 1)
+	if cExit.IsZero() || bExit.IsZero() || !bTerm.After(cExit) || !aTerm.After(bExit) {
+		t.Errorf("stop: c exited %v, b got SIGTERM %v and exited %v, a got SIGTERM %v; want c, b, a, each after the last ended",
+			cExit, bTerm, bExit, aTerm)
+	}
+}
+
+// TestBindsTo: b bound to a: a killed as hung takes b down, and b is started again once a
+// is ready again; c, only after a, is left alone. A control stop keeps b stopped.
+func TestBindsTo(t *testing.T) {
+	file := recordTo(t)
+	a, b, c := objectName(t)+"-a", objectName(t)+"-b", objectName(t)+"-c"
+	for _, n := range []string{a, b, c} {
+		t.Cleanup(func() { shmobj.Remove(n) })
+	}
+	f, log := newFleet(t)
+	f.Apply(testWorkers(t,
+		workerText(t, a, "hang-once:1500ms", ""),
+		workerText(t, b, "beat", fmt.Sprintf("binds_to = [%q]", a)),
+		workerText(t, c, "beat", fmt.Sprintf("after = [%q]", a)),
+	))
+	testkit.WaitFor(t, 20*time.Second, "a restarted after its hang", func() bool {
+		s := status(t, f, a)
+		return s.Restarts == 1 && s.Ready
+	})
+	testkit.WaitFor(t, 10*time.Second, "b started again", func() bool {
+		return !when(records(t, file), b, "start", 2).IsZero() && status(t, f, b).Ready
+	})
+	rs := records(t, file)
+	if bTerm, aStart := when(rs, b, "term", 1), when(rs, a, "start", 2); bTerm.IsZero() || !when(rs, b, "start", 2).After(aStart) {
+		t.Errorf("b got SIGTERM %v, started again %v; a started again %v: want b stopped, then started after a", bTerm, when(rs, b, "start", 2), aStart)
+	}
+	if !when(rs, c, "term", 1).IsZero() || !when(rs, c, "start", 2).IsZero() {
+		t.Errorf("c (after, not bound) was stopped or started again: %v", rs)
+	}
+	if s := status(t, f, c); s.Starts != 1 || s.Kills != 0 {
+		t.Errorf("c: %d starts, %d kills; want 1, 0", s.Starts, s.Kills)
+	}
+	if s := status(t, f, b); s.Kills != 0 {
+		t.Errorf("b was killed as hung %d times (a false kill)", s.Kills)
+	}
+	if log.Count("event=dependency-stop") != 1 {
+		t.Errorf("%d dependency-stop lines, want 1:\n%s", log.Count("event=dependency-stop"), log)
+	}
+}
