@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/shmobj"
@@ -145,5 +146,93 @@ func TestBindsTo(t *testing.T) {
 	}
 	if log.Count("event=dependency-stop") != 1 {
 		t.Errorf("%d dependency-stop lines, want 1:\n%s", log.Count("event=dependency-stop"), log)
+	}
+}
+
+// TestReadyTimeoutAndGiveUp: a dependency not ready within its ready_timeout is logged once
+// (event=not-ready) and its dependent keeps waiting, then starts; one that gives up makes its
+// dependent wait for "NAME (given up)".
+func TestReadyTimeoutAndGiveUp(t *testing.T) {
+	a, b, x, y := objectName(t)+"-a", objectName(t)+"-b", objectName(t)+"-x", objectName(t)+"-y"
+	for _, n := range []string{a, b, x, y} {
+		t.Cleanup(func() { shmobj.Remove(n) })
+	}
+	f, log := newFleet(t)
+	f.Apply(testWorkers(t,
+		workerText(t, a, "late:1500ms", `ready_timeout = "300ms"`),
+		workerText(t, b, "beat", fmt.Sprintf("after = [%q]", a)),
+		fmt.Sprintf("[[worker]]\nname = %q\ncommand = [\"/bin/sh\", \"-c\", \"exit 3\"]\ninterval = \"50ms\"\nstart_limit = 1\n", x),
+		workerText(t, y, "beat", fmt.Sprintf("binds_to = [%q]", x)),
+	))
+	testkit.WaitFor(t, 10*time.Second, "the not-ready line", func() bool { return log.Count("event=not-ready") > 0 })
+	if s := status(t, f, b); !slices.Equal(s.WaitingFor, []string{a}) {
+		t.Errorf("b after a's ready_timeout: waiting for %q, want %q", s.WaitingFor, a)
+	}
+	testkit.WaitFor(t, 10*time.Second, "b running once a beats", func() bool { return status(t, f, b).Ready })
+	if n := log.Count("event=not-ready"); n != 1 {
+		t.Errorf("%d not-ready lines, want 1 (once a run):\n%s", n, log)
+	}
+	if !strings.Contains(log.String(), "dependency="+a) {
+		t.Errorf("the not-ready line does not name the dependency:\n%s", log)
+	}
+	testkit.WaitFor(t, 10*time.Second, "y waiting for x (given up)", func() bool {
+		return slices.Equal(status(t, f, y).WaitingFor, []string{x + " (given up)"})
+	})
+	if s := status(t, f, y); s.Starts != 0 || s.Phase != monitor.Held {
+		t.Errorf("y: %d starts, %v; want none, held", s.Starts, s.Phase)
+	}
+}
+
+// TestDependencyReload: adding dependencies to running workers restarts nothing; a new worker
+// waits for its dependencies as at start; a reload that removes a worker and one that needs
+// it stops that one first.
+func TestDependencyReload(t *testing.T) {
+	file := recordTo(t)
+	a, b, c := objectName(t)+"-a", objectName(t)+"-b", objectName(t)+"-c"
+	for _, n := range []string{a, b, c} {
+		t.Cleanup(func() { shmobj.Remove(n) })
+	}
+	f, _ := newFleet(t)
+	ta, tb := workerText(t, a, "beat", ""), workerText(t, b, "beat", "")
+	f.Apply(testWorkers(t, ta, tb))
+	pid := beatingPid(t, f, b, 0)
+	ch := f.Apply(testWorkers(t, ta, tb+fmt.Sprintf("after = [%q]\nbinds_to = [%q]\n", a, a),
+		workerText(t, c, "late:500ms", fmt.Sprintf("after = [%q]", a))))
+	if ch != (Changes{Started: 1, Unchanged: 2}) {
+		t.Errorf("reload adding dependencies and c: %+v, want 1 started, 2 unchanged", ch)
+	}
+	testkit.WaitFor(t, 10*time.Second, "c running", func() bool { return status(t, f, c).Ready })
+	if s := status(t, f, b); s.Snapshot.Record.WatchedPid != pid || s.Starts != 1 {
+		t.Errorf("b after the reload: pid %d (was %d), %d starts; want the same program", s.Snapshot.Record.WatchedPid, pid, s.Starts)
+	}
+	// b is bound to a from now on.
+	if _, err := f.RestartWorker(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "b started again after a", func() bool { return !when(records(t, file), b, "start", 2).IsZero() })
+
+	f.Apply(testWorkers(t, tb))
+	rs := records(t, file)
+	if cExit, aTerm := when(rs, c, "exit", 1), when(rs, a, "term", 2); cExit.IsZero() || !aTerm.After(cExit) {
+		t.Errorf("reload removing a and c: c exited %v, a got SIGTERM %v; want c first", cExit, aTerm)
+	}
+}
+
+// TestStopOrder: the workers named, a worker before those it needs, else as given.
+func TestStopOrder(t *testing.T) {
+	f, _ := newFleet(t)
+	f.keepEntries(map[string]*config.Worker{
+		"db": {Name: "db"}, "cache": {Name: "cache"},
+		"app": {Name: "app", Deps: config.Deps{After: []string{"db"}, BindsTo: []string{"cache"}}},
+		"web": {Name: "web", Deps: config.Deps{After: []string{"app"}}},
+	})
+	for _, tt := range []struct{ in, want []string }{
+		{[]string{"db", "app", "web"}, []string{"web", "app", "db"}},
+		{[]string{"cache", "db", "web"}, []string{"cache", "db", "web"}},
+		{[]string{"cache", "app", "nope"}, []string{"app", "cache", "nope"}},
+	} {
+		if got := f.StopOrder(tt.in); !slices.Equal(got, tt.want) {
+			t.Errorf("StopOrder(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }
