@@ -111,6 +111,7 @@ func (o *orderer) loop() {
 
 // action is a start or a stop the orderer decided.
 type action struct {
+	name  string
 	m     *member
 	start bool
 	bound map[string]time.Time // start: the runs it is bound to
@@ -162,7 +163,7 @@ func (o *orderer) pass(now time.Time) {
 			e.setWaiting(missing)
 			if len(missing) == 0 {
 				g.busy = true
-				acts = append(acts, action{m: m, start: true, bound: f.runs(e.w.BindsTo)})
+				acts = append(acts, action{name: name, m: m, start: true, bound: f.runs(e.w.BindsTo)})
 			}
 		default:
 			e.setWaiting(nil)
@@ -173,12 +174,12 @@ func (o *orderer) pass(now time.Time) {
 				g.bound = map[string]time.Time{}
 			}
 			for _, d := range e.w.BindsTo {
-				db := f.entries[d].books()
+				db := f.booksOf(d)
 				run, ok := g.bound[d]
 				switch {
 				case ok && (!db.Ready || !db.Since.Equal(run)):
 					g.busy = true
-					acts = append(acts, action{m: m, dep: d})
+					acts = append(acts, action{name: name, m: m, dep: d})
 				case !ok && db.Ready:
 					g.bound[d] = db.Since // bound from now on (started by a control action, or bound by a reload)
 				}
@@ -228,7 +229,9 @@ func (f *Fleet) missing(name string, needs []string, g *gate, now time.Time) []s
 		if db.Checking() && db.Since.After(from) {
 			from = db.Since
 		}
-		if now.Sub(from) >= de.w.ReadyTimeout && !g.told[d].Equal(from) {
+		// from only moves forward: a dependency is told late once a run of its (or once
+		// the wait, while it does not run).
+		if now.Sub(from) >= de.w.ReadyTimeout && from.After(g.told[d]) {
 			if g.told == nil {
 				g.told = map[string]time.Time{}
 			}
@@ -238,6 +241,16 @@ func (f *Fleet) missing(name string, needs []string, g *gate, now time.Time) []s
 		}
 	}
 	return out
+}
+
+// booksOf returns the books of the worker name; none (not ready) when the fleet has no such
+// worker: a dependency the workers given to Apply do not have (config refuses that).
+// f.bmu is held.
+func (f *Fleet) booksOf(name string) monitor.Books {
+	if e := f.entries[name]; e != nil {
+		return e.books()
+	}
+	return monitor.Books{}
 }
 
 // stoppedByControl reports whether a control action stopped m (and nothing starts it until
@@ -253,7 +266,7 @@ func (m *member) stoppedByControl() bool {
 func (f *Fleet) runs(names []string) map[string]time.Time {
 	out := make(map[string]time.Time, len(names))
 	for _, d := range names {
-		if db := f.entries[d].books(); db.Ready {
+		if db := f.booksOf(d); db.Ready {
 			out[d] = db.Since
 		}
 	}
@@ -263,7 +276,7 @@ func (f *Fleet) runs(names []string) map[string]time.Time {
 // do takes one action of the orderer's, as a control action would (one at a time on the
 // member), unless a control action stopped the member meanwhile or serve is stopping.
 func (o *orderer) do(a action) {
-	m, log := a.m, o.f.log
+	m, name, log := a.m, a.name, o.f.log
 	m.ctl.Lock()
 	defer m.ctl.Unlock()
 	m.gmu.Lock()
@@ -274,15 +287,15 @@ func (o *orderer) do(a action) {
 		if mw := m.worker(); mw != nil {
 			mw.SetStatus("") // the program's own STATUS= from now on
 		}
-		log.Info("its dependencies are ready: starting it", "worker", m.w.Name, "event", "dependencies-ready")
+		log.Info("its dependencies are ready: starting it", "worker", name, "event", "dependencies-ready")
 		_, err = m.sup.Ask(o.ctx, supervise.RequestStart)
 	} else if ok {
-		log.Warn("a worker it is bound to ended: stopping it until that one is ready again", "worker", m.w.Name,
+		log.Warn("a worker it is bound to ended: stopping it until that one is ready again", "worker", name,
 			"dependency", a.dep, "event", "dependency-stop")
 		_, err = m.sup.Ask(o.ctx, supervise.RequestStop)
 	}
 	if err != nil && ok {
-		log.Debug("dependency action", "worker", m.w.Name, "err", err)
+		log.Debug("dependency action", "worker", name, "err", err)
 	}
 	m.gmu.Lock()
 	g := &m.gate
@@ -291,7 +304,7 @@ func (o *orderer) do(a action) {
 	case ok && a.start && err == nil:
 		g.parked, g.bound = false, a.bound
 	case ok && !a.start && err == nil:
-		g.parked, g.since, g.bound = true, time.Now(), nil
+		g.parked, g.since, g.bound, g.told = true, time.Now(), nil, nil
 	}
 	m.gmu.Unlock()
 	o.poke()

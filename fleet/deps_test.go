@@ -236,3 +236,37 @@ func TestStopOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestDependencyControl: a control action wins over the dependencies: ctl start starts a
+// waiting worker at once; after ctl stop, its dependencies being ready starts nothing.
+func TestDependencyControl(t *testing.T) {
+	a, b := objectName(t)+"-a", objectName(t)+"-b"
+	for _, n := range []string{a, b} {
+		t.Cleanup(func() { shmobj.Remove(n) })
+	}
+	f, _ := newFleet(t)
+	f.Apply(testWorkers(t, workerText(t, a, "late:1500ms", ""), workerText(t, b, "beat", fmt.Sprintf("binds_to = [%q]", a))))
+	testkit.WaitFor(t, 5*time.Second, "b waiting", func() bool { return status(t, f, b).WaitingFor != nil })
+	if done, err := f.StartWorker(t.Context(), b); err != nil || !strings.HasPrefix(done, "started (pid ") {
+		t.Fatalf("StartWorker of a waiting worker = %q, %v", done, err)
+	}
+	if s := status(t, f, a); s.Ready {
+		t.Fatal("a was ready already: the test proves nothing")
+	}
+	first := beatingPid(t, f, b, 0)
+	if s := status(t, f, b); s.WaitingFor != nil {
+		t.Errorf("b started by control: waiting for %q", s.WaitingFor)
+	}
+	testkit.WaitFor(t, 10*time.Second, "a ready", func() bool { return status(t, f, a).Ready })
+	if _, err := f.StopWorker(t.Context(), b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.RestartWorker(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "a ready again", func() bool { return status(t, f, a).Ready })
+	time.Sleep(500 * time.Millisecond) // 5 passes of the orderer
+	if s := status(t, f, b); s.Phase != monitor.Held || s.WaitingFor != nil || s.Starts != 1 {
+		t.Errorf("b after ctl stop and a ready again: %v, waiting for %q, %d starts; want stopped, nothing, 1 (pid %d)", s.Phase, s.WaitingFor, s.Starts, first)
+	}
+}
