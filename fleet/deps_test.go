@@ -82,8 +82,9 @@ func TestDependencyChain(t *testing.T) {
 		sb.Phase != monitor.Held || sc.Phase != monitor.Held {
 		t.Errorf("before a's first beat: b %v waiting for %q, c %v waiting for %q; want held, waiting for a and b", sb.Phase, sb.WaitingFor, sc.Phase, sc.WaitingFor)
 	}
-	if snap, err := shmobj.Read(b); err != nil || snap.StatusText != "waiting for "+a {
-		t.Errorf("b's object: status text %q, %v; want %q", snap.StatusText, err, "waiting for "+a)
+	// shmmon ls shows the object: state waiting, the names in its status text.
+	if snap, err := shmobj.Read(b); err != nil || snap.StatusText != "waiting for "+a || snap.Record.State != shmobj.StateWaiting {
+		t.Errorf("b's object: state %v, status text %q, %v; want waiting, %q", snap.Record.State, snap.StatusText, err, "waiting for "+a)
 	}
 	testkit.WaitFor(t, 15*time.Second, "c running", func() bool { return status(t, f, c).Ready })
 	if s := status(t, f, c); s.WaitingFor != nil {

@@ -26,6 +26,12 @@
 // event hooks (see package hook) from its monitor's events; hooks that change on reload are
 // taken without restarting the worker.
 //
+// The workers' dependencies (config.Deps: after, binds_to) order their starts and stops (see
+// deps.go): a worker that needs others is held (published, its program not started) until
+// they are ready, waiting ([WorkerStatus.WaitingFor]); [Fleet.Apply] and [Fleet.Stop] stop a
+// worker before the ones it needs; a worker bound to another is stopped when that one's run
+// ends and started again once it is ready.
+//
 // The control actions of shmmon ctl act on one member ([Fleet.StartWorker],
 // [Fleet.StopWorker], [Fleet.RestartWorker], [Fleet.SignalWorker]; see control.go): through
 // its supervisor's requests, or by holding and releasing a watched worker. A worker stopped so

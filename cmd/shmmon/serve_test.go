@@ -221,3 +221,43 @@ func TestServeDependencyErrors(t *testing.T) {
 		t.Errorf("%d starts (want 2, the reload changed nothing), or a worker removed:\n%s", n, log)
 	}
 }
+
+// TestServeWaiting: a worker waiting for a dependency (here a watched worker whose pidfile
+// names nothing yet) shows waiting, with the name, in shmmon ls and shmmon ctl status; its
+// program is not started.
+func TestServeWaiting(t *testing.T) {
+	sfx := fmt.Sprint(os.Getpid())
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "ctl.sock")
+	dep, waiter := "wait-dep"+sfx, "wait-w"+sfx
+	t.Cleanup(func() { os.Remove("/dev/shm/" + dep); os.Remove("/dev/shm/" + waiter) })
+	conf := fmt.Sprintf("[serve]\ncontrol = %q\n[[worker]]\nname = %q\npidfile = %q\n"+
+		"[[worker]]\nname = %q\ncommand = [\"sleep\", \"60\"]\nheartbeat = \"none\"\nkill_after = \"1s\"\nafter = [%q]\n",
+		sock, dep, filepath.Join(dir, "none.pid"), waiter, dep)
+	path := filepath.Join(dir, "shmmon.toml")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := serveInProcess(t, path)
+	var ls string
+	testkit.WaitFor(t, 10*time.Second, "ls to show the waiting worker", func() bool {
+		_, ls, _ = runCLI("ls")
+		for _, l := range strings.Split(ls, "\n") {
+			if strings.HasPrefix(l, waiter+" ") && strings.Contains(l, " waiting ") && strings.Contains(l, `"waiting for `+dep+`"`) {
+				return true
+			}
+		}
+		return false
+	})
+	code, out, errOut := runCLI("ctl", "--control", sock, "status", waiter)
+	if code != exitOK || !strings.Contains(out, "waiting for "+dep) {
+		t.Errorf("ctl status: exit %d, %q %q; want the worker waiting for %s", code, out, errOut, dep)
+	}
+	code, out, _ = runCLI("ctl", "--control", sock, "status", "--json", waiter)
+	if code != exitOK || !strings.Contains(out, `"supervision": "waiting"`) || !strings.Contains(out, `"waiting_for": [`) {
+		t.Errorf("ctl status --json: exit %d, %s", code, out)
+	}
+	if strings.Contains(log.String(), "event=start ") {
+		t.Errorf("the waiting worker was started:\n%s", log)
+	}
+}
