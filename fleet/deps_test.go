@@ -193,7 +193,7 @@ func TestDependencyReload(t *testing.T) {
 	for _, n := range []string{a, b, c} {
 		t.Cleanup(func() { shmobj.Remove(n) })
 	}
-	f, _ := newFleet(t)
+	f, log := newFleet(t)
 	ta, tb := workerText(t, a, "beat", ""), workerText(t, b, "beat", "")
 	f.Apply(testWorkers(t, ta, tb))
 	pid := beatingPid(t, f, b, 0)
@@ -201,6 +201,9 @@ func TestDependencyReload(t *testing.T) {
 		workerText(t, c, "late:500ms", fmt.Sprintf("after = [%q]", a))))
 	if ch != (Changes{Started: 1, Unchanged: 2}) {
 		t.Errorf("reload adding dependencies and c: %+v, want 1 started, 2 unchanged", ch)
+	}
+	if n := log.Count("event=config-deps"); n != 1 {
+		t.Errorf("%d config-deps lines, want 1 (b's):\n%s", n, log)
 	}
 	testkit.WaitFor(t, 10*time.Second, "c running", func() bool { return status(t, f, c).Ready })
 	if s := status(t, f, b); s.Snapshot.Record.WatchedPid != pid || s.Starts != 1 {

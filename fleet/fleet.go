@@ -51,6 +51,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -161,10 +162,14 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 	for _, cw := range ws {
 		w := want[cw.Name]
 		if m, ok := f.members[w.Name]; ok {
-			if !w.Equal(*m.w) {
-				m.w = w
+			if w.Hooks != m.w.Hooks {
 				f.log.Info("hooks changed; the worker keeps running", "worker", w.Name, "event", "config-hooks")
 			}
+			if !reflect.DeepEqual(w.Deps, m.w.Deps) {
+				f.log.Info("dependencies changed; the worker keeps running", "worker", w.Name, "event", "config-deps",
+					"after", w.After, "binds_to", w.BindsTo)
+			}
+			m.w = w
 			ch.Unchanged++
 			continue
 		}
