@@ -140,9 +140,12 @@ func Run(ctx context.Context, opts Options) error {
 	// The table first: workers of heartbeat "proctab" read it.
 	f.SetProctab(file.Proctab)
 	ch := f.Apply(file.Workers)
-	// Starting thousands of workers leaves garbage (the parsed file, publishing) that a
-	// monitor whose checks allocate nothing would keep mapped for its whole life.
+	// Starting thousands of workers leaves garbage (the parsed file, publishing, then the
+	// first round of checks' events) that a monitor whose checks allocate nothing would keep
+	// mapped for its whole life: it is returned now, and once more after that round.
 	debug.FreeOSMemory()
+	firstRound := time.AfterFunc(firstRoundOver(file.Workers), debug.FreeOSMemory)
+	defer firstRound.Stop()
 	log.Info("serving", "config", opts.Config, "workers", len(file.Workers), "started", ch.Started, "event", "serve")
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 
@@ -305,4 +308,14 @@ func (s *server) reloaded(err error) {
 	if s.api != nil {
 		s.api.Reloaded(err)
 	}
+}
+
+// firstRoundOver is how long after the start every worker of ws has had its first checks:
+// two of the longest interval past the longest grace, at most a minute.
+func firstRoundOver(ws []config.Worker) time.Duration {
+	var d time.Duration
+	for _, w := range ws {
+		d = max(d, w.Grace+2*w.Interval)
+	}
+	return min(d, time.Minute)
 }
