@@ -4,9 +4,10 @@
 //
 //   - the workers (package fleet: supervised programs, watched processes, the process table's
 //     sweep, the TCP watchdog), stopped last but for the endpoint: SIGTERM stops every
-//     supervised program (its signal, then SIGKILL after its kill_after) and removes the
-//     objects; where serve can make cgroups (package cgroup, logged once at the start), each
-//     supervised worker runs in one of its own;
+//     supervised program (its signal, then SIGKILL after its kill_after; a worker before the
+//     workers it needs, see fleet's dependencies) and removes the objects; where serve can
+//     make cgroups (package cgroup, logged once at the start), each supervised worker runs in
+//     one of its own;
 //   - the reload loop: the file is read again when it changes (config.Watch, which follows
 //     symbolic links) and on SIGHUP; an invalid, unreadable or empty file keeps the running
 //     configuration;
