@@ -8,7 +8,7 @@
 #   make build    build bin/shmmon
 #   make test     run all Go tests (with -race) against the C++ peers
 #   make lint     go vet, staticcheck, gofmt
-#   make faults   the fault-injection suite (real processes, ~5 min) -> RELIABILITY.md
+#   make faults   the fault-injection suite (real processes, ~15 min) -> RELIABILITY.md
 #   make fuzz     every fuzz target, FUZZTIME (10s) each, from the checked-in seed corpora
 #   make bench    Go benchmarks and the Boost reference figures -> bench.out, BENCHMARKS.md
 #   make demo     run ./demo.sh
@@ -105,7 +105,7 @@ lint:
 
 # The fault-injection suite: its outcome table is printed and written to RELIABILITY.md.
 faults:
-	FAULTS_REPORT="$(CURDIR)/RELIABILITY.md" $(GO) test -tags faults -count=1 -v -timeout 15m ./faults
+	FAULTS_REPORT="$(CURDIR)/RELIABILITY.md" $(GO) test -tags faults -count=1 -v -parallel 3 -timeout 25m ./faults
 
 fuzz:
 	GO="$(GO)" scripts/fuzz.sh $(FUZZTIME)
