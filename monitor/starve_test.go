@@ -53,7 +53,7 @@ func beatThenHang(name, hang string) {
 
 // starveCase is one watch of a worker next to busy loops on every core.
 type starveCase struct {
-	idle       bool          // the worker runs under SCHED_IDLE (chrt -i 0): starved
+	idle       bool          // the worker runs under SCHED_IDLE once it beats (testkit.SchedIdle): starved
 	hang       string        // how it hangs after SIGUSR1 (see beatThenHang), or "stop" (SIGSTOP)
 	starvedMax time.Duration // Config.StarvedMax
 	run        time.Duration // how long the watch may take
@@ -62,17 +62,13 @@ type starveCase struct {
 }
 
 // watchStarved watches the test binary as a worker (see beatThenHang) with interval 100ms
-// and 3 stalls: once it beats, every core gets two busy loops (unless quiet), then it is made
-// to hang. It returns the outcome, how long after the hang it came, and the log.
+// and 3 stalls: once it beats, every core gets busy loops (unless quiet), then it is made to
+// hang. It returns the outcome, how long after the hang it came, and the log.
 func watchStarved(t *testing.T, c starveCase) (Outcome, time.Duration, string) {
 	t.Helper()
 	name := testkit.Name(t, "shmmon-starve")
 	t.Cleanup(func() { shmobj.Remove(name) })
-	args := []string{os.Args[0], "-test.run=^$"}
-	if c.idle {
-		args = append([]string{"chrt", "-i", "0"}, args...)
-	}
-	cmd := exec.Command(args[0], args[1:]...)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "SHMMON_TEST_MODE=beat", "SHMMON_TEST_OBJECT="+name, "SHMMON_TEST_HANG="+c.hang)
 	r, wr, err := os.Pipe() // the standard input of a worker that hangs in read
 	if err != nil {
@@ -104,8 +100,17 @@ func watchStarved(t *testing.T, c starveCase) (Outcome, time.Duration, string) {
 	if !testkit.Poll(10*time.Second, func() bool { return w.Worker().Books().Ready }) {
 		t.Fatalf("%s never beat; log:\n%s", worker.Label, logs)
 	}
+	if c.idle {
+		testkit.SchedIdle(t, cmd.Process.Pid, true)
+	}
 	if !c.quiet {
-		testkit.Load(t, 2)
+		// Two busy loops a core starve a SCHED_IDLE worker; one a core leaves a worker at the
+		// default priority its share even on a machine busy with other work.
+		perCore := 1
+		if c.idle {
+			perCore = 2
+		}
+		testkit.Load(t, perCore)
 		time.Sleep(200 * time.Millisecond)
 	}
 	hung := time.Now()

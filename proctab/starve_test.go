@@ -31,8 +31,9 @@ func TestSweepStarved(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tab := testTable(t, 4)
-			cmd := startChild(t, exec.Command("chrt", "-i", "0", os.Args[0]), fmt.Sprintf("attach-spin %d %d", tab.opts.Key, tab.opts.Slots))
+			cmd := startChild(t, exec.Command(os.Args[0]), fmt.Sprintf("attach-spin %d %d", tab.opts.Key, tab.opts.Slots))
 			pid := cmd.Process.Pid
+			testkit.SchedIdle(t, pid, true)
 			testkit.Load(t, 2)
 			time.Sleep(1100 * time.Millisecond) // the start falls clearly before the heartbeat
 			if _, err := tab.put(pid, "idle", time.Second, time.Now().Add(-time.Second)); err != nil {

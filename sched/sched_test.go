@@ -87,7 +87,6 @@ func judge(t *testing.T, pid int, window time.Duration) sched.Verdict {
 // SCHED_IDLE waits for a CPU (starved); at the default priority, a stopped one, one blocked in
 // read(2) or on a mutex, and one that spins are stalls that count.
 func TestJudge(t *testing.T) {
-	testkit.Load(t, 3)
 	for _, c := range []struct {
 		name, mode string
 		idle, stop bool
@@ -100,6 +99,13 @@ func TestJudge(t *testing.T) {
 		{"busy loop", "spin", false, false, "running"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			// Three busy loops a core starve a SCHED_IDLE process; one a core leaves a process
+			// at the default priority its share even on a machine busy with other work.
+			if c.idle {
+				testkit.Load(t, 3)
+			} else {
+				testkit.Load(t, 1)
+			}
 			p := start(t, c.mode, c.idle)
 			pid := p.Cmd.Process.Pid
 			time.Sleep(300 * time.Millisecond) // into its mode

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"testing"
 )
 
@@ -25,5 +26,19 @@ func Load(t testing.TB, perCore int) (stop func()) {
 		for _, p := range loops {
 			p.Kill()
 		}
+	}
+}
+
+// SchedIdle moves every thread of process pid to SCHED_IDLE (idle true) or back to the default
+// policy, SCHED_OTHER (chrt -a -p): a worker is started at the default priority, so that it
+// starts and beats however busy the machine is, and is starved only while a test wants it.
+func SchedIdle(t testing.TB, pid int, idle bool) {
+	t.Helper()
+	policy := "-o"
+	if idle {
+		policy = "-i"
+	}
+	if out, err := exec.Command("chrt", "-a", policy, "-p", "0", strconv.Itoa(pid)).CombinedOutput(); err != nil {
+		t.Fatalf("chrt -a %s -p 0 %d: %v\n%s", policy, pid, err, out)
 	}
 }
