@@ -93,6 +93,30 @@ type WorkerStatus struct {
 // monitor of this worker is stuck or starved.
 func (s WorkerStatus) Late(now time.Time) bool { return s.Checking && now.After(s.Deadline) }
 
+// DownForGood reports whether nothing will run the worker again until someone acts: its
+// supervisor gave up on it, its restart policy does not start it again after a run that
+// failed (killed as hung, over a limit, a crash, a non-zero exit), it was stopped with
+// shmmon ctl stop, or it is a watched worker of a fixed pid whose process is gone. A worker
+// that runs, waits in a backoff, is being restarted, or finished a run that succeeded
+// (exit 0) is not down for good. It is the answer of /healthz/NAME.
+func (s WorkerStatus) DownForGood() bool {
+	switch s.Phase {
+	case monitor.GaveUp, monitor.Held:
+		return true
+	case monitor.Finished:
+		return s.LastExit != "exit 0"
+	case monitor.Down, monitor.Idle:
+		return !s.Worker.Supervised() && s.Worker.Pid != 0 && s.LastExit != ""
+	}
+	return false
+}
+
+// ReadyNow reports whether the worker counts as ready for /readyz: its current run is
+// ready ([monitor.Books.Ready]: READY=1, its first beat, or started for heartbeat "none"),
+// or it is a periodic job (every), which runs only now and then and never holds readiness
+// back.
+func (s WorkerStatus) ReadyNow() bool { return s.Ready || s.Worker.Every > 0 }
+
 // Status returns every configured worker, sorted by name. It reads each worker's object and
 // takes only the fleet's short bookkeeping lock, so it answers while a reload waits for
 // workers to stop.

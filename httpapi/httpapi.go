@@ -6,6 +6,12 @@
 //	GET /healthz   200 while every worker loop that should be checking checks on time and the
 //	               last pass over the process table (if serve sweeps one) swept it, else 503
 //	               naming the late workers and why the table's sweep fails ([Health])
+//	GET /healthz/NAME  200 while the worker NAME runs or is being restarted within its limits,
+//	               503 once it is down for good (given up, restart "never" or "on-failure" after
+//	               a failed run, stopped by shmmon ctl), 404 for a name serve does not have
+//	               ([WorkerHealth]): a Kubernetes liveness probe per worker
+//	GET /readyz    200 while every worker is ready (its run said READY=1 or beat; a periodic job
+//	               always counts), else 503 naming the others ([Readiness]): a readiness probe
 //
 // The worker metrics are read when scraped, from [fleet.Fleet.Status] (and the System V
 // process table the fleet sweeps, as kind "proctab"); each series has the labels name (the
@@ -118,6 +124,8 @@ func New(src Source) *Server {
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	s.mux.HandleFunc("GET /status", s.serveStatus)
 	s.mux.HandleFunc("GET /healthz", s.serveHealth)
+	s.mux.HandleFunc("GET /healthz/{name}", s.serveWorkerHealth)
+	s.mux.HandleFunc("GET /readyz", s.serveReady)
 	return s
 }
 

@@ -12,8 +12,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,12 +31,29 @@ import (
 	"github.com/shmmon/shmmon/worker"
 )
 
-const envMode = "HTTPAPI_TEST_WORKER" // "beat": the test binary is a worker beating every 10ms
+// envMode makes the test binary a worker: "beat" beats every 10ms; "late" waits a second,
+// then beats; "hang" beats until it gets SIGUSR1, then hangs. None lives more than 2 minutes.
+const envMode = "HTTPAPI_TEST_WORKER"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(envMode) == "beat" {
+	switch os.Getenv(envMode) {
+	case "beat", "late", "hang":
+		mode := os.Getenv(envMode)
+		if mode == "late" {
+			time.Sleep(time.Second)
+		}
+		hang := make(chan os.Signal, 1)
+		signal.Notify(hang, syscall.SIGUSR1)
+		hung := false
 		for began := time.Now(); time.Since(began) < 2*time.Minute; time.Sleep(10 * time.Millisecond) {
-			worker.Beat()
+			select {
+			case <-hang:
+				hung = mode == "hang"
+			default:
+			}
+			if !hung {
+				worker.Beat()
+			}
 		}
 		os.Exit(0)
 	}
