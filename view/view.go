@@ -79,6 +79,9 @@ type Serving struct {
 	Checking   bool       `json:"checking"`       // its loop checks the heartbeat now
 	Late       bool       `json:"late"`           // checking, but past its deadline (see /healthz)
 	Ready      bool       `json:"ready"`          // its run is ready (READY=1, a first beat; see /readyz)
+	// DownForGood: nothing runs it again until someone acts (it gave up, finished after a
+	// failed run, was stopped by ctl; see /healthz/NAME).
+	DownForGood bool `json:"down_for_good"`
 
 	// The worker's resource limits (0: none), what it used at its last limit check (CPU in
 	// cores over stalls intervals; null before it is known), and the runs stopped over a
@@ -176,7 +179,7 @@ func Served(ws fleet.WorkerStatus, now time.Time) Worker {
 	v := Object(ws.Worker.Name, ws.Snapshot, ws.Err, now)
 	v.Kills, v.Restarts = ws.Kills, ws.Restarts
 	v.Serving = &Serving{Supervised: ws.Worker.Supervised(), Command: ws.Worker.Command, Starts: ws.Starts,
-		LastExit: ws.LastExit, Checking: ws.Checking, Late: ws.Late(now), Ready: ws.Ready,
+		LastExit: ws.LastExit, Checking: ws.Checking, Late: ws.Late(now), Ready: ws.Ready, DownForGood: ws.DownForGood(),
 		Supervision: Supervision(ws.Phase), Log: ws.Worker.Log, LogDropped: ws.LogDropped, LogError: ws.LogError,
 		MemoryMax: int64(ws.Worker.MemoryMax), CPUMax: ws.Worker.CPUMax.Ratio(), LimitKills: ws.LimitKills, OOMKills: ws.OOMKills}
 	// serve's own facts win over what Object read from /proc: a supervised run's cgroup (none:
