@@ -16,7 +16,10 @@
 package view
 
 import (
+	"strconv"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/shmmon/shmmon/cgroup"
 	"github.com/shmmon/shmmon/fleet"
@@ -231,4 +234,20 @@ func RecordState(p Proctab) shmobj.State {
 func OfRecord(p Proctab) Worker {
 	return Worker{Name: p.Name, Kind: shmobj.KindProctab.String(), Proctab: &p, WorkerPid: int64(p.Pid),
 		Pid: int64(p.Pid), State: p.State}
+}
+
+// Shown returns a name read from /dev/shm or from the process table as it may be printed in a
+// terminal: as it is when every character is a printable one other than a space, a quote or a
+// backslash, else quoted as a Go string, so that no escape sequence, newline or tab in another
+// user's name can forge rows or drive the terminal.
+func Shown(name string) string {
+	for _, r := range name {
+		if !unicode.IsPrint(r) || r == ' ' || r == '"' || r == '\\' || r == utf8.RuneError {
+			return strconv.Quote(name)
+		}
+	}
+	if name == "" {
+		return `""`
+	}
+	return name
 }
