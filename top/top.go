@@ -277,7 +277,7 @@ func (m *Model) move(by int) {
 	if len(rows) == 0 {
 		return
 	}
-	i := slices.IndexFunc(rows, func(w view.Worker) bool { return key(w) == m.selected })
+	i := max(0, slices.IndexFunc(rows, func(w view.Worker) bool { return key(w) == m.selected })) // none: the first
 	m.selected = key(rows[min(max(0, i+by), len(rows)-1)])
 }
 
