@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"strings"
@@ -147,7 +148,9 @@ func servedWorkers(ctx context.Context, path string) ([]view.Worker, string) {
 	ans, err := control.Do(ctx, path, control.Request{Action: control.ActionStatus}, nil)
 	switch {
 	case errors.Is(err, control.ErrRefused):
-		return nil, "serve at " + path + " refuses you (" + strings.TrimPrefix(ans.Error, "refused: ") + "): read-only, no supervision"
+		return nil, "serve at " + path + " refuses you: read-only (" + strings.TrimPrefix(ans.Error, "refused: ") + ")"
+	case errors.Is(err, fs.ErrPermission):
+		return nil, "control socket " + path + " not open to you: read-only"
 	case err != nil:
 		return nil, "no serve answers at " + path + ": no supervision shown"
 	case !ans.OK:

@@ -33,7 +33,7 @@ func tmuxPane(t *testing.T, command string) (screen func() string, keys func(...
 	t.Helper()
 	tmux, err := exec.LookPath("tmux")
 	testkit.Require(t, err == nil, "no tmux: make deps installs it")
-	sock := fmt.Sprintf("shmmon-test-%d", os.Getpid())
+	sock := fmt.Sprintf("shmmon-%d-%s", os.Getpid(), t.Name())
 	run := func(args ...string) (string, error) {
 		out, err := exec.Command(tmux, append([]string{"-L", sock, "-f", "/dev/null"}, args...)...).CombinedOutput()
 		return string(out), err
@@ -162,6 +162,39 @@ func TestTopInTmux(t *testing.T) {
 		return row(" running ")(l) && len(f) >= 9 && f[len(f)-1] == "2"
 	})
 
+	keys("q")
+	waitScreen(t, screen, 10*time.Second, "top's exit", func(l string) bool { return strings.TrimSpace(l) == "top exit 0" })
+}
+
+// TestTopNotAdmitted: another user, whom serve's control socket does not admit, sees the
+// workers (objects of mode 0644) read-only: top says why, offers no r or x, refuses r, and
+// quits on q.
+func TestTopNotAdmitted(t *testing.T) {
+	name := fmt.Sprintf("topro%d", os.Getpid())
+	t.Cleanup(func() { shmobj.Remove(name) })
+	path := filepath.Join(t.TempDir(), "shmmon.toml")
+	testkit.WriteConfig(t, path, "", []testkit.Worker{{Name: name, Command: beatLoop(t),
+		Extra: "interval = \"100ms\"\nmode = \"0644\"\n"}}, "")
+	serveInProcess(t, path)
+	testkit.WaitBeating(t, 20*time.Second, name, 0)
+	u := testkit.NewUser(t)
+	screen, keys := tmuxPane(t, fmt.Sprintf("setpriv --reuid=%d --regid=%d --clear-groups env NO_COLOR=1 %q top -n 200ms --filter %s --control %q; "+
+		"echo \"top exit $?\"; sleep 60", u.Uid, u.Gid, testkit.Shmmon(t), name, testkit.ControlPath))
+	waitScreen(t, screen, 20*time.Second, name+" ok", func(l string) bool {
+		f := strings.Fields(strings.TrimPrefix(l, ">"))
+		return len(f) > 2 && f[0] == name && f[1] == "ok"
+	})
+	s := screen()
+	if !strings.Contains(s, "not open to you: read-only") || strings.Contains(s, "r restart") {
+		t.Errorf("want top to say the control socket is not open to the user, and no r or x:\n%s", s)
+	}
+	keys("r")
+	waitScreen(t, screen, 10*time.Second, "r refused", func(l string) bool {
+		return strings.Contains(l, "r and x need serve's control socket to admit you")
+	})
+	if strings.Contains(screen(), "y to confirm") {
+		t.Errorf("a question for a user serve does not admit:\n%s", screen())
+	}
 	keys("q")
 	waitScreen(t, screen, 10*time.Second, "top's exit", func(l string) bool { return strings.TrimSpace(l) == "top exit 0" })
 }
