@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,7 +30,8 @@ func TestTopWithoutTerminal(t *testing.T) {
 
 // tmuxPane runs command in a detached tmux session of its own server, 80x24, until the test
 // ends, and returns a function reading its screen (capture-pane).
-func tmuxPane(t *testing.T, command string) (screen func() string, keys func(...string)) {
+// The screen with its escape sequences (capture-pane -e) is screen("-e").
+func tmuxPane(t *testing.T, command string) (screen func(flags ...string) string, keys func(...string)) {
 	t.Helper()
 	tmux, err := exec.LookPath("tmux")
 	testkit.Require(t, err == nil, "no tmux: make deps installs it")
@@ -42,8 +44,8 @@ func tmuxPane(t *testing.T, command string) (screen func() string, keys func(...
 		t.Fatalf("tmux new-session: %v: %s", err, out)
 	}
 	t.Cleanup(func() { run("kill-server") })
-	screen = func() string {
-		out, err := run("capture-pane", "-p", "-t", "top")
+	screen = func(flags ...string) string {
+		out, err := run(append([]string{"capture-pane", "-p", "-t", "top"}, flags...)...)
 		if err != nil {
 			t.Fatalf("tmux capture-pane: %v: %s", err, out)
 		}
@@ -58,7 +60,7 @@ func tmuxPane(t *testing.T, command string) (screen func() string, keys func(...
 }
 
 // waitScreen waits until the screen has a line for which match is true, and returns it.
-func waitScreen(t *testing.T, screen func() string, timeout time.Duration, what string, match func(line string) bool) string {
+func waitScreen(t *testing.T, screen func(...string) string, timeout time.Duration, what string, match func(line string) bool) string {
 	t.Helper()
 	var found, last string
 	ok := testkit.Poll(timeout, func() bool {
@@ -115,6 +117,10 @@ func TestTopInTmux(t *testing.T) {
 	if lines := strings.Split(strings.TrimRight(s, "\n"), "\n"); len(lines) > 24 || !strings.Contains(s, "admits you") ||
 		!strings.Contains(s, "r restart  x stop") {
 		t.Errorf("screen (want at most 24 lines, serve admitting the user, r and x offered):\n%s", s)
+	}
+	// NO_COLOR: not one colour (SGR 30-37, 38;..., 90-97; their backgrounds) on the screen.
+	if m := regexp.MustCompile(`\x1b\[(?:[0-9]*;)*(?:3[0-8]|4[0-8]|9[0-7]|10[0-7])(?:;[0-9]*)*m`).FindString(screen("-e")); m != "" {
+		t.Errorf("a colour with NO_COLOR: %q", m)
 	}
 	for _, l := range strings.Split(s, "\n") {
 		if len([]rune(l)) > 80 {
