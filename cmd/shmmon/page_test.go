@@ -105,10 +105,13 @@ func TestStatusPageInChromium(t *testing.T) {
 	defer cancelAlloc()
 	bctx, cancelBrowser := chromedp.NewContext(actx)
 	defer cancelBrowser()
-	// The first run starts the browser, which lives as long as bctx: no timeout on it.
+	// The first run starts the browser, which lives as long as bctx: no deadline on bctx, but a
+	// browser that does not start within a minute is stopped.
+	slow := time.AfterFunc(time.Minute, cancelBrowser)
 	if err := chromedp.Do(bctx, chromedp.Navigate("http://"+addr+"/")); err != nil {
 		t.Fatalf("chromium: %v", err)
 	}
+	slow.Stop()
 	// poll waits up to timeout for the JavaScript expression to be true in the page.
 	poll := func(expr string, timeout time.Duration) error {
 		ctx, cancel := context.WithTimeout(bctx, timeout+5*time.Second)
