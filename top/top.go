@@ -288,7 +288,7 @@ var (
 	warn     = lipgloss.NewStyle().Foreground(lipgloss.Color("11"))
 	good     = lipgloss.NewStyle().Foreground(lipgloss.Color("10"))
 	faint    = lipgloss.NewStyle().Faint(true)
-	sparkles = []rune(" ▁▂▃▄▅▆▇█")
+	sparkles = []rune("·▁▂▃▄▅▆▇█") // no beats, then eighths of the minute's highest
 )
 
 // The columns after the name, and their widths.
@@ -423,7 +423,8 @@ func (m Model) rateCell(w view.Worker) string {
 }
 
 // spark draws the worker's beats per second over the last minute in 10 cells, the newest on
-// the right, each the mean of its share of the refreshes, scaled to the minute's highest.
+// the right, each the mean of its share of the refreshes, scaled to the minute's highest; "·"
+// is a time without beats, a blank one before the first refresh.
 func (m Model) spark(w view.Worker) string {
 	const cells = 10
 	h := m.rates[key(w)]

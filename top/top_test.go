@@ -22,6 +22,7 @@ func fixture(t *testing.T, admitted bool) (*Model, *[]string) {
 			{Name: "alpha", Shmmon: true, MonitorAlive: true, State: "ok", Seq: seqA, Threshold: 3, Serving: &view.Serving{Supervision: "running"}},
 			{Name: "beta", Shmmon: true, MonitorAlive: true, State: "abnormal", Seq: 7, Stalls: 3, Threshold: 3, Kills: 2, Serving: &view.Serving{Supervision: "stopping"}},
 			{Name: "gamma", Shmmon: true, MonitorAlive: true, State: "stalled", Seq: 9, Stalls: 1, Threshold: 3},
+			view.OfRecord(view.Proctab{Slot: 3, Pid: 42, Name: "svc", AgeSec: 0.5, Alive: true, State: "ok"}),
 		}
 	}
 	snaps := []Snapshot{{Time: at, Workers: ws(100), Admitted: admitted, Served: admitted, Note: "serve at /x refuses you"},
@@ -84,14 +85,14 @@ func TestView(t *testing.T) {
 			t.Errorf("line of %d cells or with an escape outside a terminal: %q", n, l)
 		}
 	}
-	if got := strings.Join(rowNames(screen), " "); got != "beta gamma alpha" {
-		t.Errorf("rows %q, want the worst first: beta gamma alpha\n%s", got, screen)
+	if got := strings.Join(rowNames(screen), " "); got != "beta gamma alpha svc" {
+		t.Errorf("rows %q, want the worst first: beta gamma alpha svc\n%s", got, screen)
 	}
 	if !strings.Contains(screen, "> beta") || !strings.Contains(screen, "50.0") || !strings.Contains(screen, "r restart  x stop") {
 		t.Errorf("want beta selected, alpha's 50 beats/s, r and x offered:\n%s", screen)
 	}
 	press(m, false, "s")
-	if got := strings.Join(rowNames(m.View()), " "); got != "alpha beta gamma" {
+	if got := strings.Join(rowNames(m.View()), " "); got != "alpha beta gamma svc" {
 		t.Errorf("sorted by name: %q", got)
 	}
 	press(m, false, "/", "m", "m", "enter")
@@ -99,8 +100,8 @@ func TestView(t *testing.T) {
 		t.Errorf("filtered by mm: %q\n%s", got, m.View())
 	}
 	press(m, false, "/", "esc")
-	if got := len(rowNames(m.View())); got != 3 {
-		t.Errorf("%d rows after esc, want 3", got)
+	if got := len(rowNames(m.View())); got != 4 {
+		t.Errorf("%d rows after esc, want 4", got)
 	}
 }
 

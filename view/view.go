@@ -13,6 +13,10 @@
 // The JSON forms are stable: fields are only ever added. What only serve knows (whether it
 // supervises the worker, its starts, how its last run ended, whether its loop is late) is in
 // /status only ([Served]).
+//
+// It also holds what every printer of workers shares: the ranking of states, worst first,
+// that `shmmon top` and serve's status page sort by ([Worst], [Rank]), and the one way a name
+// read from /dev/shm is printed in a terminal ([Shown]).
 package view
 
 import (
