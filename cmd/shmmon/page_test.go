@@ -135,6 +135,9 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Fatalf("the page never showed both workers ok (it shows %q): %v", eval(okRows), err)
 	}
 
+	if os.Getenv(envScreenshots) != "" {
+		time.Sleep(20 * time.Second) // sparklines with some history, for the README's picture
+	}
 	var pid int64
 	for _, w := range status(t, addr).Workers {
 		if w.Name == hang {
