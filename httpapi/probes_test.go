@@ -137,3 +137,34 @@ func TestProbesOfAFleet(t *testing.T) {
 		t.Errorf("/healthz/no-such-worker: %d %+v, want 404", code, h)
 	}
 }
+
+// TestProbeGaveUp: a program that keeps failing is restarted within its start limit, then
+// given up on: its /healthz/NAME is 503, gave-up, and /readyz names it.
+func TestProbeGaveUp(t *testing.T) {
+	name := testkit.Name(t, "crash")
+	t.Cleanup(func() { shmobj.Remove(name) })
+	file, err := config.Parse("t.toml", []byte(fmt.Sprintf("[[worker]]\nname = %q\ncommand = [\"/bin/false\"]\n"+
+		"interval = \"50ms\"\nbackoff = \"10ms\"\nstart_limit = 2\nstart_window = \"1m\"\n", name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fleet.New(slog.New(slog.NewTextHandler(&testkit.Buffer{}, nil)))
+	defer f.Stop()
+	s := New(f)
+	f.Apply(file.Workers)
+	var h WorkerHealth
+	testkit.WaitFor(t, 15*time.Second, name+" given up and its /healthz 503", func() bool {
+		return get(t, s, "/healthz/"+name, &h) == http.StatusServiceUnavailable
+	})
+	if h.Status != "down" || h.Supervision != "gave-up" || h.LastExit != "exit 1" {
+		t.Errorf("/healthz/%s: %+v, want down, gave-up, exit 1", name, h)
+	}
+	var rd Readiness
+	if code := get(t, s, "/readyz", &rd); code != http.StatusServiceUnavailable || !slices.Equal(rd.NotReady, []string{name}) {
+		t.Errorf("/readyz: %d %+v, want 503 naming %s", code, rd, name)
+	}
+	var st Status
+	if get(t, s, "/status", &st); len(st.Workers) != 1 || !st.Workers[0].DownForGood || st.Workers[0].Starts != 2 {
+		t.Errorf("/status: %+v, want the worker down for good after 2 starts (its start_limit)", st.Workers)
+	}
+}
