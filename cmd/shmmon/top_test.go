@@ -16,15 +16,25 @@ import (
 	"github.com/shmmon/shmmon/shmobj"
 )
 
-// TestTopWithoutTerminal: top without a terminal says so and exits 2.
+// TestTopWithoutTerminal: top without a terminal says so and exits 2, as it does for a bad
+// flag, naming it.
 func TestTopWithoutTerminal(t *testing.T) {
 	code, _, stderr := runCLI("top")
 	if code != exitUsage || !strings.Contains(stderr, "not a terminal") || !strings.Contains(stderr, "shmmon ls --watch") ||
 		strings.Count(stderr, "\n") != 1 {
 		t.Errorf("exit %d, stderr %q; want exit %d and one line saying there is no terminal", code, stderr, exitUsage)
 	}
-	if code, _, stderr := runCLI("top", "-n", "10ms"); code != exitUsage || !strings.Contains(stderr, "--interval 10ms") {
-		t.Errorf("top -n 10ms: exit %d, %q", code, stderr)
+	for _, tc := range []struct{ args, want string }{
+		{"-n 10ms", "invalid --interval 10ms: want a period of at least 100ms"},
+		{"--control rel.sock", `invalid --control: socket path "rel.sock" is not absolute`},
+		{"--proctab-key zz", `invalid --proctab-key "zz"`},
+		{"--proctab-slots 0", "invalid --proctab-slots 0"},
+		{"extra", `unexpected argument "extra"`},
+	} {
+		code, _, stderr := runCLI(append([]string{"top"}, strings.Fields(tc.args)...)...)
+		if code != exitUsage || !strings.HasPrefix(stderr, "shmmon top: "+tc.want) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("top %s: exit %d, %q; want exit %d and one line with %q", tc.args, code, stderr, exitUsage, tc.want)
+		}
 	}
 }
 
