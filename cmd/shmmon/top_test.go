@@ -45,9 +45,10 @@ func tmuxPane(t *testing.T, command string) (screen func(flags ...string) string
 	t.Helper()
 	tmux, err := exec.LookPath("tmux")
 	testkit.Require(t, err == nil, "no tmux: make deps installs it")
-	sock := fmt.Sprintf("shmmon-%d-%s", os.Getpid(), t.Name())
+	// The server's socket in the test's temp dir: removed with it (kill-server leaves it).
+	sock := filepath.Join(t.TempDir(), "tmux.sock")
 	run := func(args ...string) (string, error) {
-		out, err := exec.Command(tmux, append([]string{"-L", sock, "-f", "/dev/null"}, args...)...).CombinedOutput()
+		out, err := exec.Command(tmux, append([]string{"-S", sock, "-f", "/dev/null"}, args...)...).CombinedOutput()
 		return string(out), err
 	}
 	if out, err := run("new-session", "-d", "-x", "80", "-y", "24", "-s", "top", command); err != nil {
