@@ -108,7 +108,7 @@ lint:
 
 # The fault-injection suite: its outcome table is printed and written to RELIABILITY.md.
 faults:
-	FAULTS_REPORT="$(CURDIR)/RELIABILITY.md" $(GO) test -tags faults -count=1 -v -timeout 15m ./faults
+	FAULTS_REPORT="$(CURDIR)/RELIABILITY.md" $(GO) test -tags faults -count=1 -v -parallel 3 -timeout 25m ./faults
 
 fuzz:
 	GO="$(GO)" scripts/fuzz.sh $(FUZZTIME)

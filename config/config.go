@@ -96,10 +96,48 @@ type Worker struct {
 	LimitNproc  *proc.Limit `toml:"limit_nproc" in:"WDS"`  // supervised: RLIMIT_NPROC; nil = serve's
 	Cgroup      bool        `toml:"cgroup" in:"WDS"`       // supervised: a cgroup of its own where serve can make one (default true)
 
+	// Deps are the worker's dependencies on other workers of the file. A change of them alone
+	// does not restart the worker ([Worker.EqualExceptLive]).
+	Deps
+
 	// Hooks are the worker's event hooks. A change of them alone does not restart the worker
-	// ([Worker.EqualExceptHooks]).
+	// ([Worker.EqualExceptLive]).
 	Hooks
 }
+
+// Deps are a worker's dependencies on other workers of the same file; package fleet orders
+// their starts and stops by them. After and BindsTo name other workers (never the worker
+// itself), and no chain of them comes back to where it began. They are supervised only: serve
+// starts no watched worker, though a watched worker may be a dependency.
+type Deps struct {
+	// After: start this worker only once every named worker is ready, and stop it before
+	// them.
+	After []string `toml:"after" in:"WS"`
+	// BindsTo: as After, and when a named worker's run ends (for any reason) this worker is
+	// stopped too, and started again once that worker is ready again.
+	BindsTo []string `toml:"binds_to" in:"WS"`
+	// ReadyTimeout is how long this worker may take to be ready, as the dependency of another,
+	// before that is logged (event=not-ready); its dependents keep waiting (> 0).
+	ReadyTimeout time.Duration `toml:"ready_timeout" in:"WD"`
+}
+
+// Needs returns the workers w waits for before it starts: its After, then its BindsTo not in
+// After, in file order. The slice may be w's own: do not change it.
+func (w Worker) Needs() []string {
+	if len(w.BindsTo) == 0 {
+		return w.After
+	}
+	out := slices.Clone(w.After)
+	for _, n := range w.BindsTo {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// DefaultReadyTimeout is the default of ready_timeout.
+const DefaultReadyTimeout = time.Minute
 
 // Hooks are the event hooks of a worker: shell commands (/bin/sh -c) run when the worker's
 // event happens (see package hook); "" runs nothing. OnRestart and OnGiveUp are supervised
@@ -164,14 +202,16 @@ func (w Worker) SupervisorOptions() supervise.Options {
 }
 
 // Equal reports whether w and o are the same resolved worker, field by field. A live reload
-// leaves a worker whose old and new versions are Equal alone, takes new hooks without
-// restarting it when they are [Worker.EqualExceptHooks], and restarts it otherwise.
+// leaves a worker whose old and new versions are Equal alone, takes new hooks and
+// dependencies without restarting it when they are [Worker.EqualExceptLive], and restarts it
+// otherwise.
 func (w Worker) Equal(o Worker) bool { return reflect.DeepEqual(w, o) }
 
-// EqualExceptHooks is [Worker.Equal] but for the [Hooks]: what the worker's program and
-// monitor depend on.
-func (w Worker) EqualExceptHooks(o Worker) bool {
+// EqualExceptLive is [Worker.Equal] but for the [Hooks] and the [Deps], which a running
+// worker takes as they change: what the worker's program and monitor depend on.
+func (w Worker) EqualExceptLive(o Worker) bool {
 	w.Hooks, o.Hooks = Hooks{}, Hooks{}
+	w.Deps, o.Deps = Deps{}, Deps{}
 	return w.Equal(o)
 }
 
@@ -179,6 +219,7 @@ func (w Worker) EqualExceptHooks(o Worker) bool {
 func (w Worker) clone() Worker {
 	w.Command = slices.Clone(w.Command)
 	w.Env = slices.Clone(w.Env)
+	w.After, w.BindsTo = slices.Clone(w.After), slices.Clone(w.BindsTo)
 	w.Uid = cloneID(w.Uid)
 	w.Gid = cloneID(w.Gid)
 	for _, l := range []**proc.Limit{&w.LimitNofile, &w.LimitCore, &w.LimitNproc} {
@@ -209,6 +250,7 @@ func builtin() Worker {
 		Interval: mc.Interval, Stalls: mc.Stalls,
 		Size: shmobj.DefaultSize, Mode: shmobj.DefaultMode, Cgroup: true,
 		LogMaxSize: worklog.DefaultMaxSize, LogKeep: worklog.DefaultKeep,
+		Deps:  Deps{ReadyTimeout: DefaultReadyTimeout},
 		Hooks: Hooks{HookTimeout: hook.DefaultTimeout},
 	}
 }

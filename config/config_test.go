@@ -101,7 +101,7 @@ func TestBuiltinDefaults(t *testing.T) {
 		StartLimit: 5, StartWindow: time.Minute,
 		Interval: time.Second, Stalls: 3, Signal: syscall.SIGTERM, KillAfter: 5 * time.Second,
 		Size: 4096, Mode: 0o600, Cgroup: true, Hooks: Hooks{HookTimeout: 10 * time.Second},
-		LogMaxSize: 10 << 20, LogKeep: 5,
+		LogMaxSize: 10 << 20, LogKeep: 5, Deps: Deps{ReadyTimeout: time.Minute},
 	}
 	if !sup.Equal(want) {
 		t.Errorf("supervised worker:\nhave %+v\nwant %+v", sup, want)
@@ -109,7 +109,7 @@ func TestBuiltinDefaults(t *testing.T) {
 	want = Worker{
 		Name: "v", PidFile: "/run/w.pid",
 		Interval: time.Second, Stalls: 3, Signal: syscall.SIGTERM, KillAfter: 5 * time.Second,
-		Size: 4096, Mode: 0o600, Hooks: Hooks{HookTimeout: 10 * time.Second},
+		Size: 4096, Mode: 0o600, Hooks: Hooks{HookTimeout: 10 * time.Second}, Deps: Deps{ReadyTimeout: time.Minute},
 	}
 	if !wat.Equal(want) {
 		t.Errorf("watched worker:\nhave %+v\nwant %+v", wat, want)
@@ -276,7 +276,7 @@ var invalidTests = []struct {
 	{"env name with =", supervisedHead, `env = { "A=B" = "x" }`, `env."A=B"`, `invalid variable name`},
 	{"env reserved", supervisedHead, `env.SHMMON_NAME = "x"`, "env.SHMMON_NAME", `reserved (shmmon sets the SHMMON_* variables itself)`},
 	{"env NUL value", supervisedHead, `env.A = "\u0000"`, "env.A", `the value contains a NUL byte`},
-	{"unknown key", supervisedHead, `intervall = "1s"`, "intervall", `unknown key (want one of: name, command, env, dir, log, log_max_size, log_keep, user, group, pid, pidfile, heartbeat, restart, every, interval, stalls, grace, signal, kill_after, size, mode, backoff, backoff_max, backoff_reset, start_limit, start_window, memory_max, cpu_max, pids_max, limit_nofile, limit_core, limit_nproc, cgroup, on_stall, on_abnormal, on_kill, on_restart, on_give_up, on_limit, hook_timeout)`},
+	{"unknown key", supervisedHead, `intervall = "1s"`, "intervall", `unknown key (want one of: name, command, env, dir, log, log_max_size, log_keep, user, group, pid, pidfile, heartbeat, restart, every, interval, stalls, grace, signal, kill_after, size, mode, backoff, backoff_max, backoff_reset, start_limit, start_window, memory_max, cpu_max, pids_max, limit_nofile, limit_core, limit_nproc, cgroup, after, binds_to, ready_timeout, on_stall, on_abnormal, on_kill, on_restart, on_give_up, on_limit, hook_timeout)`},
 	{"unknown quoted key", supervisedHead, `"my key" = 1`, `"my key"`, `unknown key`},
 	{"unknown table", supervisedHead, "[worker.extra]\nx = 1", "extra", `unknown key`},
 	{"unknown key in env's place", supervisedHead, `environment = { A = "1" }`, "environment", `unknown key`},
@@ -342,7 +342,7 @@ func TestInvalidDefaults(t *testing.T) {
 		checkOneProblem(t, defaultsHead+"intervall = 1\n", "intervall = 1", "defaults intervall",
 			"unknown key (want one of: log_max_size, log_keep, user, group, heartbeat, restart, every, interval, stalls, grace, signal, kill_after, size, mode, "+
 				"backoff, backoff_max, backoff_reset, start_limit, start_window, memory_max, cpu_max, pids_max, limit_nofile, "+
-				"limit_core, limit_nproc, cgroup, on_stall, on_abnormal, on_kill, on_restart, on_give_up, on_limit, hook_timeout)")
+				"limit_core, limit_nproc, cgroup, ready_timeout, on_stall, on_abnormal, on_kill, on_restart, on_give_up, on_limit, hook_timeout)")
 	})
 }
 
@@ -421,7 +421,7 @@ pid = 1234
 		BackoffReset: 8 * time.Second, StartLimit: 9, StartWindow: 16 * time.Second,
 		Interval: 250 * time.Millisecond, Stalls: 5, Grace: 10 * time.Second, Signal: syscall.SIGINT,
 		KillAfter: time.Second, Size: 1024, Mode: 0o640, Cgroup: true, Hooks: Hooks{HookTimeout: hook.DefaultTimeout},
-		LogMaxSize: 10 << 20, LogKeep: 5,
+		LogMaxSize: 10 << 20, LogKeep: 5, Deps: Deps{ReadyTimeout: DefaultReadyTimeout},
 	}
 	if !f.Defaults.Equal(d) {
 		t.Errorf("Defaults:\nhave %+v\nwant %+v", f.Defaults, d)
@@ -698,6 +698,7 @@ func TestWorkerEqual(t *testing.T) {
 		Signal: 10, KillAfter: 11, Size: 12, Mode: 0o600,
 		MemoryMax: 13, CPUMax: 14, PidsMax: 15, LimitNofile: &proc.Limit{Soft: 16, Hard: 17},
 		LimitCore: &proc.Limit{}, LimitNproc: &proc.Limit{Soft: 18, Hard: 19},
+		Deps: Deps{After: []string{"a"}, BindsTo: []string{"b"}, ReadyTimeout: 20},
 	}
 	if !base.Equal(base) || !base.Equal(base.clone()) {
 		t.Fatal("a worker is not Equal to itself or its clone")
@@ -1013,17 +1014,17 @@ func TestHookKeys(t *testing.T) {
 	}
 }
 
-func TestWorkerEqualExceptHooks(t *testing.T) {
+func TestWorkerEqualExceptLive(t *testing.T) {
 	a := builtin()
 	a.Name, a.Command = "w", []string{"x"}
 	b := a.clone()
 	b.OnStall, b.OnAbnormal, b.OnKill, b.OnRestart, b.OnGiveUp, b.HookTimeout = "1", "2", "3", "4", "5", time.Minute
-	if a.Equal(b) || !a.EqualExceptHooks(b) {
-		t.Errorf("hooks changed: Equal %v EqualExceptHooks %v, want false and true", a.Equal(b), a.EqualExceptHooks(b))
+	if a.Equal(b) || !a.EqualExceptLive(b) {
+		t.Errorf("hooks changed: Equal %v EqualExceptLive %v, want false and true", a.Equal(b), a.EqualExceptLive(b))
 	}
 	b.Stalls++
-	if a.EqualExceptHooks(b) {
-		t.Error("EqualExceptHooks ignores stalls")
+	if a.EqualExceptLive(b) {
+		t.Error("EqualExceptLive ignores stalls")
 	}
 }
 

@@ -79,9 +79,19 @@
 //	on_give_up     W D S  string            ""        hook: run when serve gives up on the worker
 //	on_limit       W D    string            ""        hook: run when the worker goes over a limit (SHMMON_EVENT=limit) or an OOM kill hits its cgroup (oom)
 //	hook_timeout   W D    duration          "10s"     a hook still running after this is killed; more than 0
+//	after          W S    array of strings  []        start only once these workers are ready; stop before them
+//	binds_to       W S    array of strings  []        as after, and stopped when one of them ends, started again once it is ready
+//	ready_timeout  W D    duration          "1m"      as a dependency: not ready this long after its start is logged (event=not-ready); more than 0
 //
 // Unknown keys are errors, anywhere in the file. The resolved values are in [Worker]. A change
-// of hooks alone does not restart a worker ([Worker.EqualExceptHooks]).
+// of hooks or dependencies alone does not restart a worker ([Worker.EqualExceptLive]).
+//
+// # Dependencies
+//
+// after and binds_to name other workers of the file ([Deps]; package fleet orders the starts
+// and stops by them). A name that is no worker of the file, the worker's own name, and a chain
+// of them that comes back where it began are errors at the key that names them; a cycle is
+// listed: `worker "b" after: a cycle: a -> b -> a (...)`.
 //
 // An optional [serve] table holds settings of serve itself ([Serve]): listen, the address of
 // its HTTP endpoint, "PORT", ":PORT" (both on 127.0.0.1) or "HOST:PORT" ([ListenAddress]);

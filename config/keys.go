@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -384,4 +385,29 @@ func idName(v any, what string) (any, error) {
 func hookCommand(v any) (any, error) {
 	s, err := text(v, `a shell command as a string, e.g. "logger -t shmmon $SHMMON_EVENT $SHMMON_NAME", or "" for none`)
 	return s, err
+}
+
+// workerNames returns v as the names of other workers (after, binds_to); that they are
+// workers of the file is checked once every worker is read ([parser.dependencies]).
+func workerNames(v any) (any, error) {
+	const want = `an array of worker names, e.g. ["db", "cache"]`
+	a, ok := v.([]any)
+	if !ok {
+		return nil, gotWant(v, want)
+	}
+	names := make([]string, 0, len(a))
+	for i, e := range a {
+		s, ok := e.(string)
+		if !ok {
+			return nil, fmt.Errorf("element %d: %w", i+1, gotWant(e, "a worker's name as a string"))
+		}
+		if slices.Contains(names, s) {
+			return nil, fmt.Errorf("%s is listed twice (want each worker once)", shorten(s))
+		}
+		names = append(names, s)
+	}
+	if len(names) == 0 {
+		return []string(nil), nil
+	}
+	return names, nil
 }

@@ -53,7 +53,7 @@ memory_max = 1048576
 	}
 	o := w
 	o.OnLimit = "other"
-	if !w.EqualExceptHooks(o) || w.Equal(o) {
+	if !w.EqualExceptLive(o) || w.Equal(o) {
 		t.Error("on_limit is not a hook (a change of it alone would restart the worker)")
 	}
 }

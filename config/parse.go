@@ -83,8 +83,8 @@ func (p *parser) file(raw map[string]any) *File {
 		p.add(p.pos.line("worker"), "worker", gotWant(ws, "an array of tables: write [[worker]]"))
 	}
 
-	type seen struct{ index, line int }
 	names := make(map[string]seen)
+	var indexes []int // of each of f.Workers' [[worker]] table
 	for i, m := range tables {
 		if m == nil {
 			continue
@@ -109,10 +109,15 @@ func (p *parser) file(raw map[string]any) *File {
 		}
 		if ok {
 			f.Workers = append(f.Workers, w)
+			indexes = append(indexes, i)
 		}
 	}
+	p.dependencies(f.Workers, indexes, names)
 	return f
 }
+
+// seen is where a worker's name was first written: its table (0-based) and line.
+type seen struct{ index, line int }
 
 // subtable returns the table under key k of the document, ok false when there is none (or it
 // is no table: reported).
@@ -336,6 +341,8 @@ func (w *Worker) own(key string, v any) (x any, ok bool, err error) {
 		x, err = heartbeat(v)
 	case "on_stall", "on_abnormal", "on_kill", "on_restart", "on_give_up", "on_limit":
 		x, err = hookCommand(v)
+	case "after", "binds_to":
+		x, err = workerNames(v)
 	default:
 		return nil, false, nil
 	}
@@ -353,6 +360,9 @@ func (w Worker) problems() error {
 	if w.Pid < 2 || w.Pid > maxPid {
 		errs = append(errs, &field.Error{Pkg: "config", Field: "pid", Value: w.Pid, Problem: "is out of range",
 			Want: fmt.Sprintf("the pid of a running process, 2 to %d", maxPid)})
+	}
+	if w.ReadyTimeout <= 0 {
+		errs = append(errs, &field.Error{Pkg: "config", Field: "ready_timeout", Value: w.ReadyTimeout, Problem: "must be more than 0"})
 	}
 	if w.HookTimeout <= 0 {
 		errs = append(errs, &field.Error{Pkg: "config", Field: "hook_timeout", Value: w.HookTimeout, Problem: "must be more than 0"})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,10 +31,13 @@ import (
 //     and beat.
 //   - "hang": beat for CTLTEST_FOR ms, then block for good (a SIGQUIT then makes the Go
 //     runtime print its goroutines to stderr).
+//   - "trace": beat every 20ms; on SIGTERM, append "NAME term UNIXNANO" to CTLTEST_RECORD,
+//     and "NAME exit UNIXNANO" 200ms later, then exit 0.
 const (
 	envMode = "CTLTEST_MODE"
 	envRate = "CTLTEST_RATE"
 	envFor  = "CTLTEST_FOR"
+	envRec  = "CTLTEST_RECORD"
 	// envTag marks the serves a test starts, and so their programs and log processes (they
 	// inherit serve's environment), for the test's cleanup to find them all: a serve killed
 	// leaves its programs running, in groups of their own.
@@ -80,6 +84,25 @@ func workerMain(mode string) int {
 			fmt.Printf("count %d %s\n", i, pad)
 			worker.Beat()
 			time.Sleep(500 * time.Microsecond)
+		}
+	case "trace":
+		note := func(what string) {
+			f, _ := os.OpenFile(os.Getenv(envRec), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+			fmt.Fprintf(f, "%s %s %d\n", os.Getenv(worker.EnvName), what, time.Now().UnixNano())
+			f.Close()
+		}
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		for {
+			select {
+			case <-term:
+				note("term")
+				time.Sleep(200 * time.Millisecond)
+				note("exit")
+				return 0
+			case <-time.After(20 * time.Millisecond):
+				worker.Beat()
+			}
 		}
 	case "hang":
 		ms, _ := strconv.Atoi(os.Getenv(envFor))

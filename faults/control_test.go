@@ -213,11 +213,11 @@ func TestCtlRestartStorm(t *testing.T) {
 	}
 }
 
-// TestLogFloodFault: 10 workers each write 2 MB/s to their log files, beating in the same
+// TestLogFloodFault: 20 workers each write 1 MB/s to their log files, beating in the same
 // loop: none is killed as hung (no write of theirs blocks), each log keeps to log_max_size
 // and log_keep; what the disk did not take in time is dropped and counted, not waited for.
 func TestLogFloodFault(t *testing.T) {
-	const workers, rate, run = 10, 2 << 20, 20 * time.Second
+	const workers, rate, run = 20, 1 << 20, 20 * time.Second
 	c := newCase(t, fmt.Sprintf("log flood: %d workers writing %d MB/s each to their log files (4 MiB, 2 kept), for %v", workers, rate>>20, run),
 		"no kill; every log rotated within 4 MiB and 2 old files; drops counted, never a wait")
 	c.row.Trials = workers

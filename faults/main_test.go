@@ -164,9 +164,10 @@ func beaterMain(prefix, count string, period time.Duration) int {
 
 // tcase is the running case: its tag, its object names, and its outcome row.
 type tcase struct {
-	t   testing.TB
-	tag string // value of FAULTS_TAG for every process of the case
-	row *row
+	t       testing.TB
+	tag     string // value of FAULTS_TAG for every process of the case
+	row     *row
+	control string // the control socket of the case's serves; "" before the first
 }
 
 // newCase starts a case: it registers the outcome row and a cleanup that kills every process

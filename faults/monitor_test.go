@@ -51,7 +51,8 @@ func checkUntouched(t *testing.T, pids map[string]int) (killed int) {
 // TestMonitorKilled SIGKILLs serve while its workers beat, and starts it again: the new serve
 // adopts them; none is killed or started twice.
 func TestMonitorKilled(t *testing.T) {
-	const trials = 3
+	t.Parallel()
+	const trials = 20
 	c := newCase(t, "monitor (serve) SIGKILLed and restarted", "workers adopted, none killed")
 	serve, path, pids := c.serveFleet(4)
 	var logs []*testkit.Process
@@ -83,7 +84,8 @@ func TestMonitorKilled(t *testing.T) {
 // TestMonitorStopped stops serve (SIGSTOP) for 5 intervals and continues it: its late checks
 // judge nothing, so no worker is killed.
 func TestMonitorStopped(t *testing.T) {
-	const trials = 3
+	t.Parallel()
+	const trials = 20
 	c := newCase(t, "monitor (serve) SIGSTOPped 5 intervals, continued", "no worker killed (late-tick guard)")
 	serve, _, pids := c.serveFleet(4)
 	for range trials {
@@ -134,57 +136,65 @@ func TestPidReused(t *testing.T) {
 	for _, mode := range []string{"watch --pid", "serve pidfile"} {
 		t.Run(mode, func(t *testing.T) {
 			c := newCase(t, "watched pid exited and reused ("+mode+")", "the new process is never signalled")
-			name := c.object(0)
-			w := c.start("worker", workerEnv("SHMMON_NAME="+name), testkit.Executable(t))
-			var mon *testkit.Process
-			if mode == "watch --pid" {
-				mon = c.start("shmmon watch", nil, testkit.Shmmon(t), "watch", "--name", name, "--pid", strconv.Itoa(w.Pid()),
-					"--interval", interval.String(), "--stalls", strconv.Itoa(stalls), "--kill-after", killAfter.String())
-			} else {
-				dir := t.TempDir()
-				pidfile := filepath.Join(dir, "worker.pid")
-				if err := os.WriteFile(pidfile, []byte(strconv.Itoa(w.Pid())), 0o600); err != nil {
-					t.Fatal(err)
+			const trials = 20
+			var signalled []string
+			for i := range trials {
+				old, imp, got := pidReusedTrial(t, c, mode, i)
+				c.row.Trials++
+				if !imp.Running() || len(got) > 0 {
+					c.row.FalseKills++
+					signalled = append(signalled, fmt.Sprintf("pid %d: %q", old, got))
+					t.Errorf("the impostor with the reused pid %d was signalled: alive %v, signals %q", old, imp.Running(), got)
 				}
-				path := filepath.Join(dir, "shmmon.toml")
-				os.WriteFile(path, []byte(fmt.Sprintf("[defaults]\n%s\n\n[[worker]]\nname = %q\npidfile = %q\n",
-					smallDefaults, name, pidfile)), 0o600)
-				mon = c.startServe(path)
+				imp.Kill()
 			}
-			testkit.WaitBeating(t, startTimeout, name, 0)
-			// Hang the worker until the monitor counts stalls, then let it die there.
-			w.Signal(t, syscall.SIGSTOP)
-			testkit.WaitFor(t, startTimeout, "a stall", func() bool {
-				snap, err := shmobj.Read(name)
-				return err == nil && snap.Record.Stalls >= 1
-			})
-			old := w.Pid()
-			w.Signal(t, syscall.SIGKILL)
-			w.Wait(t, startTimeout) // reaped: the pid is free
-			sigFile := filepath.Join(t.TempDir(), "signals")
-			imp := c.impostorAt(old, sigFile)
-			time.Sleep(20 * interval)
-			got, _ := os.ReadFile(sigFile)
-			c.row.Trials = 1
-			c.row.observe("impostor (pid %d) alive: %v; signals it got: %q; monitor: %s", old, imp.Running(),
-				strings.TrimSpace(string(got)), monitorState(mon))
-			if !imp.Running() || len(got) > 0 {
-				c.row.FalseKills = 1
-				t.Errorf("the impostor with the reused pid %d was signalled: alive %v, signals %q", old, imp.Running(), got)
-			}
-			if mode == "watch --pid" {
-				if st := mon.Wait(t, startTimeout); st.ExitCode() != 0 {
-					t.Errorf("watch ended with %v, want exit 0 (the watched process ended)", st)
-				}
-			}
+			c.row.observe("%d of %d impostors never signalled%s", trials-len(signalled), trials,
+				map[bool]string{true: "", false: ": " + strings.Join(signalled, ", ")}[len(signalled) == 0])
 		})
 	}
 }
 
-// monitorState says whether the monitor still runs, or how it ended.
-func monitorState(p *testkit.Process) string {
-	if p.Running() {
-		return "running"
+// pidReusedTrial is one trial of TestPidReused: the worker i dies while hung, its pid goes
+// to an impostor, and the monitor (watch --pid, or serve with a pidfile) runs on for 10
+// intervals. It returns the reused pid, the impostor, and the signals it got.
+func pidReusedTrial(t *testing.T, c *tcase, mode string, i int) (old int, imp *testkit.Process, got []byte) {
+	name := c.object(i)
+	w := c.start("worker", workerEnv("SHMMON_NAME="+name), testkit.Executable(t))
+	var mon *testkit.Process
+	if mode == "watch --pid" {
+		mon = c.start("shmmon watch", nil, testkit.Shmmon(t), "watch", "--name", name, "--pid", strconv.Itoa(w.Pid()),
+			"--interval", interval.String(), "--stalls", strconv.Itoa(stalls), "--kill-after", killAfter.String())
+	} else {
+		dir := t.TempDir()
+		pidfile := filepath.Join(dir, "worker.pid")
+		if err := os.WriteFile(pidfile, []byte(strconv.Itoa(w.Pid())), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "shmmon.toml")
+		os.WriteFile(path, []byte(fmt.Sprintf("[defaults]\n%s\n\n[[worker]]\nname = %q\npidfile = %q\n",
+			smallDefaults, name, pidfile)), 0o600)
+		mon = c.startServe(path)
 	}
-	return "ended, " + p.Cmd.ProcessState.String()
+	testkit.WaitBeating(t, startTimeout, name, 0)
+	// Hang the worker until the monitor counts stalls, then let it die there.
+	w.Signal(t, syscall.SIGSTOP)
+	testkit.WaitFor(t, startTimeout, "a stall", func() bool {
+		snap, err := shmobj.Read(name)
+		return err == nil && snap.Record.Stalls >= 1
+	})
+	old = w.Pid()
+	w.Signal(t, syscall.SIGKILL)
+	w.Wait(t, startTimeout) // reaped: the pid is free
+	sigFile := filepath.Join(t.TempDir(), "signals")
+	imp = c.impostorAt(old, sigFile)
+	time.Sleep(10 * interval) // over 3 times the stall threshold
+	got, _ = os.ReadFile(sigFile)
+	if mode == "watch --pid" {
+		if st := mon.Wait(t, startTimeout); st.ExitCode() != 0 {
+			t.Errorf("watch ended with %v, want exit 0 (the watched process ended)", st)
+		}
+	} else {
+		mon.Terminate(t, startTimeout)
+	}
+	return old, imp, got
 }

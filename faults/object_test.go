@@ -25,16 +25,21 @@ func writeConfig(t testing.TB, path string, defaults string, ws []testkit.Worker
 var smallDefaults = fmt.Sprintf("interval = %q\nstalls = %d\nkill_after = %q\nbackoff = \"10ms\"\nbackoff_max = \"50ms\"",
 	interval, stalls, killAfter)
 
-// startServe starts `shmmon serve` on the config path, in the worker environment plus env.
+// startServe starts `shmmon serve` on the config path, in the worker environment plus env,
+// with a control socket of the case's own (cases run in parallel, each with its serve).
 func (c *tcase) startServe(path string, env ...string) *testkit.Process {
 	c.t.Helper()
-	return c.start("shmmon serve", workerEnv(env...), testkit.Shmmon(c.t), "serve", "--config", path)
+	if c.control == "" {
+		c.control = filepath.Join(c.t.TempDir(), "control.sock")
+	}
+	return c.start("shmmon serve", workerEnv(env...), testkit.Shmmon(c.t), "serve", "--config", path, "--control", c.control)
 }
 
 // TestObjectFaults damages the object of a beating worker under `shmmon serve`: the monitor
 // survives, reports the fault, re-publishes the object, and the worker (running as the user
 // nobody, so permissions matter) follows it without being killed.
 func TestObjectFaults(t *testing.T) {
+	t.Parallel()
 	faults := []struct {
 		name   string
 		event  string
@@ -68,7 +73,8 @@ func TestObjectFaults(t *testing.T) {
 	}
 	for _, f := range faults {
 		t.Run(f.name, func(t *testing.T) {
-			const trials = 2
+			t.Parallel()
+			const trials = 20
 			c := newCase(t, "object "+f.name+" under serve", "reported, re-published, the worker follows; none killed")
 			name := c.object(0)
 			path := filepath.Join(t.TempDir(), "shmmon.toml")

@@ -4,6 +4,8 @@ package faults
 
 import (
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,10 +21,57 @@ import (
 // test binary as the program, in the worker environment plus env.
 func (c *tcase) startRun(name, restart string, env ...string) *testkit.Process {
 	c.t.Helper()
-	return c.start("shmmon run", workerEnv(env...), testkit.Shmmon(c.t), "run", "--name", name,
+	return c.runProgram(name, restart, testBinary(c.t, env...))
+}
+
+// runProgram starts `shmmon run` on name with the case parameters and the restart policy,
+// running p.
+func (c *tcase) runProgram(name, restart string, p program) *testkit.Process {
+	c.t.Helper()
+	return c.start("shmmon run", p.env, testkit.Shmmon(c.t), append([]string{"run", "--name", name,
 		"--interval", interval.String(), "--stalls", strconv.Itoa(stalls), "--kill-after", killAfter.String(),
 		"--restart", restart, "--backoff", "10ms", "--backoff-max", "50ms", "--start-limit", "1000",
-		"--", testkit.Executable(c.t))
+		"--"}, p.argv...)...)
+}
+
+// program is a worker program: its argv and the environment it needs.
+type program struct {
+	label string // in the case's name
+	argv  []string
+	env   []string
+}
+
+// testBinary is the suite's test binary as a beating worker, with env added.
+func testBinary(t testing.TB, env ...string) program {
+	return program{label: "worker", argv: []string{testkit.Executable(t)}, env: workerEnv(env...)}
+}
+
+// cWorker is compat/bin/c_worker: a worker written with clients/c/shmmon.h, beating every
+// 20 ms through shmmon_beat (SHMMON_NAME); built with make when missing.
+func cWorker(t testing.TB) program {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("make", "-s", "-C", root, "compat/bin/c_worker").CombinedOutput(); err != nil {
+		t.Fatalf("make compat/bin/c_worker: %v\n%s", err, out)
+	}
+	return program{label: "C worker", argv: []string{filepath.Join(root, "compat", "bin", "c_worker")}}
+}
+
+// pythonWorker is compat/python/py_worker.py: a worker written with the Python package
+// clients/python, beating every 20 ms through shmmon.beat() (SHMMON_NAME).
+func pythonWorker(t testing.TB) program {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	testkit.Require(t, err == nil, "the Python worker needs python3")
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return program{label: "Python worker", argv: []string{py, filepath.Join(root, "compat", "python", "py_worker.py")},
+		env: []string{"PYTHONPATH=" + filepath.Join(root, "clients", "python"), "PYTHONDONTWRITEBYTECODE=1"}}
 }
 
 // awaitKill follows a hung worker pid of the object name until it is gone, and returns the
@@ -48,10 +97,11 @@ func awaitKill(name string, pid int, bound time.Duration) (took time.Duration, o
 // hangCase runs trials hangs of a worker under `shmmon run`: hang makes the worker pid hang
 // (or nil when the worker hangs by itself, after beating for a while), and every hang must end
 // in a kill within the bound and a restarted worker that beats.
-func hangCase(t *testing.T, caseName, expected string, trials int, hang func(pid int), env ...string) {
+func hangCase(t *testing.T, caseName, expected string, trials int, hang func(pid int), p program) {
 	c := newCase(t, caseName, expected)
+	c.row.Bound = killBound
 	name := c.object(0)
-	run := c.startRun(name, "always", env...)
+	run := c.runProgram(name, "always", p)
 	pid := testkit.WaitBeating(t, startTimeout, name, 0)
 	hung := map[int]bool{}
 	var worst time.Duration
@@ -66,6 +116,7 @@ func hangCase(t *testing.T, caseName, expected string, trials int, hang func(pid
 		took, ok := awaitKill(name, pid, killBound)
 		c.row.Trials++
 		worst = max(worst, took)
+		c.row.Worst = worst
 		if !ok {
 			c.row.MissedHangs++
 			c.row.observe("worker %d not killed %v after its last beat", pid, took.Round(time.Millisecond))
@@ -92,24 +143,46 @@ func hangCase(t *testing.T, caseName, expected string, trials int, hang func(pid
 	}
 }
 
+// hangTrials is the number of hangs of each hang case.
+const hangTrials = 20
+
+// hangExpected is the expected column of the hang cases.
+const hangExpected = "killed ≤ (stalls+1)×interval + kill-after, restarted"
+
+// sigstop hangs pid by stopping it.
+func sigstop(pid int) { syscall.Kill(pid, syscall.SIGSTOP) }
+
+// TestHungSigstop hangs a worker by SIGSTOP: the Go test binary, and the C and Python
+// clients' workers, each under `shmmon run`.
 func TestHungSigstop(t *testing.T) {
-	hangCase(t, "worker hung by SIGSTOP (run)", "killed ≤ (stalls+1)×interval + kill-after, restarted", 5,
-		func(pid int) { syscall.Kill(pid, syscall.SIGSTOP) })
+	t.Parallel()
+	for _, p := range []func(testing.TB) program{
+		func(t testing.TB) program { return testBinary(t) }, cWorker, pythonWorker,
+	} {
+		prog := p(t)
+		t.Run(prog.label, func(t *testing.T) {
+			t.Parallel()
+			hangCase(t, prog.label+" hung by SIGSTOP (run)", hangExpected, hangTrials, sigstop, prog)
+		})
+	}
 }
 
 func TestHungBusyLoop(t *testing.T) {
-	hangCase(t, "worker busy-looping without beating (run)", "killed ≤ (stalls+1)×interval + kill-after, restarted", 3,
-		nil, envFor+"=600", envThen+"=spin")
+	t.Parallel()
+	hangCase(t, "worker busy-looping without beating (run)", hangExpected, hangTrials,
+		nil, testBinary(t, envFor+"=600", envThen+"=spin"))
 }
 
 func TestHungBlockedRead(t *testing.T) {
-	hangCase(t, "worker blocked in read(2) on a silent pipe (run)", "killed ≤ (stalls+1)×interval + kill-after, restarted", 3,
-		nil, envFor+"=600", envThen+"=block")
+	t.Parallel()
+	hangCase(t, "worker blocked in read(2) on a silent pipe (run)", hangExpected, hangTrials,
+		nil, testBinary(t, envFor+"=600", envThen+"=block"))
 }
 
 // TestExits ends the worker by itself or by a signal, under restart policies: each end is
 // reported as an exit with its status, never as a stall or a hang, and restarted per policy.
 func TestExits(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name     string
 		restart  string
@@ -124,6 +197,7 @@ func TestExits(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			want := "reported as exited, not restarted"
 			if tc.restarts {
 				want = "reported as exited, restarted"
@@ -134,45 +208,60 @@ func TestExits(t *testing.T) {
 			if tc.then != "" {
 				env = []string{envFor + "=400", envThen + "=" + tc.then}
 			}
-			run := c.startRun(name, tc.restart, env...)
-			trials := 3
+			// A restarting case ends its worker 20 times under one run; the other, which
+			// ends the run with its worker, runs 20 times.
+			const trials = 20
+			runs, ends := 1, trials
 			if !tc.restarts {
-				trials = 1
+				runs, ends = trials, 1
 			}
-			pid := 0
-			for i := range trials {
-				pid = testkit.WaitBeating(t, startTimeout, name, pid)
-				if tc.then == "" {
-					syscall.Kill(pid, syscall.SIGKILL)
+			var reported, starts, judged int
+			for range runs {
+				run := c.startRun(name, tc.restart, env...)
+				pid := 0
+				for i := range ends {
+					pid = testkit.WaitBeating(t, startTimeout, name, pid)
+					if tc.then == "" {
+						syscall.Kill(pid, syscall.SIGKILL)
+					}
+					testkit.WaitFor(t, startTimeout, fmt.Sprintf("exit %d to be logged", i+1), func() bool {
+						return len(testkit.LinesWith(run.Stderr.Lines(), `msg="worker ended"`)) > i
+					})
+					c.row.Trials++
 				}
-				testkit.WaitFor(t, startTimeout, fmt.Sprintf("exit %d to be logged", i+1), func() bool {
-					return len(testkit.LinesWith(run.Stderr.Lines(), `msg="worker ended"`)) > i
-				})
-				c.row.Trials++
+				if tc.restarts {
+					testkit.WaitBeating(t, startTimeout, name, pid)
+					run.Signal(t, syscall.SIGTERM)
+				}
+				st := run.Wait(t, startTimeout)
+				ended := testkit.LinesWith(run.Stderr.Lines(), `msg="worker ended"`)
+				n := len(testkit.LinesWith(ended, tc.status))
+				reported += min(n, ends)
+				started := len(testkit.LinesWith(run.Stderr.Lines(), "msg=started"))
+				starts += started
+				judged += len(testkit.LinesWith(run.Stderr.Lines(), "state=abnormal")) + len(kills(&run.Stderr))
+				c.row.FalseKills += len(kills(&run.Stderr))
+				if n < ends {
+					t.Errorf("%d exits reported with %s, want %d:\n%s", n, tc.status, ends, strings.Join(ended, "\n"))
+				}
+				switch {
+				case tc.restarts && started < ends+1:
+					t.Errorf("%d starts, want at least %d", started, ends+1)
+				case !tc.restarts && started != 1:
+					t.Errorf("%d starts, want 1", started)
+				}
+				if st.ExitCode() != 0 {
+					t.Errorf("shmmon run ended with %v, want exit 0", st)
+				}
 			}
-			if tc.restarts {
-				testkit.WaitBeating(t, startTimeout, name, pid)
-				run.Signal(t, syscall.SIGTERM)
+			exits := "shmmon run exit 0"
+			if runs > 1 {
+				exits = fmt.Sprintf("%d runs of shmmon run, each exit 0", runs)
 			}
-			st := run.Wait(t, startTimeout)
-			ended := testkit.LinesWith(run.Stderr.Lines(), `msg="worker ended"`)
-			reported := len(testkit.LinesWith(ended, tc.status))
-			starts := len(testkit.LinesWith(run.Stderr.Lines(), "msg=started"))
-			judged := len(testkit.LinesWith(run.Stderr.Lines(), "state=abnormal")) + len(kills(&run.Stderr))
-			c.row.FalseKills = len(kills(&run.Stderr))
-			c.row.observe("%d of %d reported with %s; %d restarts; %d hang verdicts; run exit %d",
-				reported, trials, strings.TrimPrefix(tc.status, "status="), starts-1, judged, st.ExitCode())
-			if reported < trials {
-				t.Errorf("%d exits reported with %s, want %d:\n%s", reported, tc.status, trials, strings.Join(ended, "\n"))
-			}
+			c.row.observe("%d of %d reported with %s; %d restarts; %d hang verdicts; %s",
+				reported, trials, strings.TrimPrefix(tc.status, "status="), starts-runs, judged, exits)
 			if judged != 0 {
 				t.Errorf("an exit was judged as a hang")
-			}
-			switch {
-			case tc.restarts && starts < trials+1:
-				t.Errorf("%d starts, want at least %d", starts, trials+1)
-			case !tc.restarts && (starts != 1 || st.ExitCode() != 0):
-				t.Errorf("%d starts and run exit %d, want 1 start and exit 0", starts, st.ExitCode())
 			}
 		})
 	}

@@ -27,7 +27,9 @@ var errNotWatched = fmt.Errorf("%w: no process is watched", ErrNotRunning)
 // returns a short text of what it did ("restarted (pid 4250, was 4242)"), and waits until it
 // is done. Actions on one worker are taken one at a time; an action asked during a reload
 // waits for it. A worker stopped by StopWorker stays stopped across reloads that leave its
-// configuration unchanged, until StartWorker (a changed configuration starts it anew).
+// configuration unchanged, until StartWorker (a changed configuration starts it anew). A
+// control action takes precedence over the dependencies (see deps.go): a worker stopped so is
+// not started by them, and StartWorker starts a worker waiting for them at once.
 
 // StartWorker starts the supervised worker name when it is stopped (StopWorker), waiting to
 // be restarted (backoff, a periodic job between runs), or no longer supervised (it gave up, or
@@ -41,6 +43,7 @@ func (f *Fleet) StartWorker(ctx context.Context, name string) (string, error) {
 	}
 	m.ctl.Lock()
 	defer m.ctl.Unlock()
+	m.override(false)
 	if m.x != nil {
 		if m.x.release() {
 			return "watching again", nil
@@ -70,6 +73,7 @@ func (f *Fleet) StopWorker(ctx context.Context, name string) (string, error) {
 	}
 	m.ctl.Lock()
 	defer m.ctl.Unlock()
+	m.override(true)
 	if m.x != nil {
 		if m.x.hold() {
 			return "no longer watched (the process is left alone)", nil
@@ -104,6 +108,7 @@ func (f *Fleet) RestartWorker(ctx context.Context, name string) (string, error) 
 	if m.x != nil {
 		return "", fmt.Errorf("%w: %s is watched, not supervised: serve never starts it (stop, then start, to watch it anew)", ErrWrongKind, name)
 	}
+	m.override(false)
 	was := pidOf(m)
 	_, err = m.sup.Ask(ctx, supervise.RequestRestart)
 	if errors.Is(err, supervise.ErrNotRunning) {
@@ -185,11 +190,20 @@ func (f *Fleet) startAnew(ctx context.Context, m *member) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	nm.override(false)
 	// Taken once the first run has started (or its start failed, and was tried again).
 	if _, err := nm.sup.Ask(ctx, supervise.RequestStart); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("started (pid %d)", pidOf(nm)), nil
+}
+
+// override records a control action on m, which its dependencies do not undo: a stop (held)
+// keeps it stopped, a start starts it whether they are ready or not.
+func (m *member) override(held bool) {
+	m.gmu.Lock()
+	defer m.gmu.Unlock()
+	m.gate.opHeld, m.gate.parked = held, false
 }
 
 // pidOf returns the pid of m's program now, 0 when none runs.

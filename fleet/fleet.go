@@ -26,6 +26,12 @@
 // event hooks (see package hook) from its monitor's events; hooks that change on reload are
 // taken without restarting the worker.
 //
+// The workers' dependencies (config.Deps: after, binds_to) order their starts and stops (see
+// deps.go): a worker that needs others is held (published, its program not started) until
+// they are ready, waiting ([WorkerStatus.WaitingFor]); [Fleet.Apply] and [Fleet.Stop] stop a
+// worker before the ones it needs; a worker bound to another is stopped when that one's run
+// ends and started again once it is ready.
+//
 // The control actions of shmmon ctl act on one member ([Fleet.StartWorker],
 // [Fleet.StopWorker], [Fleet.RestartWorker], [Fleet.SignalWorker]; see control.go): through
 // its supervisor's requests, or by holding and releasing a watched worker. A worker stopped so
@@ -49,6 +55,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -87,6 +94,7 @@ type Fleet struct {
 	tcpwd *tcpWatchdog // nil when no TCP watchdog runs
 
 	stopped bool            // Stop was called: the control actions start nothing any more; guarded by mu
+	deps    *orderer        // orders the starts and stops by the workers' dependencies (deps.go)
 	cgroups *cgroup.Manager // the supervised workers' cgroups; nil = none (set before Apply)
 }
 
@@ -109,12 +117,15 @@ type member struct {
 	sup    *supervise.Supervisor // a supervised worker's; nil for a watched one
 	x      *watched              // a watched worker's; nil for a supervised one
 	ctl    sync.Mutex            // serialises the control actions on the member (see control.go)
+	gmu    sync.Mutex            // guards gate
+	gate   gate                  // a supervised member's dependencies' hold on it (see deps.go)
 }
 
 // New returns an empty fleet that logs to log.
 func New(log *slog.Logger) *Fleet {
 	f := &Fleet{log: log, members: map[string]*member{}, entries: map[string]*entry{}, tcp: source.NewTCP()}
 	f.hooks.Logger = log
+	f.deps = newOrderer(f)
 	return f
 }
 
@@ -123,8 +134,9 @@ type Changes struct{ Started, Stopped, Restarted, Unchanged int }
 
 // Apply makes ws the running workers: added ones are started, removed ones stopped (their
 // programs stopped and objects removed), changed ones stopped and started again, unchanged
-// ones left alone (new hooks, if any, apply from now on). It returns once the stopped
-// workers have stopped.
+// ones left alone (new hooks and dependencies, if any, apply from now on). A worker that needs
+// others is started once they are ready, and stopped before them (see deps.go). It returns
+// once the stopped workers have stopped.
 func (f *Fleet) Apply(ws []config.Worker) Changes {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -134,11 +146,12 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 	for _, w := range ws {
 		want[w.Name] = &w
 	}
-	// Stop what goes, all at once: each stop may wait its worker's kill-after.
-	var wg sync.WaitGroup
+	// Stop what goes, at once but for the order of the dependencies: each stop may wait its
+	// worker's kill-after.
+	going := map[string]*member{}
 	for name, m := range f.members {
-		if w, ok := want[name]; !ok || !w.EqualExceptHooks(*m.w) {
-			wg.Go(func() { f.stopMember(m) })
+		if w, ok := want[name]; !ok || !w.EqualExceptLive(*m.w) {
+			going[name] = m
 			delete(f.members, name)
 			if ok {
 				ch.Restarted++
@@ -148,15 +161,19 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 			}
 		}
 	}
-	wg.Wait()
+	f.stopAll(going)
 	f.keepEntries(want)
 	for _, cw := range ws {
 		w := want[cw.Name]
 		if m, ok := f.members[w.Name]; ok {
-			if !w.Equal(*m.w) {
-				m.w = w
+			if w.Hooks != m.w.Hooks {
 				f.log.Info("hooks changed; the worker keeps running", "worker", w.Name, "event", "config-hooks")
 			}
+			if !reflect.DeepEqual(w.Deps, m.w.Deps) {
+				f.log.Info("dependencies changed; the worker keeps running", "worker", w.Name, "event", "config-deps",
+					"after", w.After, "binds_to", w.BindsTo)
+			}
+			m.w = w
 			ch.Unchanged++
 			continue
 		}
@@ -167,23 +184,27 @@ func (f *Fleet) Apply(ws []config.Worker) Changes {
 		ch.Started++
 	}
 	ch.Started -= ch.Restarted // a changed worker was counted as stopped and started
+	for _, w := range ws {
+		if len(w.Needs()) > 0 {
+			f.deps.ensure()
+			break
+		}
+	}
 	return ch
 }
 
-// Stop stops every worker (programs stopped, objects removed), the process table sweep and
-// then the TCP watchdog, and waits for them. Hooks still running are waited for (each ends at
+// Stop stops every worker (programs stopped, objects removed; a worker before the workers it
+// needs), the process table sweep and then the TCP watchdog, and waits for them. Hooks still running are waited for (each ends at
 // its timeout at the latest).
 func (f *Fleet) Stop() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.stopped = true
+	f.deps.halting.Store(true)
 	f.stopSweeper()
-	var wg sync.WaitGroup
-	for name, m := range f.members {
-		wg.Go(func() { f.stopMember(m) })
-		delete(f.members, name)
-	}
-	wg.Wait()
+	f.stopAll(f.members)
+	clear(f.members)
+	f.deps.stop()
 	f.stopTCPWatchdog()
 	f.keepEntries(nil)
 	f.hooks.Wait()
@@ -226,6 +247,11 @@ func (f *Fleet) start(w *config.Worker) error {
 	opts.TCP, opts.Proctab, opts.Books = f.tcp, f.proctabOptions(), f.carry(w.Name)
 	if w.Cgroup {
 		opts.Cgroups = f.cgroups
+	}
+	if len(w.Needs()) > 0 {
+		// Its dependencies' orderer starts it once they are ready.
+		opts.Held = true
+		m.gate = gate{parked: true, since: time.Now()}
 	}
 	s, err := supervise.New(w.Name, opts)
 	if err != nil {

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,27 +20,57 @@ import (
 
 // Environment of the test binary acting as a worker program.
 const (
-	envMode   = "FLEET_TEST_WORKER" // "beat": beat every 10ms; "hang-once": the first run stops beating after 300ms
+	// "beat": beat every 10ms; "hang-once": the first run stops beating after 300ms
+	// ("hang-once:DURATION": after DURATION); "late:DURATION": the first beat after DURATION.
+	envMode   = "FLEET_TEST_WORKER"
 	envMarker = "FLEET_TEST_MARKER" // hang-once: a file that exists once the first run began
+	// envRecord names a file where the worker appends "NAME start|term|exit UNIXNANO" lines:
+	// when it starts, gets SIGTERM, and exits 200ms after it.
+	envRecord = "FLEET_TEST_RECORD"
 )
 
 // TestMain lets the test binary be the supervised worker (it beats through SHMMON_NAME).
 func TestMain(m *testing.M) {
-	mode := os.Getenv(envMode)
+	mode, arg, _ := strings.Cut(os.Getenv(envMode), ":")
 	if mode == "" {
 		os.Exit(m.Run())
 	}
-	hang := false
-	if mode == "hang-once" {
+	if rec := os.Getenv(envRecord); rec != "" {
+		name := os.Getenv(worker.EnvName)
+		note := func(what string) {
+			f, _ := os.OpenFile(rec, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+			fmt.Fprintf(f, "%s %s %d\n", name, what, time.Now().UnixNano())
+			f.Close()
+		}
+		note("start")
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		go func() {
+			<-term
+			note("term")
+			time.Sleep(200 * time.Millisecond)
+			note("exit")
+			os.Exit(0)
+		}()
+	}
+	hang, hangAfter, firstAfter := false, 300*time.Millisecond, time.Duration(0)
+	switch mode {
+	case "hang-once":
 		marker := os.Getenv(envMarker)
 		if _, err := os.Stat(marker); err != nil {
 			hang = true
 			os.WriteFile(marker, nil, 0o600)
 		}
+		if arg != "" {
+			hangAfter, _ = time.ParseDuration(arg)
+		}
+	case "late":
+		firstAfter, _ = time.ParseDuration(arg)
 	}
 	began := time.Now()
+	time.Sleep(firstAfter)
 	for time.Since(began) < 2*time.Minute { // never outlive a test that failed to stop it
-		if !hang || time.Since(began) < 300*time.Millisecond {
+		if !hang || time.Since(began) < hangAfter {
 			worker.Beat()
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -58,19 +90,30 @@ func objectName(t *testing.T) string {
 // lines, checked every 50ms.
 func testWorker(t *testing.T, name, mode, extra string) config.Worker {
 	t.Helper()
+	return testWorkers(t, workerText(t, name, mode, extra))[0]
+}
+
+// workerText is the [[worker]] table of testWorker.
+func workerText(t *testing.T, name, mode, extra string) string {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	marker := filepath.Join(t.TempDir(), "marker")
-	text := fmt.Sprintf("[[worker]]\nname = %q\ncommand = [%q]\ninterval = \"50ms\"\nstalls = 3\nkill_after = \"300ms\"\n"+
+	return fmt.Sprintf("[[worker]]\nname = %q\ncommand = [%q]\ninterval = \"50ms\"\nstalls = 3\nkill_after = \"300ms\"\n"+
 		"grace = \"3s\"\n%s\nenv = { %s = %q, %s = %q, GORACE = \"atexit_sleep_ms=0\" }\n",
 		name, exe, extra, envMode, mode, envMarker, marker)
-	f, err := config.Parse("test.toml", []byte(text))
+}
+
+// testWorkers returns the workers of a file of the tables given (see workerText).
+func testWorkers(t *testing.T, tables ...string) []config.Worker {
+	t.Helper()
+	f, err := config.Parse("test.toml", []byte(strings.Join(tables, "")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f.Workers[0]
+	return f.Workers
 }
 
 func newFleet(t *testing.T) (*Fleet, *testkit.Buffer) {

@@ -24,6 +24,9 @@ type entry struct {
 	last *monitor.Books // nil until a member of it stopped: kept small while it runs
 	// logDropped counts the bytes of output the logs of its last members dropped.
 	logDropped int64
+	// waiting are the workers its member waits for before it starts (see deps.go); nil when
+	// it does not wait.
+	waiting []string
 }
 
 // logError returns why the log file of e's member cannot be written now, or "".
@@ -74,6 +77,12 @@ type WorkerStatus struct {
 	// it can.
 	LogDropped int64
 	LogError   string
+
+	// WaitingFor are the workers this one waits for before its program starts (its after and
+	// binds_to that are not ready), a dependency that will not be ready without an operator
+	// said so: "db (given up)", "db (finished)", "db (stopped)"; empty while it is being
+	// started; nil when it does not wait.
+	WaitingFor []string
 
 	// Checking is true while the worker's loop checks its heartbeat: a supervised program
 	// is running, or a watched process is watched. It is false while the loop legitimately
@@ -130,7 +139,7 @@ func (f *Fleet) Status() []WorkerStatus {
 			allow += e.w.KillAfter + proc.KillWait
 		}
 		out = append(out, WorkerStatus{Worker: *e.w, Books: b, Checking: b.Checking() && judged(e.w), LastCheck: b.Since,
-			Deadline: b.Since.Add(allow), LogDropped: e.logDroppedNow(), LogError: e.logError()})
+			Deadline: b.Since.Add(allow), LogDropped: e.logDroppedNow(), LogError: e.logError(), WaitingFor: slices.Clone(e.waiting)})
 	}
 	f.bmu.Unlock()
 	slices.SortFunc(out, func(a, b WorkerStatus) int { return strings.Compare(a.Worker.Name, b.Worker.Name) })
@@ -215,8 +224,10 @@ func (f *Fleet) observe(name string, opts monitor.Options) monitor.Options {
 	return opts
 }
 
-// event runs the worker's hook for e, if it has one, in the background.
+// event runs the worker's hook for e, if it has one, in the background, and has the orderer
+// look at the dependencies, whose readiness e may change.
 func (f *Fleet) event(name string, e monitor.Event) {
+	f.deps.poke()
 	f.bmu.Lock()
 	en := f.entries[name]
 	if en == nil {

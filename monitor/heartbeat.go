@@ -221,6 +221,15 @@ func (h *Heartbeat) beat(kind shmobj.Kind) {
 	}
 }
 
+// setStatus stores the status text in the object, unless it is closed.
+func (h *Heartbeat) setStatus(text string) {
+	h.beatMu.RLock()
+	defer h.beatMu.RUnlock()
+	if h.seg != nil {
+		h.seg.SetStatusText(text)
+	}
+}
+
 // newRun tells the heartbeat that a new worker process pid (0 = unknown) starts now, as
 // after a restart: the rules start over (a new grace, no stalls) on the same object, whose
 // status record gets the new pid.

@@ -642,8 +642,9 @@ func (w *Worker) Grace() time.Duration { return w.h.chk.cfg.Grace }
 // [Checker.SetInterval]), in the checker and the record. The owner's ticker must follow.
 func (w *Worker) SetInterval(d time.Duration, now time.Time) error { return w.h.setInterval(d, now) }
 
-// SetStatus keeps the worker's status text (STATUS=) in its object.
-func (w *Worker) SetStatus(text string) { w.h.seg.SetStatusText(text) }
+// SetStatus keeps the worker's status text (STATUS=) in its object. Any goroutine may call
+// it; after Close it does nothing.
+func (w *Worker) SetStatus(text string) { w.h.setStatus(text) }
 
 // SetMain makes pid the watched process of the run (MAINPID=) in the record, without
 // starting the rules over. The run's process ([Worker.Pid]) stays the one it started with:

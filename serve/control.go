@@ -103,7 +103,8 @@ func (s *server) answer(ctx context.Context, req control.Request, line func(stri
 	case control.ActionStart:
 		return s.each(req.Workers, func(name string) (string, error) { return s.f.StartWorker(ctx, name) })
 	case control.ActionStop:
-		return s.each(req.Workers, func(name string) (string, error) { return s.f.StopWorker(ctx, name) })
+		// A worker before the workers it needs: its dependents stop first.
+		return s.each(s.f.StopOrder(req.Workers), func(name string) (string, error) { return s.f.StopWorker(ctx, name) })
 	case control.ActionRestart:
 		return s.each(req.Workers, func(name string) (string, error) { return s.f.RestartWorker(ctx, name) })
 	case control.ActionSignal:

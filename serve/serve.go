@@ -4,9 +4,10 @@
 //
 //   - the workers (package fleet: supervised programs, watched processes, the process table's
 //     sweep, the TCP watchdog), stopped last but for the endpoint: SIGTERM stops every
-//     supervised program (its signal, then SIGKILL after its kill_after) and removes the
-//     objects; where serve can make cgroups (package cgroup, logged once at the start), each
-//     supervised worker runs in one of its own;
+//     supervised program (its signal, then SIGKILL after its kill_after; a worker before the
+//     workers it needs, see fleet's dependencies) and removes the objects; where serve can
+//     make cgroups (package cgroup, logged once at the start), each supervised worker runs in
+//     one of its own;
 //   - the reload loop: the file is read again when it changes (config.Watch, which follows
 //     symbolic links) and on SIGHUP; an invalid, unreadable or empty file keeps the running
 //     configuration;
@@ -139,9 +140,12 @@ func Run(ctx context.Context, opts Options) error {
 	// The table first: workers of heartbeat "proctab" read it.
 	f.SetProctab(file.Proctab)
 	ch := f.Apply(file.Workers)
-	// Starting thousands of workers leaves garbage (the parsed file, publishing) that a
-	// monitor whose checks allocate nothing would keep mapped for its whole life.
+	// Starting thousands of workers leaves garbage (the parsed file, publishing, then the
+	// first round of checks' events) that a monitor whose checks allocate nothing would keep
+	// mapped for its whole life: it is returned now, and once more after that round.
 	debug.FreeOSMemory()
+	firstRound := time.AfterFunc(firstRoundOver(file.Workers), debug.FreeOSMemory)
+	defer firstRound.Stop()
 	log.Info("serving", "config", opts.Config, "workers", len(file.Workers), "started", ch.Started, "event", "serve")
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 
@@ -304,4 +308,14 @@ func (s *server) reloaded(err error) {
 	if s.api != nil {
 		s.api.Reloaded(err)
 	}
+}
+
+// firstRoundOver is how long after the start every worker of ws has had its first checks:
+// two of the longest interval past the longest grace, at most a minute.
+func firstRoundOver(ws []config.Worker) time.Duration {
+	var d time.Duration
+	for _, w := range ws {
+		d = max(d, w.Grace+2*w.Interval)
+	}
+	return min(d, time.Minute)
 }

@@ -133,3 +133,27 @@ func (r *running) books() monitor.Books {
 	}
 	return monitor.Books{}
 }
+
+// TestHeld: with Held, the object is published and the program not started until a start
+// request; a stop request meanwhile changes nothing.
+func TestHeld(t *testing.T) {
+	r := supervise(t, "beat", Options{Held: true})
+	testkit.WaitFor(t, 5*time.Second, "held at start", func() bool { return r.books().Phase == monitor.Held })
+	if r.ask(t, RequestStop) {
+		t.Error("a stop of a program held at start changed something")
+	}
+	time.Sleep(300 * time.Millisecond) // 6 intervals: still held, not started
+	if b := r.books(); b.Phase != monitor.Held || b.Starts != 0 {
+		t.Errorf("held at start: phase %v, %d starts; want held, none", b.Phase, b.Starts)
+	}
+	if _, err := shmobj.Read(r.name); err != nil {
+		t.Errorf("the object of a held worker: %v", err)
+	}
+	if !r.ask(t, RequestStart) {
+		t.Error("a start of a program held at start changed nothing")
+	}
+	r.beatingPid(t, 0)
+	if b := r.books(); b.Starts != 1 || b.Restarts != 0 {
+		t.Errorf("books %+v: want the first start", b)
+	}
+}

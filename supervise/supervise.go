@@ -141,6 +141,11 @@ type Options struct {
 	// that process is supervised instead of starting a second one. Anything else is logged
 	// (event=adopt-refused) and replaced: a new object, the program started.
 	Adopt bool
+	// Held makes Run publish the object and wait, held (phase monitor.Held), for a
+	// RequestStart or RequestRestart ([Supervisor.Ask]) before it starts the program the first
+	// time, as a worker waiting for its dependencies does. A program adopted (Adopt) is not
+	// held: it runs already.
+	Held bool
 
 	Logger *slog.Logger // nil = slog.Default()
 }
@@ -386,6 +391,13 @@ func (s *Supervisor) Run(ctx context.Context) (Outcome, error) {
 		}
 	}
 	defer sv.answer(false, ErrNotRunning)
+	if s.opts.Held && orphan == nil {
+		w.Hold()
+		s.log.Info("held: waiting to be started", "worker", s.name, "event", "held-at-start")
+		if !sv.awaitStart(ctx) {
+			return Stopped, nil
+		}
+	}
 	return sv.run(ctx, orphan)
 }
 
@@ -490,6 +502,12 @@ func (sv *supervision) hold(ctx context.Context) bool {
 	sv.w.Hold()
 	sv.answer(true, nil)
 	sv.s.log.Info("stopped on request: it stays stopped until started on request", "worker", sv.s.name, "event", "held")
+	return sv.awaitStart(ctx)
+}
+
+// awaitStart waits, held, for a start or restart request (to answer once the program runs:
+// true) or for ctx (false); a stop request changes nothing.
+func (sv *supervision) awaitStart(ctx context.Context) bool {
 	for {
 		select {
 		case <-ctx.Done():

@@ -104,14 +104,18 @@ type Serving struct {
 	Log          string     `json:"log,omitempty"`           // the program's log file; absent without one
 	LogDropped   int64      `json:"log_dropped_bytes"`       // bytes of its output the log file dropped
 	LogError     string     `json:"log_error,omitempty"`     // why the log file cannot be written now
+	// WaitingFor are the workers a worker in supervision "waiting" waits for (its after and
+	// binds_to not ready yet; "db (given up)" for one that will not be without an operator);
+	// absent otherwise.
+	WaitingFor []string `json:"waiting_for,omitempty"`
 }
 
 // Supervision names where serve has a worker in its life, from its phase: "running" (its
 // program runs, or its process is watched), "stopping", "stopped" (by shmmon ctl stop, until
 // ctl start), "backoff" (waiting to be restarted, until backoff_until), "gave-up" (it failed
 // too often), "finished" (its restart policy does not start it again), "idle" (a watched
-// worker waiting for its process), "down" (the moment between a run's end and what follows).
-// A worker waiting for a dependency will be "waiting".
+// worker waiting for its process), "down" (the moment between a run's end and what follows),
+// "waiting" (for its dependencies: [Serving].WaitingFor; [Served] says so, not the phase).
 func Supervision(p monitor.Phase) string {
 	if p == monitor.Held {
 		return "stopped"
@@ -189,6 +193,9 @@ func Served(ws fleet.WorkerStatus, now time.Time) Worker {
 		LastExit: ws.LastExit, Checking: ws.Checking, Late: ws.Late(now), Ready: ws.Ready, DownForGood: ws.DownForGood(),
 		Supervision: Supervision(ws.Phase), Log: ws.Worker.Log, LogDropped: ws.LogDropped, LogError: ws.LogError,
 		MemoryMax: int64(ws.Worker.MemoryMax), CPUMax: ws.Worker.CPUMax.Ratio(), LimitKills: ws.LimitKills, OOMKills: ws.OOMKills}
+	if ws.WaitingFor != nil {
+		v.Supervision, v.WaitingFor = "waiting", ws.WaitingFor
+	}
 	// serve's own facts win over what Object read from /proc: a supervised run's cgroup (none:
 	// its process group only), the last measure.
 	if ws.Worker.Supervised() {

@@ -98,6 +98,21 @@ func TestServed(t *testing.T) {
 	}
 }
 
+// TestServedWaiting: a worker waiting for its dependencies is in supervision "waiting", with
+// their names; one that waits for nothing has no waiting_for.
+func TestServedWaiting(t *testing.T) {
+	now := time.Now()
+	ws := fleet.WorkerStatus{Worker: config.Worker{Name: "w", Command: []string{"prog"}},
+		Books: monitor.Books{Phase: monitor.Held}, WaitingFor: []string{"db", "cache (given up)"}}
+	if v := Served(ws, now); v.Supervision != "waiting" || !slices.Equal(v.WaitingFor, ws.WaitingFor) {
+		t.Errorf("waiting: supervision %q, waiting for %q", v.Supervision, v.WaitingFor)
+	}
+	ws.WaitingFor = nil
+	if v := Served(ws, now); v.Supervision != "stopped" || v.WaitingFor != nil {
+		t.Errorf("held by a control stop: supervision %q, waiting for %q", v.Supervision, v.WaitingFor)
+	}
+}
+
 // TestRecord: a process-table record has the fields of both its old forms, and one
 // vocabulary of states: ok, abnormal (timed out), exited (no such process).
 func TestRecord(t *testing.T) {

@@ -276,6 +276,11 @@ func supervisionText(sv *view.Serving) string {
 		return "backing off"
 	case "gave-up":
 		return "given up"
+	case "waiting":
+		if len(sv.WaitingFor) == 0 {
+			return "starting (dependencies ready)"
+		}
+		return "waiting for " + strings.Join(sv.WaitingFor, ", ")
 	case "":
 		return "-"
 	}

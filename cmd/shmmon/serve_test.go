@@ -154,3 +154,110 @@ func TestServeReloadConfigMap(t *testing.T) {
 		t.Errorf("reload after the swap: %s", l)
 	}
 }
+
+// depsConfig returns a config of supervised workers (sleep, heartbeat "none": ready once
+// started), one per entry "NAME[ KEYS]" (KEYS' names are those given plus this process's
+// pid), with a control socket of the test's own.
+func depsConfig(t *testing.T, workers ...string) []byte {
+	sfx := fmt.Sprint(os.Getpid())
+	b := strings.Builder{}
+	fmt.Fprintf(&b, "[serve]\ncontrol = %q\n", filepath.Join(t.TempDir(), "ctl.sock"))
+	for _, w := range workers {
+		name, keys, _ := strings.Cut(w, " ")
+		fmt.Fprintf(&b, "[[worker]]\nname = \"%s%s\"\ncommand = [\"sleep\", \"60\"]\nheartbeat = \"none\"\nkill_after = \"1s\"\n", name, sfx)
+		for _, k := range strings.Fields(keys) {
+			dep, list, _ := strings.Cut(k, "=")
+			var names []string
+			for _, n := range strings.Split(list, ",") {
+				names = append(names, fmt.Sprintf("%q", n+sfx))
+			}
+			fmt.Fprintf(&b, "%s = [%s]\n", dep, strings.Join(names, ", "))
+		}
+	}
+	return []byte(b.String())
+}
+
+// TestServeDependencyErrors: a cycle, or a name that is no worker of the file, ends serve at
+// start with exit 2 and one problem naming it; on a reload, the running config stays.
+func TestServeDependencyErrors(t *testing.T) {
+	sfx := fmt.Sprint(os.Getpid())
+	for _, tt := range []struct {
+		name string
+		conf []byte
+		want string
+	}{
+		{"cycle", depsConfig(t, "dep-a after=dep-b", "dep-b binds_to=dep-a"),
+			fmt.Sprintf(`binds_to: a cycle: dep-a%s -> dep-b%s -> dep-a%s (want`, sfx, sfx, sfx)},
+		{"unknown", depsConfig(t, "dep-a after=dep-nope"), fmt.Sprintf(`after: "dep-nope%s" is not a worker of this file`, sfx)},
+		{"self", depsConfig(t, "dep-a after=dep-a"), fmt.Sprintf(`after: "dep-a%s" is this worker itself`, sfx)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "shmmon.toml")
+			if err := os.WriteFile(path, tt.conf, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, _, stderr := runCLI("serve", "--config", path)
+			// "shmmon serve: invalid config:", then one line per problem.
+			if code != exitUsage || !strings.Contains(stderr, "\n"+path+":") || !strings.Contains(stderr, tt.want) || strings.Count(stderr, "\n") != 2 {
+				t.Errorf("exit %d, stderr %q; want exit %d and one problem, FILE:LINE: KEY, with %q", code, stderr, exitUsage, tt.want)
+			}
+		})
+	}
+
+	path := filepath.Join(t.TempDir(), "shmmon.toml")
+	good := depsConfig(t, "dep-a", "dep-b after=dep-a")
+	if err := os.WriteFile(path, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := serveInProcess(t, path)
+	waitLog(t, log, "event=dependencies-ready", 1)
+	if err := os.WriteFile(path, depsConfig(t, "dep-a binds_to=dep-b", "dep-b after=dep-a"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if l := waitLog(t, log, "event=reload-failed", 1); !strings.Contains(l, fmt.Sprintf("a cycle: dep-a%s -> dep-b%s -> dep-a%s", sfx, sfx, sfx)) {
+		t.Errorf("reload of a cycle: %s", l)
+	}
+	if n := strings.Count(log.String(), "event=start "); n != 2 || strings.Contains(log.String(), "event=config-remove") {
+		t.Errorf("%d starts (want 2, the reload changed nothing), or a worker removed:\n%s", n, log)
+	}
+}
+
+// TestServeWaiting: a worker waiting for a dependency (here a watched worker whose pidfile
+// names nothing yet) shows waiting, with the name, in shmmon ls and shmmon ctl status; its
+// program is not started.
+func TestServeWaiting(t *testing.T) {
+	sfx := fmt.Sprint(os.Getpid())
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "ctl.sock")
+	dep, waiter := "wait-dep"+sfx, "wait-w"+sfx
+	t.Cleanup(func() { os.Remove("/dev/shm/" + dep); os.Remove("/dev/shm/" + waiter) })
+	conf := fmt.Sprintf("[serve]\ncontrol = %q\n[[worker]]\nname = %q\npidfile = %q\n"+
+		"[[worker]]\nname = %q\ncommand = [\"sleep\", \"60\"]\nheartbeat = \"none\"\nkill_after = \"1s\"\nafter = [%q]\n",
+		sock, dep, filepath.Join(dir, "none.pid"), waiter, dep)
+	path := filepath.Join(dir, "shmmon.toml")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := serveInProcess(t, path)
+	var ls string
+	testkit.WaitFor(t, 10*time.Second, "ls to show the waiting worker", func() bool {
+		_, ls, _ = runCLI("ls")
+		for _, l := range strings.Split(ls, "\n") {
+			if strings.HasPrefix(l, waiter+" ") && strings.Contains(l, " waiting ") && strings.Contains(l, `"waiting for `+dep+`"`) {
+				return true
+			}
+		}
+		return false
+	})
+	code, out, errOut := runCLI("ctl", "--control", sock, "status", waiter)
+	if code != exitOK || !strings.Contains(out, "waiting for "+dep) {
+		t.Errorf("ctl status: exit %d, %q %q; want the worker waiting for %s", code, out, errOut, dep)
+	}
+	code, out, _ = runCLI("ctl", "--control", sock, "status", "--json", waiter)
+	if code != exitOK || !strings.Contains(out, `"supervision": "waiting"`) || !strings.Contains(out, `"waiting_for": [`) {
+		t.Errorf("ctl status --json: exit %d, %s", code, out)
+	}
+	if strings.Contains(log.String(), "event=start ") {
+		t.Errorf("the waiting worker was started:\n%s", log)
+	}
+}
