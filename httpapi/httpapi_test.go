@@ -32,26 +32,27 @@ import (
 )
 
 // envMode makes the test binary a worker: "beat" beats every 10ms; "late" waits a second,
-// then beats; "hang" beats until it gets SIGUSR1, then hangs. None lives more than 2 minutes.
+// then beats; "hang" beats until it gets SIGUSR1, then hangs; "held" beats only once it got
+// SIGUSR1. None lives more than 2 minutes.
 const envMode = "HTTPAPI_TEST_WORKER"
 
 func TestMain(m *testing.M) {
 	switch os.Getenv(envMode) {
-	case "beat", "late", "hang":
+	case "beat", "late", "hang", "held":
 		mode := os.Getenv(envMode)
 		if mode == "late" {
 			time.Sleep(time.Second)
 		}
-		hang := make(chan os.Signal, 1)
-		signal.Notify(hang, syscall.SIGUSR1)
-		hung := false
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		silent := mode == "held"
 		for began := time.Now(); time.Since(began) < 2*time.Minute; time.Sleep(10 * time.Millisecond) {
 			select {
-			case <-hang:
-				hung = mode == "hang"
+			case <-usr1:
+				silent = mode == "hang"
 			default:
 			}
-			if !hung {
+			if !silent {
 				worker.Beat()
 			}
 		}

@@ -13,7 +13,7 @@ type WorkerHealth struct {
 	// Status is "up" (code 200) while the worker runs or is being restarted within its
 	// limits, "down" (503) once it is down for good ([fleet.WorkerStatus.DownForGood]).
 	Status      string `json:"status"`
-	Supervision string `json:"supervision"` // where serve has it in its life ([view.Supervision])
+	Supervision string `json:"supervision"` // where serve has it in its life, as /status says
 	LastExit    string `json:"last_exit"`   // how its last run ended; "" before the first end
 	Error       string `json:"error,omitempty"`
 }
@@ -34,7 +34,7 @@ func (s *Server) serveWorkerHealth(w http.ResponseWriter, r *http.Request) {
 		if ws.Worker.Name != name {
 			continue
 		}
-		h := WorkerHealth{Name: name, Status: "up", Supervision: view.Supervision(ws.Phase), LastExit: ws.LastExit}
+		h := WorkerHealth{Name: name, Status: "up", Supervision: view.Served(ws, s.now()).Supervision, LastExit: ws.LastExit}
 		code := http.StatusOK
 		if ws.DownForGood() {
 			h.Status, code = "down", http.StatusServiceUnavailable

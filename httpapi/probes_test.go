@@ -44,6 +44,8 @@ func TestWorkerHealthRules(t *testing.T) {
 		{"between a run and the next", sup("w", monitor.Books{Phase: monitor.Down, LastExit: "exit 1"}), http.StatusOK, false},
 		{"gave up", sup("w", monitor.Books{Phase: monitor.GaveUp, LastExit: "exit 1"}), http.StatusServiceUnavailable, false},
 		{"stopped by ctl", sup("w", monitor.Books{Phase: monitor.Held}), http.StatusServiceUnavailable, false},
+		{"waiting for its dependencies", fleet.WorkerStatus{Worker: config.Worker{Name: "w", Command: []string{"/bin/true"}},
+			Books: monitor.Books{Phase: monitor.Held}, Parked: true, WaitingFor: []string{"db"}}, http.StatusOK, false},
 		{"finished after a kill", sup("w", monitor.Books{Phase: monitor.Finished, LastExit: "signal killed"}), http.StatusServiceUnavailable, false},
 		{"finished after a crash", sup("w", monitor.Books{Phase: monitor.Finished, LastExit: "exit 3"}), http.StatusServiceUnavailable, false},
 		{"finished after exit 0", sup("w", monitor.Books{Phase: monitor.Finished, LastExit: "exit 0"}), http.StatusOK, false},
@@ -166,5 +168,55 @@ func TestProbeGaveUp(t *testing.T) {
 	var st Status
 	if get(t, s, "/status", &st); len(st.Workers) != 1 || !st.Workers[0].DownForGood || st.Workers[0].Starts != 2 {
 		t.Errorf("/status: %+v, want the worker down for good after 2 starts (its start_limit)", st.Workers)
+	}
+}
+
+// TestProbesWithDependencies: a worker held until its dependency is ready is up (waiting),
+// not ready; once the dependency beats, both are ready; stopped by ctl, it is down.
+func TestProbesWithDependencies(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep, app := testkit.Name(t, "dep"), testkit.Name(t, "app")
+	t.Cleanup(func() { shmobj.Remove(dep); shmobj.Remove(app) })
+	file, err := config.Parse("t.toml", []byte(fmt.Sprintf("[[worker]]\nname = %q\ncommand = [%q]\ninterval = \"50ms\"\ngrace = \"1m\"\n"+
+		"env = { %s = \"held\", GORACE = \"atexit_sleep_ms=0\" }\n"+
+		"[[worker]]\nname = %q\ncommand = [%q]\ninterval = \"50ms\"\nafter = [%q]\n"+
+		"env = { %s = \"beat\", GORACE = \"atexit_sleep_ms=0\" }\n", dep, exe, envMode, app, exe, dep, envMode)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fleet.New(slog.New(slog.NewTextHandler(&testkit.Buffer{}, nil)))
+	defer f.Stop()
+	s := New(f)
+	f.Apply(file.Workers)
+
+	var h WorkerHealth
+	testkit.WaitFor(t, 10*time.Second, app+" waiting for "+dep, func() bool {
+		return get(t, s, "/healthz/"+app, &h) == http.StatusOK && h.Supervision == "waiting"
+	})
+	var rd Readiness
+	if code := get(t, s, "/readyz", &rd); code != http.StatusServiceUnavailable || len(rd.NotReady) != 2 {
+		t.Errorf("/readyz while %s waits: %d %+v, want 503 naming both", app, code, rd)
+	}
+	// Still up a while later: waiting is not down.
+	time.Sleep(300 * time.Millisecond)
+	if code := get(t, s, "/healthz/"+app, &h); code != http.StatusOK || h.Supervision != "waiting" {
+		t.Errorf("/healthz/%s while it waits: %d %+v, want 200, waiting", app, code, h)
+	}
+	if _, err := f.SignalWorker(dep, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 15*time.Second, "/readyz 200 once "+dep+" beats and "+app+" runs", func() bool {
+		return get(t, s, "/readyz", &rd) == http.StatusOK
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := f.StopWorker(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	if code := get(t, s, "/healthz/"+app, &h); code != http.StatusServiceUnavailable || h.Supervision != "stopped" {
+		t.Errorf("/healthz/%s after ctl stop: %d %+v, want 503, stopped", app, code, h)
 	}
 }
