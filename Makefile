@@ -2,7 +2,8 @@
 #
 #   make deps     install what is missing (apt, as root): g++, gcc, libboost-dev, libsystemd-dev,
 #                 prometheus (for promtool), python3 and python3-venv, strace, mount (the log
-#                 tests mount a small tmpfs); and staticcheck
+#                 tests mount a small tmpfs), tmux (the test of shmmon top), chromium (the test
+#                 of serve's status page); and staticcheck
 #   make compat   build the C/C++ peers (Boost.Interprocess, proctab, tcpwd, sd_notify, the C
 #                 client's worker and bench) in compat/bin/
 #   make build    build bin/shmmon
@@ -52,6 +53,8 @@ deps:
 	done; \
 	[ -n "$$py" ] || missing="$$missing python3 python3-venv"; \
 	command -v mount >/dev/null 2>&1 || missing="$$missing mount"; \
+	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then \
 			echo "missing$$missing: run 'sudo apt-get install$$missing' (or 'sudo make deps')" >&2; \

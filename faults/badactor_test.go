@@ -10,9 +10,12 @@ import (
 
 // TestBadActors runs every attack of package badactor (another local user against a root
 // shmmon) for its trials: no process shmmon did not own may get a signal, shmmon must end
-// promptly on SIGTERM, and no healthy worker may be killed.
+// promptly on SIGTERM, and no healthy worker may be killed. The scenarios run in parallel
+// (each has its own attacker, victims, table, objects and control socket).
 func TestBadActors(t *testing.T) {
+	t.Parallel()
 	badactor.Each(t, func(t *testing.T, s badactor.Scenario) {
+		t.Parallel()
 		c := newCase(t, s.Name, "0 processes signalled that shmmon did not own, 0 hangs past SIGTERM")
 		c.row.Section = sectionBadActor
 		o := s.Run(t, s.Trials)

@@ -37,6 +37,10 @@
 // its supervisor's requests, or by holding and releasing a watched worker. A worker stopped so
 // stays stopped across reloads that leave it unchanged.
 //
+// What the probes of serve's HTTP endpoint answer is judged here, from a worker's status:
+// whether it is down for good ([WorkerStatus.DownForGood], /healthz/NAME) and whether it
+// counts as ready ([WorkerStatus.ReadyNow], /readyz).
+//
 // The fleet owns what its workers share: the TCP watchdog's server, whose registry of names
 // (source.TCP) every worker joins for as long as it runs, the sweep of the System V
 // process table, which leaves alone the records of programs of heartbeat "proctab" (their

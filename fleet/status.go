@@ -46,6 +46,17 @@ func (e *entry) logDroppedNow() int64 {
 	return n
 }
 
+// parked reports whether e's member is held until its dependencies are ready. f.bmu is held
+// (the orderer takes bmu, then a member's gmu, too).
+func (e *entry) parked() bool {
+	if e.cur == nil {
+		return false
+	}
+	e.cur.gmu.Lock()
+	defer e.cur.gmu.Unlock()
+	return e.cur.gate.parked
+}
+
 // books returns the books of e's worker: its monitor worker's, or the last ones it left.
 func (e *entry) books() monitor.Books {
 	if e.cur != nil {
@@ -83,6 +94,10 @@ type WorkerStatus struct {
 	// said so: "db (given up)", "db (finished)", "db (stopped)"; empty while it is being
 	// started; nil when it does not wait.
 	WaitingFor []string
+	// Parked is true while the worker's program is held until its dependencies are ready (the
+	// fleet starts it then: phase [monitor.Held], as a worker stopped by shmmon ctl, which is
+	// not parked).
+	Parked bool
 
 	// Checking is true while the worker's loop checks its heartbeat: a supervised program
 	// is running, or a watched process is watched. It is false while the loop legitimately
@@ -102,6 +117,33 @@ type WorkerStatus struct {
 // monitor of this worker is stuck or starved.
 func (s WorkerStatus) Late(now time.Time) bool { return s.Checking && now.After(s.Deadline) }
 
+// DownForGood reports whether nothing will run the worker again until someone acts: its
+// supervisor gave up on it, its restart policy does not start it again after a run that
+// failed (killed as hung, over a limit, a crash, a non-zero exit), it was stopped with
+// shmmon ctl stop, or it is a watched worker of a fixed pid whose process is gone. A worker
+// that runs, waits in a backoff or for its dependencies ([WorkerStatus.Parked]), is being
+// restarted, or finished a run that succeeded (exit 0) is not down for good. It is the
+// answer of /healthz/NAME.
+func (s WorkerStatus) DownForGood() bool {
+	switch s.Phase {
+	case monitor.GaveUp:
+		return true
+	case monitor.Held:
+		return !s.Parked // stopped by ctl, not waiting for its dependencies
+	case monitor.Finished:
+		return s.LastExit != "exit 0"
+	case monitor.Down, monitor.Idle:
+		return !s.Worker.Supervised() && s.Worker.Pid != 0 && s.LastExit != ""
+	}
+	return false
+}
+
+// ReadyNow reports whether the worker counts as ready for /readyz: its current run is
+// ready ([monitor.Books.Ready]: READY=1, its first beat, or started for heartbeat "none"),
+// or it is a periodic job (every), which runs only now and then and never holds readiness
+// back.
+func (s WorkerStatus) ReadyNow() bool { return s.Ready || s.Worker.Every > 0 }
+
 // Status returns every configured worker, sorted by name. It reads each worker's object and
 // takes only the fleet's short bookkeeping lock, so it answers while a reload waits for
 // workers to stop.
@@ -115,7 +157,8 @@ func (f *Fleet) Status() []WorkerStatus {
 			allow += e.w.KillAfter + proc.KillWait
 		}
 		out = append(out, WorkerStatus{Worker: *e.w, Books: b, Checking: b.Checking() && judged(e.w), LastCheck: b.Since,
-			Deadline: b.Since.Add(allow), LogDropped: e.logDroppedNow(), LogError: e.logError(), WaitingFor: slices.Clone(e.waiting)})
+			Deadline: b.Since.Add(allow), LogDropped: e.logDroppedNow(), LogError: e.logError(), WaitingFor: slices.Clone(e.waiting),
+			Parked: e.parked()})
 	}
 	f.bmu.Unlock()
 	slices.SortFunc(out, func(a, b WorkerStatus) int { return strings.Compare(a.Worker.Name, b.Worker.Name) })

@@ -1,11 +1,22 @@
 // Package httpapi is the HTTP endpoint of `shmmon serve`: what operators and Prometheus see.
 //
+//	GET /          the status page: the workers worst first (state, supervision, beats per second
+//	               and a sparkline of the last minute, stalls, kills, restarts), a hung or killed
+//	               worker highlighted, and the events seen since it was opened; one page embedded in
+//	               the binary, refreshed from /status every second, loading nothing from elsewhere,
+//	               read-only (actions are the control socket's, which checks who asks)
 //	GET /metrics   Prometheus exposition (text or protobuf, as the scraper asks) of every
 //	               worker, the monitor's checks and reloads, and the Go and process collectors
 //	GET /status    JSON: every worker's status record and the fleet's books ([Status])
 //	GET /healthz   200 while every worker loop that should be checking checks on time and the
 //	               last pass over the process table (if serve sweeps one) swept it, else 503
 //	               naming the late workers and why the table's sweep fails ([Health])
+//	GET /healthz/NAME  200 while the worker NAME runs or is being restarted within its limits,
+//	               503 once it is down for good (given up, restart "never" or "on-failure" after
+//	               a failed run, stopped by shmmon ctl), 404 for a name serve does not have
+//	               ([WorkerHealth]): a Kubernetes liveness probe per worker
+//	GET /readyz    200 while every worker is ready (its run said READY=1 or beat; a periodic job
+//	               always counts), else 503 naming the others ([Readiness]): a readiness probe
 //
 // The worker metrics are read when scraped, from [fleet.Fleet.Status] (and the System V
 // process table the fleet sweeps, as kind "proctab"); each series has the labels name (the
@@ -56,6 +67,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/shmmon/shmmon/fleet"
 	"github.com/shmmon/shmmon/proctab"
@@ -120,6 +132,9 @@ func New(src Source) *Server {
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	s.mux.HandleFunc("GET /status", s.serveStatus)
 	s.mux.HandleFunc("GET /healthz", s.serveHealth)
+	s.mux.HandleFunc("GET /healthz/{name}", s.serveWorkerHealth)
+	s.mux.HandleFunc("GET /readyz", s.serveReady)
+	s.mux.HandleFunc("GET /{$}", s.servePage)
 	return s
 }
 
@@ -167,7 +182,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (s *Server) serveStatus(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, NewStatus(s.src, s.now()))
+	st := NewStatus(s.src, s.now())
+	st.Reloads = &Reloads{Success: s.reloadCount("success"), Failure: s.reloadCount("failure")}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// reloadCount returns the reloads of the config file counted with result.
+func (s *Server) reloadCount(result string) uint64 {
+	var m dto.Metric
+	s.reloads.WithLabelValues(result).Write(&m)
+	return uint64(m.GetCounter().GetValue())
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {

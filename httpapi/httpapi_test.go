@@ -12,8 +12,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,12 +32,30 @@ import (
 	"github.com/shmmon/shmmon/worker"
 )
 
-const envMode = "HTTPAPI_TEST_WORKER" // "beat": the test binary is a worker beating every 10ms
+// envMode makes the test binary a worker: "beat" beats every 10ms; "late" waits a second,
+// then beats; "hang" beats until it gets SIGUSR1, then hangs; "held" beats only once it got
+// SIGUSR1. None lives more than 2 minutes.
+const envMode = "HTTPAPI_TEST_WORKER"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(envMode) == "beat" {
+	switch os.Getenv(envMode) {
+	case "beat", "late", "hang", "held":
+		mode := os.Getenv(envMode)
+		if mode == "late" {
+			time.Sleep(time.Second)
+		}
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		silent := mode == "held"
 		for began := time.Now(); time.Since(began) < 2*time.Minute; time.Sleep(10 * time.Millisecond) {
-			worker.Beat()
+			select {
+			case <-usr1:
+				silent = mode == "hang"
+			default:
+			}
+			if !silent {
+				worker.Beat()
+			}
 		}
 		os.Exit(0)
 	}

@@ -15,6 +15,15 @@ type Status struct {
 	Proctab []view.Proctab `json:"proctab,omitempty"` // the swept process table's records, when there is one
 	// ProctabError says why the process table could not be read, when it could not.
 	ProctabError string `json:"proctab_error,omitempty"`
+	// Reloads counts the reloads of the config file the [Server] saw (its /status); absent
+	// from a Status [NewStatus] took alone.
+	Reloads *Reloads `json:"reloads,omitempty"`
+}
+
+// Reloads are the reloads of the config file, by result (shmmon_config_reloads_total).
+type Reloads struct {
+	Success uint64 `json:"success"` // applied
+	Failure uint64 `json:"failure"` // invalid or missing: the running config stays
 }
 
 // NewStatus takes the status of src at now.

@@ -13,10 +13,17 @@
 // The JSON forms are stable: fields are only ever added. What only serve knows (whether it
 // supervises the worker, its starts, how its last run ended, whether its loop is late) is in
 // /status only ([Served]).
+//
+// It also holds what every printer of workers shares: the ranking of states, worst first,
+// that `shmmon top` and serve's status page sort by ([Worst], [Rank]), and the one way a name
+// read from /dev/shm is printed in a terminal ([Shown]).
 package view
 
 import (
+	"strconv"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/shmmon/shmmon/cgroup"
 	"github.com/shmmon/shmmon/fleet"
@@ -79,6 +86,9 @@ type Serving struct {
 	Checking   bool       `json:"checking"`       // its loop checks the heartbeat now
 	Late       bool       `json:"late"`           // checking, but past its deadline (see /healthz)
 	Ready      bool       `json:"ready"`          // its run is ready (READY=1, a first beat; see /readyz)
+	// DownForGood: nothing runs it again until someone acts (it gave up, finished after a
+	// failed run, was stopped by ctl; see /healthz/NAME).
+	DownForGood bool `json:"down_for_good"`
 
 	// The worker's resource limits (0: none), what it used at its last limit check (CPU in
 	// cores over stalls intervals; null before it is known), and the runs stopped over a
@@ -191,7 +201,7 @@ func Served(ws fleet.WorkerStatus, now time.Time) Worker {
 	v := Object(ws.Worker.Name, ws.Snapshot, ws.Err, now)
 	v.Kills, v.Restarts = ws.Kills, ws.Restarts
 	v.Serving = &Serving{Supervised: ws.Worker.Supervised(), Command: ws.Worker.Command, Starts: ws.Starts,
-		LastExit: ws.LastExit, Checking: ws.Checking, Late: ws.Late(now), Ready: ws.Ready,
+		LastExit: ws.LastExit, Checking: ws.Checking, Late: ws.Late(now), Ready: ws.Ready, DownForGood: ws.DownForGood(),
 		Supervision: Supervision(ws.Phase), Log: ws.Worker.Log, LogDropped: ws.LogDropped, LogError: ws.LogError,
 		MemoryMax: int64(ws.Worker.MemoryMax), CPUMax: ws.Worker.CPUMax.Ratio(), LimitKills: ws.LimitKills, OOMKills: ws.OOMKills,
 		StarvedSec: ws.Starved.Seconds()}
@@ -254,4 +264,20 @@ func RecordState(p Proctab) shmobj.State {
 func OfRecord(p Proctab) Worker {
 	return Worker{Name: p.Name, Kind: shmobj.KindProctab.String(), Proctab: &p, WorkerPid: int64(p.Pid),
 		Pid: int64(p.Pid), State: p.State}
+}
+
+// Shown returns a name read from /dev/shm or from the process table as it may be printed in a
+// terminal: as it is when every character is a printable one other than a space, a quote or a
+// backslash, else quoted as a Go string, so that no escape sequence, newline or tab in another
+// user's name can forge rows or drive the terminal.
+func Shown(name string) string {
+	for _, r := range name {
+		if !unicode.IsPrint(r) || r == ' ' || r == '"' || r == '\\' || r == utf8.RuneError {
+			return strconv.Quote(name)
+		}
+	}
+	if name == "" {
+		return `""`
+	}
+	return name
 }

@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -230,21 +228,9 @@ func memoryText(v view.Worker) string {
 	return monitor.Size(*v.MemoryBytes)
 }
 
-// shown returns a name read from /dev/shm or from the process table as it may be printed in a
-// terminal: as it is when every character is a printable one other than a space, a quote or a
-// backslash, else quoted as a Go string, so that no escape sequence, newline or tab in another
-// user's name can forge rows or drive the terminal.
-func shown(name string) string {
-	for _, r := range name {
-		if !unicode.IsPrint(r) || r == ' ' || r == '"' || r == '\\' || r == utf8.RuneError {
-			return strconv.Quote(name)
-		}
-	}
-	if name == "" {
-		return `""`
-	}
-	return name
-}
+// shown is a name read from /dev/shm or from the process table as it may be printed in a
+// terminal ([view.Shown]).
+var shown = view.Shown
 
 // statusText quotes the worker's status text, so that a tab or a control character in it
 // cannot break the table; "-" when there is none.

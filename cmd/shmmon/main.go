@@ -102,6 +102,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			checkprocCommand(),
 			proctabCommand(),
 			ctlCommand(),
+			topCommand(),
 			{
 				Name:   "version",
 				Usage:  "print the version",

@@ -33,7 +33,8 @@ func serveCommand() *cli.Command {
 			"Under systemd (NOTIFY_SOCKET) it sends READY=1, WATCHDOG=1 and STOPPING=1.\n" +
 			"SIGINT/SIGTERM stop every worker and exit 0.\n" +
 			"With --listen (or listen in the config's [serve] table) it serves /metrics (Prometheus),\n" +
-			"/status (JSON) and /healthz over HTTP; see the README.\n" +
+			"/status (JSON), /healthz, /healthz/NAME and /readyz (Kubernetes probes) and a status page\n" +
+			"at / over HTTP; see the README.\n" +
 			"It listens on a control socket for 'shmmon ctl' (--control, else [serve] control, else\n" +
 			"$SHMMON_CONTROL, else /run/shmmon/control.sock as root, $XDG_RUNTIME_DIR/shmmon/control.sock\n" +
 			"otherwise); another serve answering there is an error at start.",
@@ -41,7 +42,7 @@ func serveCommand() *cli.Command {
 		Before:       checkUsage(false, "config"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "config `FILE` (TOML); required"},
-			&cli.StringFlag{Name: "listen", Usage: "serve /metrics, /status and /healthz on `ADDR`: PORT or :PORT (127.0.0.1:PORT), " +
+			&cli.StringFlag{Name: "listen", Usage: "serve /metrics, /status, the probes and the status page on `ADDR`: PORT or :PORT (127.0.0.1:PORT), " +
 				"or HOST:PORT; overrides the config's [serve] listen"},
 			&cli.StringFlag{Name: "control", Usage: "the control socket's `PATH` (shmmon ctl); overrides the config's [serve] control"},
 		},

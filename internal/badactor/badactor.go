@@ -329,7 +329,20 @@ func (a *attack) as(want, mode string, args ...string) {
 func (a *attack) serve(path, conf string) *testkit.Process {
 	a.t.Helper()
 	a.writeFile(path, conf, 0o644)
-	return testkit.Start(a.t, "shmmon serve", exec.Command(a.shmmon, "serve", "--config", path))
+	return testkit.Start(a.t, "shmmon serve", exec.Command(a.shmmon, serveArgs(a.t, "--config", path)...))
+}
+
+// serveArgs are the arguments of a serve of a scenario: "serve", args, and a control socket
+// of the serve's own, so that scenarios may run at once (each serve refuses a control socket
+// another live serve answers at).
+func serveArgs(t testing.TB, args ...string) []string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "shmmon-ba-") // short: a socket's path has at most 107 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return append(append([]string{"serve"}, args...), "--control", filepath.Join(dir, "control.sock"))
 }
 
 // logged reports whether n lines of p's stderr contain want within timeout.

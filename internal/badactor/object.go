@@ -120,7 +120,7 @@ func objBeating(name string, monitor, not int) bool {
 // program, and otherwise sees that all went well.
 func (a *attack) serveTrial(name string, command []string, target int, hit func() (bool, string)) {
 	t := a.t
-	serve := testkit.Start(t, "shmmon serve", objShmmon(t, "serve", "--config", objConfig(t, name, command)))
+	serve := testkit.Start(t, "shmmon serve", objShmmon(t, serveArgs(t, "--config", objConfig(t, name, command))...))
 	defer serve.Kill()
 	start := time.Now()
 	started := false
@@ -208,7 +208,7 @@ func objPlantedFIFO(t testing.TB, trials int) Outcome {
 			case "run":
 				cmd = objShmmon(t, "run", "--name", name, "--interval", iv, "--grace", objGrace.String(), "--", exe, name)
 			case "serve":
-				cmd = objShmmon(t, "serve", "--config", objConfig(t, name, []string{exe, name}))
+				cmd = objShmmon(t, serveArgs(t, "--config", objConfig(t, name, []string{exe, name}))...)
 			default:
 				cmd = other.Command(testkit.Shmmon(t), "watch", "--name", name, "--interval", iv)
 			}

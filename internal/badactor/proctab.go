@@ -105,7 +105,7 @@ func forgedRecord(t testing.TB, trials int) Outcome {
 				}
 			}},
 			{name: "serve", start: func() *testkit.Process {
-				p := testkit.Start(t, "shmmon serve", exec.Command(a.shmmon, "serve", "--config", proctabConfig(t, opts)))
+				p := testkit.Start(t, "shmmon serve", exec.Command(a.shmmon, serveArgs(t, "--config", proctabConfig(t, opts))...))
 				testkit.WaitLine(t, &p.Stderr, 10*time.Second, "sweeping the process table")
 				return p
 			}, done: func(p *testkit.Process) bool {
@@ -275,7 +275,7 @@ func zeroedSemaphore(t testing.TB, trials int) Outcome {
 		once := testkit.Start(t, "shmmon checkproc", exec.Command(a.shmmon, append([]string{"checkproc"}, tableArgs(opts)...)...))
 		every := testkit.Start(t, "shmmon checkproc --every", exec.Command(a.shmmon,
 			append(append([]string{"checkproc"}, tableArgs(opts)...), "--every", "200ms")...))
-		serve := testkit.Start(t, "shmmon serve", exec.Command(a.shmmon, "serve", "--config", proctabConfig(t, opts), "--listen", "127.0.0.1:0"))
+		serve := testkit.Start(t, "shmmon serve", exec.Command(a.shmmon, serveArgs(t, "--config", proctabConfig(t, opts), "--listen", "127.0.0.1:0")...))
 
 		// checkproc --every, stopped while it waits for the lock.
 		time.Sleep(time.Second)

@@ -91,7 +91,7 @@ func (a *attack) tcpwdTrial(client string, trial int) (accepted, received, forge
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	serve := testkit.Start(t, "shmmon serve", exec.Command(a.shmmon, "serve", "--config", path))
+	serve := testkit.Start(t, "shmmon serve", exec.Command(a.shmmon, serveArgs(t, "--config", path)...))
 	// The client runs, feeds and receives what it sends itself.
 	recvLine := "tcpwd_client " + name + " recv from " + name + " msg "
 	testkit.WaitLine(t, &serve.Stdout, 10*time.Second, recvLine+"to-self")
