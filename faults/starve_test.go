@@ -75,8 +75,8 @@ func TestStarvedNotHung(t *testing.T) {
 // loop without beating that gets under a twentieth of a core is starved by the rule's own
 // terms, and is caught by starved_max only, so the load must leave it a share on a machine
 // busy with other work too. A worker that hangs by itself does so after a second of beats,
-// which leaves the case time to end before its last restart hangs again. Five hangs each keep
-// the serial part of the suite short; the hang cases without load run 20 each.
+// which leaves the case time to end before its last restart hangs again. Each runs 20 hangs, as
+// the hang cases without load do.
 func TestHungUnderLoad(t *testing.T) {
 	const expected = hangExpected + "; never excused as starved"
 	for _, v := range []struct {
@@ -91,7 +91,7 @@ func TestHungUnderLoad(t *testing.T) {
 	} {
 		t.Run(strings.ReplaceAll(v.name, " ", "_"), func(t *testing.T) {
 			testkit.Load(t, 1)
-			hangCase(t, "worker "+v.name+" under busy loops on every core (run)", expected, 5, v.hang, testBinary(t, v.env...))
+			hangCase(t, "worker "+v.name+" under busy loops on every core (run)", expected, hangTrials, v.hang, testBinary(t, v.env...))
 		})
 	}
 }
