@@ -97,10 +97,13 @@ func TestCheckproc(t *testing.T) {
 	// clients stay.
 	var killedAt int
 	testkit.WaitFor(t, 10*time.Second, "the pass that killed it", func() bool {
-		out := check.Stderr.String()
-		i := strings.Index(out, "killed=1 event=sweep")
-		killedAt = strings.Count(out[:max(i, 0)], "event=sweep")
-		return i >= 0
+		for i, l := range testkit.LinesWith(check.Stderr.Lines(), "event=sweep") {
+			if strings.Contains(l, " killed=1 ") {
+				killedAt = i
+				return true
+			}
+		}
+		return false
 	})
 	testkit.WaitFor(t, 10*time.Second, "3 more sweeps", func() bool { return strings.Count(check.Stderr.String(), "event=sweep") >= killedAt+4 })
 	tab, err := proctab.Attach(opts)

@@ -12,9 +12,10 @@ func TestConfigDefaults(t *testing.T) {
 	tests := []struct {
 		in, want Config
 	}{
-		{Config{}, Config{Interval: time.Second, Stalls: 3, Grace: 10 * time.Second}},
-		{Config{Interval: 50 * time.Millisecond}, Config{Interval: 50 * time.Millisecond, Stalls: 3, Grace: 3 * time.Second}},
-		{Config{Interval: time.Second, Stalls: 5, Grace: time.Second}, Config{Interval: time.Second, Stalls: 5, Grace: time.Second}},
+		{Config{}, Config{Interval: time.Second, Stalls: 3, Grace: 10 * time.Second, StarvedMax: 10 * time.Second}},
+		{Config{Interval: 50 * time.Millisecond}, Config{Interval: 50 * time.Millisecond, Stalls: 3, Grace: 3 * time.Second, StarvedMax: 10 * time.Second}},
+		{Config{Interval: 2 * time.Second, Stalls: 5, Grace: time.Second}, Config{Interval: 2 * time.Second, Stalls: 5, Grace: time.Second, StarvedMax: 20 * time.Second}},
+		{Config{StarvedMax: StarvationOff}, Config{Interval: time.Second, Stalls: 3, Grace: 10 * time.Second, StarvedMax: StarvationOff}},
 	}
 	for _, tt := range tests {
 		if have := tt.in.WithDefaults(); have != tt.want {
