@@ -230,9 +230,12 @@ func TestLogOptionsFollow(t *testing.T) {
 	if l2.child != nil {
 		t.Fatal("a second log process was started")
 	}
-	w2 := startWriter(t, l2, `i=0; while [ $i -lt 3000 ]; do echo "line $i of 40 bytes or so, to rotate"; i=$((i+1)); done`)
+	// About 240 KB: the file is rotated before a write once it is past its size, and one
+	// write is at most a pipe's worth (64 KiB), so this is past MinMaxSize at a write's start
+	// at least once, however the reads fall.
+	w2 := startWriter(t, l2, `i=0; while [ $i -lt 6000 ]; do echo "line $i of 40 bytes or so, to rotate"; i=$((i+1)); done`)
 	w2.Wait(t, 10*time.Second)
-	waitFile(t, path, "line 2999 of")
+	waitFile(t, path, "line 5999 of")
 	if _, err := os.Stat(OldFile(path, 1)); err != nil {
 		t.Errorf("not rotated at the new log_max_size: %v", err)
 	}
