@@ -281,7 +281,7 @@ func workerEnv(extra ...string) []string {
 
 var (
 	pidAttr    = regexp.MustCompile(`\bpid=(\d+)`)
-	workerAttr = regexp.MustCompile(`\bworker=(\S+)`)
+	workerAttr = regexp.MustCompile(`\bworker="?([^"\s]+)`) // quoted when the name holds "="
 )
 
 // kill is one kill of a hung worker, read from a monitor's log.
