@@ -64,20 +64,7 @@ func workerMain(mode string) int {
 		}
 	case "flood":
 		rate, _ := strconv.Atoi(os.Getenv(envRate))
-		line := []byte(strings.Repeat("f", 1023) + "\n")
-		start, written := time.Now(), 0
-		for i := 0; ; i++ {
-			os.Stdout.Write(line)
-			if i%8 == 0 {
-				os.Stderr.Write(line)
-			}
-			written += len(line)
-			worker.Beat()
-			if ahead := time.Duration(float64(written)/float64(rate)*float64(time.Second)) - time.Since(start); ahead > time.Millisecond {
-				time.Sleep(ahead)
-				worker.Beat()
-			}
-		}
+		testkit.Flood(rate)
 	case "count":
 		pad := strings.Repeat("c", 200)
 		for i := 0; ; i++ {

@@ -34,20 +34,7 @@ func init() {
 	if err != nil {
 		return
 	}
-	line := []byte(strings.Repeat("f", 1023) + "\n")
-	start, written := time.Now(), 0
-	for i := 0; ; i++ {
-		os.Stdout.Write(line)
-		if i%8 == 0 {
-			os.Stderr.Write(line)
-		}
-		written += len(line)
-		worker.Beat()
-		if ahead := time.Duration(float64(written)/float64(rate)*float64(time.Second)) - time.Since(start); ahead > time.Millisecond {
-			time.Sleep(ahead)
-			worker.Beat()
-		}
-	}
+	testkit.Flood(rate)
 }
 
 // ctlRun runs shmmon ctl on the control socket path and returns its exit code and output.

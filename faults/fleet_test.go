@@ -87,21 +87,7 @@ func fleetCase(t *testing.T, copies int) {
 		fleetInterval, fleetStalls, fleetKill), ws)
 	startAt := time.Now()
 	serve := c.startServe(path)
-	pids := make([]int, fleetSize)
-	testkit.WaitFor(t, 3*time.Minute, "all workers beating", func() bool {
-		n := 0
-		for i, name := range names {
-			if pids[i] == 0 {
-				if snap, err := shmobj.Read(name); err == nil && snap.Seq > 0 && snap.Record.State == shmobj.StateOK {
-					pids[i] = int(snap.Record.WatchedPid)
-				}
-			}
-			if pids[i] != 0 {
-				n++
-			}
-		}
-		return n == fleetSize
-	})
+	pids := waitAllBeating(t, names)
 	t.Logf("%d workers beating after %v", fleetSize, time.Since(startAt).Round(time.Millisecond))
 
 	for range 2 {
@@ -242,6 +228,28 @@ func fleetCase(t *testing.T, copies int) {
 	if left := tagged(c.tag); len(left) > 2 { // the two hogs
 		t.Errorf("%d processes left after serve stopped", len(left)-2)
 	}
+}
+
+// waitAllBeating waits up to 3 minutes until every object of names is beaten in state ok,
+// and returns the pids of their workers, in the order of names.
+func waitAllBeating(t testing.TB, names []string) []int {
+	t.Helper()
+	pids := make([]int, len(names))
+	testkit.WaitFor(t, 3*time.Minute, "all workers beating", func() bool {
+		n := 0
+		for i, name := range names {
+			if pids[i] == 0 {
+				if snap, err := shmobj.Read(name); err == nil && snap.Seq > 0 && snap.Record.State == shmobj.StateOK {
+					pids[i] = int(snap.Record.WatchedPid)
+				}
+			}
+			if pids[i] != 0 {
+				n++
+			}
+		}
+		return n == len(names)
+	})
+	return pids
 }
 
 // copyExecutable copies the executable exe to a file of its own (the i-th copy), removed

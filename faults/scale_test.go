@@ -55,21 +55,7 @@ func detectLatency(b *testing.B, hog bool) {
 	writeConfig(b, path, fmt.Sprintf("interval = %q\nstalls = %d\nkill_after = \"1s\"\ngrace = \"2m\"\nrestart = \"never\"",
 		detectInterval, detectStalls), ws)
 	serve := c.startServe(path)
-	pids := make([]int, detectWorkers)
-	testkit.WaitFor(b, 3*time.Minute, "all workers beating", func() bool {
-		n := 0
-		for i, name := range names {
-			if pids[i] == 0 {
-				if snap, err := shmobj.Read(name); err == nil && snap.Seq > 0 && snap.Record.State == shmobj.StateOK {
-					pids[i] = int(snap.Record.WatchedPid)
-				}
-			}
-			if pids[i] != 0 {
-				n++
-			}
-		}
-		return n == detectWorkers
-	})
+	pids := waitAllBeating(b, names)
 	if hog {
 		// Busy loops of the shell, not of the test binary: a process mapping the executable
 		// 1,000 others map can take tens of seconds to exit (see RELIABILITY.md).

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,7 +18,6 @@ import (
 	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/monitor"
 	"github.com/shmmon/shmmon/proc"
-	"github.com/shmmon/shmmon/shmobj"
 )
 
 // superviseCommand starts a supervisor of argv with opts filled in (the check rules of the
@@ -35,27 +33,7 @@ func superviseCommand(t *testing.T, argv []string, opts Options) *running {
 	if opts.KillAfter == 0 {
 		opts.KillAfter = 500 * time.Millisecond
 	}
-	logs := &testkit.Buffer{}
-	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
-	s, err := New(name, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{s: s, name: name, logs: logs, done: make(chan struct{}), stop: cancel}
-	go func() {
-		defer close(r.done)
-		r.out, r.err = s.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-r.done
-		shmobj.Remove(name)
-		if t.Failed() {
-			t.Logf("supervisor log:\n%s", logs)
-		}
-	})
-	return r
+	return start(t, name, opts)
 }
 
 // cgroups returns the Manager of the test's cgroups, closed when the test ends; nil where

@@ -126,6 +126,13 @@ func supervise(t *testing.T, mode string, opts Options) *running {
 	if opts.KillAfter == 0 {
 		opts.KillAfter = 200 * time.Millisecond
 	}
+	return start(t, name, opts)
+}
+
+// start runs a supervisor of name with opts and a log of its own, stopped (and its object
+// removed) when the test ends; the log is shown when the test failed.
+func start(t *testing.T, name string, opts Options) *running {
+	t.Helper()
 	logs := &testkit.Buffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	s, err := New(name, opts)
