@@ -1,7 +1,6 @@
 package proctab
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -34,26 +33,45 @@ func TestSweepStarved(t *testing.T) {
 			cmd := startChild(t, exec.Command(os.Args[0]), fmt.Sprintf("attach-spin %d %d", tab.opts.Key, tab.opts.Slots))
 			pid := cmd.Process.Pid
 			testkit.SchedIdle(t, pid, true)
-			testkit.Load(t, 2)
+			stopLoad := testkit.Load(t, 2)
 			time.Sleep(1100 * time.Millisecond) // the start falls clearly before the heartbeat
 			if _, err := tab.put(pid, "idle", time.Second, time.Now().Add(-time.Second)); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(1100 * time.Millisecond) // timed out
-			var logs bytes.Buffer
-			res, err := tab.Sweep(context.Background(), SweepOptions{KillAfter: 200 * time.Millisecond, StarvedMax: c.starvedMax,
-				Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			logs := &testkit.Buffer{}
+			var res SweepResult
+			var err error
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				res, err = tab.Sweep(context.Background(), SweepOptions{KillAfter: 200 * time.Millisecond, StarvedMax: c.starvedMax,
+					Logger: slog.New(slog.NewTextHandler(logs, nil))})
+			}()
+			// Once the sweep has judged (its first signal, or its end), the load stops: a
+			// SCHED_IDLE process needs a CPU even to exit, and busy loops on every core may keep
+			// it from one for longer than the sweep waits after SIGKILL.
+			testkit.Poll(30*time.Second, func() bool {
+				select {
+				case <-done:
+					return true
+				default:
+					return strings.Contains(logs.String(), "event=signal")
+				}
+			})
+			stopLoad()
+			<-done
 			if err != nil {
 				t.Fatal(err)
 			}
 			if res != c.want {
-				t.Errorf("Sweep = %+v, want %+v\n%s", res, c.want, &logs)
+				t.Errorf("Sweep = %+v, want %+v\n%s", res, c.want, logs)
 			}
 			if c.event != "" && !strings.Contains(logs.String(), c.event) {
-				t.Errorf("log lacks %q:\n%s", c.event, &logs)
+				t.Errorf("log lacks %q:\n%s", c.event, logs)
 			}
 			if c.event == "" && strings.Contains(logs.String(), "event=starved") {
-				t.Errorf("the rule applied while off:\n%s", &logs)
+				t.Errorf("the rule applied while off:\n%s", logs)
 			}
 			if alive := proc.Alive(pid); alive != (c.want.Killed == 0) {
 				t.Errorf("process alive %v after the sweep", alive)
