@@ -15,13 +15,18 @@ import (
 func TestTreeUsage(t *testing.T) {
 	c, line := startChild(t, helperCmd("fork-sleep"))
 	gp := holdGrandchild(t, line())
-	u, err := TreeUsage(c.Pid())
+	// The grandchild may still be starting (in its exec, its memory still growing): measure
+	// it and the tree together until its start is done, the tree's memory above its own.
+	var u, one Usage
+	var err error
+	testkit.Poll(5*time.Second, func() bool {
+		u, err = TreeUsage(c.Pid())
+		one = PidsUsage([]int{gp.Pid(), 0})
+		return err != nil || one.Memory > 0 && u.Memory > one.Memory
+	})
 	if err != nil || u.Procs != 2 || u.Memory < 1<<20 {
 		t.Errorf("TreeUsage(fork-sleep) = %+v, %v; want 2 processes, at least 1 MiB", u, err)
 	}
-	// The grandchild may still be in its exec (no memory of its own yet): wait for its start.
-	var one Usage
-	testkit.Poll(5*time.Second, func() bool { one = PidsUsage([]int{gp.Pid(), 0}); return one.Memory > 0 })
 	if one.Procs != 1 || one.Memory <= 0 || one.Memory >= u.Memory {
 		t.Errorf("PidsUsage(grandchild) = %+v; want 1 process, less memory than the tree's %d", one, u.Memory)
 	}
