@@ -195,6 +195,12 @@ func pidReusedTrial(t *testing.T, c *tcase, mode string, i int) (old int, imp *t
 		}
 	} else {
 		mon.Terminate(t, startTimeout)
+		// Taken for the file's process, the impostor would be killed once the stalls carried
+		// over reach the threshold, or after the grace, perhaps after the trial's window.
+		watching := fmt.Sprintf("msg=watching worker=%s pid=%d ", name, old)
+		if n := mon.Stdout.Count(watching) + mon.Stderr.Count(watching); n != 1 {
+			t.Errorf("serve watched pid %d %d times, want once: the second is the impostor, taken for the pidfile's process", old, n)
+		}
 	}
 	return old, imp, got
 }

@@ -52,8 +52,6 @@ package fleet
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"reflect"
 	"sync"
@@ -63,8 +61,6 @@ import (
 	"github.com/shmmon/shmmon/config"
 	"github.com/shmmon/shmmon/hook"
 	"github.com/shmmon/shmmon/monitor"
-	"github.com/shmmon/shmmon/pidfile"
-	"github.com/shmmon/shmmon/proc"
 	"github.com/shmmon/shmmon/proctab"
 	"github.com/shmmon/shmmon/source"
 	"github.com/shmmon/shmmon/supervise"
@@ -270,17 +266,4 @@ func (f *Fleet) start(w *config.Worker) error {
 	}()
 	f.members[w.Name] = m
 	return nil
-}
-
-// watchedProcess takes hold of the process a watched-only worker names: its pid, or the one
-// its pidfile names once package pidfile trusts the file and the process.
-func watchedProcess(w config.Worker) (*proc.Process, error) {
-	if w.PidFile != "" {
-		return pidfile.Open(w.PidFile)
-	}
-	p, err := proc.Open(w.Pid)
-	if errors.Is(err, proc.ErrNotExist) {
-		return nil, fmt.Errorf("pid %d: no such process", w.Pid)
-	}
-	return p, err
 }

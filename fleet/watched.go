@@ -34,7 +34,10 @@ type watched struct {
 	cur  atomic.Pointer[monitor.Worker] // the worker of the current (or last) watch
 	proc atomic.Pointer[proc.Process]   // the process the current watch watches; nil between watches
 
-	lastErr string // the last "cannot watch" error logged; used by one attempt at a time
+	// Used by one attempt, or the end of one watch, at a time:
+	lastErr string       // the last "cannot watch" error logged
+	file    pidfile.File // what the pidfile said when the current (or last) watch began
+	gone    bool         // the process of file has ended: the file is stale until it changes
 
 	// mu guards the state below. At most one of retry, stopWatch, idle and parked is set;
 	// none is while an attempt or the end of a watch is under way, which then looks at
@@ -121,7 +124,7 @@ func (x *watched) attempt() {
 		x.finish()
 		return
 	}
-	p, err := watchedProcess(*x.w)
+	p, err := x.process()
 	if err != nil {
 		if msg := err.Error(); msg != x.lastErr {
 			x.logUnavailable(err)
@@ -166,6 +169,7 @@ func (x *watched) attempt() {
 // follows the pidfile.
 func (x *watched) ended(p *proc.Process, out monitor.Outcome, err error) {
 	x.proc.Store(nil)
+	x.gone = x.gone || p.Exited()
 	p.Close()
 	if err != nil {
 		x.log.Error("watching", "worker", x.w.Name, "err", err)
@@ -190,6 +194,33 @@ func (x *watched) ended(p *proc.Process, out monitor.Outcome, err error) {
 	default:
 		x.attempt()
 	}
+}
+
+// process takes hold of the process the worker names: its pid, or the one its pidfile names
+// once package pidfile trusts the file and the process (and, once the file's last process
+// has ended, only after the file changed).
+func (x *watched) process() (*proc.Process, error) {
+	if x.w.PidFile == "" {
+		p, err := proc.Open(x.w.Pid)
+		if errors.Is(err, proc.ErrNotExist) {
+			return nil, fmt.Errorf("pid %d: no such process", x.w.Pid)
+		}
+		return p, err
+	}
+	var (
+		p   *proc.Process
+		f   pidfile.File
+		err error
+	)
+	if x.gone {
+		p, f, err = pidfile.OpenAfter(x.w.PidFile, x.file)
+	} else {
+		p, f, err = pidfile.Open(x.w.PidFile)
+	}
+	if err == nil {
+		x.file, x.gone = f, false
+	}
+	return p, err
 }
 
 // logUnavailable logs why the worker's process cannot be watched now: a pidfile that breaks a

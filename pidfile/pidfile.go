@@ -20,10 +20,14 @@
 //     it.
 //   - The process it names, once held by a pidfd ([proc.Open]), belongs to the file's owner
 //     (its real uid), unless the owner is root; and it started before the file was last
-//     written (with a second of slack: start times are in 1/100 s and the boot time in
-//     seconds), or else the pid was reused after the file's process died: the file is stale.
+//     written, or else the pid was reused after the file's process died: the file is stale.
+//     The slack is [Slack], or a second when the file's time has no fraction of a second
+//     (a file system that keeps whole seconds).
+//   - Once the process a file named has ended, the file is stale until it is written again
+//     or names another pid ([OpenAfter]): whatever holds that pid now is not the file's
+//     process, however soon after the file it started.
 //
-// [Read] checks the file, [Open] the file and its process. Every refusal is an [*Error]
+// [Read] checks the file, [Open] and [OpenAfter] the file and its process. Every refusal is an [*Error]
 // naming the path, the file's owner and the pid when known, and why; it matches [ErrUntrusted]
 // (a rule above), [ErrInvalid] (not a pid), [ErrStale], or wraps the error of the system
 // (errors.Is(err, fs.ErrNotExist) for a missing file, [proc.ErrNotExist] for a pid naming no
@@ -54,7 +58,8 @@ var (
 	ErrUntrusted = errors.New("pidfile: untrusted")
 	// ErrInvalid: the file does not hold a pid, or the path is not absolute.
 	ErrInvalid = errors.New("pidfile: not a pid")
-	// ErrStale: the process the file names started after the file was last written.
+	// ErrStale: the process the file names started after the file was last written, or the
+	// file was not written since its last process ended ([OpenAfter]).
 	ErrStale = errors.New("pidfile: stale")
 )
 
@@ -90,10 +95,15 @@ type File struct {
 //     wrapping the error of the system (errors.Is(err, fs.ErrNotExist) for a missing one).
 func Read(path string) (File, error) { return read(path, uint32(os.Geteuid())) }
 
+// Slack is how much later than its pidfile was last written a process may have started and
+// still be the file's: start times are in 1/100 s, rounded down, and a file's time is the
+// kernel's coarse clock, a tick behind at most.
+const Slack = 50 * time.Millisecond
+
 // Open reads the pidfile at path as [Read] does and takes hold of the process it names,
 // checking that process. Outcomes:
 //
-//   - The process, which the caller must Close, nil.
+//   - The process, which the caller must Close, what the file says, nil.
 //   - An error of [Read].
 //   - The pid names no process: an [*Error] wrapping [proc.ErrNotExist] (matching
 //     fs.ErrNotExist too).
@@ -105,22 +115,32 @@ func Read(path string) (File, error) { return read(path, uint32(os.Geteuid())) }
 //
 // The checks of the process are made while it is held by its pidfd: what is read about it is
 // about this process, not another that got its pid after it ended.
-func Open(path string) (*proc.Process, error) { return open(path, uint32(os.Geteuid())) }
+func Open(path string) (*proc.Process, File, error) { return open(path, uint32(os.Geteuid()), nil) }
 
-func open(path string, euid uint32) (*proc.Process, error) {
+// OpenAfter is [Open] for a pidfile whose last process has ended: last is what the Open that
+// took hold of it returned. While the file still names that pid and has not been written
+// since, it is stale (an [*Error] matching [ErrStale]), whatever now holds the pid.
+func OpenAfter(path string, last File) (*proc.Process, File, error) {
+	return open(path, uint32(os.Geteuid()), &last)
+}
+
+func open(path string, euid uint32, last *File) (*proc.Process, File, error) {
 	f, err := read(path, euid)
 	if err != nil {
-		return nil, err
+		return nil, File{}, err
 	}
 	refuse := func(why string, err error) error {
 		return &Error{Path: path, Owner: int(f.Owner), Pid: f.Pid, Why: why, Err: err}
 	}
+	if last != nil && f.Pid == last.Pid && f.ModTime.Equal(last.ModTime) {
+		return nil, File{}, refuse(fmt.Sprintf("names pid %d, whose process ended, and was not written since: stale", f.Pid), ErrStale)
+	}
 	p, err := proc.Open(f.Pid)
 	if errors.Is(err, proc.ErrNotExist) {
-		return nil, refuse(fmt.Sprintf("names pid %d: no such process", f.Pid), err)
+		return nil, File{}, refuse(fmt.Sprintf("names pid %d: no such process", f.Pid), err)
 	}
 	if err != nil {
-		return nil, refuse(fmt.Sprintf("names pid %d: %v", f.Pid, err), err)
+		return nil, File{}, refuse(fmt.Sprintf("names pid %d: %v", f.Pid, err), err)
 	}
 	// Both reads happen before Credentials looks at the pidfd: they are of the process held.
 	started, serr := proc.StartTime(f.Pid)
@@ -136,14 +156,23 @@ func open(path string, euid uint32) (*proc.Process, error) {
 		err = refuse(fmt.Sprintf("names pid %d: %v", f.Pid, err), err)
 	case f.Owner != 0 && uid != f.Owner:
 		err = refuse(fmt.Sprintf("names pid %d, a process of uid %d, not of the file's owner", f.Pid, uid), ErrUntrusted)
-	case started.After(f.ModTime.Add(time.Second)):
+	case started.After(f.ModTime.Add(slack(f.ModTime))):
 		err = refuse(fmt.Sprintf("names pid %d, which started after the file was written: stale", f.Pid), ErrStale)
 	}
 	if err != nil {
 		p.Close()
-		return nil, err
+		return nil, File{}, err
 	}
-	return p, nil
+	return p, f, nil
+}
+
+// slack is how much later than mtime a file's process may have started: [Slack], or a second
+// for a time in whole seconds.
+func slack(mtime time.Time) time.Duration {
+	if mtime.Nanosecond() == 0 {
+		return time.Second
+	}
+	return Slack
 }
 
 // parse returns the pid in b, the bytes of a pidfile.

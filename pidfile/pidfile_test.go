@@ -272,7 +272,7 @@ func TestOpenProcessOwner(t *testing.T) {
 			l := newLayout(t)
 			pid := startAs(t, tt.processOwner)
 			path := l.file("w.pid", strconv.Itoa(pid), 0o644, int(tt.fileOwner))
-			p, err := open(path, tt.euid)
+			p, _, err := open(path, tt.euid, nil)
 			if tt.want == nil {
 				if err != nil || p.Pid() != pid {
 					t.Fatalf("open(%s) = %v; want pid %d", path, err, pid)
@@ -294,8 +294,9 @@ func TestOpenProcessOwner(t *testing.T) {
 	}
 }
 
-// TestOpenStaleAndGone: a pidfile last written before its process started is stale; one
-// naming no process says so; a fresh one is taken.
+// TestOpenStaleAndGone: a pidfile last written before its process started is stale (by more
+// than Slack, or a second for a time in whole seconds); one naming no process says so; a
+// fresh one is taken.
 func TestOpenStaleAndGone(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "w.pid")
@@ -305,17 +306,55 @@ func TestOpenStaleAndGone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	setTime := func(mtime time.Time) {
+		t.Helper()
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
 	pid := startAs(t, uint32(os.Geteuid()))
-	write(pid)
-	old := time.Now().Add(-time.Minute)
-	if err := os.Chtimes(path, old, old); err != nil {
+	started, err := proc.StartTime(pid)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(path); !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "stale") {
-		t.Errorf("Open of a pidfile older than its process: %v, want ErrStale", err)
+	write(pid)
+	for _, tt := range []struct {
+		name  string
+		mtime time.Time
+		stale bool
+	}{
+		{"a minute before", started.Add(-time.Minute), true},
+		{"twice the slack before", started.Add(-2*Slack - time.Nanosecond), true},
+		{"half the slack before", started.Add(-Slack / 2), false},
+		{"after", started.Add(time.Millisecond), false},
+		{"within the second before, in whole seconds", started.Truncate(time.Second), false},
+		{"two seconds before, in whole seconds", started.Truncate(time.Second).Add(-2 * time.Second), true},
+	} {
+		setTime(tt.mtime)
+		p, f, err := Open(path)
+		if tt.stale {
+			if !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "stale") {
+				t.Errorf("%s: Open of a pidfile written %v before its process started: %v, want ErrStale", tt.name, started.Sub(tt.mtime), err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: Open of a pidfile written %v before its process started: %v", tt.name, started.Sub(tt.mtime), err)
+			continue
+		}
+		if f.Pid != pid || !f.ModTime.Equal(tt.mtime) {
+			t.Errorf("%s: Open's file = %+v, want pid %d, time %v", tt.name, f, pid, tt.mtime)
+		}
+		p.Close()
+	}
+	if got := slack(time.Unix(5, 0)); got != time.Second {
+		t.Errorf("slack for a time in whole seconds = %v, want 1s", got)
+	}
+	if got := slack(time.Unix(5, 1)); got != Slack {
+		t.Errorf("slack for a time with a fraction = %v, want %v", got, Slack)
 	}
 	write(pid)
-	p, err := Open(path)
+	p, _, err := Open(path)
 	if err != nil {
 		t.Fatalf("Open of a fresh pidfile: %v", err)
 	}
@@ -327,11 +366,52 @@ func TestOpenStaleAndGone(t *testing.T) {
 	}
 	write(cmd.Process.Pid)
 	var pe *Error
-	if _, err := Open(path); !errors.Is(err, proc.ErrNotExist) || !errors.As(err, &pe) || pe.Pid != cmd.Process.Pid {
+	if _, _, err := Open(path); !errors.Is(err, proc.ErrNotExist) || !errors.As(err, &pe) || pe.Pid != cmd.Process.Pid {
 		t.Errorf("Open of a pidfile naming a gone pid: %v, want proc.ErrNotExist naming pid %d", err, cmd.Process.Pid)
 	}
 	write(os.Getpid())
-	if _, err := Open(path); !errors.Is(err, proc.ErrRefused) {
+	if _, _, err := Open(path); !errors.Is(err, proc.ErrRefused) {
 		t.Errorf("Open of a pidfile naming the caller: %v, want proc.ErrRefused", err)
 	}
+}
+
+// TestOpenAfter: once the process a pidfile named has ended, the file is stale while it is
+// unchanged, even when its pid names a live process that started before the file was
+// written; written again, or naming another pid, it is taken.
+func TestOpenAfter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.pid")
+	pid := startAs(t, uint32(os.Geteuid()))
+	other := startAs(t, uint32(os.Geteuid())) // started before the file is written
+	if err := os.WriteFile(path, []byte(strconv.Itoa(pid)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, last, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	// The live process stands for the one that took the pid of last's ended process.
+	if _, _, err := OpenAfter(path, last); !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "not written since") {
+		t.Errorf("OpenAfter of an unchanged pidfile: %v, want ErrStale, not written since", err)
+	}
+	later := last.ModTime.Add(time.Millisecond)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	p, f, err := OpenAfter(path, last)
+	if err != nil || f.Pid != pid {
+		t.Fatalf("OpenAfter of a pidfile written again: %+v, %v; want pid %d", f, err, pid)
+	}
+	p.Close()
+	if err := os.WriteFile(path, []byte(strconv.Itoa(other)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, last.ModTime, last.ModTime); err != nil {
+		t.Fatal(err)
+	}
+	p, f, err = OpenAfter(path, last)
+	if err != nil || f.Pid != other {
+		t.Fatalf("OpenAfter of a pidfile naming another pid: %+v, %v; want pid %d", f, err, other)
+	}
+	p.Close()
 }

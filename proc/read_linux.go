@@ -49,13 +49,13 @@ func readProc[T any](pid int, op string, read func(procfs.Proc) (T, error)) (T, 
 
 // userHZ is USER_HZ, the unit of /proc/PID/stat times. It is 100 on every architecture Go
 // supports; procfs hard-codes it too, but uses it only in ProcStat.StartTime, which rereads
-// the boot time on every call (see bootTime) and returns float seconds.
+// the boot time, in whole seconds, on every call (see bootTime) and returns float seconds.
 const userHZ = 100
 
 // StartTime returns when the process pid started, from its start time in /proc/PID/stat
-// (clock ticks since boot) and the boot time in /proc/stat. The result has a resolution of
-// 1/100 s; it can be earlier than the true start by up to a second, since the boot time is
-// whole seconds, but it is the same every time it is asked for the same process. Outcomes:
+// (clock ticks since boot) and the boot time (see bootTime). The result has a resolution of
+// 1/100 s and is earlier than the true start by less than that (the kernel rounds the ticks
+// down); it is the same every time it is asked for the same process. Outcomes:
 //
 //   - The start time, nil.
 //   - No such process: the zero time and an error wrapping [ErrNotExist].
@@ -72,22 +72,18 @@ func StartTime(pid int) (time.Time, error) {
 	return boot.Add(time.Duration(stat.Starttime) * (time.Second / userHZ)), nil
 }
 
-// bootTime is the "btime" line of /proc/stat. It is read once: the kernel derives it from
-// the wall clock, so it moves when the clock is stepped, and start times must not move with
-// it.
+// bootTime is when the machine booted, on the wall clock: now less the time since boot on
+// CLOCK_BOOTTIME, the clock the start times of /proc/PID/stat count on, to the nanosecond
+// (the "btime" of /proc/stat is whole seconds, which made start times up to a second early).
+// It is computed once: the difference moves when the wall clock is stepped, and start times
+// must not move with it.
 var bootTime = sync.OnceValues(func() (time.Time, error) {
-	pfs, err := procFS()
-	var stat procfs.Stat
-	if err == nil {
-		stat, err = pfs.Stat()
+	now := time.Now().Round(0) // the wall clock alone
+	var up unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &up); err != nil {
+		return time.Time{}, fmt.Errorf("boot time: clock_gettime(CLOCK_BOOTTIME): %w", err)
 	}
-	if err == nil && stat.BootTime == 0 {
-		err = errors.New("no btime in /proc/stat")
-	}
-	if err != nil {
-		return time.Time{}, fmt.Errorf("boot time: %w", err)
-	}
-	return time.Unix(int64(stat.BootTime), 0), nil
+	return now.Add(-time.Duration(up.Nano())), nil
 })
 
 // Alive reports whether a process with this pid exists and has not exited: a zombie (ended,
