@@ -192,6 +192,16 @@ processes share no executable with 999 others, so ends as slow there are not the
 mapping lock but the kernel's exit of a process on a machine this loaded; either way the wait
 comes after the SIGKILL, which is what shmmon is judged on.
 
+A second stall of the same kernel is avoided, not measured: the writeback of an executable
+that hundreds of running processes map (the freshly built test binary, or a fresh copy of
+it) took over 30 s under the two CPU hogs, and a healthy worker faulting in a page of it
+meanwhile waited in uninterruptible sleep in ` + "`filemap_fault`" + `, outside any system call. shmmon
+counted those stalls (a process in D state is not waiting for a CPU) and killed 5 to 13
+healthy workers in 3 of 5 runs of the split case, before the fleet case wrote its
+executables back to disk (fsync) ahead of starting them. An operator who replaces a binary
+in place under a large fleet should expect the same; the kill's evidence line names the
+frame (` + "`D folio_wait_bit_common … filemap_fault`" + `).
+
 The wall clock is not changed by the suite: CLOCK_REALTIME cannot be namespaced (a time
 namespace only offsets the monotonic and boot clocks), and changing the machine's clock would
 disturb everything else on it. That only the monotonic clock decides is shown by the unit
