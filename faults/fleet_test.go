@@ -66,8 +66,7 @@ func fleetCase(t *testing.T, copies int) {
 	c := newCase(t, fmt.Sprintf("%d workers at 10 Hz under one serve (%s), 2 CPU hogs, %d hung at random", fleetSize, split, fleetHangs),
 		fmt.Sprintf("exactly the %d hung killed, each ≤ %v, and restarted; no other kill", fleetHangs, fleetBound))
 	c.row.Bound = fleetBound
-	exes := []string{testkit.Executable(t)}
-	writeBack(t, exes[0]) // just built: perhaps not written back yet
+	exes := []string{testkit.Executable(t)} // written back by TestMain
 	for i := 1; i < copies; i++ {
 		exes = append(exes, copyExecutable(t, exes[0], i))
 	}
@@ -266,7 +265,9 @@ func copyExecutable(t *testing.T, exe string, i int) string {
 	if err := os.WriteFile(path, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeBack(t, path)
+	if err := writeBack(path); err != nil {
+		t.Fatal(err)
+	}
 	return path
 }
 
@@ -277,16 +278,16 @@ func copyExecutable(t *testing.T, exe string, i int) string {
 // healthy workers of one fresh copy killed as hung, each in filemap_fault. That is a
 // kernel stall the starvation rule rightly counts (D, outside a system call), not what this
 // case measures.
-func writeBack(t *testing.T, path string) {
-	t.Helper()
+func writeBack(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer f.Close()
 	if err := f.Sync(); err != nil {
-		t.Fatalf("fsync %s: %v", path, err)
+		return fmt.Errorf("fsync %s: %w", path, err)
 	}
+	return nil
 }
 
 // sigkilled reports whether pid has received SIGKILL: it is dying, and will never run its

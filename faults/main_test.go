@@ -62,6 +62,15 @@ func TestMain(m *testing.M) {
 	}
 	// The whole output of a failed case's processes, for logs too long for the test log.
 	testkit.OutputDir = os.Getenv("FAULTS_LOGDIR")
+	// Just built, this binary may not be on disk yet: the cases run it as hundreds of workers
+	// (see writeBack).
+	if exe, err := os.Executable(); err != nil {
+		fmt.Fprintln(os.Stderr, "faults:", err)
+		os.Exit(1)
+	} else if err := writeBack(exe); err != nil {
+		fmt.Fprintln(os.Stderr, "faults:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	printTable(os.Stdout)
 	if path := os.Getenv("FAULTS_REPORT"); path != "" {
