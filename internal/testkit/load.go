@@ -42,3 +42,13 @@ func SchedIdle(t testing.TB, pid int, idle bool) {
 		t.Fatalf("chrt -a %s -p 0 %d: %v\n%s", policy, pid, err, out)
 	}
 }
+
+// Pin keeps every thread of process pid on the CPU cpu (taskset -a -p -c): a SCHED_IDLE
+// worker pinned next to [Load]'s loops cannot slip to a core that happens to be free of them
+// for a moment, so it is starved however the other work on the machine comes and goes.
+func Pin(t testing.TB, pid, cpu int) {
+	t.Helper()
+	if out, err := exec.Command("taskset", "-a", "-p", "-c", strconv.Itoa(cpu), strconv.Itoa(pid)).CombinedOutput(); err != nil {
+		t.Fatalf("taskset -a -p -c %d %d: %v\n%s", cpu, pid, err, out)
+	}
+}
