@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,7 +65,7 @@ func fleetCase(t *testing.T, copies int) {
 		split = fmt.Sprintf("split across %d copies of the executable", copies)
 	}
 	c := newCase(t, fmt.Sprintf("%d workers at 10 Hz under one serve (%s), 2 CPU hogs, %d hung at random", fleetSize, split, fleetHangs),
-		fmt.Sprintf("exactly the %d hung killed, each ≤ %v, and restarted; no other kill", fleetHangs, fleetBound))
+		fmt.Sprintf("exactly the %d hung killed, each ≤ %v, and restarted; no other kill but of a worker the kernel held in a page fault for the whole threshold (counted apart)", fleetHangs, fleetBound))
 	c.row.Bound = fleetBound
 	exes := []string{testkit.Executable(t)} // written back by TestMain
 	for i := 1; i < copies; i++ {
@@ -185,16 +186,24 @@ func fleetCase(t *testing.T, copies int) {
 		return true
 	})
 
-	// The kills logged are exactly the hung workers; every other worker still has its pid.
+	// The kills logged are exactly the hung workers, and those the kernel held in a page
+	// fault for the whole threshold; every other worker still has its pid.
 	ks := kills(&serve.Stderr)
-	killed := map[int]bool{}
+	killed, faulted := map[int]bool{}, map[int]bool{}
 	for _, k := range ks {
 		killed[k.pid] = true
-		if !hungPid[k.pid] {
-			c.row.FalseKills++
-			t.Errorf("serve killed worker %s pid %d, which was not hung; serve's lines for it:\n%s", k.worker, k.pid,
-				strings.Join(testkit.LinesWith(serve.Stderr.Lines(), "worker="+k.worker+" "), "\n"))
+		if hungPid[k.pid] {
+			continue
 		}
+		lines := testkit.LinesWith(serve.Stderr.Lines(), "worker="+k.worker+" ")
+		if ev := testkit.LinesWith(lines, fmt.Sprintf("msg=evidence worker=%s pid=%d ", k.worker, k.pid)); len(ev) == 1 && inPageFault(ev[0], k.pid) {
+			faulted[k.pid] = true
+			t.Logf("serve killed worker %s pid %d, not hung by the test but held by the kernel in a page fault for the whole threshold:\n%s",
+				k.worker, k.pid, ev[0])
+			continue
+		}
+		c.row.FalseKills++
+		t.Errorf("serve killed worker %s pid %d, which was not hung; serve's lines for it:\n%s", k.worker, k.pid, strings.Join(lines, "\n"))
 	}
 	for pid := range hungPid {
 		if !killed[pid] {
@@ -208,7 +217,7 @@ func fleetCase(t *testing.T, copies int) {
 		switch {
 		case err != nil:
 			t.Errorf("%s: %v", name, err)
-		case hungPid[pids[i]]:
+		case hungPid[pids[i]] || faulted[pids[i]]:
 			if now != pids[i] && snap.Seq > 0 && proc.Alive(now) {
 				restarted++
 			} else {
@@ -221,14 +230,34 @@ func fleetCase(t *testing.T, copies int) {
 		}
 	}
 	exits := len(testkit.LinesWith(serve.Stderr.Lines(), `msg="worker ended"`))
-	c.row.observe("%d hung, %d killed (%d of them hung), worst %v from SIGSTOP to SIGKILL received (%v to the end of the process); %d restarted; %d other workers changed; %d exits logged; serve up %v (workers beating after %v)",
-		len(hangs), len(ks), len(ks)-c.row.FalseKills, worst.Round(time.Millisecond), worstGone.Round(time.Millisecond),
+	c.row.observe("%d hung, %d killed (%d of them hung, %d held by the kernel in a page fault: D in exc_page_fault for the whole threshold, which the rule counts), worst %v from SIGSTOP to SIGKILL received (%v to the end of the process); %d restarted; %d other workers changed; %d exits logged; serve up %v (workers beating after %v)",
+		len(hangs), len(ks), len(ks)-c.row.FalseKills-len(faulted), len(faulted), worst.Round(time.Millisecond), worstGone.Round(time.Millisecond),
 		restarted, changed, exits, time.Since(startAt).Round(time.Second), run.Sub(startAt).Round(time.Second))
 
 	serve.Terminate(t, time.Minute)
 	if left := tagged(c.tag); len(left) > 2 { // the two hogs
 		t.Errorf("%d processes left after serve stopped", len(left)-2)
 	}
+}
+
+// pageFault matches a thread of an evidence line (see sched.Evidence) in uninterruptible sleep
+// outside any system call, with exc_page_fault on its kernel stack.
+var pageFault = regexp.MustCompile(`^\d+ D \S+ syscall=-1 .*\bexc_page_fault\b`)
+
+// inPageFault reports whether the evidence line of the kill of pid shows its main thread (the
+// thread whose id is pid) held by the kernel in a page fault: the stall was the kernel's, not
+// the program's, though the rule counts it as any process blocked in D state.
+func inPageFault(evidence string, pid int) bool {
+	_, threads, ok := strings.Cut(evidence, `threads="`)
+	if !ok {
+		return false
+	}
+	for _, th := range strings.Split(threads, "; ") {
+		if strings.HasPrefix(th, strconv.Itoa(pid)+" ") {
+			return pageFault.MatchString(th)
+		}
+	}
+	return false
 }
 
 // waitAllBeating waits up to 3 minutes until every object of names is beaten in state ok,
