@@ -107,8 +107,9 @@ func fleetCase(t *testing.T, copies int) {
 	type hang struct {
 		name    string
 		pid     int
-		stopped time.Time
-		killed  time.Duration // from SIGSTOP to SIGKILL received (or the end); 0 before
+		stopped time.Time     // just before the SIGSTOP
+		sent    time.Duration // from stopped until the SIGSTOP had been sent
+		killed  time.Duration // from SIGSTOP to SIGKILL received (or the end), as this test saw it; 0 before
 		gone    time.Duration // from SIGSTOP to the end (exited, or a zombie); 0 before
 	}
 	var mu sync.Mutex
@@ -135,13 +136,14 @@ func fleetCase(t *testing.T, copies int) {
 		if err := syscall.Kill(h.pid, syscall.SIGSTOP); err != nil {
 			t.Fatalf("SIGSTOP to worker %s pid %d: %v", h.name, h.pid, err)
 		}
+		h.sent = time.Since(h.stopped)
 		mu.Lock()
 		hangs = append(hangs, h)
 		mu.Unlock()
 	}
 	time.Sleep(time.Until(run.Add(dur)))
 
-	// Every hung worker was killed (SIGKILL received) within the bound and slack. Its end
+	// Every hung worker was killed (SIGKILL sent) within the bound and slack. Its end
 	// can take longer: the kernel's exit of a process whose binary 1,000 others map may
 	// wait tens of seconds for the file's mapping lock (see RELIABILITY.md), so the ends
 	// and restarts are waited for, up to fleetReap.
@@ -156,20 +158,35 @@ func fleetCase(t *testing.T, copies int) {
 		}
 		return true
 	})
+	// When was each SIGKILL sent? Serve's own log says, on serve's clock. The follower's
+	// reading (SIGKILL received) is this process's, and this process maps the binary the
+	// 1,000 workers map: the kernel may hold it in a page fault for seconds (see the
+	// report's kernel notes), which would be counted against shmmon. The SIGSTOP went out
+	// between stopped and stopped+sent: the worst reported is from stopped (the longest the
+	// kill can have taken); a kill fails the case when even from stopped+sent it is past the
+	// bound and slack.
 	var worst, worstGone time.Duration
 	hungPid := map[int]bool{}
+	lines := serve.Stderr.Lines()
 	mu.Lock()
 	for _, h := range hangs {
 		hungPid[h.pid] = true
+		if h.sent > 100*time.Millisecond {
+			t.Logf("worker %s pid %d: this test took %v to send its SIGSTOP", h.name, h.pid, h.sent)
+		}
+		killed := h.killed
+		if at, ok := sigkillSent(lines, h.name, h.pid); ok {
+			killed = at.Sub(h.stopped)
+		}
 		switch {
-		case h.killed == 0:
+		case killed == 0:
 			c.row.MissedHangs++
 			t.Errorf("hung worker %s pid %d not killed %v after SIGSTOP", h.name, h.pid, time.Since(h.stopped))
-		case h.killed > fleetBound+2*loadSlack:
+		case killed-h.sent > fleetBound+2*loadSlack:
 			c.row.MissedHangs++
-			t.Errorf("hung worker %s pid %d killed %v after SIGSTOP, bound %v", h.name, h.pid, h.killed, fleetBound)
+			t.Errorf("hung worker %s pid %d killed %v after SIGSTOP (sent within %v), bound %v", h.name, h.pid, killed, h.sent, fleetBound)
 		}
-		worst, worstGone = max(worst, h.killed), max(worstGone, h.gone)
+		worst, worstGone = max(worst, killed), max(worstGone, h.gone)
 	}
 	mu.Unlock()
 	c.row.Trials = len(hangs)
@@ -230,7 +247,7 @@ func fleetCase(t *testing.T, copies int) {
 		}
 	}
 	exits := len(testkit.LinesWith(serve.Stderr.Lines(), `msg="worker ended"`))
-	c.row.observe("%d hung, %d killed (%d of them hung, %d held by the kernel in a page fault: D in exc_page_fault for the whole threshold, which the rule counts), worst %v from SIGSTOP to SIGKILL received (%v to the end of the process); %d restarted; %d other workers changed; %d exits logged; serve up %v (workers beating after %v)",
+	c.row.observe("%d hung, %d killed (%d of them hung, %d held by the kernel in a page fault: D in exc_page_fault for the whole threshold, which the rule counts), worst %v from SIGSTOP to SIGKILL sent, by serve's log (%v to the end of the process); %d restarted; %d other workers changed; %d exits logged; serve up %v (workers beating after %v)",
 		len(hangs), len(ks), len(ks)-c.row.FalseKills-len(faulted), len(faulted), worst.Round(time.Millisecond), worstGone.Round(time.Millisecond),
 		restarted, changed, exits, time.Since(startAt).Round(time.Second), run.Sub(startAt).Round(time.Second))
 
@@ -238,6 +255,22 @@ func fleetCase(t *testing.T, copies int) {
 	if left := tagged(c.tag); len(left) > 2 { // the two hogs
 		t.Errorf("%d processes left after serve stopped", len(left)-2)
 	}
+}
+
+// killStepAt is serve's log line for the SIGKILL of a kill: its time, then the worker.
+var killStepAt = regexp.MustCompile(`^time=(\S+) level=\S+ msg="kill step" worker=(\S+) event=kill .*\bpid=(\d+) `)
+
+// sigkillSent returns when serve sent SIGKILL to worker's process pid, from serve's log lines.
+func sigkillSent(lines []string, worker string, pid int) (time.Time, bool) {
+	for _, l := range lines {
+		m := killStepAt.FindStringSubmatch(l)
+		if m == nil || m[2] != worker || m[3] != strconv.Itoa(pid) {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, m[1])
+		return at, err == nil
+	}
+	return time.Time{}, false
 }
 
 // pageFault matches a thread of an evidence line (see sched.Evidence) in uninterruptible sleep

@@ -2,7 +2,10 @@
 
 package faults
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // TestInPageFault: the evidence of a kill (as serve logged it in a run of the fleet case)
 // shows the main thread held in a page fault; a stopped one, or a fault of another thread,
@@ -25,5 +28,21 @@ func TestInPageFault(t *testing.T) {
 		if got := inPageFault(tt.line, tt.pid); got != tt.want {
 			t.Errorf("inPageFault(pid %d) = %v, want %v: %.120s", tt.pid, got, tt.want, tt.line)
 		}
+	}
+}
+
+// TestSigkillSent: the time of serve's SIGKILL step for one worker's pid, from a real line.
+func TestSigkillSent(t *testing.T) {
+	lines := []string{
+		`time=2026-12-02T05:12:06.021Z level=WARN msg="kill step" worker=w-842 event=signal reason=kill seq=288 stalled_for=3.004s pid=25960 signal=SIGTERM group=true`,
+		`time=2026-12-02T05:12:07.021Z level=WARN msg="kill step" worker=w-84 event=kill reason=kill seq=288 stalled_for=3.004s pid=25960 group=true waited=1.00051653s`,
+		`time=2026-12-02T05:12:07.521Z level=WARN msg="kill step" worker=w-842 event=kill reason=kill seq=288 stalled_for=3.004s pid=25960 group=true waited=1.00051653s`,
+	}
+	at, ok := sigkillSent(lines, "w-842", 25960)
+	if want := time.Date(2026, 12, 2, 5, 12, 7, 521e6, time.UTC); !ok || !at.Equal(want) {
+		t.Errorf("sigkillSent = %v, %v; want %v", at, ok, want)
+	}
+	if _, ok := sigkillSent(lines, "w-842", 1); ok {
+		t.Error("sigkillSent found a SIGKILL for another pid")
 	}
 }
