@@ -62,8 +62,8 @@ type starveCase struct {
 }
 
 // watchStarved watches the test binary as a worker (see beatThenHang) with interval 100ms
-// and 3 stalls: once it beats, every core gets busy loops (unless quiet), then it is made to
-// hang. It returns the outcome, how long after the hang it came, and the log.
+// and 3 stalls: once it beats, every core gets busy loops (unless quiet) until the hang
+// verdict, then it is made to hang. It returns the outcome, how long after the hang it came, and the log.
 func watchStarved(t *testing.T, c starveCase) (Outcome, time.Duration, string) {
 	t.Helper()
 	name := testkit.Name(t, "shmmon-starve")
@@ -86,7 +86,23 @@ func watchStarved(t *testing.T, c starveCase) (Outcome, time.Duration, string) {
 
 	logs, log := newLog()
 	cfg := Config{Interval: 100 * time.Millisecond, Stalls: 3, Grace: 5 * time.Second, StarvedMax: c.starvedMax}
-	w := &Watch{Name: name, Options: Options{Config: cfg, OnEvent: c.onEvent}, Process: p, KillAfter: 300 * time.Millisecond, Logger: log}
+	// Once the worker is judged hung, the loops stop: a SCHED_IDLE worker beside them would
+	// not get a CPU even to end, and the kill's wait for its end would run out.
+	var loadMu sync.Mutex
+	var stopLoad func()
+	onEvent := func(e Event) {
+		if e.Kind == EventAbnormal {
+			loadMu.Lock()
+			if stopLoad != nil {
+				stopLoad()
+			}
+			loadMu.Unlock()
+		}
+		if c.onEvent != nil {
+			c.onEvent(e)
+		}
+	}
+	w := &Watch{Name: name, Options: Options{Config: cfg, OnEvent: onEvent}, Process: p, KillAfter: 300 * time.Millisecond, Logger: log}
 	type result struct {
 		out Outcome
 		err error
@@ -112,7 +128,9 @@ func watchStarved(t *testing.T, c starveCase) (Outcome, time.Duration, string) {
 		if c.idle {
 			perCore = 3
 		}
-		testkit.Load(t, perCore)
+		loadMu.Lock()
+		stopLoad = testkit.Load(t, perCore)
+		loadMu.Unlock()
 		time.Sleep(200 * time.Millisecond)
 	}
 	hung := time.Now()
