@@ -26,24 +26,6 @@ func runArgs(name string, more ...string) []string {
 		"--start-limit", "1000"}, more...)
 }
 
-// removeCgroups removes, when the test ends, the cgroups that `shmmon run` made for the objects
-// names and left behind when the case's cleanup SIGKILLed it (a failed case). Call it before
-// newCase: its cleanup, which kills the processes, must come first.
-func removeCgroups(t *testing.T, names ...string) {
-	t.Cleanup(func() {
-		m, err := cgroup.Open()
-		if err != nil {
-			return
-		}
-		defer m.Close()
-		for _, n := range names {
-			if g, _, err := m.Create(n); err == nil { // kills what is left in it
-				g.Remove()
-			}
-		}
-	})
-}
-
 // gone waits up to bound for the process held by p to end.
 func gone(p *proc.Process, bound time.Duration) bool { return p.WaitExit(context.Background(), bound) }
 
@@ -58,7 +40,6 @@ func TestMemoryLimit(t *testing.T) {
 		grow   = 200_000_000 // bytes per second
 	)
 	bound := time.Duration(limit*float64(time.Second)/grow) + (stalls+1)*interval + killAfter
-	removeCgroups(t, testkit.Name(t, "shmmon-faults")+"-0", testkit.Name(t, "shmmon-faults")+"-1")
 	c := newCase(t, "worker growing past memory_max, beating (run, cgroup where there is one)",
 		fmt.Sprintf("each run stopped ≤ growth + (stalls+1)×interval + kill-after (%v), event=limit, restarted; a steady one beside it untouched",
 			bound.Round(time.Millisecond)))
@@ -121,7 +102,6 @@ func TestTreeKill(t *testing.T) {
 	m.Close()
 	const beats = 10
 	bound := beats*30*time.Millisecond + killBound
-	removeCgroups(t, testkit.Name(t, "shmmon-faults")+"-0")
 	c := newCase(t, "hung worker whose setsid sleep left its group (run, cgroup)",
 		fmt.Sprintf("killed as hung with its sleep ≤ beats + (stalls+1)×interval + kill-after (%v), restarted", bound.Round(time.Millisecond)))
 	name := c.object(0)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmmon/shmmon/cgroup"
 	"github.com/shmmon/shmmon/internal/badactor"
 	"github.com/shmmon/shmmon/internal/testkit"
 	"github.com/shmmon/shmmon/proc"
@@ -226,7 +227,28 @@ func (c *tcase) cleanup() {
 				os.Remove(n)
 			}
 		}
+		removeCgroupsLike(prefix)
 	})
+}
+
+// removeCgroupsLike removes the workers' cgroups whose names begin with prefix (what a serve
+// that was killed, or whose workers' ends the kernel delayed past its stop, left behind),
+// killing what is left in them. The workers' parent is under the cgroup v2 mount: /sys/fs/cgroup
+// on a unified host, /sys/fs/cgroup/unified on a hybrid one.
+func removeCgroupsLike(prefix string) {
+	m, err := cgroup.Open()
+	if err != nil {
+		return
+	}
+	defer m.Close()
+	for _, mount := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		dirs, _ := filepath.Glob(filepath.Join(mount, m.Path(), prefix+"*"))
+		for _, d := range dirs {
+			if g, _, err := m.Create(filepath.Base(d)); err == nil {
+				g.Remove()
+			}
+		}
+	}
 }
 
 // objectPrefix is the start of every object name of the case.
