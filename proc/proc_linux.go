@@ -489,11 +489,12 @@ func (p *Process) WaitExit(ctx context.Context, timeout time.Duration) bool {
 func (p *Process) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
-		rerr := p.w.remove(p)
-		close(p.closed)
-		if err = errors.Join(rerr, p.f.Close()); err != nil {
+		// The pidfd is closed before closed is: whoever closed wakes (WaitExit) then finds
+		// the handle closed, not a pidfd that still says the process runs.
+		if err = errors.Join(p.w.remove(p), p.f.Close()); err != nil {
 			err = fmt.Errorf("proc: close pid %d: %w", p.pid, err)
 		}
+		close(p.closed)
 	})
 	return err
 }
